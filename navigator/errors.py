@@ -1,0 +1,21 @@
+"""One root error and a few leaves; only the CLI turns them into exit code 2."""
+
+
+class NavigatorError(Exception):
+    """Root of every error navigator raises on purpose. The message names the problem and the fix."""
+
+
+class InputError(NavigatorError):
+    """The user's model, data, flags or search space are unusable."""
+
+
+class UnavailableError(NavigatorError):
+    """A framework, runtime or device that a step needs is not installed or not present."""
+
+
+class StudyMismatchError(NavigatorError):
+    """An existing study in the output directory belongs to another model, space or objective."""
+
+
+class TrialError(NavigatorError):
+    """A trial failed (conversion, loading, running); recorded on the trial, never escapes the study."""

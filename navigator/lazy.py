@@ -1,0 +1,38 @@
+"""Lazy imports of heavy frameworks, so that `import navigator` and `navigator --help` stay instant."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+from navigator.errors import UnavailableError
+
+# Which extra of navigator installs each framework (pyproject.toml's optional-dependencies).
+EXTRAS = {
+    "torch": "torch",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+    "openvino": "openvino",
+}
+
+
+def installed(name: str) -> bool:
+    """True when `name` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require(name: str) -> ModuleType:
+    """Import `name` or raise UnavailableError naming the pip extra that provides it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        top = name.split(".")[0]
+        extra = EXTRAS.get(top, top)
+        raise UnavailableError(
+            f"{top} is not installed ({exc}); install it with: pip install 'navigator[{extra}]'"
+        ) from exc

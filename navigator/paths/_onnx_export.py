@@ -1,0 +1,70 @@
+"""PyTorch -> ONNX, shared by the ONNX consumers (ort_cpu, openvino) and cached under its own key.
+
+Two exporters, chosen by the `exporter` conversion parameter: "dynamo" (torch.export-based,
+torch.onnx.export(dynamo=True)) and "torchscript" (the tracing exporter). The batch axis is exported
+as dynamic when the IOSpec says so. An ONNX source is used as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+from navigator.lazy import require
+from navigator.paths._torch import example_args
+from navigator.records import Params
+from navigator.source import ModelSource
+from navigator.trial.cache import Cache
+
+ONNX_FILE = "model.onnx"
+
+
+def _dynamic_shapes(source: ModelSource) -> Any:
+    if not source.io.batched:
+        return None
+    torch = require("torch")
+    batch = torch.export.Dim("batch")
+    return tuple({0: batch} for _ in source.io.inputs)
+
+
+def export_program(source: ModelSource) -> Any:
+    """The source as a torch.export ExportedProgram with a dynamic batch axis where batched."""
+    torch = require("torch")
+    if source.kind == "exported":
+        return source.model
+    return torch.export.export(source.model, example_args(source), dynamic_shapes=_dynamic_shapes(source))
+
+
+def _export(source: ModelSource, params: Params, out: Path) -> None:
+    torch = require("torch")
+    names = [t.name for t in source.io.inputs]
+    outputs = [t.name for t in source.io.outputs]
+    target = out / ONNX_FILE
+    model = source.model.module() if source.kind == "exported" else source.model
+    quiet = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
+        warnings.simplefilter("ignore")
+        if params["exporter"] == "dynamo":
+            program = export_program(source)
+            onnx_program = torch.onnx.export(program, (), input_names=names, output_names=outputs,
+                                             opset_version=int(params["opset"]), dynamo=True,
+                                             external_data=False, verbose=False)
+            onnx_program.save(str(target))
+        else:
+            axes = {n: {0: "batch"} for n in names + outputs} if source.io.batched else None
+            torch.onnx.export(model, example_args(source), str(target), input_names=names, output_names=outputs,
+                              opset_version=int(params["opset"]), dynamic_axes=axes, dynamo=False)
+    require("onnx").checker.check_model(str(target))
+
+
+def onnx_file(source: ModelSource, params: Params, cache: Cache) -> Path:
+    """model.onnx for this source: exported with `exporter`/`opset` for torch, the file itself for ONNX."""
+    if source.framework == "onnx":
+        assert source.file is not None
+        return source.file
+    key = {"exporter": params["exporter"], "opset": params["opset"]}
+    return cache.get("onnx_export", key, lambda out: _export(source, key, out)) / ONNX_FILE
+

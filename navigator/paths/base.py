@@ -1,0 +1,63 @@
+"""What a conversion path module provides (a Protocol; nothing to inherit) and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import numpy as np
+
+from navigator.records import Artifact, Params
+
+if TYPE_CHECKING:
+    from navigator.search.space import ParamSpec
+    from navigator.source import ModelSource
+    from navigator.trial.cache import Cache
+
+
+class Runner(Protocol):
+    """A loaded model: NumPy in, NumPy out (for validation), plus a hot call for the benchmark."""
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+    def prepare(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
+        """A zero-argument call on inputs already converted for the runtime (the timed region)."""
+        ...
+
+
+@dataclass
+class TritonModel:
+    """A path's part of the Triton model: backend or platform, files for the version dir, settings.
+
+    `parameters` become ModelConfig.parameters; `graph_level` ModelConfig.optimization.graph.level;
+    `accelerators` name -> parameters for optimization.execution_accelerators.
+    """
+
+    backend: str = ""
+    platform: str = ""
+    files: dict[str, Path] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+    graph_level: int | None = None
+    cpu_accelerators: dict[str, dict[str, str]] = field(default_factory=dict)
+    default_model_filename: str = ""
+
+
+class ConversionPath(Protocol):
+    """The module-level interface of navigator/paths/<NAME>.py (checked by the contract test)."""
+
+    NAME: str
+    FRAMEWORKS: tuple[str, ...]
+
+    def available(self) -> str | None: ...
+
+    def convert(self, source: ModelSource, params: Params, cache: Cache) -> Artifact: ...
+
+    def load(self, artifact: Artifact, source: ModelSource, params: Params) -> Runner: ...
+
+    def triton(self, artifact: Artifact, params: Params) -> TritonModel: ...
+
+
+def narrow_none(spec: ParamSpec) -> ParamSpec:
+    """Default for a path's optional `narrow` hook: keep the declared parameter as it is."""
+    return spec

@@ -1,0 +1,71 @@
+"""Runs the source PyTorch model as it is (the baseline); serves it through Triton's python backend.
+
+Conversion only saves the model for serving: the source file as given, or a live module exported to
+an ExportedProgram (model.pt2). Benchmarks run the source object itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+from navigator.errors import TrialError
+from navigator.lazy import installed, require
+from navigator.paths._torch import TorchRunner
+from navigator.paths.base import Runner, TritonModel
+from navigator.records import Artifact, Params
+from navigator.source import ModelSource
+from navigator.trial.cache import Cache
+from navigator.triton import python_backend
+
+NAME = "eager"
+FRAMEWORKS = ("torch",)
+FILES = {"module": "model.pt", "torchscript": "model.pt", "exported": "model.pt2"}
+
+
+def available() -> str | None:
+    return None if installed("torch") else "torch is not installed (pip install 'navigator[torch]')"
+
+
+def _save(source: ModelSource, out: Path) -> None:
+    if source.file is not None:
+        shutil.copyfile(source.file, out / FILES[source.kind])
+        return
+    torch = require("torch")
+    if source.kind == "torchscript":
+        torch.jit.save(source.model, str(out / FILES["torchscript"]))
+        return
+    program = source.model
+    if source.kind == "module":
+        from navigator.paths._onnx_export import export_program
+
+        try:
+            program = export_program(source)
+        except Exception as exc:  # torch.export cannot capture every module (data-dependent control flow)
+            (out / "unsaved.txt").write_text(f"torch.export failed: {type(exc).__name__}: {exc}\n")
+            return
+    torch.export.save(program, str(out / FILES["exported"]))
+
+
+def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+    d = cache.get(NAME, {}, lambda out: _save(source, out))
+    saved = [f for f in d.iterdir() if f.name in set(FILES.values())]
+    return Artifact(NAME, d, d.name, dict(params), saved[0] if saved else None)
+
+
+def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
+    model = source.model.module() if source.kind == "exported" else source.model
+    if params.get("channels_last") and source.kind == "module":
+        torch = require("torch")
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last)  # never touch the source
+    return TorchRunner(model, [t.name for t in source.io.inputs], int(params["threads"]),
+                       bool(params.get("channels_last")))
+
+
+def triton(artifact: Artifact, params: Params) -> TritonModel:
+    if artifact.file is None:
+        reason = (artifact.dir / "unsaved.txt").read_text().strip() if (artifact.dir / "unsaved.txt").exists() else ""
+        raise TrialError(f"the eager model could not be saved for serving ({reason})")
+    return python_backend.model("torch", artifact.file, {"THREADS": str(params["threads"]),
+                                                    "CHANNELS_LAST": str(bool(params.get("channels_last")))})

@@ -1,0 +1,66 @@
+"""PyTorch -> TorchScript (trace or script, optionally frozen and optimize_for_inference), run by libtorch.
+
+Triton: the pytorch backend (platform pytorch_libtorch) with its thread parameters
+(github.com/triton-inference-server/pytorch_backend README, "Parameters").
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from navigator.lazy import installed, require
+from navigator.paths._torch import TorchRunner, example_args
+from navigator.paths.base import Runner, TritonModel
+from navigator.records import Artifact, Params
+from navigator.source import ModelSource
+from navigator.trial.cache import Cache
+
+NAME = "torchscript"
+FRAMEWORKS = ("torch",)
+MODEL_FILE = "model.pt"
+
+
+def available() -> str | None:
+    return None if installed("torch") else "torch is not installed (pip install 'navigator[torch]')"
+
+
+def _script(source: ModelSource, params: Params) -> Any:
+    torch = require("torch")
+    if source.kind == "torchscript":
+        return source.model
+    model = source.model.module() if source.kind == "exported" else source.model
+    if params["method"] == "script":
+        return torch.jit.script(model)
+    return torch.jit.trace(model, example_args(source), strict=False, check_trace=False)
+
+
+def _build(source: ModelSource, params: Params, out: Path) -> None:
+    torch = require("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
+        scripted = _script(source, params).eval()
+        if params.get("freeze"):
+            scripted = torch.jit.freeze(scripted)
+            if params.get("optimize_for_inference"):
+                scripted = torch.jit.optimize_for_inference(scripted)
+        torch.jit.save(scripted, str(out / MODEL_FILE))
+
+
+def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+    d = cache.get(NAME, params, lambda out: _build(source, params, out))
+    return Artifact(NAME, d, d.name, dict(params), d / MODEL_FILE)
+
+
+def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
+    torch = require("torch")
+    module = torch.jit.load(str(artifact.file), map_location="cpu").eval()
+    return TorchRunner(module, [t.name for t in source.io.inputs], int(params["threads"]))
+
+
+def triton(artifact: Artifact, params: Params) -> TritonModel:
+    assert artifact.file is not None
+    return TritonModel(platform="pytorch_libtorch", backend="pytorch", files={MODEL_FILE: artifact.file},
+                       parameters={"INTRA_OP_THREAD_COUNT": str(params["threads"]),
+                                   "INTER_OP_THREAD_COUNT": "1", "INFERENCE_MODE": "true"})

@@ -1,0 +1,166 @@
+"""Typed records that cross stage boundaries, with a JSON round-trip (`to_dict` / `from_dict`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+Scalar = Union[str, int, float, bool]
+Params = dict[str, Scalar]
+Status = Literal["ok", "invalid", "failed"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output: name, numpy dtype name, shape with None for a dynamic axis."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def batched(self) -> bool:
+        """True when every input's first axis is dynamic: Triton's max_batch_size > 0 applies."""
+        return bool(self.inputs) and all(t.shape and t.shape[0] is None for t in self.inputs)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """What one trial runs: the conversion path, its conversion and runtime parameters, the batch."""
+
+    number: int
+    path: str
+    convert: Params
+    runtime: Params
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A converted model on disk: its main file, in a directory of the conversion cache."""
+
+    path: str
+    dir: Path
+    key: str
+    convert: Params
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    name: str
+    max_abs: float
+    max_rel: float
+    atol: float
+    rtol: float
+    nonfinite: int
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Validation:
+    ok: bool
+    reason: str
+    outputs: tuple[OutputCheck, ...]
+
+
+@dataclass(frozen=True)
+class Bench:
+    """Timings of one runner at one batch size; latencies in milliseconds per call."""
+
+    batch_size: int
+    throughput: float
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    cv: float
+    windows: int
+    calls: int
+    stable: bool
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    config: TrialConfig
+    status: Status
+    error: str = ""
+    validation: Validation | None = None
+    bench: Bench | None = None
+    convert_s: float = 0.0
+    cached: bool = False
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a study produced: every outcome, the winner, the baseline and where the outputs are."""
+
+    model: str
+    objective: str
+    outcomes: tuple[TrialOutcome, ...]
+    winner: TrialOutcome | None
+    baseline: TrialOutcome | None
+    speedup: float | None
+    repository: Path | None
+    report: Path | None
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def best(self) -> TrialOutcome | None:
+        return self.winner
+
+
+def to_dict(record: Any) -> Any:
+    """A record as JSON-ready data (paths as strings, tuples as lists)."""
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return {f.name: to_dict(getattr(record, f.name)) for f in dataclasses.fields(record)}
+    if isinstance(record, (list, tuple)):
+        return [to_dict(v) for v in record]
+    if isinstance(record, dict):
+        return {k: to_dict(v) for k, v in record.items()}
+    if isinstance(record, Path):
+        return str(record)
+    return record
+
+
+def from_dict(cls: type[T], data: Any) -> T:
+    """Rebuild a record of type `cls` from `to_dict` output, guided by the type annotations."""
+    return typing.cast(T, _build(cls, data))
+
+
+def _build(tp: Any, data: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if data is None:
+        return None
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(options) == 1 or not dataclasses.is_dataclass(options[0]):
+            return _build(options[0], data) if len(options) == 1 else data
+        return _build(options[0], data)
+    if origin is Literal or tp is Any:
+        return data
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return tuple(_build(args[0], v) for v in data)
+    if origin is dict:
+        return dict(data)
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in names})
+    if tp is Path:
+        return Path(data)
+    return data

@@ -1,0 +1,69 @@
+"""Result -> report.json (every trial, environment, winner, speedups) and report.md."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from navigator.records import Result, TrialOutcome, to_dict
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _params(o: TrialOutcome) -> str:
+    items = {**o.config.convert, **o.config.runtime}
+    return ", ".join(f"{k}={v}" for k, v in items.items()) or "defaults"
+
+
+def _row(o: TrialOutcome, winner: int | None) -> str:
+    b, v = o.bench, o.validation
+    mark = " **winner**" if o.config.number == winner else ""
+    err = max((c.max_abs for c in v.outputs), default=0.0) if v else None
+    figures = (f"{b.throughput:.1f} | {b.p50_ms:.3f} | {b.p99_ms:.3f} | {'yes' if b.stable else 'no'}"
+               if b else " | | | ")
+    error = f"{err:.2e}" if err is not None else ""
+    reason = o.error.replace("|", "/")[:160]
+    return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {o.status} | "
+            f"{figures} | {error} | {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
+
+
+def markdown(result: Result, extra: dict[str, Any]) -> str:
+    w, b = result.winner, result.baseline
+    lines = [f"# navigator report: {result.model}", ""]
+    if w and w.bench:
+        lines += [f"**Winner:** trial {w.config.number}, path `{w.config.path}` ({_params(w)}), batch "
+                  f"{w.config.batch_size}: {w.bench.throughput:.1f} inferences/s, p99 {w.bench.p99_ms:.3f} ms."]
+    else:
+        lines += ["**No trial passed validation and benchmarking.**"]
+    if b and b.bench:
+        lines += [f"**Baseline** (trial {b.config.number}, `{b.config.path}` defaults): {b.bench.throughput:.1f} "
+                  f"inferences/s, p99 {b.bench.p99_ms:.3f} ms."]
+    for name, value in extra.get("speedups", {}).items():
+        lines += [f"**Speedup over {name}** ({result.objective}): {value:.2f}x"]
+    if result.repository:
+        lines += ["", f"Triton repository: `{result.repository}` (serve with "
+                  f"`tritonserver --model-repository {result.repository.parent}`)"]
+    lines += ["", "## Trials", "",
+              "| # | path | batch | params | status | infer/s | p50 ms | p99 ms | stable | max abs err | convert s | error |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [_row(o, w.config.number if w else None) for o in result.outcomes]
+    unavailable = extra.get("unavailable", {})
+    if unavailable:
+        lines += ["", "## Paths not searched", ""] + [f"- `{k}`: {v}" for k, v in unavailable.items()]
+    lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in result.environment.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
+    """report.json and report.md in `out`; returns report.json's path."""
+    data = {**to_dict(result), **extra}
+    data["trials_by_status"] = {s: sum(o.status == s for o in result.outcomes) for s in ("ok", "invalid", "failed")}
+    _atomic_write(out / "report.json", json.dumps(data, indent=2, default=str) + "\n")
+    _atomic_write(out / "report.md", markdown(result, extra))
+    return out / "report.json"

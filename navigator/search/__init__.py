@@ -1,0 +1,1 @@
+"""The optuna search: space (YAML -> define-by-run suggestions) and study (storage, budget, ask/tell)."""

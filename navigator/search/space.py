@@ -1,0 +1,167 @@
+"""searchspace/<path>.yaml -> ParamSpecs, and define-by-run suggestions with path-prefixed names.
+
+A file looks like:
+
+    path: ort_cpu
+    params:
+      exporter:          {stage: convert, choices: [dynamo, torchscript], frameworks: [torch]}
+      intra_op_threads:  {stage: runtime, int: [1, ncpu]}
+      inter_op_threads:  {stage: runtime, int: [1, ncpu], when: {execution_mode: parallel}}
+
+`int` bounds may be `ncpu` (this machine's core count); `when` is equality on earlier params of the
+same path; `frameworks` limits a parameter to sources of those frameworks. Parameters are suggested
+in file order, under the name `<path>.<param>`, so a name keeps the same choices within a study.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from navigator.errors import InputError
+from navigator.records import Params, Scalar
+
+STAGES = ("convert", "runtime")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    stage: str
+    choices: tuple[Scalar, ...] = ()
+    low: int = 0
+    high: int = 0
+    log: bool = False
+    when: dict[str, Scalar] = field(default_factory=dict)
+    frameworks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PathSpace:
+    path: str
+    params: tuple[ParamSpec, ...]
+
+
+def ncpu() -> int:
+    """Cores this process may use (affinity-aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _bound(value: Any, where: str) -> int:
+    if value == "ncpu":
+        return ncpu()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InputError(f"{where}: int bounds must be integers or 'ncpu', got {value!r}")
+
+
+def _param(name: str, raw: Any, where: str) -> ParamSpec:
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: parameter {name!r} must be a mapping")
+    unknown = set(raw) - {"stage", "choices", "int", "log", "when", "frameworks"}
+    if unknown:
+        raise InputError(f"{where}: parameter {name!r} has unknown keys {sorted(unknown)}")
+    stage = raw.get("stage")
+    if stage not in STAGES:
+        raise InputError(f"{where}: parameter {name!r} needs stage: convert or runtime")
+    when = raw.get("when", {})
+    frameworks = tuple(raw.get("frameworks", ()))
+    if not isinstance(when, dict):
+        raise InputError(f"{where}: parameter {name!r}: when must be a mapping")
+    if ("choices" in raw) == ("int" in raw):
+        raise InputError(f"{where}: parameter {name!r} needs exactly one of choices or int")
+    if "choices" in raw:
+        choices = raw["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise InputError(f"{where}: parameter {name!r}: choices must be a non-empty list")
+        return ParamSpec(name, stage, tuple(choices), when=when, frameworks=frameworks)
+    bounds = raw["int"]
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise InputError(f"{where}: parameter {name!r}: int must be [low, high]")
+    low, high = (_bound(b, f"{where}: {name}") for b in bounds)
+    if low > high:
+        raise InputError(f"{where}: parameter {name!r}: low {low} > high {high}")
+    return ParamSpec(name, stage, (), low, high, bool(raw.get("log", False)), when, frameworks)
+
+
+def parse(text: str, where: str) -> PathSpace:
+    """One YAML document -> PathSpace; any problem is an InputError naming `where` and the key."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("path"), str) or not isinstance(raw.get("params", {}), dict):
+        raise InputError(f"{where}: needs 'path: <name>' and a 'params' mapping")
+    params = tuple(_param(str(k), v, where) for k, v in (raw.get("params") or {}).items())
+    seen: set[str] = set()
+    for p in params:
+        missing = set(p.when) - seen
+        if missing:
+            raise InputError(f"{where}: parameter {p.name!r}: when refers to {sorted(missing)}, not defined before it")
+        seen.add(p.name)
+    return PathSpace(raw["path"], params)
+
+
+def load(path_name: str, override_dir: Path | None = None) -> PathSpace:
+    """The space of one path: from override_dir/<path>.yaml if present, else the packaged file."""
+    if override_dir is not None and (override_dir / f"{path_name}.yaml").is_file():
+        file = override_dir / f"{path_name}.yaml"
+        space = parse(file.read_text(), str(file))
+    else:
+        res = importlib.resources.files("navigator.searchspace").joinpath(f"{path_name}.yaml")
+        if not res.is_file():
+            raise InputError(f"no search space file for path {path_name!r} (searchspace/{path_name}.yaml)")
+        space = parse(res.read_text(), f"searchspace/{path_name}.yaml")
+    if space.path != path_name:
+        raise InputError(f"searchspace/{path_name}.yaml declares path {space.path!r}")
+    return space
+
+
+def active(space: PathSpace, framework: str) -> tuple[ParamSpec, ...]:
+    """Parameters that apply to a source of this framework."""
+    return tuple(p for p in space.params if not p.frameworks or framework in p.frameworks)
+
+
+def suggest(trial: Any, space: PathSpace, framework: str) -> tuple[Params, Params]:
+    """Sample this path's (convert, runtime) params on an optuna trial, define-by-run."""
+    chosen: dict[str, Scalar] = {}
+    convert: Params = {}
+    runtime: Params = {}
+    for p in active(space, framework):
+        if any(chosen.get(k) != v for k, v in p.when.items()):
+            continue
+        key = f"{space.path}.{p.name}"
+        if p.choices:
+            value = trial.suggest_categorical(key, list(p.choices))
+        else:
+            value = trial.suggest_int(key, p.low, p.high, log=p.log)
+        chosen[p.name] = value
+        (convert if p.stage == "convert" else runtime)[p.name] = value
+    return convert, runtime
+
+
+def defaults(space: PathSpace, framework: str, overrides: Params) -> dict[str, Scalar]:
+    """A full prefixed parameter set: each param's first choice (or high bound), then overrides."""
+    chosen: dict[str, Scalar] = {}
+    for p in active(space, framework):
+        if any(chosen.get(k) != v for k, v in p.when.items()):
+            continue
+        chosen[p.name] = overrides.get(p.name, p.choices[0] if p.choices else p.high)
+    return {f"{space.path}.{k}": v for k, v in chosen.items()}
+
+
+def space_hash(spaces: list[PathSpace], framework: str, extra: dict[str, Any]) -> str:
+    """A fingerprint of everything that fixes the meaning of parameter names in a study."""
+    data = {s.path: [p.__dict__ for p in active(s, framework)] for s in spaces}
+    blob = json.dumps({"spaces": data, **extra}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

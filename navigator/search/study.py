@@ -1,0 +1,152 @@
+"""The optuna study: storage in the output directory, samplers, baselines, budget across reruns.
+
+Each trial's TrialOutcome is stored as JSON in the optuna trial's user attributes, so the study
+database is the run record: a rerun continues it and the report is rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from navigator import paths
+from navigator.errors import StudyMismatchError
+from navigator.records import TrialConfig, TrialOutcome, from_dict, to_dict
+from navigator.search import space as space_mod
+from navigator.settings import OptimizeSettings
+
+STUDY_NAME = "navigator"
+OUTCOME_ATTR = "outcome"
+
+
+def _optuna() -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(logging.ERROR)  # failed trials are recorded by navigator
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def sampler(settings: OptimizeSettings) -> Any:
+    optuna = _optuna()
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=settings.seed)
+    if settings.sampler == "grid":  # every combination of the conditional space, define-by-run
+        return optuna.samplers.BruteForceSampler(seed=settings.seed)
+    return optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True, n_startup_trials=8)
+
+
+class Search:
+    """One study over the given paths for one source."""
+
+    def __init__(self, storage: str, settings: OptimizeSettings, framework: str, path_names: list[str],
+                 fingerprint: str) -> None:
+        self.settings = settings
+        self.framework = framework
+        self.path_names = path_names
+        self.spaces = {n: paths.space(n) for n in path_names}
+        identity = {
+            "fingerprint": fingerprint,
+            "space": space_mod.space_hash(list(self.spaces.values()), framework,
+                                          {"paths": path_names, "batch_sizes": list(settings.batch_sizes)}),
+            "objective": settings.objective,
+        }
+        optuna = _optuna()
+        direction = "maximize" if settings.objective == "throughput" else "minimize"
+        self.study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=direction,
+                                         sampler=sampler(settings), load_if_exists=True)
+        old = self.study.user_attrs.get("identity")
+        if old is None:
+            for key, value in identity.items():
+                self.study.set_user_attr(key, value)
+            self.study.set_user_attr("identity", identity)
+            self._enqueue_baselines()
+        elif old != identity:
+            changed = [k for k in identity if old.get(k) != identity[k]]
+            raise StudyMismatchError(
+                f"the output directory holds a study of another {'/'.join(changed)} "
+                "(model, search space or objective); use another --out or delete it")
+        self._retry_interrupted()
+
+    def _enqueue_baselines(self) -> None:
+        """Trial 0 is the source framework's own runtime with defaults; then ORT with default options."""
+        batch = max(self.settings.batch_sizes) if self.settings.objective == "throughput" else min(self.settings.batch_sizes)
+        first = [paths.BASELINE[self.framework], "ort_cpu"]
+        for name in dict.fromkeys(n for n in first if n in self.path_names):
+            params = {"path": name, **space_mod.defaults(self.spaces[name], self.framework, {})}
+            if len(self.settings.batch_sizes) > 1:
+                params["batch_size"] = batch
+            role = "baseline" if name == paths.BASELINE[self.framework] else f"{name} defaults"
+            self.study.enqueue_trial(params, user_attrs={"role": role})
+
+    def _retry_interrupted(self) -> None:
+        """Trials left RUNNING by a killed process are failed and their parameters enqueued again."""
+        optuna = _optuna()
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            self.study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            self.study.enqueue_trial(t.params, user_attrs={**t.user_attrs, "retry_of": t.number})
+
+    def config(self, trial: Any) -> TrialConfig:
+        path = trial.suggest_categorical("path", self.path_names)
+        convert, runtime = space_mod.suggest(trial, self.spaces[path], self.framework)
+        sizes = self.settings.batch_sizes
+        batch = trial.suggest_categorical("batch_size", list(sizes)) if len(sizes) > 1 else sizes[0]
+        return TrialConfig(trial.number, path, convert, runtime, int(batch))
+
+    def value(self, outcome: TrialOutcome) -> float:
+        assert outcome.bench is not None
+        return outcome.bench.throughput if self.settings.objective == "throughput" else outcome.bench.p99_ms
+
+    def elapsed(self) -> float:
+        """Seconds of trials this study has run, over every invocation."""
+        total = 0.0
+        for t in self.study.get_trials(deepcopy=False):
+            if t.datetime_start and t.datetime_complete:
+                total += (t.datetime_complete - t.datetime_start).total_seconds()
+        return total
+
+    def run(self, run_trial: Callable[[TrialConfig], TrialOutcome],
+            on_trial: Callable[[TrialOutcome], None] | None = None) -> None:
+        """Trials until the study's budget (time or count, summed over reruns) is spent."""
+        optuna = _optuna()
+        done = len(self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                  optuna.trial.TrialState.FAIL)))
+        remaining_s = self.settings.budget_s - self.elapsed()
+        remaining_n = None if self.settings.trials is None else self.settings.trials - done
+        if remaining_s <= 0 or (remaining_n is not None and remaining_n <= 0):
+            return
+
+        def objective(trial: Any) -> float:
+            outcome = run_trial(self.config(trial))
+            trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
+            if on_trial:
+                on_trial(outcome)
+            if outcome.status != "ok":
+                raise _Failed(outcome.error)
+            return self.value(outcome)
+
+        self.study.optimize(objective, n_trials=remaining_n, timeout=remaining_s, catch=(_Failed,))
+
+    def outcomes(self) -> list[TrialOutcome]:
+        out = []
+        for t in self.study.get_trials(deepcopy=False):
+            raw = t.user_attrs.get(OUTCOME_ATTR)
+            if raw:
+                out.append(from_dict(TrialOutcome, json.loads(raw)))
+        return out
+
+    def roles(self) -> dict[str, int]:
+        """'baseline' (and '<path> defaults') -> the number of the latest such trial with an outcome."""
+        return {t.user_attrs["role"]: t.number for t in self.study.get_trials(deepcopy=False)
+                if "role" in t.user_attrs and OUTCOME_ATTR in t.user_attrs}
+
+
+class _Failed(Exception):
+    """Marks an optuna trial FAIL after its outcome (failed or invalid) has been recorded."""
+
+
+def storage_url(out: Path) -> str:
+    return f"sqlite:///{(out / 'study.db').resolve()}"

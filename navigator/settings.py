@@ -1,0 +1,78 @@
+"""OptimizeSettings, shared by the CLI and the Python API, and the parsers for its string forms."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from navigator.errors import InputError
+
+Objective = Literal["throughput", "latency"]
+Sampler = Literal["tpe", "random", "grid"]
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+
+
+def parse_budget(text: str | float | int) -> float:
+    """'90s', '10m', '2h', '1h30m' or a number of seconds -> seconds (> 0)."""
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        cleaned = text.strip().lower().replace(" ", "")
+        parts = re.findall(r"(\d+(?:\.\d+)?)([a-z]*)", cleaned)
+        if not cleaned or "".join(n + u for n, u in parts) != cleaned:
+            raise InputError(f"budget {text!r} is not a duration like 90s, 10m or 2h")
+        seconds = 0.0
+        for number, unit in parts:
+            if unit and unit not in _UNITS:
+                raise InputError(f"budget {text!r}: unknown unit {unit!r} (use s, m or h)")
+            seconds += float(number) * _UNITS.get(unit, 1)
+    if not seconds > 0:
+        raise InputError(f"budget {text!r} must be longer than zero")
+    return seconds
+
+
+def parse_batch_sizes(text: str | int) -> tuple[int, ...]:
+    """'8' -> (8,); '1:64' -> powers of two from 1 to 64; '1,8,32' -> those sizes."""
+    spec = str(text).strip()
+    try:
+        if ":" in spec:
+            low, high = (int(v) for v in spec.split(":"))
+            sizes = [b for b in (2**i for i in range(16)) if low <= b <= high] or [low]
+            sizes = sorted({low, *sizes, high})
+        else:
+            sizes = sorted({int(v) for v in spec.split(",")})
+    except ValueError:
+        raise InputError(f"batch size {text!r} is not N, LOW:HIGH or N,M,...") from None
+    if not sizes or sizes[0] < 1:
+        raise InputError(f"batch size {text!r}: sizes must be at least 1")
+    return tuple(sizes)
+
+
+@dataclass(frozen=True)
+class OptimizeSettings:
+    """Everything one `optimize` run needs besides the model itself."""
+
+    out: Path
+    budget_s: float = 600.0
+    trials: int | None = None
+    batch_sizes: tuple[int, ...] = (1,)
+    objective: Objective = "throughput"
+    sampler: Sampler = "tpe"
+    paths: tuple[str, ...] | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    seed: int = 0
+    window_s: float = 0.25
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("throughput", "latency"):
+            raise InputError(f"objective {self.objective!r} is not throughput or latency")
+        if self.sampler not in ("tpe", "random", "grid"):
+            raise InputError(f"sampler {self.sampler!r} is not tpe, random or grid")
+        if self.trials is not None and self.trials < 1:
+            raise InputError(f"--trials {self.trials} must be at least 1")
+        if self.window_s <= 0:
+            raise InputError("the benchmark window must be longer than zero")

@@ -1,0 +1,137 @@
+"""load_source: what the user gave (a file or a live object) -> ModelSource with IOSpec and a reference."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.errors import InputError
+from navigator.records import IOSpec, TensorSpec
+from navigator.source import iospec
+from navigator.source import onnx as onnx_source
+from navigator.source import torch as torch_source
+
+
+@dataclass
+class ModelSource:
+    """The user's model, loaded once: framework, IOSpec, fingerprint, validation samples, reference."""
+
+    framework: str  # "torch" | "onnx"
+    kind: str  # "module" | "torchscript" | "exported" | "onnx"
+    name: str
+    file: Path | None
+    model: Any
+    io: IOSpec
+    fingerprint: str
+    samples: dict[str, np.ndarray]
+    _session: Any = field(default=None, repr=False)
+
+    def reference(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Outputs of the source framework itself, in IOSpec output order."""
+        if self.framework == "onnx":
+            if self._session is None:
+                self._session = onnx_source.reference_session(self.file)  # type: ignore[arg-type]
+            return onnx_source.run(self._session, inputs)
+        return torch_source.run(self.kind, self.model, [t.name for t in self.io.inputs], inputs)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open(model: Any, trust_pickle: bool) -> tuple[str, str, Any, Path | None, str]:
+    """(framework, kind, loaded model, file, name)."""
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.exists():
+            raise InputError(f"model {path}: no such file")
+        if not path.is_file():
+            raise InputError(f"model {path}: not a file")
+        if path.stat().st_size == 0:
+            raise InputError(f"model {path}: the file is empty")
+        if path.suffix.lower() == ".onnx":
+            return "onnx", "onnx", onnx_source.load_file(path), path, path.stem
+        kind, loaded = torch_source.load_file(path, trust_pickle)
+        return "torch", kind, loaded, path, path.stem
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if isinstance(model, torch.jit.ScriptModule):
+            return "torch", "torchscript", model.eval(), None, type(model).__name__.lower()
+        if isinstance(model, torch.export.ExportedProgram):
+            return "torch", "exported", model, None, "exported_program"
+        if isinstance(model, torch.nn.Module):
+            return "torch", "module", model.eval(), None, type(model).__name__.lower()
+    raise InputError(f"cannot optimize a {type(model).__name__}: pass a model file, an nn.Module or an ExportedProgram")
+
+
+def _as_arrays(sample: Any, names: list[str] | None) -> dict[str, np.ndarray]:
+    """API sample inputs (tensor, tuple/list of tensors, dict, arrays) -> named numpy arrays."""
+    def arr(v: Any) -> np.ndarray:
+        return v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+
+    if isinstance(sample, dict):
+        return {str(k): arr(v) for k, v in sample.items()}
+    values = list(sample) if isinstance(sample, (tuple, list)) else [sample]
+    keys = names if names and len(names) == len(values) else [f"input__{i}" for i in range(len(values))]
+    return {k: arr(v) for k, v in zip(keys, values)}
+
+
+def _input_specs(framework: str, kind: str, loaded: Any, spec: str | None,
+                 data: dict[str, np.ndarray] | None) -> tuple[TensorSpec, ...]:
+    if spec:
+        return iospec.parse_input_spec(spec)
+    if framework == "onnx":
+        return onnx_source.io_specs(loaded)[0]
+    if kind == "exported":
+        return torch_source.exported_inputs(loaded)
+    if data is not None:
+        return iospec.specs_from_data(data)
+    raise InputError("this model format does not record its inputs: pass --input-spec name:dtype:shape or --input-data file.npz")
+
+
+def _check_names(framework: str, kind: str, loaded: Any, inputs: tuple[TensorSpec, ...]) -> None:
+    expected = [t.name for t in onnx_source.io_specs(loaded)[0]] if framework == "onnx" \
+        else torch_source.input_names(kind, loaded)
+    got = [t.name for t in inputs]
+    if expected is not None and got != expected:
+        raise InputError(f"inputs {got} do not match the model's inputs {expected} (names and order)")
+
+
+def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None = None,
+                input_data: Path | None = None, trust_pickle: bool = False, batch: int = 1) -> ModelSource:
+    """Load and check the user's model; every problem is an InputError with a one-line message."""
+    framework, kind, loaded, file, name = _open(model, trust_pickle)
+    names = torch_source.input_names(kind, loaded) if framework == "torch" else None
+    data = iospec.load_input_data(input_data) if input_data else (
+        _as_arrays(sample_inputs, names) if sample_inputs is not None else None)
+    inputs = _input_specs(framework, kind, loaded, input_spec, data)
+    _check_names(framework, kind, loaded, inputs)
+    if data is not None:
+        iospec.check_data(inputs, data)
+    samples = data if data is not None else iospec.make_inputs(inputs, batch)
+    fingerprint = _sha256(file) if file else torch_source.fingerprint_module(torch_source.callable_of(kind, loaded))
+    src = ModelSource(framework, kind, name, file, loaded, IOSpec(inputs, ()), fingerprint, samples)
+    try:
+        outs = src.reference(samples)
+    except InputError:
+        raise
+    except Exception as exc:  # the model itself fails on its inputs: wrong spec or broken model
+        raise InputError(f"the model fails on inputs {[(t.name, t.dtype, t.shape) for t in inputs]}: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    batched = IOSpec(inputs, ()).batched
+    if framework == "onnx":
+        outputs = onnx_source.io_specs(loaded)[1]
+    else:
+        outputs = tuple(TensorSpec(f"output__{i}", o.dtype.name, ((None,) + o.shape[1:]) if batched else o.shape)
+                        for i, o in enumerate(outs))
+    src.io = IOSpec(inputs, outputs)
+    return src

@@ -1,0 +1,98 @@
+"""IOSpec from --input-spec / --input-data, and sample inputs made from an IOSpec."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from navigator.errors import InputError
+from navigator.records import IOSpec, TensorSpec
+
+# Size given to a dynamic axis other than the batch axis when inputs are generated.
+DYNAMIC_AXIS_SIZE = 16
+# Generated integer inputs (token ids, indices) are drawn from [0, INT_HIGH): small enough for any
+# embedding table; pass --input-data for real values.
+INT_HIGH = 10
+
+
+def parse_input_spec(text: str) -> tuple[TensorSpec, ...]:
+    """'x:float32:-1x3x32x32,ids:int64:-1x16' -> TensorSpecs (-1 or ? marks a dynamic axis)."""
+    specs = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        parts = item.split(":")
+        if len(parts) != 3:
+            raise InputError(f"--input-spec item {item!r} is not name:dtype:shape (e.g. x:float32:-1x3x224x224)")
+        name, dtype, shape = parts
+        try:
+            np.dtype(dtype)
+            dims = tuple(None if d in ("-1", "?") else int(d) for d in shape.lower().split("x"))
+        except (TypeError, ValueError):
+            raise InputError(f"--input-spec item {item!r}: bad dtype or shape") from None
+        if not name or any(d is not None and d < 1 for d in dims):
+            raise InputError(f"--input-spec item {item!r}: empty name or a dimension below 1")
+        specs.append(TensorSpec(name, np.dtype(dtype).name, dims))
+    if not specs:
+        raise InputError("--input-spec is empty")
+    return tuple(specs)
+
+
+def load_input_data(path: Path) -> dict[str, np.ndarray]:
+    """Arrays from an .npz file, read without pickle."""
+    if not path.is_file():
+        raise InputError(f"--input-data {path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: np.asarray(npz[k]) for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"--input-data {path}: not a readable .npz file ({exc})") from None
+    if not data:
+        raise InputError(f"--input-data {path}: holds no arrays")
+    return data
+
+
+def specs_from_data(data: dict[str, np.ndarray]) -> tuple[TensorSpec, ...]:
+    """TensorSpecs for sample data, taking the first axis as the dynamic batch axis."""
+    return tuple(TensorSpec(k, v.dtype.name, (None, *v.shape[1:])) for k, v in data.items())
+
+
+def check_data(inputs: tuple[TensorSpec, ...], data: dict[str, np.ndarray]) -> None:
+    """Raise InputError when sample data does not match the model's inputs."""
+    names = [t.name for t in inputs]
+    if sorted(data) != sorted(names):
+        raise InputError(f"input data has tensors {sorted(data)}, the model expects {names}")
+    for spec in inputs:
+        arr = data[spec.name]
+        fixed = all(d is None or d == a for d, a in zip(spec.shape, arr.shape))
+        if arr.ndim != len(spec.shape) or not fixed:
+            raise InputError(f"input {spec.name!r}: data shape {arr.shape} does not fit {spec.shape}")
+
+
+def make_inputs(inputs: tuple[TensorSpec, ...], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic random inputs: batch on a dynamic first axis, DYNAMIC_AXIS_SIZE elsewhere."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for spec in inputs:
+        shape = tuple(
+            (batch if i == 0 else DYNAMIC_AXIS_SIZE) if d is None else d for i, d in enumerate(spec.shape)
+        )
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            out[spec.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind in "iu":
+            out[spec.name] = rng.integers(0, INT_HIGH, shape).astype(dtype)
+        elif dtype.kind == "b":
+            out[spec.name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            raise InputError(f"input {spec.name!r}: cannot generate data of dtype {dtype}; pass --input-data")
+    return out
+
+
+def resize_batch(data: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """The same samples tiled or cut along axis 0 to `batch` rows (for benchmarking a batch size)."""
+    out = {}
+    for name, arr in data.items():
+        reps = -(-batch // arr.shape[0])
+        out[name] = np.ascontiguousarray(np.concatenate([arr] * reps, axis=0)[:batch])
+    return out

@@ -1,0 +1,61 @@
+"""ONNX sources: a model file (opset >= 13), its IOSpec read from the graph, ORT as the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.errors import InputError
+from navigator.lazy import require
+from navigator.records import TensorSpec
+
+MIN_OPSET = 13
+
+
+def load_file(path: Path) -> Any:
+    """The checked ONNX ModelProto (weights stay external where the file keeps them so)."""
+    onnx = require("onnx")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # the protobuf/checker errors have no common base
+        raise InputError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < MIN_OPSET:
+        raise InputError(f"{path}: opset {opset} is below {MIN_OPSET}; re-export with opset >= {MIN_OPSET}")
+    return model
+
+
+def _spec(value: Any) -> TensorSpec:
+    onnx = require("onnx")
+    tensor = value.type.tensor_type
+    if not value.type.HasField("tensor_type"):
+        raise InputError(f"ONNX value {value.name!r} is not a tensor (sequences/maps are not supported)")
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name
+    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim)
+    return TensorSpec(value.name, dtype, dims)
+
+
+def io_specs(model: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """(inputs, outputs) of the graph; initializers listed as inputs are not inputs."""
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = tuple(_spec(v) for v in model.graph.input if v.name not in initializers)
+    outputs = tuple(_spec(v) for v in model.graph.output)
+    if not inputs or not outputs:
+        raise InputError("the ONNX graph has no inputs or no outputs")
+    return inputs, outputs
+
+
+def reference_session(path: Path) -> Any:
+    """ONNX Runtime on the CPU with its default session options: the source framework's own run."""
+    ort = require("onnxruntime")
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+        raise InputError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
+
+
+def run(session: Any, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return [np.asarray(o) for o in session.run(None, inputs)]

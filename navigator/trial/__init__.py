@@ -1,0 +1,1 @@
+"""One trial: convert (cached) -> load -> validate -> bench -> TrialOutcome."""

@@ -1,0 +1,64 @@
+"""Benchmark harness in perf_analyzer's manner: warm-up, then timed windows until the last
+`STABLE_WINDOWS` agree within `stability` (max/min of throughput and of p50 latency), with a cap."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from navigator.records import Bench
+
+STABLE_WINDOWS = 3  # perf_analyzer's default: the last 3 windows decide stability
+MIN_CALLS_PER_WINDOW = 3
+
+
+def _window(call: Callable[[], Any], window_s: float) -> np.ndarray:
+    """Per-call latencies (seconds) over one window of at least window_s and MIN_CALLS_PER_WINDOW."""
+    lat = []
+    clock = time.perf_counter
+    start = clock()
+    while True:
+        t0 = clock()
+        call()
+        t1 = clock()
+        lat.append(t1 - t0)
+        if t1 - start >= window_s and len(lat) >= MIN_CALLS_PER_WINDOW:
+            return np.asarray(lat)
+
+
+def _agree(values: list[float], stability: float) -> bool:
+    low, high = min(values), max(values)
+    return low > 0 and high / low <= 1.0 + stability
+
+
+def measure(call: Callable[[], Any], batch_size: int, window_s: float = 0.25, warmup_s: float | None = None,
+            stability: float = 0.10, max_windows: int = 10) -> Bench:
+    """Time `call` (one batch per call) and summarise the stable windows."""
+    _window(call, window_s if warmup_s is None else warmup_s)  # warm-up: caches, allocators, lazy init
+    windows: list[np.ndarray] = []
+    stable = False
+    while len(windows) < max_windows:
+        windows.append(_window(call, window_s))
+        if len(windows) >= STABLE_WINDOWS:
+            last = windows[-STABLE_WINDOWS:]
+            thr = [len(w) / w.sum() for w in last]
+            p50 = [float(np.median(w)) for w in last]
+            if _agree(thr, stability) and _agree(p50, stability):
+                stable = True
+                break
+    last = windows[-STABLE_WINDOWS:]
+    lat = np.concatenate(last)
+    thr = np.asarray([batch_size * len(w) / w.sum() for w in last])
+    p50, p90, p95, p99 = (float(v) * 1e3 for v in np.percentile(lat, [50, 90, 95, 99]))
+    return Bench(
+        batch_size=batch_size,
+        throughput=float(batch_size * lat.size / lat.sum()),
+        mean_ms=float(lat.mean() * 1e3),
+        p50_ms=p50, p90_ms=p90, p95_ms=p95, p99_ms=p99,
+        cv=float(thr.std() / thr.mean()) if thr.mean() > 0 else 0.0,
+        windows=len(windows),
+        calls=int(sum(len(w) for w in windows)),
+        stable=stable,
+    )

@@ -1,0 +1,53 @@
+"""Conversion cache: one directory per (source fingerprint, step, conversion params, library versions).
+
+Entries are built in a temporary directory and renamed into place, so a crash never leaves a
+half-written entry that a later trial would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from navigator.env import versions
+from navigator.records import Params
+
+
+class Cache:
+    def __init__(self, root: Path, fingerprint: str) -> None:
+        self.root = root
+        self.fingerprint = fingerprint
+        self.hits = 0
+        self.misses = 0
+        self._versions = versions()
+
+    def key(self, step: str, params: Params) -> str:
+        blob = json.dumps({"source": self.fingerprint, "step": step, "params": params,
+                           "versions": self._versions}, sort_keys=True)
+        return f"{step}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
+
+    def get(self, step: str, params: Params, build: Callable[[Path], None]) -> Path:
+        """The entry's directory; `build(tmpdir)` fills it on a miss."""
+        final = self.root / self.key(step, params)
+        if final.is_dir():
+            self.hits += 1
+            return final
+        self.misses += 1
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=self.root))
+        try:
+            build(tmp)
+            (tmp / "params.json").write_text(json.dumps({"step": step, "params": params}, sort_keys=True))
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():  # not a lost race with another worker building the same entry
+                raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return final

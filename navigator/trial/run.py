@@ -1,0 +1,76 @@
+"""run_trial: convert (cached) -> load -> validate against the source -> bench -> TrialOutcome.
+
+Every failure of a conversion path becomes a recorded outcome; nothing a path raises escapes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from navigator import paths
+from navigator.records import Artifact, TrialConfig, TrialOutcome
+from navigator.settings import OptimizeSettings
+from navigator.source import ModelSource
+from navigator.source.iospec import resize_batch
+from navigator.trial.bench import measure
+from navigator.trial.cache import Cache
+from navigator.trial.validate import tolerance, validate
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one study shares: the source, the cache, settings, reference outputs."""
+
+    source: ModelSource
+    cache: Cache
+    settings: OptimizeSettings
+    _inputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    _references: dict[int, list[np.ndarray]] = field(default_factory=dict)
+
+    def inputs(self, batch: int) -> dict[str, np.ndarray]:
+        if batch not in self._inputs:
+            batched = self.source.io.batched
+            self._inputs[batch] = resize_batch(self.source.samples, batch) if batched else self.source.samples
+        return self._inputs[batch]
+
+    def reference(self, batch: int) -> list[np.ndarray]:
+        if batch not in self._references:
+            self._references[batch] = self.source.reference(self.inputs(batch))
+        return self._references[batch]
+
+
+def convert(ctx: TrialContext, config: TrialConfig) -> Artifact:
+    return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache)
+
+
+def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
+    start = time.perf_counter()
+    module = paths.get(config.path)
+    params = {**config.convert, **config.runtime}
+    misses = ctx.cache.misses
+    convert_s = 0.0
+    try:
+        artifact = convert(ctx, config)
+        convert_s = time.perf_counter() - start
+        cached = ctx.cache.misses == misses
+        runner = module.load(artifact, ctx.source, params)
+        inputs = ctx.inputs(config.batch_size)
+        precision = getattr(module, "precision", lambda p: "fp32")(params)
+        atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
+        validation = validate(ctx.source.io.outputs, runner(inputs), ctx.reference(config.batch_size), atol, rtol)
+        if not validation.ok:
+            return TrialOutcome(config, "invalid", validation.reason, validation, None, convert_s, cached,
+                                time.perf_counter() - start)
+        bench = measure(runner.prepare(inputs), config.batch_size, ctx.settings.window_s)
+        return TrialOutcome(config, "ok", "", validation, bench, convert_s, cached, time.perf_counter() - start)
+    except Exception as exc:  # a conversion path failing in any way is this trial's outcome
+        return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,
+                            time.perf_counter() - start)

@@ -1,0 +1,62 @@
+"""Numerical validation of a trial's outputs against the source framework on the same inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from navigator.records import OutputCheck, TensorSpec, Validation
+
+# (atol, rtol) by the precision a trial computes in; elementwise |got - ref| <= atol + rtol * |ref|.
+TOLERANCES = {
+    "fp32": (1e-4, 1e-3),
+    "tf32": (5e-3, 5e-3),
+    "fp16": (1e-2, 1e-2),
+    "bf16": (5e-2, 5e-2),
+}
+
+
+def tolerance(precision: str, atol: float | None = None, rtol: float | None = None) -> tuple[float, float]:
+    base_atol, base_rtol = TOLERANCES[precision]
+    return (base_atol if atol is None else atol, base_rtol if rtol is None else rtol)
+
+
+def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> OutputCheck:
+    """One output: shape, non-finite values the reference does not have, max abs/rel error."""
+    if got.shape != ref.shape:
+        return OutputCheck(spec.name, float("inf"), float("inf"), atol, rtol, 0, False)
+    if got.dtype.kind == "b" or ref.dtype.kind == "b":
+        mismatches = int(np.count_nonzero(got != ref))
+        return OutputCheck(spec.name, float(mismatches), float(mismatches), atol, rtol, 0, mismatches == 0)
+    g = got.astype(np.float64)
+    r = ref.astype(np.float64)
+    finite_ref = np.isfinite(r)
+    # A NaN/Inf where the reference is finite (or a different non-finite value) is an error.
+    nonfinite = int(np.count_nonzero(~np.isfinite(g) & finite_ref) +
+                    np.count_nonzero(~finite_ref & ~((g == r) | (np.isnan(g) & np.isnan(r)))))
+    both = finite_ref & np.isfinite(g)
+    diff = np.abs(g - r)[both]
+    max_abs = float(diff.max()) if diff.size else 0.0
+    rel = diff / np.maximum(np.abs(r[both]), np.finfo(np.float32).tiny)
+    max_rel = float(rel.max()) if rel.size else 0.0
+    within = bool(np.all(diff <= atol + rtol * np.abs(r[both])))
+    return OutputCheck(spec.name, max_abs, max_rel, atol, rtol, nonfinite, within and nonfinite == 0)
+
+
+def validate(outputs: tuple[TensorSpec, ...], got: list[np.ndarray], ref: list[np.ndarray],
+             atol: float, rtol: float) -> Validation:
+    """All outputs; the reason names the first failing output."""
+    if len(got) != len(ref):
+        return Validation(False, f"{len(got)} outputs, the source model gives {len(ref)}", ())
+    checks = tuple(check_output(spec, np.asarray(g), np.asarray(r), atol, rtol)
+                   for spec, g, r in zip(outputs, got, ref))
+    for c, g, r in zip(checks, got, ref):
+        if c.ok:
+            continue
+        if np.shape(g) != np.shape(r):
+            reason = f"output {c.name}: shape {np.shape(g)} != source {np.shape(r)}"
+        elif c.nonfinite:
+            reason = f"output {c.name}: {c.nonfinite} NaN/Inf values the source model does not give"
+        else:
+            reason = f"output {c.name}: max abs error {c.max_abs:.3g} (rel {c.max_rel:.3g}) beyond atol {c.atol:g} + rtol {c.rtol:g}"
+        return Validation(False, reason, checks)
+    return Validation(True, "", checks)

@@ -1,0 +1,1 @@
+"""What Triton gets: ModelConfig protobufs and model repositories, written atomically."""

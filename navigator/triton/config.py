@@ -1,0 +1,79 @@
+"""TritonModel + IOSpec -> tritonclient's ModelConfig protobuf, and its text format (config.pbtxt).
+
+Field reference: github.com/triton-inference-server/common protobuf/model_config.proto.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from navigator.errors import InputError
+from navigator.paths.base import TritonModel
+from navigator.records import IOSpec, TensorSpec
+
+# numpy dtype name -> model_config.proto DataType name
+DATA_TYPES = {
+    "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16", "uint32": "TYPE_UINT32",
+    "uint64": "TYPE_UINT64", "int8": "TYPE_INT8", "int16": "TYPE_INT16", "int32": "TYPE_INT32",
+    "int64": "TYPE_INT64", "float16": "TYPE_FP16", "float32": "TYPE_FP32", "float64": "TYPE_FP64",
+    "bfloat16": "TYPE_BF16", "object": "TYPE_STRING", "str": "TYPE_STRING",
+}
+
+
+def _pb() -> Any:
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2
+
+
+def _tensor(message: Any, spec: TensorSpec, batched: bool) -> None:
+    pb = _pb()
+    message.name = spec.name
+    type_name = DATA_TYPES.get(np.dtype(spec.dtype).name if spec.dtype != "bfloat16" else "bfloat16")
+    if type_name is None:
+        raise InputError(f"tensor {spec.name!r}: dtype {spec.dtype} has no Triton data type")
+    message.data_type = pb.DataType.Value(type_name)
+    dims = spec.shape[1:] if batched else spec.shape
+    message.dims.extend([-1 if d is None else int(d) for d in dims] or [1])
+    if not dims:  # one value per batch row: Triton wants dims [1] reshaped to a scalar
+        message.reshape.SetInParent()
+
+
+def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int) -> Any:
+    """The full ModelConfig: the path's backend part plus the shared IO, batching and instances."""
+    pb = _pb()
+    config = pb.ModelConfig(name=name)
+    if model.backend:
+        config.backend = model.backend
+    if model.platform:
+        config.platform = model.platform
+    if model.default_model_filename:
+        config.default_model_filename = model.default_model_filename
+    config.max_batch_size = max_batch_size if io.batched else 0
+    for spec in io.inputs:
+        _tensor(config.input.add(), spec, io.batched)
+    for spec in io.outputs:
+        _tensor(config.output.add(), spec, io.batched)
+    config.instance_group.add(kind=pb.ModelInstanceGroup.KIND_CPU, count=1)
+    for key, value in model.parameters.items():
+        config.parameters[key].string_value = value
+    if model.graph_level is not None:
+        config.optimization.graph.level = model.graph_level
+    for acc_name, acc_params in model.cpu_accelerators.items():
+        acc = config.optimization.execution_accelerators.cpu_execution_accelerator.add(name=acc_name)
+        acc.parameters.update(acc_params)
+    return config
+
+
+def to_text(config: Any) -> str:
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(config)
+
+
+def from_text(text: str) -> Any:
+    from google.protobuf import text_format
+
+    return text_format.Parse(text, _pb().ModelConfig())

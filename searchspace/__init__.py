@@ -1,0 +1,1 @@
+"""Search-space YAML files, one per conversion path (navigator/paths/<name>.py)."""
