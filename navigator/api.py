@@ -9,7 +9,8 @@ from typing import Any, Callable
 from navigator import env
 from navigator import paths as registry
 from navigator.errors import NavigatorError, UnavailableError
-from navigator.records import Result, TrialOutcome
+from navigator.records import Comparison, Finalist, Result, TrialOutcome
+from navigator.search.finalists import compare, is_top, pick, remeasure, score
 from navigator.settings import OptimizeSettings, parse_batch_sizes, parse_budget
 from navigator.source import ModelSource, load_source
 
@@ -26,12 +27,17 @@ def _value(o: TrialOutcome, objective: str) -> float:
     return o.bench.throughput if objective == "throughput" else -o.bench.p99_ms
 
 
-def _speedup(w: TrialOutcome | None, b: TrialOutcome | None, objective: str) -> float | None:
-    if not (w and b and w.bench and b.bench):
-        return None
-    if objective == "throughput":
-        return w.bench.throughput / b.bench.throughput
-    return b.bench.p99_ms / w.bench.p99_ms
+def _compare(winner: TrialOutcome | None, finalists: list[Finalist], objective: str) -> list[Comparison]:
+    """The winner against every baseline role and against the runner-up, from the interleaved rounds."""
+    mine = next((f for f in finalists if winner and f.number == winner.config.number), None)
+    if mine is None:
+        return []
+    others = [f for f in finalists if f is not mine]
+    runner_up = next((f for f in others if is_top(f.role)), None)
+    picked = [f for f in others if not is_top(f.role) or "," in f.role]
+    if runner_up is not None:
+        picked.append(Finalist(runner_up.number, runner_up.path, "runner-up", runner_up.throughput, runner_up.p99_ms))
+    return [compare(mine, f, objective) for f in picked]
 
 
 def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings: OptimizeSettings,
@@ -58,7 +64,7 @@ def run(source: ModelSource, settings: OptimizeSettings,
         on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source."""
     from navigator.report import build as report
-    from navigator.search.study import Search, storage_url
+    from navigator.search.study import FINALIST_ROLES, Search, finalist_rounds, storage_url
     from navigator.trial.cache import Cache
     from navigator.trial.run import TrialContext, run_trial
 
@@ -69,7 +75,7 @@ def run(source: ModelSource, settings: OptimizeSettings,
                                "; ".join(f"{c.name}: {c.reason}" for c in candidates))
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
-    search = Search(storage_url(out), settings, source.framework, usable, source.fingerprint)
+    search = Search(storage_url(out), settings, (source.framework, source.kind), usable, source.fingerprint)
     ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
     from navigator.progress import Progress
 
@@ -81,22 +87,34 @@ def run(source: ModelSource, settings: OptimizeSettings,
 
         search.run(lambda cfg: run_trial(ctx, cfg), tick)
     outcomes = search.outcomes()
-    ranked = sorted((o for o in outcomes if o.status == "ok"), key=lambda o: _value(o, settings.objective),
-                    reverse=True)
-    winner, notes = _deploy(source, ctx, ranked, settings, out / "model_repository")
     by_number = {o.config.number: o for o in outcomes}
     roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
+    ranked = sorted((o for o in outcomes if o.status == "ok"), key=lambda o: _value(o, settings.objective),
+                    reverse=True)
+    finalists: list[Finalist] = []
+    if ranked:
+        measured_roles = {r: o for r, o in roles.items() if r in FINALIST_ROLES}
+        finalists = sorted(remeasure(ctx, pick(ranked, measured_roles, settings.finalists), finalist_rounds(settings)),
+                           key=lambda f: score(f, settings.objective), reverse=True)
+        # Deploy in the finalists' order first, then the rest of the search's ranking.
+        first = [by_number[f.number] for f in finalists]
+        ranked = first + [o for o in ranked if o not in first]
+    winner, notes = _deploy(source, ctx, ranked, settings, out / "model_repository")
+    comparisons = _compare(winner, finalists, settings.objective)
     baseline = roles.get("baseline")
-    speedups = {role: s for role, o in roles.items() if (s := _speedup(winner, o, settings.objective))}
+    vs_base = next((c for c in comparisons if c.against.endswith("baseline")), None)
     result = Result(
         model=source.name, objective=settings.objective, outcomes=tuple(outcomes), winner=winner,
-        baseline=baseline, speedup=_speedup(winner, baseline, settings.objective),
+        baseline=baseline, speedup=vs_base.ratio if vs_base else (1.0 if winner and winner is baseline else None),
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
-        report=out / "report.json", environment=env.snapshot())
-    extra = {"speedups": speedups, "notes": notes, "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+        report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
+        comparisons=tuple(comparisons))
+    extra = {"notes": notes, "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
              "settings": {"budget_s": settings.budget_s, "trials": settings.trials, "sampler": settings.sampler,
-                          "batch_sizes": list(settings.batch_sizes), "study_elapsed_s": round(search.elapsed(), 1)}}
+                          "batch_sizes": list(settings.batch_sizes), "objective": settings.objective,
+                          "finalists": settings.finalists, "rounds": settings.rounds, "window_s": settings.window_s,
+                          "study_elapsed_s": round(search.elapsed(), 1)}}
     report.write(result, out, extra)
     return result
 

@@ -34,6 +34,7 @@ def optimize(
     atol: Optional[float] = typer.Option(None, help="Absolute tolerance for validation (default by precision)."),
     rtol: Optional[float] = typer.Option(None, help="Relative tolerance for validation (default by precision)."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
+    window: float = typer.Option(0.25, help="Benchmark window in seconds (windows repeat until 3 agree within 10%)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
@@ -43,7 +44,7 @@ def optimize(
         result = run_optimize(str(model), budget=budget, out=out, trials=trials, batch_size=batch_size,
                               objective=objective, sampler=sampler, paths=path or None, input_spec=input_spec,
                               input_data=input_data, trust_pickle=trust_pickle, atol=atol, rtol=rtol,
-                              progress=progress)
+                              progress=progress, window_s=window)
     except NavigatorError as exc:
         _fail(exc)
         return

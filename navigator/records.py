@@ -105,6 +105,30 @@ class TrialOutcome:
 
 
 @dataclass(frozen=True)
+class Finalist:
+    """A top trial (or a baseline) re-measured in interleaved rounds at the end of the search."""
+
+    number: int
+    path: str
+    role: str
+    throughput: tuple[float, ...]
+    p99_ms: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Winner vs another finalist: ratio of the objective (>1 = winner better), paired by round,
+    with a 95% bootstrap confidence interval; `distinct` is False when the interval holds 1."""
+
+    against: str
+    number: int
+    ratio: float
+    low: float
+    high: float
+    distinct: bool
+
+
+@dataclass(frozen=True)
 class Result:
     """What a study produced: every outcome, the winner, the baseline and where the outputs are."""
 
@@ -117,6 +141,8 @@ class Result:
     repository: Path | None
     report: Path | None
     environment: dict[str, str] = field(default_factory=dict)
+    finalists: tuple[Finalist, ...] = ()
+    comparisons: tuple[Comparison, ...] = ()
 
     @property
     def best(self) -> TrialOutcome | None:

@@ -39,6 +39,8 @@ def parse_batch_sizes(text: str | int) -> tuple[int, ...]:
     try:
         if ":" in spec:
             low, high = (int(v) for v in spec.split(":"))
+            if low > high:
+                raise InputError(f"batch size range {text!r} runs backwards; write LOW:HIGH")
             sizes = [b for b in (2**i for i in range(16)) if low <= b <= high] or [low]
             sizes = sorted({low, *sizes, high})
         else:
@@ -66,6 +68,8 @@ class OptimizeSettings:
     seed: int = 0
     window_s: float = 0.25
     show_progress: bool = True
+    finalists: int = 3  # top trials re-measured, interleaved with the baselines, to pick the winner
+    rounds: int = 5  # interleaved rounds of that re-measurement
 
     def __post_init__(self) -> None:
         if self.objective not in ("throughput", "latency"):
@@ -74,5 +78,7 @@ class OptimizeSettings:
             raise InputError(f"sampler {self.sampler!r} is not tpe, random or grid")
         if self.trials is not None and self.trials < 1:
             raise InputError(f"--trials {self.trials} must be at least 1")
+        if self.finalists < 1 or self.rounds < 1:
+            raise InputError("--finalists and --rounds must be at least 1")
         if self.window_s <= 0:
             raise InputError("the benchmark window must be longer than zero")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from navigator.errors import TrialError
 from navigator.lazy import require
 from navigator.paths._torch import example_args
 from navigator.records import Params
@@ -38,15 +40,47 @@ def export_program(source: ModelSource) -> Any:
     return torch.export.export(source.model, example_args(source), dynamic_shapes=_dynamic_shapes(source))
 
 
+def _traceable(source: ModelSource) -> Any:
+    """The module for the tracing exporter. An ExportedProgram's module refuses train(False), which
+    that exporter calls, so it is wrapped in a module that stays in eval mode."""
+    if source.kind != "exported":
+        return source.model
+    torch = require("torch")
+
+    class EvalOnly(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: Any) -> Any:
+            return self.inner(*args)
+
+        def train(self, mode: bool = True) -> Any:
+            return self
+
+    return EvalOnly(source.model.module())
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporters print progress and log tracebacks for fallbacks they recover from; a failure
+    that matters is raised and recorded on the trial."""
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _export(source: ModelSource, params: Params, out: Path) -> None:
     torch = require("torch")
+    onnx = require("onnx")
     names = [t.name for t in source.io.inputs]
     outputs = [t.name for t in source.io.outputs]
     target = out / ONNX_FILE
-    model = source.model.module() if source.kind == "exported" else source.model
-    quiet = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
-        warnings.simplefilter("ignore")
+    with _quiet():
         if params["exporter"] == "dynamo":
             program = export_program(source)
             onnx_program = torch.onnx.export(program, (), input_names=names, output_names=outputs,
@@ -55,9 +89,13 @@ def _export(source: ModelSource, params: Params, out: Path) -> None:
             onnx_program.save(str(target))
         else:
             axes = {n: {0: "batch"} for n in names + outputs} if source.io.batched else None
-            torch.onnx.export(model, example_args(source), str(target), input_names=names, output_names=outputs,
+            torch.onnx.export(_traceable(source), example_args(source), str(target), input_names=names, output_names=outputs,
                               opset_version=int(params["opset"]), dynamic_axes=axes, dynamo=False)
-    require("onnx").checker.check_model(str(target))
+    onnx.checker.check_model(str(target))
+    model = onnx.load(str(target), load_external_data=False)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset != int(params["opset"]):  # the dynamo exporter keeps its own opset when down-conversion fails
+        raise TrialError(f"the {params['exporter']} exporter produced opset {opset}, not {params['opset']}")
 
 
 def onnx_file(source: ModelSource, params: Params, cache: Cache) -> Path:
@@ -65,6 +103,6 @@ def onnx_file(source: ModelSource, params: Params, cache: Cache) -> Path:
     if source.framework == "onnx":
         assert source.file is not None
         return source.file
-    key = {"exporter": params["exporter"], "opset": params["opset"]}
+    key = {"exporter": params.get("exporter", "torchscript"), "opset": params["opset"]}
     return cache.get("onnx_export", key, lambda out: _export(source, key, out)) / ONNX_FILE
 

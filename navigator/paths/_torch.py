@@ -49,11 +49,13 @@ class TorchRunner:
             return torch_source.flatten(self.fn(*self._tensors(inputs)))
 
     def prepare(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
-        self.torch.set_num_threads(self.threads)
         tensors = self._tensors(inputs)
-        torch, fn = self.torch, self.fn
+        torch, fn, threads = self.torch, self.fn, self.threads
 
         def call() -> Any:
+            # The thread count is process-wide: re-assert it when runners are measured interleaved.
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
             with torch.inference_mode():
                 return fn(*tensors)
 

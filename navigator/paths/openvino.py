@@ -38,7 +38,7 @@ def narrow(spec: ParamSpec) -> ParamSpec:
         return spec
     caps = set(require("openvino").Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     kept = tuple(c for c in spec.choices if PRECISIONS[str(c)][1] in caps)
-    return ParamSpec(spec.name, spec.stage, kept or ("f32",), when=spec.when, frameworks=spec.frameworks)
+    return ParamSpec(spec.name, spec.stage, kept or ("f32",), when=spec.when, sources=spec.sources)
 
 
 def _build(onnx_file: Path, out: Path) -> None:
@@ -48,7 +48,7 @@ def _build(onnx_file: Path, out: Path) -> None:
 
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
     onnx_file = _onnx_export.onnx_file(source, params, cache)
-    key = {k: params[k] for k in ("exporter", "opset") if k in params}
+    key = {k: params[k] for k in ("exporter", "opset") if k in params}  # the ONNX file's own key
     d = cache.get(NAME, key, lambda out: _build(onnx_file, out))
     return Artifact(NAME, d, d.name, dict(params), d / XML)
 

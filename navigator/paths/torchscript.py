@@ -31,7 +31,7 @@ def _script(source: ModelSource, params: Params) -> Any:
     if source.kind == "torchscript":
         return source.model
     model = source.model.module() if source.kind == "exported" else source.model
-    if params["method"] == "script":
+    if params.get("method") == "script":
         return torch.jit.script(model)
     return torch.jit.trace(model, example_args(source), strict=False, check_trace=False)
 

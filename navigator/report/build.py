@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,25 @@ def _row(o: TrialOutcome, winner: int | None) -> str:
             f"{figures} | {error} | {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
 
 
+def _finalists(result: Result) -> list[str]:
+    if not result.finalists:
+        return []
+    w = result.winner.config.number if result.winner else None
+    lines = ["", "## Finalists, re-measured interleaved", "",
+             f"Each finalist was measured {len(result.finalists[0].throughput)} times, in rotating order; "
+             "the winner is chosen on the medians.", "",
+             "| # | role | path | median infer/s | median p99 ms | rounds (infer/s) |", "|---|---|---|---|---|---|"]
+    for f in result.finalists:
+        mark = " **winner**" if f.number == w else ""
+        lines.append(f"| {f.number}{mark} | {f.role} | {f.path} | {statistics.median(f.throughput):.1f} | "
+                     f"{statistics.median(f.p99_ms):.3f} | {', '.join(f'{t:.0f}' for t in f.throughput)} |")
+    lines += ["", "| winner vs | ratio (%s) | 95%% CI | distinguishable |" % result.objective, "|---|---|---|---|"]
+    for c in result.comparisons:
+        lines.append(f"| {c.against} (trial {c.number}) | {c.ratio:.3f}x | {c.low:.3f}-{c.high:.3f} | "
+                     f"{'yes' if c.distinct else 'no: within measurement noise'} |")
+    return lines
+
+
 def markdown(result: Result, extra: dict[str, Any]) -> str:
     w, b = result.winner, result.baseline
     lines = [f"# navigator report: {result.model}", ""]
@@ -44,8 +64,7 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
     if b and b.bench:
         lines += [f"**Baseline** (trial {b.config.number}, `{b.config.path}` defaults): {b.bench.throughput:.1f} "
                   f"inferences/s, p99 {b.bench.p99_ms:.3f} ms."]
-    for name, value in extra.get("speedups", {}).items():
-        lines += [f"**Speedup over {name}** ({result.objective}): {value:.2f}x"]
+    lines += _finalists(result)
     if result.repository:
         lines += ["", f"Triton repository: `{result.repository}` (serve with "
                   f"`tritonserver --model-repository {result.repository.parent}`)"]

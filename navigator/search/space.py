@@ -4,12 +4,13 @@ A file looks like:
 
     path: ort_cpu
     params:
-      exporter:          {stage: convert, choices: [dynamo, torchscript], frameworks: [torch]}
+      exporter:          {stage: convert, choices: [dynamo, torchscript], sources: [torch]}
       intra_op_threads:  {stage: runtime, int: [1, ncpu]}
       inter_op_threads:  {stage: runtime, int: [1, ncpu], when: {execution_mode: parallel}}
 
 `int` bounds may be `ncpu` (this machine's core count); `when` is equality on earlier params of the
-same path; `frameworks` limits a parameter to sources of those frameworks. Parameters are suggested
+same path; `sources` limits a parameter to sources of those frameworks (torch, onnx) or kinds
+(module, torchscript, exported). Parameters are suggested
 in file order, under the name `<path>.<param>`, so a name keeps the same choices within a study.
 """
 
@@ -29,6 +30,7 @@ from navigator.errors import InputError
 from navigator.records import Params, Scalar
 
 STAGES = ("convert", "runtime")
+SOURCES = ("torch", "onnx", "module", "torchscript", "exported")  # frameworks and source kinds
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class ParamSpec:
     high: int = 0
     log: bool = False
     when: dict[str, Scalar] = field(default_factory=dict)
-    frameworks: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,16 @@ def _bound(value: Any, where: str) -> int:
 def _param(name: str, raw: Any, where: str) -> ParamSpec:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: parameter {name!r} must be a mapping")
-    unknown = set(raw) - {"stage", "choices", "int", "log", "when", "frameworks"}
+    unknown = set(raw) - {"stage", "choices", "int", "log", "when", "sources"}
     if unknown:
         raise InputError(f"{where}: parameter {name!r} has unknown keys {sorted(unknown)}")
     stage = raw.get("stage")
     if stage not in STAGES:
         raise InputError(f"{where}: parameter {name!r} needs stage: convert or runtime")
     when = raw.get("when", {})
-    frameworks = tuple(raw.get("frameworks", ()))
+    sources = raw.get("sources", [])
+    if not isinstance(sources, list) or not set(sources) <= set(SOURCES):
+        raise InputError(f"{where}: parameter {name!r}: sources must be a list of {', '.join(SOURCES)}")
     if not isinstance(when, dict):
         raise InputError(f"{where}: parameter {name!r}: when must be a mapping")
     if ("choices" in raw) == ("int" in raw):
@@ -84,14 +88,14 @@ def _param(name: str, raw: Any, where: str) -> ParamSpec:
         choices = raw["choices"]
         if not isinstance(choices, list) or not choices:
             raise InputError(f"{where}: parameter {name!r}: choices must be a non-empty list")
-        return ParamSpec(name, stage, tuple(choices), when=when, frameworks=frameworks)
+        return ParamSpec(name, stage, tuple(choices), when=when, sources=tuple(sources))
     bounds = raw["int"]
     if not isinstance(bounds, list) or len(bounds) != 2:
         raise InputError(f"{where}: parameter {name!r}: int must be [low, high]")
     low, high = (_bound(b, f"{where}: {name}") for b in bounds)
     if low > high:
         raise InputError(f"{where}: parameter {name!r}: low {low} > high {high}")
-    return ParamSpec(name, stage, (), low, high, bool(raw.get("log", False)), when, frameworks)
+    return ParamSpec(name, stage, (), low, high, bool(raw.get("log", False)), when, tuple(sources))
 
 
 def parse(text: str, where: str) -> PathSpace:
@@ -127,17 +131,17 @@ def load(path_name: str, override_dir: Path | None = None) -> PathSpace:
     return space
 
 
-def active(space: PathSpace, framework: str) -> tuple[ParamSpec, ...]:
-    """Parameters that apply to a source of this framework."""
-    return tuple(p for p in space.params if not p.frameworks or framework in p.frameworks)
+def active(space: PathSpace, source: tuple[str, str]) -> tuple[ParamSpec, ...]:
+    """Parameters that apply to a source of this (framework, kind)."""
+    return tuple(p for p in space.params if not p.sources or set(source) & set(p.sources))
 
 
-def suggest(trial: Any, space: PathSpace, framework: str) -> tuple[Params, Params]:
+def suggest(trial: Any, space: PathSpace, source: tuple[str, str]) -> tuple[Params, Params]:
     """Sample this path's (convert, runtime) params on an optuna trial, define-by-run."""
     chosen: dict[str, Scalar] = {}
     convert: Params = {}
     runtime: Params = {}
-    for p in active(space, framework):
+    for p in active(space, source):
         if any(chosen.get(k) != v for k, v in p.when.items()):
             continue
         key = f"{space.path}.{p.name}"
@@ -150,18 +154,18 @@ def suggest(trial: Any, space: PathSpace, framework: str) -> tuple[Params, Param
     return convert, runtime
 
 
-def defaults(space: PathSpace, framework: str, overrides: Params) -> dict[str, Scalar]:
+def defaults(space: PathSpace, source: tuple[str, str], overrides: Params) -> dict[str, Scalar]:
     """A full prefixed parameter set: each param's first choice (or high bound), then overrides."""
     chosen: dict[str, Scalar] = {}
-    for p in active(space, framework):
+    for p in active(space, source):
         if any(chosen.get(k) != v for k, v in p.when.items()):
             continue
         chosen[p.name] = overrides.get(p.name, p.choices[0] if p.choices else p.high)
     return {f"{space.path}.{k}": v for k, v in chosen.items()}
 
 
-def space_hash(spaces: list[PathSpace], framework: str, extra: dict[str, Any]) -> str:
+def space_hash(spaces: list[PathSpace], source: tuple[str, str], extra: dict[str, Any]) -> str:
     """A fingerprint of everything that fixes the meaning of parameter names in a study."""
-    data = {s.path: [p.__dict__ for p in active(s, framework)] for s in spaces}
+    data = {s.path: [p.__dict__ for p in active(s, source)] for s in spaces}
     blob = json.dumps({"spaces": data, **extra}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

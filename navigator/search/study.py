@@ -17,9 +17,12 @@ from navigator.errors import StudyMismatchError
 from navigator.records import TrialConfig, TrialOutcome, from_dict, to_dict
 from navigator.search import space as space_mod
 from navigator.settings import OptimizeSettings
+from navigator.trial.bench import STABLE_WINDOWS
 
 STUDY_NAME = "navigator"
 OUTCOME_ATTR = "outcome"
+# Enqueued default trials that are re-measured with the finalists, for the speedups in the report.
+FINALIST_ROLES = ("baseline", "ort_cpu defaults")
 
 
 def _optuna() -> Any:
@@ -42,15 +45,17 @@ def sampler(settings: OptimizeSettings) -> Any:
 class Search:
     """One study over the given paths for one source."""
 
-    def __init__(self, storage: str, settings: OptimizeSettings, framework: str, path_names: list[str],
+    def __init__(self, storage: str, settings: OptimizeSettings, source: tuple[str, str], path_names: list[str],
                  fingerprint: str) -> None:
+        """`source` is (framework, kind), e.g. ("torch", "exported"): it decides which params apply."""
         self.settings = settings
-        self.framework = framework
+        self.framework = source[0]
+        self.source = source
         self.path_names = path_names
         self.spaces = {n: paths.space(n) for n in path_names}
         identity = {
             "fingerprint": fingerprint,
-            "space": space_mod.space_hash(list(self.spaces.values()), framework,
+            "space": space_mod.space_hash(list(self.spaces.values()), source,
                                           {"paths": path_names, "batch_sizes": list(settings.batch_sizes)}),
             "objective": settings.objective,
         }
@@ -72,11 +77,13 @@ class Search:
         self._retry_interrupted()
 
     def _enqueue_baselines(self) -> None:
-        """Trial 0 is the source framework's own runtime with defaults; then ORT with default options."""
+        """Trial 0 is the source framework's own runtime with defaults (the baseline); then every other
+        path once with its defaults (ORT's default session options among them), so that each path is
+        seen before the sampler takes over."""
         batch = max(self.settings.batch_sizes) if self.settings.objective == "throughput" else min(self.settings.batch_sizes)
         first = [paths.BASELINE[self.framework], "ort_cpu"]
-        for name in dict.fromkeys(n for n in first if n in self.path_names):
-            params = {"path": name, **space_mod.defaults(self.spaces[name], self.framework, {})}
+        for name in dict.fromkeys(n for n in first + self.path_names if n in self.path_names):
+            params = {"path": name, **space_mod.defaults(self.spaces[name], self.source, {})}
             if len(self.settings.batch_sizes) > 1:
                 params["batch_size"] = batch
             role = "baseline" if name == paths.BASELINE[self.framework] else f"{name} defaults"
@@ -91,7 +98,7 @@ class Search:
 
     def config(self, trial: Any) -> TrialConfig:
         path = trial.suggest_categorical("path", self.path_names)
-        convert, runtime = space_mod.suggest(trial, self.spaces[path], self.framework)
+        convert, runtime = space_mod.suggest(trial, self.spaces[path], self.source)
         sizes = self.settings.batch_sizes
         batch = trial.suggest_categorical("batch_size", list(sizes)) if len(sizes) > 1 else sizes[0]
         return TrialConfig(trial.number, path, convert, runtime, int(batch))
@@ -99,6 +106,10 @@ class Search:
     def value(self, outcome: TrialOutcome) -> float:
         assert outcome.bench is not None
         return outcome.bench.throughput if self.settings.objective == "throughput" else outcome.bench.p99_ms
+
+    def finalist_reserve(self) -> float:
+        """Seconds kept from the budget for the interleaved re-measurement of the finalists."""
+        return finalist_cost(self.settings, finalist_rounds(self.settings))
 
     def elapsed(self) -> float:
         """Seconds of trials this study has run, over every invocation."""
@@ -113,8 +124,9 @@ class Search:
         """Trials until the study's budget (time or count, summed over reruns) is spent."""
         optuna = _optuna()
         done = len(self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                  optuna.trial.TrialState.PRUNED,
                                                                   optuna.trial.TrialState.FAIL)))
-        remaining_s = self.settings.budget_s - self.elapsed()
+        remaining_s = self.settings.budget_s - self.elapsed() - self.finalist_reserve()
         remaining_n = None if self.settings.trials is None else self.settings.trials - done
         if remaining_s <= 0 or (remaining_n is not None and remaining_n <= 0):
             return
@@ -125,10 +137,12 @@ class Search:
             if on_trial:
                 on_trial(outcome)
             if outcome.status != "ok":
-                raise _Failed(outcome.error)
+                # Pruned, not failed: TPE ranks pruned trials below every complete one, so it learns to
+                # avoid a region that does not convert or validate (failed trials it would ignore).
+                raise optuna.TrialPruned(outcome.error)
             return self.value(outcome)
 
-        self.study.optimize(objective, n_trials=remaining_n, timeout=remaining_s, catch=(_Failed,))
+        self.study.optimize(objective, n_trials=remaining_n, timeout=remaining_s)
 
     def outcomes(self) -> list[TrialOutcome]:
         out = []
@@ -144,8 +158,19 @@ class Search:
                 if "role" in t.user_attrs and OUTCOME_ATTR in t.user_attrs}
 
 
-class _Failed(Exception):
-    """Marks an optuna trial FAIL after its outcome (failed or invalid) has been recorded."""
+def finalist_cost(settings: OptimizeSettings, rounds: int) -> float:
+    """Seconds the finalists take: per finalist a warm-up window, then per round a short warm-up and
+    at least STABLE_WINDOWS windows (see trial/bench.py)."""
+    count = settings.finalists + len(FINALIST_ROLES)
+    return count * settings.window_s * (2 + rounds * (STABLE_WINDOWS + 0.5))
+
+
+def finalist_rounds(settings: OptimizeSettings) -> int:
+    """settings.rounds, reduced (to 3 at least) where it would take over a third of the budget."""
+    rounds = settings.rounds
+    while rounds > 3 and finalist_cost(settings, rounds) > settings.budget_s / 3:
+        rounds -= 1
+    return rounds
 
 
 def storage_url(out: Path) -> str:

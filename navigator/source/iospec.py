@@ -67,6 +67,10 @@ def check_data(inputs: tuple[TensorSpec, ...], data: dict[str, np.ndarray]) -> N
         fixed = all(d is None or d == a for d, a in zip(spec.shape, arr.shape))
         if arr.ndim != len(spec.shape) or not fixed:
             raise InputError(f"input {spec.name!r}: data shape {arr.shape} does not fit {spec.shape}")
+        if arr.ndim and arr.shape[0] == 0:
+            raise InputError(f"input {spec.name!r}: the data has no rows")
+        if arr.dtype.name != spec.dtype:
+            raise InputError(f"input {spec.name!r}: data of dtype {arr.dtype.name}, the model expects {spec.dtype}")
 
 
 def make_inputs(inputs: tuple[TensorSpec, ...], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -77,7 +81,10 @@ def make_inputs(inputs: tuple[TensorSpec, ...], batch: int, seed: int = 0) -> di
         shape = tuple(
             (batch if i == 0 else DYNAMIC_AXIS_SIZE) if d is None else d for i, d in enumerate(spec.shape)
         )
-        dtype = np.dtype(spec.dtype)
+        try:
+            dtype = np.dtype(spec.dtype)
+        except TypeError:  # bfloat16 and other types NumPy has no name for
+            raise InputError(f"input {spec.name!r}: cannot generate data of dtype {spec.dtype}; pass --input-data") from None
         if dtype.kind == "f":
             out[spec.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind in "iu":

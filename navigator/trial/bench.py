@@ -28,6 +28,11 @@ def _window(call: Callable[[], Any], window_s: float) -> np.ndarray:
             return np.asarray(lat)
 
 
+def warm_up(call: Callable[[], Any], seconds: float) -> None:
+    """Run `call` for `seconds` (lazy initialisation, allocators, caches, oneDNN primitives)."""
+    _window(call, seconds)
+
+
 def _agree(values: list[float], stability: float) -> bool:
     low, high = min(values), max(values)
     return low > 0 and high / low <= 1.0 + stability
@@ -36,7 +41,7 @@ def _agree(values: list[float], stability: float) -> bool:
 def measure(call: Callable[[], Any], batch_size: int, window_s: float = 0.25, warmup_s: float | None = None,
             stability: float = 0.10, max_windows: int = 10) -> Bench:
     """Time `call` (one batch per call) and summarise the stable windows."""
-    _window(call, window_s if warmup_s is None else warmup_s)  # warm-up: caches, allocators, lazy init
+    warm_up(call, 2 * window_s if warmup_s is None else warmup_s)
     windows: list[np.ndarray] = []
     stable = False
     while len(windows) < max_windows:

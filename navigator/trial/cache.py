@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from navigator.env import versions
+from navigator.errors import TrialError
 from navigator.records import Params
 
 
@@ -32,16 +33,30 @@ class Cache:
         return f"{step}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
 
     def get(self, step: str, params: Params, build: Callable[[Path], None]) -> Path:
-        """The entry's directory; `build(tmpdir)` fills it on a miss."""
+        """The entry's directory; `build(tmpdir)` fills it on a miss.
+
+        A build that raised is remembered (`<key>.failed` holds the reason), so the same conversion
+        is not attempted again for this source and these library versions: it raises TrialError.
+        """
         final = self.root / self.key(step, params)
+        failed = final.with_name(final.name + ".failed")
         if final.is_dir():
             self.hits += 1
             return final
+        if failed.is_file():
+            self.hits += 1
+            raise TrialError(f"{step} failed before: {failed.read_text().strip()}")
         self.misses += 1
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=self.root))
+        os.chmod(tmp, 0o755)
         try:
-            build(tmp)
+            try:
+                build(tmp)
+            except Exception as exc:  # any converter failure: remember it, then let the trial record it
+                lines = str(exc).strip().splitlines()
+                failed.write_text(f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500] + "\n")
+                raise
             (tmp / "params.json").write_text(json.dumps({"step": step, "params": params}, sort_keys=True))
             os.rename(tmp, final)
         except OSError:

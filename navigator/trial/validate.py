@@ -34,7 +34,7 @@ def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float
     nonfinite = int(np.count_nonzero(~np.isfinite(g) & finite_ref) +
                     np.count_nonzero(~finite_ref & ~((g == r) | (np.isnan(g) & np.isnan(r)))))
     both = finite_ref & np.isfinite(g)
-    diff = np.abs(g - r)[both]
+    diff = np.abs(g[both] - r[both])
     max_abs = float(diff.max()) if diff.size else 0.0
     rel = diff / np.maximum(np.abs(r[both]), np.finfo(np.float32).tiny)
     max_rel = float(rel.max()) if rel.size else 0.0
@@ -45,8 +45,8 @@ def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float
 def validate(outputs: tuple[TensorSpec, ...], got: list[np.ndarray], ref: list[np.ndarray],
              atol: float, rtol: float) -> Validation:
     """All outputs; the reason names the first failing output."""
-    if len(got) != len(ref):
-        return Validation(False, f"{len(got)} outputs, the source model gives {len(ref)}", ())
+    if not len(got) == len(ref) == len(outputs):
+        return Validation(False, f"{len(got)} outputs, the source model gives {len(ref)} ({len(outputs)} declared)", ())
     checks = tuple(check_output(spec, np.asarray(g), np.asarray(r), atol, rtol)
                    for spec, g, r in zip(outputs, got, ref))
     for c, g, r in zip(checks, got, ref):

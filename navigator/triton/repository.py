@@ -26,6 +26,7 @@ def write(repository: Path, name: str, config: Any, files: dict[str, Path]) -> P
     """<repository>/<name>/config.pbtxt and <repository>/<name>/1/<files>; returns the model dir."""
     repository.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-repo-", dir=repository.parent))
+    os.chmod(tmp, 0o755)  # a server running as another user must read it
     try:
         model_dir = tmp / name
         version = model_dir / "1"

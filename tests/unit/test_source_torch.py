@@ -1,0 +1,147 @@
+"""navigator/source/torch.py: file sniffing and the pickle refusal (without unpickling anything)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from navigator.errors import InputError  # noqa: E402
+from navigator.source import torch as torch_source  # noqa: E402
+from navigator.source.torch import load_file, sniff  # noqa: E402
+
+MARKER_ENV = "NAVIGATOR_TEST_UNPICKLE_MARKER"
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+class Booby(Tiny):
+    """Unpickling it writes the file named by $NAVIGATOR_TEST_UNPICKLE_MARKER: proof that it was opened."""
+
+    def __setstate__(self, state):
+        Path(os.environ[MARKER_ENV]).write_text("unpickled")
+        super().__setstate__(state)
+
+
+@pytest.fixture
+def marker(tmp_path, monkeypatch):
+    path = tmp_path / "unpickled.marker"
+    monkeypatch.setenv(MARKER_ENV, str(path))
+    return path
+
+
+@pytest.fixture
+def booby_file(tmp_path):
+    path = tmp_path / "booby.pt"
+    torch.save(Booby(), path)
+    return path
+
+
+def test_text_file_named_pt_is_rejected(tmp_path):
+    path = tmp_path / "x.pt"
+    path.write_text("this is not a model\n")
+    with pytest.raises(InputError, match="not a PyTorch model"):
+        sniff(path)
+    with pytest.raises(InputError):
+        load_file(path, trust_pickle=True)
+
+
+def test_random_zip_is_rejected(tmp_path):
+    path = tmp_path / "weights.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("readme.txt", "hello")
+        zf.writestr("nested/data.json", "{}")
+    with pytest.raises(InputError, match="zip archive"):
+        sniff(path)
+    with pytest.raises(InputError):
+        load_file(path, trust_pickle=True)
+
+
+def test_saved_module_is_pickle_and_sniffing_does_not_unpickle(booby_file, marker):
+    assert sniff(booby_file) == "pickle"
+    assert not marker.exists()
+
+
+def test_legacy_non_zip_torch_save_is_pickle(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save(Tiny(), path, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)
+    assert sniff(path) == "pickle"
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"a": 1}))
+    assert sniff(plain) == "pickle"
+
+
+def test_pickle_refused_without_trust_and_never_opened(booby_file, marker, monkeypatch):
+    calls = []
+
+    def no_load(*args, **kwargs):
+        calls.append(args)
+        pytest.fail("torch.load was called on an untrusted pickle")  # BaseException: not swallowed
+
+    monkeypatch.setattr(torch, "load", no_load)
+    with pytest.raises(InputError, match="--trust-pickle") as info:
+        load_file(booby_file, trust_pickle=False)
+    assert str(booby_file) in str(info.value)
+    assert calls == []
+    assert not marker.exists()
+
+
+def test_pickle_loads_with_trust(booby_file, marker):
+    kind, model = load_file(booby_file, trust_pickle=True)
+    assert kind == "module"
+    assert isinstance(model, Booby)
+    assert not model.training  # returned in eval mode
+    assert marker.read_text() == "unpickled"  # the marker does detect unpickling
+    x = torch.ones(1, 3)
+    assert model(x).shape == (1, 2)
+
+
+def test_trusted_pickle_that_is_not_a_module_is_rejected(tmp_path):
+    path = tmp_path / "state.pt"
+    torch.save(Tiny().state_dict(), path)
+    assert sniff(path) == "pickle"
+    with pytest.raises(InputError, match="not an nn.Module"):
+        load_file(path, trust_pickle=True)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.* deprecation notices
+def test_torchscript_archive(tmp_path):
+    path = tmp_path / "scripted.pt"
+    module = Tiny().eval()
+    torch.jit.save(torch.jit.trace(module, torch.randn(1, 3)), str(path))
+    assert sniff(path) == "torchscript"
+    kind, loaded = load_file(path, trust_pickle=False)  # no pickle trust needed
+    assert kind == "torchscript"
+    assert isinstance(loaded, torch.jit.ScriptModule)
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(loaded(x), module(x))
+    assert torch_source.input_names(kind, loaded) == ["x"]
+
+
+def test_exported_program(tmp_path):
+    path = tmp_path / "model.pt2"
+    module = Tiny().eval()
+    program = torch.export.export(module, (torch.randn(2, 3),))
+    torch.export.save(program, str(path))
+    assert sniff(path) == "exported"
+    kind, loaded = load_file(path, trust_pickle=False)
+    assert kind == "exported"
+    assert isinstance(loaded, torch.export.ExportedProgram)
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(loaded.module()(x), module(x))
+    (spec,) = torch_source.exported_inputs(loaded)
+    assert (spec.dtype, spec.shape) == ("float32", (2, 3))
+
