@@ -15,7 +15,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 def _fail(exc: NavigatorError) -> None:
-    typer.echo(f"navigator: error: {exc}", err=True)
+    message = " ".join(str(exc).split())  # always one line
+    typer.echo(f"navigator: error: {message}", err=True)
     raise typer.Exit(2)
 
 
