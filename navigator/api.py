@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import logging
+import json
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from navigator import env
 from navigator import paths as registry
-from navigator.errors import NavigatorError, UnavailableError
-from navigator.records import Comparison, Finalist, Result, TrialOutcome
-from navigator.search.finalists import compare, is_top, pick, remeasure, score
-from navigator.settings import OptimizeSettings, parse_batch_sizes, parse_budget
+from navigator.errors import InputError, NavigatorError, UnavailableError
+from navigator.records import (Comparison, Finalist, Result, TrialConfig, TrialOutcome, WorkerSpec, from_dict,
+                               to_dict)
+from navigator.search.finalists import compare, is_top, pick, score
+from navigator.settings import (OptimizeSettings, default_memory_cap, parse_batch_sizes, parse_budget,
+                                parse_memory)
 from navigator.source import ModelSource, load_source
 
-log = logging.getLogger("navigator")
 
 
 def _slug(name: str) -> str:
@@ -22,9 +27,13 @@ def _slug(name: str) -> str:
     return cleaned or "model"
 
 
-def _value(o: TrialOutcome, objective: str) -> float:
-    assert o.bench is not None
-    return o.bench.throughput if objective == "throughput" else -o.bench.p99_ms
+def _rank(outcomes: list[TrialOutcome], objective: str) -> list[TrialOutcome]:
+    """Valid trials, best first: stable ones, then (only as a fallback) unstable ones."""
+    def value(o: TrialOutcome) -> tuple[bool, float]:
+        assert o.bench is not None
+        return o.status == "ok", o.bench.throughput if objective == "throughput" else -o.bench.p99_ms
+
+    return sorted((o for o in outcomes if o.status in ("ok", "unstable")), key=value, reverse=True)
 
 
 def _compare(winner: TrialOutcome | None, finalists: list[Finalist], objective: str) -> list[Comparison]:
@@ -60,13 +69,56 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
     return None, notes
 
 
+def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOutcome],
+               settings: OptimizeSettings) -> tuple[list[Finalist], str]:
+    """Re-measure the top trials and the baselines interleaved in the worker; ([], why) if it fails."""
+    from navigator.search.study import FINALIST_ROLES, finalist_cost, finalist_rounds
+    from navigator.trial.isolate import WorkerDied
+
+    chosen = pick(ranked, {r: o for r, o in roles.items() if r in FINALIST_ROLES}, settings.finalists)
+    rounds = finalist_rounds(settings)
+    request = {"op": "remeasure", "rounds": rounds, "chosen": [[r, to_dict(o)] for r, o in chosen]}
+    try:
+        raw = worker.call(request, timeout=10 * finalist_cost(settings, rounds) + 60)
+    except (WorkerDied, RuntimeError) as exc:
+        return [], f"finalists not re-measured: {exc}"
+    finalists = [from_dict(Finalist, f) for f in raw]
+    return sorted(finalists, key=lambda f: score(f, settings.objective), reverse=True), ""
+
+
+def _trial_runner(worker: Any, settings: OptimizeSettings,
+                  done: list[TrialOutcome]) -> Callable[[TrialConfig], TrialOutcome]:
+    """Runs trials in the worker; an exact repeat of a configuration that crashed, hung, failed or gave
+    wrong outputs is not run again (a hang would cost the whole timeout each time)."""
+    def key(c: TrialConfig) -> str:
+        return json.dumps([c.path, c.convert, c.runtime, c.batch_size], sort_keys=True)
+
+    bad = {key(o.config): o for o in done if o.status in ("failed", "invalid", "timeout", "crashed")}
+
+    def run(config: TrialConfig) -> TrialOutcome:
+        if key(config) in bad:
+            old = bad[key(config)]
+            return replace(old, config=config, error=f"same as trial {old.config.number}: {old.error}",
+                           duration_s=0.0)
+        timeout = settings.trial_timeout_s or registry.get(config.path).TIMEOUT_S
+        outcome = worker.run(config, timeout)
+        if outcome.status in ("failed", "invalid", "timeout", "crashed"):
+            bad[key(config)] = outcome
+        return outcome
+
+    return run
+
+
 def run(source: ModelSource, settings: OptimizeSettings,
         on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source."""
+    from navigator.progress import Progress
     from navigator.report import build as report
-    from navigator.search.study import FINALIST_ROLES, Search, finalist_rounds, storage_url
+    from navigator.search.study import Search, storage_url
+    from navigator.source import materialize
     from navigator.trial.cache import Cache
-    from navigator.trial.run import TrialContext, run_trial
+    from navigator.trial.isolate import TrialWorker
+    from navigator.trial.run import TrialContext
 
     candidates = registry.candidates(source.framework, settings.paths)
     usable = [c.name for c in candidates if c.reason is None]
@@ -77,29 +129,25 @@ def run(source: ModelSource, settings: OptimizeSettings,
     out.mkdir(parents=True, exist_ok=True)
     search = Search(storage_url(out), settings, (source.framework, source.kind), usable, source.fingerprint)
     ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
-    from navigator.progress import Progress
+    model, spec_text, data, trust = materialize(source, out / "source")
+    spec = WorkerSpec(model, source.name, source.fingerprint, spec_text, data, trust, max(settings.batch_sizes),
+                      str(ctx.cache.root))
+    with TrialWorker(spec, settings, out / "logs" / "worker.log") as worker:
+        with Progress(settings, search.elapsed(), enabled=settings.show_progress) as bar:
+            def tick(outcome: TrialOutcome) -> None:
+                bar.update(outcome)
+                if on_trial:
+                    on_trial(outcome)
 
-    with Progress(settings, search.elapsed(), enabled=settings.show_progress) as bar:
-        def tick(outcome: TrialOutcome) -> None:
-            bar.update(outcome)
-            if on_trial:
-                on_trial(outcome)
-
-        search.run(lambda cfg: run_trial(ctx, cfg), tick)
-    outcomes = search.outcomes()
-    by_number = {o.config.number: o for o in outcomes}
-    roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
-    ranked = sorted((o for o in outcomes if o.status == "ok"), key=lambda o: _value(o, settings.objective),
-                    reverse=True)
-    finalists: list[Finalist] = []
-    if ranked:
-        measured_roles = {r: o for r, o in roles.items() if r in FINALIST_ROLES}
-        finalists = sorted(remeasure(ctx, pick(ranked, measured_roles, settings.finalists), finalist_rounds(settings)),
-                           key=lambda f: score(f, settings.objective), reverse=True)
-        # Deploy in the finalists' order first, then the rest of the search's ranking.
-        first = [by_number[f.number] for f in finalists]
-        ranked = first + [o for o in ranked if o not in first]
-    winner, notes = _deploy(source, ctx, ranked, settings, out / "model_repository")
+            search.run(_trial_runner(worker, settings, search.outcomes()), tick)
+        outcomes = search.outcomes()
+        by_number = {o.config.number: o for o in outcomes}
+        roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
+        ranked = _rank(outcomes, settings.objective)
+        finalists, why = _finalists(worker, ranked, roles, settings) if ranked else ([], "")
+    first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
+    winner, notes = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
+                            out / "model_repository")
     comparisons = _compare(winner, finalists, settings.objective)
     baseline = roles.get("baseline")
     vs_base = next((c for c in comparisons if c.against.endswith("baseline")), None)
@@ -109,11 +157,13 @@ def run(source: ModelSource, settings: OptimizeSettings,
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons))
-    extra = {"notes": notes, "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+    extra = {"notes": [n for n in [why, *notes] if n], "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
              "settings": {"budget_s": settings.budget_s, "trials": settings.trials, "sampler": settings.sampler,
                           "batch_sizes": list(settings.batch_sizes), "objective": settings.objective,
                           "finalists": settings.finalists, "rounds": settings.rounds, "window_s": settings.window_s,
+                          "trial_timeout_s": settings.trial_timeout_s, "memory_bytes": settings.memory_bytes,
+                          "window_calls": settings.window_calls, "noise_atol": settings.noise_atol,
                           "study_elapsed_s": round(search.elapsed(), 1)}}
     report.write(result, out, extra)
     return result
@@ -124,7 +174,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              sampler: str = "tpe", paths: list[str] | None = None, input_spec: str | None = None,
              input_data: str | Path | None = None, trust_pickle: bool = False, atol: float | None = None,
              rtol: float | None = None, progress: bool = True, window_s: float = 0.25,
-             on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
+             trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
+             window_calls: int = 0, force: bool = False, on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton.
 
     Args:
@@ -138,6 +189,10 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         objective: 'throughput' (inferences/s, maximised) or 'latency' (p99 ms, minimised).
         sampler: 'tpe', 'random' or 'grid'.
         paths: conversion paths to search (default: all available).
+        trial_timeout: limit of one trial ('90s', '10m'); default: each path's own.
+        trial_memory: address-space cap of the trial worker ('8G'; '0' or None: none; default 80% of RAM).
+        window_calls: count-based benchmark windows of this many calls (default: time windows of window_s).
+        force: use an output directory that holds other files, or start over where it holds another study.
         on_trial: called with each TrialOutcome as it finishes.
 
     Returns:
@@ -149,7 +204,10 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
     """
     settings_args = dict(budget_s=parse_budget(budget), trials=trials, batch_sizes=parse_batch_sizes(batch_size),
                          objective=objective, sampler=sampler, paths=tuple(paths) if paths else None,
-                         atol=atol, rtol=rtol, show_progress=progress, window_s=window_s)
+                         atol=atol, rtol=rtol, show_progress=progress, window_s=window_s,
+                         trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
+                         memory_bytes=default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory),
+                         window_calls=window_calls)
     OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
     for name in paths or ():
         registry.get(name)  # an unknown path name is an InputError before anything loads
@@ -157,8 +215,35 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                          input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
                          batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
     target = Path(out) if out else Path("navigator-out") / _slug(source.name)
-    settings = OptimizeSettings(out=target, **settings_args)  # type: ignore[arg-type]
+    _check_out(target, force)
+    noise = nondeterminism(source)
+    settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
     return run(source, settings, on_trial)
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """An output directory is new, empty, or one of navigator's (then its study continues)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a directory")
+    ours = (out / "study.db").is_file()
+    if out.is_dir() and any(out.iterdir()) and not ours and not force:
+        raise InputError(f"--out {out} holds other files and no navigator study; pass --force to write there")
+    if force and ours:
+        (out / "study.db").unlink()  # start the study over; cached conversions stay valid by their keys
+    probe = out if out.is_dir() else next((p for p in out.resolve().parents if p.exists()), Path("."))
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write in {probe} ({exc.strerror})") from None
+
+
+def nondeterminism(source: ModelSource) -> float:
+    """Largest difference between two identical runs of the source model (0.0 when deterministic)."""
+    first, second = source.reference(source.samples), source.reference(source.samples)
+    diffs = [float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
+             for a, b in zip(first, second)]
+    return max(diffs, default=0.0)
 
 
 __all__ = ["optimize", "run", "NavigatorError"]

@@ -35,7 +35,11 @@ def optimize(
     atol: Optional[float] = typer.Option(None, help="Absolute tolerance for validation (default by precision)."),
     rtol: Optional[float] = typer.Option(None, help="Relative tolerance for validation (default by precision)."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
+    trial_timeout: Optional[str] = typer.Option(None, help="Limit of one trial, e.g. 5m [default: per path]."),
+    trial_memory: str = typer.Option("default", help="Memory cap of the trial worker, e.g. 8G; 0 = none [default: 80% of RAM]."),
     window: float = typer.Option(0.25, help="Benchmark window in seconds (windows repeat until 3 agree within 10%)."),
+    window_calls: int = typer.Option(0, help="Count-based benchmark windows of N calls instead of --window seconds."),
+    force: bool = typer.Option(False, "--force", help="Use an --out directory that holds other files or another study."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
@@ -45,7 +49,8 @@ def optimize(
         result = run_optimize(str(model), budget=budget, out=out, trials=trials, batch_size=batch_size,
                               objective=objective, sampler=sampler, paths=path or None, input_spec=input_spec,
                               input_data=input_data, trust_pickle=trust_pickle, atol=atol, rtol=rtol,
-                              progress=progress, window_s=window)
+                              progress=progress, window_s=window, trial_timeout=trial_timeout,
+                              trial_memory=trial_memory, window_calls=window_calls, force=force)
     except NavigatorError as exc:
         _fail(exc)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 
 from navigator.search.space import ncpu
@@ -33,14 +34,31 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Environment variables that change thread pools and so the timings.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME",
+                    "OMP_PROC_BIND", "GOMP_CPU_AFFINITY", "TORCH_NUM_THREADS", "ORT_NUM_THREADS")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
 def snapshot() -> dict[str, str]:
-    """Environment recorded in every report."""
+    """Environment recorded in every report: what affects timings, beside library versions."""
     info = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
+        "cores_total": str(os.cpu_count()),
         "cores_usable": str(ncpu()),
+        "load_average": " ".join(_read("/proc/loadavg").split()[:3]),
+        "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or "unknown",
     }
+    info.update({f"env.{k}": os.environ[k] for k in THREAD_VARIABLES if k in os.environ})
     info.update({f"version.{k}": v for k, v in versions().items() if v})
     return info

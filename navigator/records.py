@@ -11,7 +11,11 @@ from typing import Any, Literal, TypeVar, Union
 
 Scalar = Union[str, int, float, bool]
 Params = dict[str, Scalar]
-Status = Literal["ok", "invalid", "failed"]
+# ok: valid and stable; unstable: valid, but the benchmark never met the stability rule;
+# invalid: outputs differ from the source; failed: an exception; timeout / crashed: the worker process
+# ran past the trial timeout / died (signal, abort, out of memory).
+Status = Literal["ok", "unstable", "invalid", "failed", "timeout", "crashed"]
+STATUSES = ("ok", "unstable", "invalid", "failed", "timeout", "crashed")
 T = TypeVar("T")
 
 
@@ -90,6 +94,20 @@ class Bench:
     windows: int
     calls: int
     stable: bool
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How a trial worker process loads the same source as the parent (a file, never a live object)."""
+
+    model: str
+    name: str
+    fingerprint: str
+    input_spec: str | None
+    input_data: str | None
+    trust_pickle: bool
+    batch: int
+    cache_dir: str
 
 
 @dataclass(frozen=True)

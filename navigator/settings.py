@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,25 @@ def parse_budget(text: str | float | int) -> float:
     if not seconds > 0:
         raise InputError(f"budget {text!r} must be longer than zero")
     return seconds
+
+
+def parse_memory(text: str | int | None) -> int | None:
+    """'8G', '512M', '0' (no cap) or bytes -> bytes or None."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(text).lower())
+    if not match:
+        raise InputError(f"memory {text!r} is not a size like 8G or 512M")
+    value = float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " ")
+    return int(value) or None
+
+
+def default_memory_cap() -> int | None:
+    """80% of physical memory: a runaway trial fails alone instead of pushing the machine into swap."""
+    try:
+        return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def parse_batch_sizes(text: str | int) -> tuple[int, ...]:
@@ -67,7 +87,11 @@ class OptimizeSettings:
     rtol: float | None = None
     seed: int = 0
     window_s: float = 0.25
+    window_calls: int = 0  # > 0: count-based benchmark windows of this many calls instead of window_s
     show_progress: bool = True
+    trial_timeout_s: float | None = None  # None: each path's own TIMEOUT_S
+    memory_bytes: int | None = None  # address-space cap of the trial worker (Linux); None: no cap
+    noise_atol: float = 0.0  # added to every atol: twice the source model's own run-to-run difference
     finalists: int = 3  # top trials re-measured, interleaved with the baselines, to pick the winner
     rounds: int = 5  # interleaved rounds of that re-measurement
 
@@ -78,6 +102,8 @@ class OptimizeSettings:
             raise InputError(f"sampler {self.sampler!r} is not tpe, random or grid")
         if self.trials is not None and self.trials < 1:
             raise InputError(f"--trials {self.trials} must be at least 1")
+        if self.trial_timeout_s is not None and self.trial_timeout_s <= 0:
+            raise InputError("--trial-timeout must be longer than zero")
         if self.finalists < 1 or self.rounds < 1:
             raise InputError("--finalists and --rounds must be at least 1")
         if self.window_s <= 0:

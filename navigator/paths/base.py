@@ -48,6 +48,7 @@ class ConversionPath(Protocol):
 
     NAME: str
     FRAMEWORKS: tuple[str, ...]
+    TIMEOUT_S: float  # default limit of one trial (convert + validate + bench) on this path
 
     def available(self) -> str | None: ...
 

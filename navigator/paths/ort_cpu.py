@@ -15,6 +15,7 @@ from navigator.source import ModelSource
 from navigator.trial.cache import Cache
 
 NAME = "ort_cpu"
+TIMEOUT_S = 600.0  # default trial timeout: an ONNX export of a large model takes minutes
 FRAMEWORKS = ("torch", "onnx")
 
 # searchspace level -> Triton's optimization.graph.level for the onnxruntime backend. The backend's

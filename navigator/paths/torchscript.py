@@ -18,6 +18,7 @@ from navigator.source import ModelSource
 from navigator.trial.cache import Cache
 
 NAME = "torchscript"
+TIMEOUT_S = 300.0  # default trial timeout: tracing/scripting, freezing
 FRAMEWORKS = ("torch",)
 MODEL_FILE = "model.pt"
 

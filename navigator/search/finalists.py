@@ -53,7 +53,8 @@ def remeasure(ctx: Any, chosen: list[tuple[str, TrialOutcome]], rounds: int) -> 
     for r in range(rounds):
         for i in np.roll(np.arange(len(chosen)), -r):
             o = chosen[i][1]
-            b = measure(calls[i], o.config.batch_size, ctx.settings.window_s, warmup_s=ctx.settings.window_s / 4)
+            b = measure(calls[i], o.config.batch_size, ctx.settings.window_s, warmup_s=ctx.settings.window_s / 4,
+                        window_calls=ctx.settings.window_calls)
             thr[i].append(b.throughput)
             p99[i].append(b.p99_ms)
     return [Finalist(o.config.number, o.config.path, role, tuple(t), tuple(p))

@@ -108,14 +108,16 @@ class Search:
         return outcome.bench.throughput if self.settings.objective == "throughput" else outcome.bench.p99_ms
 
     def finalist_reserve(self) -> float:
-        """Seconds kept from the budget for the interleaved re-measurement of the finalists."""
-        return finalist_cost(self.settings, finalist_rounds(self.settings))
+        """Seconds kept from the budget for the interleaved re-measurement of the finalists (a third of
+        the budget at most: the search itself comes first)."""
+        return min(finalist_cost(self.settings, finalist_rounds(self.settings)), self.settings.budget_s / 3)
 
     def elapsed(self) -> float:
-        """Seconds of trials this study has run, over every invocation."""
+        """Seconds of trials this study has run, over every invocation. A trial interrupted by a
+        killed process has no outcome and does not count: its end time is when it was found."""
         total = 0.0
         for t in self.study.get_trials(deepcopy=False):
-            if t.datetime_start and t.datetime_complete:
+            if t.datetime_start and t.datetime_complete and OUTCOME_ATTR in t.user_attrs:
                 total += (t.datetime_complete - t.datetime_start).total_seconds()
         return total
 

@@ -29,6 +29,9 @@ class ModelSource:
     io: IOSpec
     fingerprint: str
     samples: dict[str, np.ndarray]
+    input_spec: str | None = None
+    input_data: Path | None = None
+    trust_pickle: bool = False
     _session: Any = field(default=None, repr=False)
 
     def reference(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -119,7 +122,8 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
         iospec.check_data(inputs, data)
     samples = data if data is not None else iospec.make_inputs(inputs, batch)
     fingerprint = _sha256(file) if file else torch_source.fingerprint_module(torch_source.callable_of(kind, loaded))
-    src = ModelSource(framework, kind, name, file, loaded, IOSpec(inputs, ()), fingerprint, samples)
+    src = ModelSource(framework, kind, name, file, loaded, IOSpec(inputs, ()), fingerprint, samples,
+                      input_spec, input_data, trust_pickle)
     try:
         outs = src.reference(samples)
     except InputError:
@@ -135,3 +139,32 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
                         for i, o in enumerate(outs))
     src.io = IOSpec(inputs, outputs)
     return src
+
+
+def materialize(source: ModelSource, directory: Path) -> tuple[str, str | None, str | None, bool]:
+    """(model file, input spec, input data file, trust) with which a worker process loads this source.
+
+    A file source is its own file. A live object is saved in `directory`: an ExportedProgram with
+    torch.export.save, a ScriptModule with torch.jit.save, an nn.Module with cloudpickle (its class
+    may live in the user's __main__), with its sample inputs as inputs.npz; the user handed over the
+    object itself, so the worker may unpickle it.
+    """
+    if source.file is not None:
+        return (str(source.file), source.input_spec,
+                str(source.input_data) if source.input_data else None, source.trust_pickle)
+    from navigator.lazy import require
+
+    torch = require("torch")
+    directory.mkdir(parents=True, exist_ok=True)
+    if source.kind == "exported":
+        target = directory / "model.pt2"
+        torch.export.save(source.model, str(target))
+    elif source.kind == "torchscript":
+        target = directory / "model.pt"
+        torch.jit.save(source.model, str(target))
+    else:
+        target = directory / "model.pt"
+        torch.save(source.model, str(target), pickle_module=require("cloudpickle"))
+    data = directory / "inputs.npz"
+    np.savez(data, **source.samples)
+    return str(target), None, str(data), True

@@ -32,7 +32,9 @@ def sniff(path: Path) -> str:
             return "pickle"
         raise InputError(f"{path}: a zip archive but not a PyTorch model (TorchScript, ExportedProgram or torch.save)")
     with open(path, "rb") as fh:
-        head = fh.read(2)
+        head = fh.read(4)
+    if head == b"PK\x03\x04":  # a zip's first entry without its central directory: cut short
+        raise InputError(f"{path}: damaged archive (truncated or incomplete zip)")
     if head[:1] == PICKLE_MAGIC:
         return "pickle"
     raise InputError(f"{path}: not a PyTorch model file (expected TorchScript, ExportedProgram .pt2 or torch.save)")

@@ -14,8 +14,9 @@ STABLE_WINDOWS = 3  # perf_analyzer's default: the last 3 windows decide stabili
 MIN_CALLS_PER_WINDOW = 3
 
 
-def _window(call: Callable[[], Any], window_s: float) -> np.ndarray:
-    """Per-call latencies (seconds) over one window of at least window_s and MIN_CALLS_PER_WINDOW."""
+def _window(call: Callable[[], Any], window_s: float, calls: int = 0) -> np.ndarray:
+    """Per-call latencies (seconds) over one window: `calls` calls when given (count windows), else
+    at least window_s seconds and MIN_CALLS_PER_WINDOW calls (time windows)."""
     lat = []
     clock = time.perf_counter
     start = clock()
@@ -24,7 +25,7 @@ def _window(call: Callable[[], Any], window_s: float) -> np.ndarray:
         call()
         t1 = clock()
         lat.append(t1 - t0)
-        if t1 - start >= window_s and len(lat) >= MIN_CALLS_PER_WINDOW:
+        if (len(lat) >= calls) if calls else (t1 - start >= window_s and len(lat) >= MIN_CALLS_PER_WINDOW):
             return np.asarray(lat)
 
 
@@ -39,13 +40,17 @@ def _agree(values: list[float], stability: float) -> bool:
 
 
 def measure(call: Callable[[], Any], batch_size: int, window_s: float = 0.25, warmup_s: float | None = None,
-            stability: float = 0.10, max_windows: int = 10) -> Bench:
-    """Time `call` (one batch per call) and summarise the stable windows."""
+            stability: float = 0.10, max_windows: int = 10, window_calls: int = 0) -> Bench:
+    """Time `call` (one batch per call) and summarise the last STABLE_WINDOWS windows.
+
+    Windows are time-based (window_s) or, with window_calls, count-based. Stable when the last
+    STABLE_WINDOWS agree within `stability` on throughput and on p50 latency; after max_windows
+    the figures are returned with stable=False, for the caller to mark the trial UNSTABLE."""
     warm_up(call, 2 * window_s if warmup_s is None else warmup_s)
     windows: list[np.ndarray] = []
     stable = False
     while len(windows) < max_windows:
-        windows.append(_window(call, window_s))
+        windows.append(_window(call, window_s, window_calls))
         if len(windows) >= STABLE_WINDOWS:
             last = windows[-STABLE_WINDOWS:]
             thr = [len(w) / w.sum() for w in last]

@@ -15,7 +15,7 @@ from navigator.records import Artifact, TrialConfig, TrialOutcome
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
 from navigator.source.iospec import resize_batch
-from navigator.trial.bench import measure
+from navigator.trial.bench import STABLE_WINDOWS, measure
 from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
 
@@ -65,12 +65,16 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
         inputs = ctx.inputs(config.batch_size)
         precision = getattr(module, "precision", lambda p: "fp32")(params)
         atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
+        atol += ctx.settings.noise_atol
         validation = validate(ctx.source.io.outputs, runner(inputs), ctx.reference(config.batch_size), atol, rtol)
         if not validation.ok:
             return TrialOutcome(config, "invalid", validation.reason, validation, None, convert_s, cached,
                                 time.perf_counter() - start)
-        bench = measure(runner.prepare(inputs), config.batch_size, ctx.settings.window_s)
-        return TrialOutcome(config, "ok", "", validation, bench, convert_s, cached, time.perf_counter() - start)
+        bench = measure(runner.prepare(inputs), config.batch_size, ctx.settings.window_s,
+                        window_calls=ctx.settings.window_calls)
+        status = "ok" if bench.stable else "unstable"
+        error = "" if bench.stable else f"no {STABLE_WINDOWS} windows agreed within 10% in {bench.windows} windows (CV {bench.cv:.1%})"
+        return TrialOutcome(config, status, error, validation, bench, convert_s, cached, time.perf_counter() - start)
     except Exception as exc:  # a conversion path failing in any way is this trial's outcome
         return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,
                             time.perf_counter() - start)

@@ -1,0 +1,147 @@
+"""The parent's side of trial isolation: one worker process at a time, restarted after any death.
+
+A trial runs in `python -m navigator.trial.worker` under a timeout and (on Linux) a memory cap; a
+segfault, abort, hang or out-of-memory costs that trial only and is recorded as CRASHED or TIMEOUT
+with the signal and the last lines the worker wrote to stderr. The worker dies with its parent
+(PR_SET_PDEATHSIG), so no process outlives the study, even when the parent is killed with -9.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, to_dict
+from navigator.settings import OptimizeSettings
+
+LOAD_TIMEOUT_S = 600.0
+PR_SET_PDEATHSIG = 1
+
+
+class WorkerDied(Exception):
+    """The worker process ended or was killed; `status` is 'timeout' or 'crashed'."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def _child_setup(memory_bytes: int | None) -> Callable[[], None]:
+    def setup() -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the parent, whatever kills it
+        if memory_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        os.setpgid(0, 0)  # own process group: a kill reaches the converters it may have started
+
+    return setup
+
+
+def _signal_name(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+class TrialWorker:
+    """A long-lived worker that runs trials one at a time and is restarted after it dies."""
+
+    def __init__(self, spec: WorkerSpec, settings: OptimizeSettings, log: Path) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.log = log
+        self.proc: subprocess.Popen[str] | None = None
+
+    def _start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        logfile = open(self.log, "a")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "navigator.trial.worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=logfile, text=True, env=env,
+                                     preexec_fn=_child_setup(self.settings.memory_bytes))
+        logfile.close()
+        self._request({"op": "load", "spec": to_dict(self.spec), "settings": to_dict(self.settings)}, LOAD_TIMEOUT_S)
+
+    def _tail(self, lines: int = 6) -> str:
+        try:
+            text = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(line.strip() for line in text[-lines:])[-800:]
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc is not None:
+            self.proc.wait()
+        self.proc = None
+
+    def _request(self, request: dict[str, Any], timeout: float) -> Any:
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died already; the read below reports how
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else None
+        if line is None:
+            self._kill()
+            raise WorkerDied("timeout", f"no answer within {timeout:.0f} s; killed. Last output: {self._tail()}")
+        if not line:
+            code = self.proc.wait()
+            self.proc = None
+            raise WorkerDied("crashed", f"worker died ({_signal_name(code)}). Last output: {self._tail()}")
+        reply = json.loads(line)
+        if not reply["ok"]:
+            raise RuntimeError(reply["error"])
+        return reply.get("result")
+
+    def call(self, request: dict[str, Any], timeout: float) -> Any:
+        """Send one request, starting the worker first if needed (its start is not part of `timeout`)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        return self._request(request, timeout)
+
+    def run(self, config: TrialConfig, timeout: float) -> TrialOutcome:
+        from navigator.records import from_dict
+
+        start = time.perf_counter()
+        try:
+            return from_dict(TrialOutcome, self.call({"op": "trial", "config": to_dict(config)}, timeout))
+        except WorkerDied as died:
+            return TrialOutcome(config, died.status, str(died), duration_s=time.perf_counter() - start)  # type: ignore[arg-type]
+        except RuntimeError as exc:  # the worker could not load the source
+            return TrialOutcome(config, "failed", str(exc), duration_s=time.perf_counter() - start)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None and self.proc.stdin:
+            try:
+                self.proc.stdin.write(json.dumps({"op": "exit"}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=10)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+
+    def __enter__(self) -> TrialWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

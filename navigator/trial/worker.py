@@ -1,0 +1,76 @@
+"""The trial worker process: `python -m navigator.trial.worker`.
+
+It loads the source once (from a file, as the parent did), then answers requests, one JSON line each
+on its own protocol pipe: {"op": "trial", "config": TrialConfig} -> TrialOutcome,
+{"op": "remeasure", ...} -> [Finalist]. Everything the libraries print goes to stderr, which the
+parent keeps in a log file and quotes when this process dies.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, from_dict, to_dict
+from navigator.settings import OptimizeSettings
+
+
+def _protocol_pipe() -> TextIO:
+    """A private copy of stdout for replies; fd 1 then points at stderr, so stray prints are logged."""
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return proto
+
+
+def _load(spec: WorkerSpec, settings: Any) -> Any:
+    from navigator.source import load_source
+    from navigator.trial.cache import Cache
+    from navigator.trial.run import TrialContext
+
+    source = load_source(spec.model, input_spec=spec.input_spec,
+                         input_data=Path(spec.input_data) if spec.input_data else None,
+                         trust_pickle=spec.trust_pickle, batch=spec.batch)
+    source.name, source.fingerprint = spec.name, spec.fingerprint  # the parent's identity of the model
+    return TrialContext(source, Cache(Path(spec.cache_dir), spec.fingerprint), settings)
+
+
+def _handle(ctx: Any, request: dict[str, Any]) -> Any:
+    from navigator.trial.run import run_trial
+
+    if request["op"] == "trial":
+        return to_dict(run_trial(ctx, from_dict(TrialConfig, request["config"])))
+    if request["op"] == "remeasure":
+        from navigator.search.finalists import remeasure
+
+        chosen = [(role, from_dict(TrialOutcome, o)) for role, o in request["chosen"]]
+        return to_dict(remeasure(ctx, chosen, int(request["rounds"])))
+    raise ValueError(f"unknown request {request['op']!r}")
+
+
+def main() -> None:
+    proto = _protocol_pipe()
+    ctx = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "exit":
+            break
+        try:
+            if request["op"] == "load":
+                settings = from_dict(OptimizeSettings, request["settings"])
+                ctx = _load(from_dict(WorkerSpec, request["spec"]), settings)
+                reply: Any = {"ok": True}
+            else:
+                reply = {"ok": True, "result": _handle(ctx, request)}
+        except Exception as exc:  # reported to the parent, which records it on the trial
+            lines = str(exc).strip().splitlines()
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]}
+        proto.write(json.dumps(reply) + "\n")
+        gc.collect()  # drop the trial's runtime (sessions, thread pools) before the next one
+
+
+if __name__ == "__main__":
+    main()
