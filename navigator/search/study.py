@@ -125,9 +125,7 @@ class Search:
             on_trial: Callable[[TrialOutcome], None] | None = None) -> None:
         """Trials until the study's budget (time or count, summed over reruns) is spent."""
         optuna = _optuna()
-        done = len(self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                                  optuna.trial.TrialState.PRUNED,
-                                                                  optuna.trial.TrialState.FAIL)))
+        done = sum(OUTCOME_ATTR in t.user_attrs for t in self.study.get_trials(deepcopy=False))
         remaining_s = self.settings.budget_s - self.elapsed() - self.finalist_reserve()
         remaining_n = None if self.settings.trials is None else self.settings.trials - done
         if remaining_s <= 0 or (remaining_n is not None and remaining_n <= 0):
