@@ -120,7 +120,7 @@ def run(source: ModelSource, settings: OptimizeSettings,
     from navigator.trial.isolate import TrialWorker
     from navigator.trial.run import TrialContext
 
-    candidates = registry.candidates(source.framework, settings.paths)
+    candidates = registry.candidates(source.framework, settings.device, settings.paths)
     usable = [c.name for c in candidates if c.reason is None]
     if not usable:
         raise UnavailableError("no conversion path can run here: " +
@@ -175,7 +175,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              input_data: str | Path | None = None, trust_pickle: bool = False, atol: float | None = None,
              rtol: float | None = None, progress: bool = True, window_s: float = 0.25,
              trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
-             window_calls: int = 0, force: bool = False, on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
+             window_calls: int = 0, force: bool = False, device: str = "auto", on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton.
 
     Args:
@@ -192,6 +192,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         trial_timeout: limit of one trial ('90s', '10m'); default: each path's own.
         trial_memory: address-space cap of the trial worker ('8G'; '0' or None: none; default 80% of RAM).
         window_calls: count-based benchmark windows of this many calls (default: time windows of window_s).
+        device: 'cpu', 'cuda' or 'auto' (cuda when PyTorch sees a GPU).
         force: use an output directory that holds other files, or start over where it holds another study.
         on_trial: called with each TrialOutcome as it finishes.
 
@@ -206,8 +207,9 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                          objective=objective, sampler=sampler, paths=tuple(paths) if paths else None,
                          atol=atol, rtol=rtol, show_progress=progress, window_s=window_s,
                          trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
-                         memory_bytes=default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory),
-                         window_calls=window_calls)
+                         memory_bytes=None if device == "cuda" else (
+                             default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
+                         window_calls=window_calls, device=env.default_device() if device == "auto" else device)
     OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
     for name in paths or ():
         registry.get(name)  # an unknown path name is an InputError before anything loads

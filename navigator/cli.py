@@ -39,6 +39,7 @@ def optimize(
     trial_memory: str = typer.Option("default", help="Memory cap of the trial worker, e.g. 8G; 0 = none [default: 80% of RAM]."),
     window: float = typer.Option(0.25, help="Benchmark window in seconds (windows repeat until 3 agree within 10%)."),
     window_calls: int = typer.Option(0, help="Count-based benchmark windows of N calls instead of --window seconds."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when PyTorch sees a GPU)."),
     force: bool = typer.Option(False, "--force", help="Use an --out directory that holds other files or another study."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -50,7 +51,8 @@ def optimize(
                               objective=objective, sampler=sampler, paths=path or None, input_spec=input_spec,
                               input_data=input_data, trust_pickle=trust_pickle, atol=atol, rtol=rtol,
                               progress=progress, window_s=window, trial_timeout=trial_timeout,
-                              trial_memory=trial_memory, window_calls=window_calls, force=force)
+                              trial_memory=trial_memory, window_calls=window_calls, force=force,
+                              device=device)
     except NavigatorError as exc:
         _fail(exc)
         return
@@ -74,9 +76,11 @@ def paths() -> None:
     """List the conversion paths and whether each can run here."""
     from navigator import paths as registry
 
-    for framework in ("torch", "onnx"):
-        for c in registry.candidates(framework):
-            typer.echo(f"{framework:6} {c.name:12} {'available' if c.reason is None else 'unavailable: ' + c.reason}")
+    for device in ("cpu", "cuda"):
+        for framework in ("torch", "onnx"):
+            for c in registry.candidates(framework, device):
+                state = "available" if c.reason is None else "unavailable: " + c.reason
+                typer.echo(f"{device:5} {framework:6} {c.name:15} {state}")
 
 
 def main() -> None:

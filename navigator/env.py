@@ -47,6 +47,30 @@ def _read(path: str) -> str:
         return ""
 
 
+def default_device() -> str:
+    """'cuda' when PyTorch is installed and sees a GPU, else 'cpu'."""
+    import importlib.util
+    import sys
+
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def gpu() -> dict[str, str]:
+    """GPU name, driver and CUDA version where PyTorch sees one."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return {}
+    props = torch.cuda.get_device_properties(0)
+    return {"gpu": props.name, "gpu_memory_gib": f"{props.total_memory / 2**30:.1f}",
+            "cuda": str(torch.version.cuda), "cudnn": str(torch.backends.cudnn.version())}
+
+
 def snapshot() -> dict[str, str]:
     """Environment recorded in every report: what affects timings, beside library versions."""
     info = {
@@ -60,5 +84,6 @@ def snapshot() -> dict[str, str]:
         "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or "unknown",
     }
     info.update({f"env.{k}": os.environ[k] for k in THREAD_VARIABLES if k in os.environ})
+    info.update(gpu())
     info.update({f"version.{k}": v for k, v in versions().items() if v})
     return info

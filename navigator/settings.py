@@ -12,6 +12,7 @@ from navigator.errors import InputError
 
 Objective = Literal["throughput", "latency"]
 Sampler = Literal["tpe", "random", "grid"]
+Device = Literal["cpu", "cuda"]
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 
 
@@ -81,6 +82,7 @@ class OptimizeSettings:
     trials: int | None = None
     batch_sizes: tuple[int, ...] = (1,)
     objective: Objective = "throughput"
+    device: Device = "cpu"
     sampler: Sampler = "tpe"
     paths: tuple[str, ...] | None = None
     atol: float | None = None
@@ -98,6 +100,8 @@ class OptimizeSettings:
     def __post_init__(self) -> None:
         if self.objective not in ("throughput", "latency"):
             raise InputError(f"objective {self.objective!r} is not throughput or latency")
+        if self.device not in ("cpu", "cuda"):
+            raise InputError(f"device {self.device!r} is not cpu or cuda")
         if self.sampler not in ("tpe", "random", "grid"):
             raise InputError(f"sampler {self.sampler!r} is not tpe, random or grid")
         if self.trials is not None and self.trials < 1:

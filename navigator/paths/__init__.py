@@ -14,10 +14,14 @@ from navigator.errors import InputError
 from navigator.paths.base import ConversionPath
 from navigator.search import space as space_mod
 
-# Order matters only for display; "eager" is the baseline of torch sources.
-NAMES = ("eager", "torchscript", "ort_cpu", "openvino")
-# The baseline path of each source framework: the framework's own runtime, default settings.
-BASELINE = {"torch": "eager", "onnx": "ort_cpu"}
+# Order matters only for display.
+NAMES = ("eager", "torchscript", "ort_cpu", "openvino", "torch_cuda", "torch_compile", "ort_cuda",
+         "ort_tensorrt", "tensorrt", "torch_tensorrt")
+# The baseline of each (framework, device): the framework's own runtime with default settings.
+BASELINE = {("torch", "cpu"): "eager", ("onnx", "cpu"): "ort_cpu",
+            ("torch", "cuda"): "torch_cuda", ("onnx", "cuda"): "ort_cuda"}
+# ONNX Runtime with its default options, the second reference of the report, by device.
+ORT_DEFAULTS = {"cpu": "ort_cpu", "cuda": "ort_cuda"}
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,8 @@ def space(name: str) -> space_mod.PathSpace:
     return space_mod.PathSpace(loaded.path, tuple(narrow(p) for p in loaded.params))
 
 
-def candidates(framework: str, wanted: tuple[str, ...] | None = None) -> list[Candidate]:
-    """Every path with the reason it cannot run for this framework here (None when it can)."""
+def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = None) -> list[Candidate]:
+    """Every path with the reason it cannot run for this framework and device here (None when it can)."""
     out = []
     for name in wanted or NAMES:
         try:
@@ -52,6 +56,8 @@ def candidates(framework: str, wanted: tuple[str, ...] | None = None) -> list[Ca
             continue
         if framework not in module.FRAMEWORKS:
             out.append(Candidate(name, f"does not take {framework} models"))
-            continue
-        out.append(Candidate(name, module.available()))
+        elif device not in module.DEVICES:
+            out.append(Candidate(name, f"runs on {'/'.join(module.DEVICES)}, not {device}"))
+        else:
+            out.append(Candidate(name, module.available()))
     return out

@@ -31,7 +31,8 @@ class TritonModel:
     """A path's part of the Triton model: backend or platform, files for the version dir, settings.
 
     `parameters` become ModelConfig.parameters; `graph_level` ModelConfig.optimization.graph.level;
-    `accelerators` name -> parameters for optimization.execution_accelerators.
+    `cpu_accelerators` / `gpu_accelerators` name -> parameters for optimization.execution_accelerators;
+    `cuda_graphs` sets optimization.cuda.graphs; `kind` is the instance group's kind.
     """
 
     backend: str = ""
@@ -40,6 +41,9 @@ class TritonModel:
     parameters: dict[str, str] = field(default_factory=dict)
     graph_level: int | None = None
     cpu_accelerators: dict[str, dict[str, str]] = field(default_factory=dict)
+    gpu_accelerators: dict[str, dict[str, str]] = field(default_factory=dict)
+    cuda_graphs: bool = False
+    kind: str = "KIND_CPU"
     default_model_filename: str = ""
 
 
@@ -48,6 +52,7 @@ class ConversionPath(Protocol):
 
     NAME: str
     FRAMEWORKS: tuple[str, ...]
+    DEVICES: tuple[str, ...]  # "cpu" and/or "cuda": where the path runs
     TIMEOUT_S: float  # default limit of one trial (convert + validate + bench) on this path
 
     def available(self) -> str | None: ...

@@ -23,6 +23,7 @@ from navigator.trial.cache import Cache
 
 NAME = "openvino"
 TIMEOUT_S = 600.0  # default trial timeout: ONNX export plus OpenVINO conversion
+DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx")
 XML = "model.xml"
 # searchspace precision -> OpenVINO's INFERENCE_PRECISION_HINT and the CPU capability it needs.

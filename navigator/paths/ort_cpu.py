@@ -16,6 +16,7 @@ from navigator.trial.cache import Cache
 
 NAME = "ort_cpu"
 TIMEOUT_S = 600.0  # default trial timeout: an ONNX export of a large model takes minutes
+DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx")
 
 # searchspace level -> Triton's optimization.graph.level for the onnxruntime backend. The backend's

@@ -9,7 +9,7 @@ A file looks like:
       inter_op_threads:  {stage: runtime, int: [1, ncpu], when: {execution_mode: parallel}}
 
 `int` bounds may be `ncpu` (this machine's core count); `when` is equality on earlier params of the
-same path; `sources` limits a parameter to sources of those frameworks (torch, onnx) or kinds
+same path (or membership, when its value is a list); `sources` limits a parameter to sources of those frameworks (torch, onnx) or kinds
 (module, torchscript, exported). Parameters are suggested
 in file order, under the name `<path>.<param>`, so a name keeps the same choices within a study.
 """
@@ -41,7 +41,7 @@ class ParamSpec:
     low: int = 0
     high: int = 0
     log: bool = False
-    when: dict[str, Scalar] = field(default_factory=dict)
+    when: dict[str, Scalar | list[Scalar]] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
 
 
@@ -136,13 +136,22 @@ def active(space: PathSpace, source: tuple[str, str]) -> tuple[ParamSpec, ...]:
     return tuple(p for p in space.params if not p.sources or set(source) & set(p.sources))
 
 
+def applies(p: ParamSpec, chosen: dict[str, Scalar]) -> bool:
+    """Whether a parameter's `when` holds for the values chosen so far."""
+    for key, want in p.when.items():
+        have = chosen.get(key)
+        if (have not in want) if isinstance(want, list) else (have != want):
+            return False
+    return True
+
+
 def suggest(trial: Any, space: PathSpace, source: tuple[str, str]) -> tuple[Params, Params]:
     """Sample this path's (convert, runtime) params on an optuna trial, define-by-run."""
     chosen: dict[str, Scalar] = {}
     convert: Params = {}
     runtime: Params = {}
     for p in active(space, source):
-        if any(chosen.get(k) != v for k, v in p.when.items()):
+        if not applies(p, chosen):
             continue
         key = f"{space.path}.{p.name}"
         if p.choices:
@@ -158,7 +167,7 @@ def defaults(space: PathSpace, source: tuple[str, str], overrides: Params) -> di
     """A full prefixed parameter set: each param's first choice (or high bound), then overrides."""
     chosen: dict[str, Scalar] = {}
     for p in active(space, source):
-        if any(chosen.get(k) != v for k, v in p.when.items()):
+        if not applies(p, chosen):
             continue
         chosen[p.name] = overrides.get(p.name, p.choices[0] if p.choices else p.high)
     return {f"{space.path}.{k}": v for k, v in chosen.items()}

@@ -22,7 +22,7 @@ from navigator.trial.bench import STABLE_WINDOWS
 STUDY_NAME = "navigator"
 OUTCOME_ATTR = "outcome"
 # Enqueued default trials that are re-measured with the finalists, for the speedups in the report.
-FINALIST_ROLES = ("baseline", "ort_cpu defaults")
+FINALIST_ROLES = ("baseline", "ort_cpu defaults", "ort_cuda defaults")
 
 
 def _optuna() -> Any:
@@ -81,12 +81,13 @@ class Search:
         path once with its defaults (ORT's default session options among them), so that each path is
         seen before the sampler takes over."""
         batch = max(self.settings.batch_sizes) if self.settings.objective == "throughput" else min(self.settings.batch_sizes)
-        first = [paths.BASELINE[self.framework], "ort_cpu"]
+        baseline = paths.BASELINE[(self.framework, self.settings.device)]
+        first = [baseline, paths.ORT_DEFAULTS[self.settings.device]]
         for name in dict.fromkeys(n for n in first + self.path_names if n in self.path_names):
             params = {"path": name, **space_mod.defaults(self.spaces[name], self.source, {})}
             if len(self.settings.batch_sizes) > 1:
                 params["batch_size"] = batch
-            role = "baseline" if name == paths.BASELINE[self.framework] else f"{name} defaults"
+            role = "baseline" if name == baseline else f"{name} defaults"
             self.study.enqueue_trial(params, user_attrs={"role": role})
 
     def _retry_interrupted(self) -> None:
@@ -161,7 +162,7 @@ class Search:
 def finalist_cost(settings: OptimizeSettings, rounds: int) -> float:
     """Seconds the finalists take: per finalist a warm-up window, then per round a short warm-up and
     at least STABLE_WINDOWS windows (see trial/bench.py)."""
-    count = settings.finalists + len(FINALIST_ROLES)
+    count = settings.finalists + 2  # the top k, the baseline, ONNX Runtime's defaults
     return count * settings.window_s * (2 + rounds * (STABLE_WINDOWS + 0.5))
 
 

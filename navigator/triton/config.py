@@ -56,14 +56,18 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int) -> Any
         _tensor(config.input.add(), spec, io.batched)
     for spec in io.outputs:
         _tensor(config.output.add(), spec, io.batched)
-    config.instance_group.add(kind=pb.ModelInstanceGroup.KIND_CPU, count=1)
+    config.instance_group.add(kind=pb.ModelInstanceGroup.Kind.Value(model.kind), count=1)
     for key, value in model.parameters.items():
         config.parameters[key].string_value = value
     if model.graph_level is not None:
         config.optimization.graph.level = model.graph_level
+    accelerators = config.optimization.execution_accelerators
     for acc_name, acc_params in model.cpu_accelerators.items():
-        acc = config.optimization.execution_accelerators.cpu_execution_accelerator.add(name=acc_name)
-        acc.parameters.update(acc_params)
+        accelerators.cpu_execution_accelerator.add(name=acc_name).parameters.update(acc_params)
+    for acc_name, acc_params in model.gpu_accelerators.items():
+        accelerators.gpu_execution_accelerator.add(name=acc_name).parameters.update(acc_params)
+    if model.cuda_graphs:
+        config.optimization.cuda.graphs = True
     return config
 
 
