@@ -72,10 +72,11 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
 def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOutcome],
                settings: OptimizeSettings) -> tuple[list[Finalist], str]:
     """Re-measure the top trials and the baselines interleaved in the worker; ([], why) if it fails."""
-    from navigator.search.study import FINALIST_ROLES, finalist_cost, finalist_rounds
+    from navigator.search.study import FINALIST_ROLES, USER_ROLE, finalist_cost, finalist_rounds
     from navigator.trial.isolate import WorkerDied
 
-    chosen = pick(ranked, {r: o for r, o in roles.items() if r in FINALIST_ROLES}, settings.finalists)
+    measured = {r: o for r, o in roles.items() if r in FINALIST_ROLES or r.startswith(USER_ROLE)}
+    chosen = pick(ranked, measured, settings.finalists)
     rounds = finalist_rounds(settings)
     request = {"op": "remeasure", "rounds": rounds, "chosen": [[r, to_dict(o)] for r, o in chosen]}
     try:
@@ -109,8 +110,8 @@ def _trial_runner(worker: Any, settings: OptimizeSettings,
     return run
 
 
-def run(source: ModelSource, settings: OptimizeSettings,
-        on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
+def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[TrialOutcome], None] | None = None,
+        enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source."""
     from navigator.progress import Progress
     from navigator.report import build as report
@@ -127,7 +128,7 @@ def run(source: ModelSource, settings: OptimizeSettings,
                                "; ".join(f"{c.name}: {c.reason}" for c in candidates))
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
-    search = Search(storage_url(out), settings, (source.framework, source.kind), usable, source.fingerprint)
+    search = Search(storage_url(out), settings, (source.framework, source.kind), usable, source.fingerprint, enqueue)
     ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
     model, spec_text, data, trust = materialize(source, out / "source")
     spec = WorkerSpec(model, source.name, source.fingerprint, spec_text, data, trust, max(settings.batch_sizes),
@@ -175,7 +176,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              input_data: str | Path | None = None, trust_pickle: bool = False, atol: float | None = None,
              rtol: float | None = None, progress: bool = True, window_s: float = 0.25,
              trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
-             window_calls: int = 0, force: bool = False, device: str = "auto", on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
+             window_calls: int = 0, force: bool = False, device: str = "auto",
+             enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton.
 
     Args:
@@ -193,6 +195,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         trial_memory: address-space cap of the trial worker ('8G'; '0' or None: none; default 80% of RAM).
         window_calls: count-based benchmark windows of this many calls (default: time windows of window_s).
         device: 'cpu', 'cuda' or 'auto' (cuda when PyTorch sees a GPU).
+        enqueue: configurations to try first and re-measure beside the winner, as
+            {name: (path, {param: value})}, unnamed params at their defaults.
         force: use an output directory that holds other files, or start over where it holds another study.
         on_trial: called with each TrialOutcome as it finishes.
 
@@ -220,7 +224,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
     _check_out(target, force)
     noise = nondeterminism(source)
     settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
-    return run(source, settings, on_trial)
+    return run(source, settings, on_trial, enqueue)
 
 
 def _check_out(out: Path, force: bool) -> None:

@@ -120,6 +120,7 @@ class TrialOutcome:
     convert_s: float = 0.0
     cached: bool = False
     duration_s: float = 0.0
+    load_s: float = 0.0  # loading the runner plus its first call: where torch.compile compiles
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,8 @@ def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = Non
     for name in wanted or NAMES:
         try:
             module = get(name)
-        except ImportError as exc:
-            out.append(Candidate(name, f"import failed: {exc}"))
+        except Exception as exc:  # a broken path module must not break the others
+            out.append(Candidate(name, f"import failed: {type(exc).__name__}: {exc}"))
             continue
         if framework not in module.FRAMEWORKS:
             out.append(Candidate(name, f"does not take {framework} models"))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from navigator import paths
-from navigator.errors import StudyMismatchError
+from navigator.errors import InputError, StudyMismatchError
 from navigator.records import TrialConfig, TrialOutcome, from_dict, to_dict
 from navigator.search import space as space_mod
 from navigator.settings import OptimizeSettings
@@ -23,6 +23,7 @@ STUDY_NAME = "navigator"
 OUTCOME_ATTR = "outcome"
 # Enqueued default trials that are re-measured with the finalists, for the speedups in the report.
 FINALIST_ROLES = ("baseline", "ort_cpu defaults", "ort_cuda defaults")
+USER_ROLE = "user: "  # prefix of the roles of configurations the caller enqueued; re-measured too
 
 
 def _optuna() -> Any:
@@ -46,9 +47,11 @@ class Search:
     """One study over the given paths for one source."""
 
     def __init__(self, storage: str, settings: OptimizeSettings, source: tuple[str, str], path_names: list[str],
-                 fingerprint: str) -> None:
-        """`source` is (framework, kind), e.g. ("torch", "exported"): it decides which params apply."""
+                 fingerprint: str, enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None) -> None:
+        """`source` is (framework, kind), e.g. ("torch", "exported"): it decides which params apply.
+        `enqueue` names configurations to try first, role -> (path, params; the rest at defaults)."""
         self.settings = settings
+        self.enqueue = enqueue or {}
         self.framework = source[0]
         self.source = source
         self.path_names = path_names
@@ -89,6 +92,13 @@ class Search:
                 params["batch_size"] = batch
             role = "baseline" if name == baseline else f"{name} defaults"
             self.study.enqueue_trial(params, user_attrs={"role": role})
+        for role, (name, overrides) in self.enqueue.items():
+            if name not in self.path_names:
+                raise InputError(f"enqueued configuration {role!r}: path {name!r} is not searched here")
+            params = {"path": name, **space_mod.defaults(self.spaces[name], self.source, overrides)}
+            if len(self.settings.batch_sizes) > 1:
+                params["batch_size"] = batch
+            self.study.enqueue_trial(params, user_attrs={"role": f"{USER_ROLE}{role}"})
 
     def _retry_interrupted(self) -> None:
         """Trials left RUNNING by a killed process are failed and their parameters enqueued again."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from navigator.errors import InputError
-from navigator.records import IOSpec, TensorSpec
+from navigator.records import TensorSpec
 
 # Size given to a dynamic axis other than the batch axis when inputs are generated.
 DYNAMIC_AXIS_SIZE = 16

@@ -61,20 +61,25 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
         artifact = convert(ctx, config)
         convert_s = time.perf_counter() - start
         cached = ctx.cache.misses == misses
+        reference = ctx.reference(config.batch_size)
+        loading = time.perf_counter()
         runner = module.load(artifact, ctx.source, params)
         inputs = ctx.inputs(config.batch_size)
+        got = runner(inputs)
+        load_s = time.perf_counter() - loading
         precision = getattr(module, "precision", lambda p: "fp32")(params)
         atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
         atol += ctx.settings.noise_atol
-        validation = validate(ctx.source.io.outputs, runner(inputs), ctx.reference(config.batch_size), atol, rtol)
+        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol)
         if not validation.ok:
             return TrialOutcome(config, "invalid", validation.reason, validation, None, convert_s, cached,
-                                time.perf_counter() - start)
+                                time.perf_counter() - start, load_s)
         bench = measure(runner.prepare(inputs), config.batch_size, ctx.settings.window_s,
                         window_calls=ctx.settings.window_calls)
         status = "ok" if bench.stable else "unstable"
         error = "" if bench.stable else f"no {STABLE_WINDOWS} windows agreed within 10% in {bench.windows} windows (CV {bench.cv:.1%})"
-        return TrialOutcome(config, status, error, validation, bench, convert_s, cached, time.perf_counter() - start)
+        return TrialOutcome(config, status, error, validation, bench, convert_s, cached, time.perf_counter() - start,
+                            load_s)
     except Exception as exc:  # a conversion path failing in any way is this trial's outcome
         return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,
                             time.perf_counter() - start)

@@ -6,7 +6,9 @@ import numpy as np
 
 from navigator.records import OutputCheck, TensorSpec, Validation
 
-# (atol, rtol) by the precision a trial computes in; elementwise |got - ref| <= atol + rtol * |ref|.
+# (atol, rtol) by the precision a trial computes in; elementwise
+#     |got - ref| <= atol * scale + rtol * |ref|,   scale = max(1, RMS of the reference output)
+# so that the absolute part follows the output's own magnitude (a logit of 200 is not held to 1e-2).
 TOLERANCES = {
     "fp32": (1e-4, 1e-3),
     "tf32": (5e-3, 5e-3),
@@ -35,10 +37,11 @@ def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float
                     np.count_nonzero(~finite_ref & ~((g == r) | (np.isnan(g) & np.isnan(r)))))
     both = finite_ref & np.isfinite(g)
     diff = np.abs(g[both] - r[both])
+    scale = max(1.0, float(np.sqrt(np.mean(np.square(r[both]))))) if diff.size else 1.0
     max_abs = float(diff.max()) if diff.size else 0.0
     rel = diff / np.maximum(np.abs(r[both]), np.finfo(np.float32).tiny)
     max_rel = float(rel.max()) if rel.size else 0.0
-    within = bool(np.all(diff <= atol + rtol * np.abs(r[both])))
+    within = bool(np.all(diff <= atol * scale + rtol * np.abs(r[both])))
     return OutputCheck(spec.name, max_abs, max_rel, atol, rtol, nonfinite, within and nonfinite == 0)
 
 

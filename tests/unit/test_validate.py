@@ -55,13 +55,19 @@ def test_max_abs_and_max_rel_hand_computed():
 
 
 def test_tolerance_is_atol_plus_rtol_times_reference():
-    ref = np.array([[10.0, 0.0, 0.0]])
-    # allowed at the first element: 0.1 + 0.01*10 = 0.2; at the zeros: 0.1
-    assert validate(OUT, [ref + [[0.19, 0.09, -0.09]]], [ref], 0.1, 0.01).ok
-    v = validate(OUT, [ref + [[0.21, 0.0, 0.0]]], [ref], 0.1, 0.01)
+    ref = np.array([[1.0, 0.0, 0.0]])  # RMS below 1: atol applies as given
+    # allowed at the first element: 0.1 + 0.01*1 = 0.11; at the zeros: 0.1
+    assert validate(OUT, [ref + [[0.105, 0.09, -0.09]]], [ref], 0.1, 0.01).ok
+    v = validate(OUT, [ref + [[0.12, 0.0, 0.0]]], [ref], 0.1, 0.01)
     assert not v.ok
     v = validate(OUT, [ref + [[0.0, 0.11, 0.0]]], [ref], 0.1, 0.01)
     assert not v.ok
+
+
+def test_atol_follows_the_scale_of_the_output():
+    ref = np.array([[300.0, 0.0, 0.0]])  # RMS = 300 / sqrt(3) = 173.2: atol 0.01 becomes 1.732
+    assert validate(OUT, [ref + [[0.0, 1.7, -1.7]]], [ref], 0.01, 0.0).ok
+    assert not validate(OUT, [ref + [[0.0, 1.8, 0.0]]], [ref], 0.01, 0.0).ok
 
 
 def test_values_beyond_tolerance_fail_naming_the_output():

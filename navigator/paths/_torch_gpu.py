@@ -1,0 +1,66 @@
+"""Shared loading for the PyTorch-on-CUDA paths (torch_cuda, torch_compile); not a path itself."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from navigator.errors import TrialError
+from navigator.lazy import installed, require
+from navigator.paths import eager
+from navigator.paths._torch import DTYPES, CudaTorchRunner
+from navigator.paths.base import TritonModel
+from navigator.records import Artifact, Params
+from navigator.source import ModelSource
+from navigator.source import torch as torch_source
+from navigator.trial.cache import Cache
+from navigator.triton import python_backend
+
+
+def available() -> str | None:
+    if not installed("torch"):
+        return "torch is not installed (pip install 'navigator[torch]')"
+    if not require("torch").cuda.is_available():
+        return "PyTorch sees no CUDA GPU"
+    return None
+
+
+def convert(name: str, source: ModelSource, cache: Cache) -> Artifact:
+    """The source saved for serving, as the eager path saves it (one cache entry for all three)."""
+    saved = eager.convert(source, {}, cache)
+    return Artifact(name, saved.dir, saved.key, {}, saved.file)
+
+
+def module(source: ModelSource, params: Params) -> Any:
+    """A GPU copy of the source model in the trial's precision and memory format."""
+    torch = require("torch")
+    model = copy.deepcopy(torch_source.callable_of(source.kind, source.model)).to("cuda")
+    if params.get("cast", "weights") == "weights" and params["precision"] in ("fp16", "bf16"):
+        model = model.to(getattr(torch, DTYPES[str(params["precision"])]))
+    if params.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def runner(fn: Any, source: ModelSource, params: Params) -> CudaTorchRunner:
+    return CudaTorchRunner(fn, [t.name for t in source.io.inputs], str(params["precision"]),
+                           channels_last=bool(params.get("channels_last")),
+                           autocast=params.get("cast") == "autocast",
+                           cuda_graphs=bool(params.get("cuda_graphs")),
+                           cudnn_benchmark=bool(params.get("cudnn_benchmark", True)))
+
+
+def precision(params: Params) -> str:
+    """Validation tolerance class: fp32 on CUDA runs cuDNN convolutions in TF32 (PyTorch's default)."""
+    return "tf32" if params["precision"] == "fp32" else str(params["precision"])
+
+
+def triton(artifact: Artifact, params: Params, extra: dict[str, str]) -> TritonModel:
+    """Python backend on the GPU with the tuned precision, memory format and compile mode."""
+    if artifact.file is None:
+        raise TrialError("the model could not be saved for serving")
+    model = python_backend.model("torch", artifact.file, {
+        "DEVICE": "cuda", "PRECISION": str(params["precision"]), "CAST": str(params.get("cast", "weights")),
+        "CHANNELS_LAST": str(bool(params.get("channels_last"))), **extra})
+    model.kind = "KIND_GPU"
+    return model

@@ -1,0 +1,91 @@
+"""ONNX (exported from PyTorch, or the user's file; optionally converted to fp16 with fp32 inputs and
+outputs) -> ONNX Runtime with the CUDA execution provider, timed through IO binding on the device.
+
+Provider options: https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html
+Triton: the onnxruntime backend on KIND_GPU; the options go into the `cuda` gpu_execution_accelerator
+(the backend passes them to ORT), and the three the seed and older servers read as model parameters
+(cudnn_conv_algo_search 0/1/2, arena_extend_strategy 0/1, do_copy_in_default_stream) are also set
+there, with the same values (onnxruntime_backend README, "ONNX Runtime with CUDA Execution Provider
+optimization").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from navigator.lazy import installed, require
+from navigator.paths import _onnx_export
+from navigator.paths._ort import OrtCudaRunner
+from navigator.paths.base import Runner, TritonModel
+from navigator.paths.ort_cpu import TRITON_GRAPH_LEVEL
+from navigator.records import Artifact, Params
+from navigator.source import ModelSource
+from navigator.trial.cache import Cache
+
+NAME = "ort_cuda"
+TIMEOUT_S = 900.0  # default trial timeout: ONNX export, fp16 conversion, EXHAUSTIVE cuDNN search
+DEVICES = ("cuda",)
+FRAMEWORKS = ("torch", "onnx")
+# The deprecated model-level parameters take numbers (onnxruntime_backend README).
+LEGACY_ALGO_SEARCH = {"EXHAUSTIVE": "0", "HEURISTIC": "1", "DEFAULT": "2"}
+LEGACY_ARENA = {"kNextPowerOfTwo": "0", "kSameAsRequested": "1"}
+PROVIDER_OPTIONS = ("cudnn_conv_algo_search", "use_tf32", "arena_extend_strategy", "do_copy_in_default_stream",
+                    "prefer_nhwc")
+
+
+def available() -> str | None:
+    if not installed("onnxruntime"):
+        return "onnxruntime is not installed (pip install 'navigator[gpu]')"
+    if "CUDAExecutionProvider" not in require("onnxruntime").get_available_providers():
+        return "onnxruntime has no CUDA execution provider (install onnxruntime-gpu)"
+    if installed("torch") and not require("torch").cuda.is_available():
+        return "no CUDA GPU is visible"
+    return None
+
+
+def _fp16(src: Path, out: Path) -> None:
+    onnx = require("onnx")
+    float16 = require("onnxconverter_common.float16")
+    model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(out / _onnx_export.ONNX_FILE))
+
+
+def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+    model = _onnx_export.onnx_file(source, params, cache)
+    if params.get("precision") == "fp16":
+        key = {k: params[k] for k in ("exporter", "opset") if k in params}
+        model = cache.get("onnx_fp16", key, lambda out: _fp16(model, out)) / _onnx_export.ONNX_FILE
+    return Artifact(NAME, model.parent, model.parent.name, dict(params), model)
+
+
+def _option(value: object) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def provider_options(params: Params) -> dict[str, str]:
+    return {"device_id": "0", **{k: _option(params[k]) for k in PROVIDER_OPTIONS if k in params}}
+
+
+def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
+    assert artifact.file is not None
+    providers = [("CUDAExecutionProvider", provider_options(params)), "CPUExecutionProvider"]
+    return OrtCudaRunner(artifact.file, params, providers)
+
+
+def precision(params: Params) -> str:
+    return "fp16" if params.get("precision") == "fp16" else ("tf32" if params.get("use_tf32", True) else "fp32")
+
+
+def triton(artifact: Artifact, params: Params) -> TritonModel:
+    assert artifact.file is not None
+    options = {k: v for k, v in provider_options(params).items() if k != "device_id"}
+    legacy = {}
+    if "cudnn_conv_algo_search" in params:
+        legacy["cudnn_conv_algo_search"] = LEGACY_ALGO_SEARCH[str(params["cudnn_conv_algo_search"])]
+    if "arena_extend_strategy" in params:
+        legacy["arena_extend_strategy"] = LEGACY_ARENA[str(params["arena_extend_strategy"])]
+    if "do_copy_in_default_stream" in params:
+        legacy["do_copy_in_default_stream"] = _option(params["do_copy_in_default_stream"])
+    level = TRITON_GRAPH_LEVEL[str(params.get("graph_optimization_level", "all"))]
+    return TritonModel(backend="onnxruntime", files={"model.onnx": artifact.file}, parameters=legacy,
+                       graph_level=level or None, gpu_accelerators={"cuda": options}, kind="KIND_GPU")

@@ -1,0 +1,32 @@
+"""Runs the source PyTorch model on a CUDA GPU (the GPU baseline in fp32): precision fp32 / tf32 /
+fp16 / bf16 (converted weights or autocast), channels_last, cudnn.benchmark and CUDA graphs.
+
+Triton: the python backend (model.py from navigator/triton/templates) on KIND_GPU.
+"""
+
+from __future__ import annotations
+
+from navigator.paths import _torch_gpu
+from navigator.paths.base import Runner, TritonModel
+from navigator.records import Artifact, Params
+from navigator.source import ModelSource
+from navigator.trial.cache import Cache
+
+NAME = "torch_cuda"
+TIMEOUT_S = 300.0  # default trial timeout: cuDNN autotuning and CUDA graph capture included
+DEVICES = ("cuda",)
+FRAMEWORKS = ("torch",)
+available = _torch_gpu.available
+precision = _torch_gpu.precision
+
+
+def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+    return _torch_gpu.convert(NAME, source, cache)
+
+
+def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
+    return _torch_gpu.runner(_torch_gpu.module(source, params), source, params)
+
+
+def triton(artifact: Artifact, params: Params) -> TritonModel:
+    return _torch_gpu.triton(artifact, params, {})
