@@ -116,13 +116,22 @@ def parse(text: str, where: str) -> PathSpace:
     return PathSpace(raw["path"], params)
 
 
+def packaged_dir() -> Any:
+    """The shipped spaces: navigator.searchspace when installed, else searchspace/ beside the
+    navigator package (a source checkout run with PYTHONPATH)."""
+    try:
+        return importlib.resources.files("navigator.searchspace")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "searchspace"
+
+
 def load(path_name: str, override_dir: Path | None = None) -> PathSpace:
     """The space of one path: from override_dir/<path>.yaml if present, else the packaged file."""
     if override_dir is not None and (override_dir / f"{path_name}.yaml").is_file():
         file = override_dir / f"{path_name}.yaml"
         space = parse(file.read_text(), str(file))
     else:
-        res = importlib.resources.files("navigator.searchspace").joinpath(f"{path_name}.yaml")
+        res = packaged_dir().joinpath(f"{path_name}.yaml")
         if not res.is_file():
             raise InputError(f"no search space file for path {path_name!r} (searchspace/{path_name}.yaml)")
         space = parse(res.read_text(), f"searchspace/{path_name}.yaml")
