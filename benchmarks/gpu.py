@@ -52,6 +52,13 @@ def build(name: str, batch: int):  # noqa: ANN201 - returns (nn.Module, example 
     raise SystemExit(f"unknown model {name}")
 
 
+def _print(o: "navigator.TrialOutcome") -> None:
+    b = o.bench
+    figure = f"{b.throughput:9.1f}/s p99 {b.p99_ms:7.3f} ms" if b else ""
+    print(f"trial {o.config.number:3} {o.config.path:14} {o.status:8} {figure} convert {o.convert_s:6.1f}s "
+          f"load {o.load_s:6.1f}s total {o.duration_s:6.1f}s {o.error[:160]}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", choices=["resnet50", "bert"], required=True)
@@ -65,7 +72,7 @@ def main() -> None:
     start = time.perf_counter()
     result = navigator.optimize(
         model, example, budget=args.budget, out=work / "run", batch_size=args.batch, device="cuda",
-        paths=[p for p in args.paths.split(",") if p], progress=False,
+        paths=[p for p in args.paths.split(",") if p], progress=False, on_trial=_print,
         enqueue={"ORT CUDA cudnn_conv_algo_search DEFAULT": ("ort_cuda", {"cudnn_conv_algo_search": "DEFAULT"})})
     wall = time.perf_counter() - start
     report = json.loads(result.report.read_text())
