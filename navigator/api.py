@@ -87,10 +87,11 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
     return sorted(finalists, key=lambda f: score(f, settings.objective), reverse=True), ""
 
 
-def _trial_runner(worker: Any, settings: OptimizeSettings,
-                  done: list[TrialOutcome]) -> Callable[[TrialConfig], TrialOutcome]:
+def _trial_runner(worker: Any, settings: OptimizeSettings, done: list[TrialOutcome],
+                  remaining: Callable[[], float]) -> Callable[[TrialConfig], TrialOutcome]:
     """Runs trials in the worker; an exact repeat of a configuration that crashed, hung, failed or gave
-    wrong outputs is not run again (a hang would cost the whole timeout each time)."""
+    wrong outputs is not run again (a hang would cost the whole timeout each time). A trial may not
+    outlast the budget left (a minute at least): compile and conversion time count against it."""
     def key(c: TrialConfig) -> str:
         return json.dumps([c.path, c.convert, c.runtime, c.batch_size], sort_keys=True)
 
@@ -101,7 +102,7 @@ def _trial_runner(worker: Any, settings: OptimizeSettings,
             old = bad[key(config)]
             return replace(old, config=config, error=f"same as trial {old.config.number}: {old.error}",
                            duration_s=0.0)
-        timeout = settings.trial_timeout_s or registry.get(config.path).TIMEOUT_S
+        timeout = min(settings.trial_timeout_s or registry.get(config.path).TIMEOUT_S, max(60.0, remaining()))
         outcome = worker.run(config, timeout)
         if outcome.status in ("failed", "invalid", "timeout", "crashed"):
             bad[key(config)] = outcome
@@ -140,7 +141,8 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                 if on_trial:
                     on_trial(outcome)
 
-            search.run(_trial_runner(worker, settings, search.outcomes()), tick)
+            search.run(_trial_runner(worker, settings, search.outcomes(),
+                                     lambda: settings.budget_s - search.elapsed()), tick)
         outcomes = search.outcomes()
         by_number = {o.config.number: o for o in outcomes}
         roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}

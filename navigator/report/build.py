@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from navigator.records import Result, TrialOutcome, to_dict
+from navigator.records import STATUSES, Result, TrialOutcome, to_dict
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -82,7 +82,7 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
 def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
     """report.json and report.md in `out`; returns report.json's path."""
     data = {**to_dict(result), **extra}
-    data["trials_by_status"] = {s: sum(o.status == s for o in result.outcomes) for s in ("ok", "invalid", "failed")}
+    data["trials_by_status"] = {s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))}
     _atomic_write(out / "report.json", json.dumps(data, indent=2, default=str) + "\n")
     _atomic_write(out / "report.md", markdown(result, extra))
     return out / "report.json"
