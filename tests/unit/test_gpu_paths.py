@@ -1,0 +1,75 @@
+"""The CUDA paths (torch_cuda, torch_compile, ort_cuda) on a machine without a GPU: they are gated with
+a reason, their spaces load, and their Triton configs map the tuned settings to the backends' keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from navigator import paths
+from navigator.paths import ort_cuda, torch_compile, torch_cuda
+from navigator.records import Artifact, IOSpec, TensorSpec
+from navigator.triton import config as triton_config
+
+IO = IOSpec((TensorSpec("image", "float32", (None, 3, 8, 8)),), (TensorSpec("output__0", "float32", (None, 4)),))
+
+
+def _build(model) -> object:  # noqa: ANN001
+    config = triton_config.build("m", IO, model, 16)
+    assert triton_config.from_text(triton_config.to_text(config)) == config
+    return config
+
+
+@pytest.mark.parametrize("name", ["torch_cuda", "torch_compile", "ort_cuda"])
+def test_gated_here_with_a_reason(name: str) -> None:
+    [candidate] = paths.candidates("torch", "cuda", (name,))
+    assert candidate.reason and ("GPU" in candidate.reason or "CUDA" in candidate.reason)
+    [on_cpu] = paths.candidates("torch", "cpu", (name,))
+    assert on_cpu.reason == "runs on cuda, not cpu"
+
+
+def test_ort_cuda_config_maps_provider_options(tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"onnx")
+    params = {"precision": "fp32", "graph_optimization_level": "extended", "cudnn_conv_algo_search": "HEURISTIC",
+              "use_tf32": False, "arena_extend_strategy": "kSameAsRequested", "do_copy_in_default_stream": True,
+              "prefer_nhwc": True}
+    config = _build(ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, model), params))
+    assert config.backend == "onnxruntime" and config.optimization.graph.level == 1
+    assert config.instance_group[0].kind == config.instance_group[0].KIND_GPU
+    [cuda] = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert cuda.name == "cuda" and dict(cuda.parameters) == {
+        "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0", "arena_extend_strategy": "kSameAsRequested",
+        "do_copy_in_default_stream": "1", "prefer_nhwc": "1"}
+    # the model-level keys the seed and older servers read, numbers per onnxruntime_backend's README
+    legacy = {k: v.string_value for k, v in config.parameters.items()}
+    assert legacy == {"cudnn_conv_algo_search": "1", "arena_extend_strategy": "1", "do_copy_in_default_stream": "1"}
+    assert ort_cuda.precision(params) == "fp32" and ort_cuda.precision({"precision": "fp16"}) == "fp16"
+
+
+@pytest.mark.parametrize(("search", "number"), [("EXHAUSTIVE", "0"), ("HEURISTIC", "1"), ("DEFAULT", "2")])
+def test_ort_cuda_algo_search_mapping(search: str, number: str, tmp_path: Path) -> None:
+    params = {"cudnn_conv_algo_search": search}
+    model = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params)
+    assert model.parameters["cudnn_conv_algo_search"] == number
+    assert model.gpu_accelerators["cuda"]["cudnn_conv_algo_search"] == search
+
+
+@pytest.mark.parametrize("module", [torch_cuda, torch_compile])
+def test_torch_gpu_paths_serve_through_the_python_backend(module, tmp_path: Path) -> None:  # noqa: ANN001
+    saved = tmp_path / "model.pt2"
+    saved.write_bytes(b"pt2")
+    params = {"precision": "fp16", "cast": "autocast", "channels_last": True, "mode": "max-autotune"}
+    config = _build(module.triton(Artifact(module.NAME, tmp_path, "k", {}, saved), params))
+    values = {k: v.string_value for k, v in config.parameters.items()}
+    assert config.backend == "python" and config.instance_group[0].kind == config.instance_group[0].KIND_GPU
+    assert values["DEVICE"] == "cuda" and values["PRECISION"] == "fp16" and values["CAST"] == "autocast"
+    assert values["MODEL_FILE"] == "model.pt2" and values["CHANNELS_LAST"] == "True"
+    assert ("COMPILE_MODE" in values) == (module is torch_compile)
+
+
+def test_fp32_on_cuda_is_validated_as_tf32() -> None:
+    # PyTorch's default runs cuDNN convolutions in TF32: the fp32 trial gets TF32's tolerance
+    assert torch_cuda.precision({"precision": "fp32"}) == "tf32"
+    assert torch_cuda.precision({"precision": "bf16"}) == "bf16"
