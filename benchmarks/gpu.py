@@ -2,7 +2,7 @@
 random weights, sequence 128), at batch 1 and 64. Side by side in the same run, re-measured in
 interleaved rounds: PyTorch eager fp32 (the baseline), ONNX Runtime CUDA with its default options
 (cudnn_conv_algo_search EXHAUSTIVE is ORT's default), ORT CUDA with cudnn_conv_algo_search DEFAULT,
-and the best configuration the search found.
+PyTorch eager with TF32 off everywhere (strict fp32), and the best configuration the search found.
 
     PYTHONPATH=.:/tmp/site python benchmarks/gpu.py --model resnet50 --batch 64 --budget 6m --out $OUT
 
@@ -73,7 +73,8 @@ def main() -> None:
     result = navigator.optimize(
         model, example, budget=args.budget, out=work / "run", batch_size=args.batch, device="cuda",
         paths=[p for p in args.paths.split(",") if p], progress=False, on_trial=_print,
-        enqueue={"ORT CUDA cudnn_conv_algo_search DEFAULT": ("ort_cuda", {"cudnn_conv_algo_search": "DEFAULT"})})
+        enqueue={"ORT CUDA cudnn_conv_algo_search DEFAULT": ("ort_cuda", {"cudnn_conv_algo_search": "DEFAULT"}),
+                 "eager strict fp32 (no TF32)": ("torch_cuda", {"precision": "fp32_strict"})})
     wall = time.perf_counter() - start
     report = json.loads(result.report.read_text())
     compile_s = sum(o.load_s for o in result.outcomes if o.config.path == "torch_compile")

@@ -64,15 +64,15 @@ class TorchRunner:
 
 # precision name -> torch dtype the weights and floating inputs are cast to ("tf32" computes fp32
 # matmuls/convolutions on TF32 tensor cores; the tensors stay float32).
-DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+DTYPES = {"fp32": "float32", "fp32_strict": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def set_cuda_flags(torch: Any, precision: str, cudnn_benchmark: bool) -> None:
     """Process-wide cuDNN/cuBLAS switches for one runner; re-asserted when runners interleave.
     fp32 keeps PyTorch's defaults (TF32 in cuDNN convolutions, not in matmuls), which is what a
-    user's `model.cuda()` runs; tf32 turns it on for matmuls too."""
+    user's `model.cuda()` runs; fp32_strict turns TF32 off everywhere; tf32 turns it on for matmuls too."""
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = precision != "fp32_strict"
     torch.backends.cudnn.benchmark = cudnn_benchmark
 
 

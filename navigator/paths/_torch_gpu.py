@@ -52,7 +52,7 @@ def runner(fn: Any, source: ModelSource, params: Params) -> CudaTorchRunner:
 
 def precision(params: Params) -> str:
     """Validation tolerance class: fp32 on CUDA runs cuDNN convolutions in TF32 (PyTorch's default)."""
-    return "tf32" if params["precision"] == "fp32" else str(params["precision"])
+    return {"fp32": "tf32", "fp32_strict": "fp32"}.get(str(params["precision"]), str(params["precision"]))
 
 
 def triton(artifact: Artifact, params: Params, extra: dict[str, str]) -> TritonModel:

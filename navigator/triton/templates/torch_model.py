@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
-DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "fp32_strict": torch.float32, "tf32": torch.float32, "fp16": torch.float16,
+          "bf16": torch.bfloat16}
 
 
 def _load(path):
@@ -34,7 +35,8 @@ class TritonPythonModel:
         precision = params.get("PRECISION", "fp32")
         self.dtype = DTYPES[precision]
         self.autocast = params.get("CAST") == "autocast"
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"  # cuDNN keeps its TF32 default
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision != "fp32_strict"
         model = _load(path).to(self.device)
         if not self.autocast and self.dtype != torch.float32:
             model = model.to(self.dtype)
