@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -82,10 +81,3 @@ def paths() -> None:
                 state = "available" if c.reason is None else "unavailable: " + c.reason
                 typer.echo(f"{device:5} {framework:6} {c.name:15} {state}")
 
-
-def main() -> None:
-    try:
-        app()
-    except NavigatorError as exc:  # pragma: no cover - commands catch their own
-        typer.echo(f"navigator: error: {exc}", err=True)
-        sys.exit(2)

@@ -11,7 +11,6 @@ import numpy as np
 from navigator.records import Artifact, Params
 
 if TYPE_CHECKING:
-    from navigator.search.space import ParamSpec
     from navigator.source import ModelSource
     from navigator.trial.cache import Cache
 
@@ -63,7 +62,3 @@ class ConversionPath(Protocol):
 
     def triton(self, artifact: Artifact, params: Params) -> TritonModel: ...
 
-
-def narrow_none(spec: ParamSpec) -> ParamSpec:
-    """Default for a path's optional `narrow` hook: keep the declared parameter as it is."""
-    return spec
