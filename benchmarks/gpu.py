@@ -54,7 +54,8 @@ def build(name: str, batch: int):  # noqa: ANN201 - returns (nn.Module, example 
 
 def _print(o: "navigator.TrialOutcome") -> None:
     b = o.bench
-    figure = f"{b.throughput:9.1f}/s p99 {b.p99_ms:7.3f} ms" if b else ""
+    figure = (f"{b.throughput:9.1f}/s p99 {b.p99_ms:7.3f} ms (with copies {b.host_throughput:9.1f}/s "
+              f"p99 {b.host_p99_ms:7.3f} ms)") if b else ""
     print(f"trial {o.config.number:3} {o.config.path:14} {o.status:8} {figure} convert {o.convert_s:6.1f}s "
           f"load {o.load_s:6.1f}s total {o.duration_s:6.1f}s {o.error[:160]}", flush=True)
 

@@ -94,6 +94,10 @@ class Bench:
     windows: int
     calls: int
     stable: bool
+    # GPU runners: the same measurement with host->device input and device->host output copies (what a
+    # Triton client's request pays); 0.0 where not measured (CPU runners have no copies to add).
+    host_throughput: float = 0.0
+    host_p99_ms: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -116,10 +116,27 @@ class CudaTorchRunner:
         leaves = self.torch.utils._pytree.tree_flatten(out)[0]
         return [t.detach().float().cpu().numpy() for t in leaves if isinstance(t, self.torch.Tensor)]
 
+    def host_call(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
+        """The hot call with the copies a Triton client pays: host arrays into the device inputs
+        (cast and laid out by copy_), the run, the outputs back to host memory."""
+        torch = self.torch
+        call = self.prepare(inputs)
+        host = [torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in self.names]
+        device = self._prepared
+
+        def run() -> list[Any]:
+            for dst, src in zip(device, host):
+                dst.copy_(src)
+            leaves = torch.utils._pytree.tree_flatten(call())[0]
+            return [t.cpu() for t in leaves if isinstance(t, torch.Tensor)]
+
+        return run
+
     def prepare(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
         torch = self.torch
         set_cuda_flags(torch, self.precision, self.cudnn_benchmark)
         tensors = self._tensors(inputs)
+        self._prepared = tensors  # the device inputs the returned call reads (graph replays too)
         if not self.cuda_graphs:
             def call() -> Any:
                 set_cuda_flags(torch, self.precision, self.cudnn_benchmark)

@@ -63,7 +63,10 @@ def _option(value: object) -> str:
 
 
 def provider_options(params: Params) -> dict[str, str]:
-    return {"device_id": "0", **{k: _option(params[k]) for k in PROVIDER_OPTIONS if k in params}}
+    options = {"device_id": "0", **{k: _option(params[k]) for k in PROVIDER_OPTIONS if k in params}}
+    if int(params.get("gpu_mem_limit_gib", 0)) > 0:  # 0: ORT's default, no limit (SIZE_MAX)
+        options["gpu_mem_limit"] = str(int(params["gpu_mem_limit_gib"]) * 2**30)
+    return options
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
@@ -86,6 +89,8 @@ def triton(artifact: Artifact, params: Params) -> TritonModel:
         legacy["arena_extend_strategy"] = LEGACY_ARENA[str(params["arena_extend_strategy"])]
     if "do_copy_in_default_stream" in params:
         legacy["do_copy_in_default_stream"] = _option(params["do_copy_in_default_stream"])
+    if "gpu_mem_limit" in options:
+        legacy["gpu_mem_limit"] = options["gpu_mem_limit"]
     level = TRITON_GRAPH_LEVEL[str(params.get("graph_optimization_level", "all"))]
     return TritonModel(backend="onnxruntime", files={"model.onnx": artifact.file}, parameters=legacy,
                        graph_level=level or None, gpu_accelerators={"cuda": options}, kind="KIND_GPU")

@@ -59,6 +59,9 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
     if w and w.bench:
         lines += [f"**Winner:** trial {w.config.number}, path `{w.config.path}` ({_params(w)}), batch "
                   f"{w.config.batch_size}: {w.bench.throughput:.1f} inferences/s, p99 {w.bench.p99_ms:.3f} ms."]
+        if w.bench.host_throughput:
+            lines += [f"With the host copies a Triton client pays: {w.bench.host_throughput:.1f} inferences/s, "
+                      f"p99 {w.bench.host_p99_ms:.3f} ms."]
     else:
         lines += ["**No trial passed validation and benchmarking.**"]
     if b and b.bench:

@@ -6,7 +6,7 @@ Every failure of a conversion path becomes a recorded outcome; nothing a path ra
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -76,6 +76,11 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
                                 time.perf_counter() - start, load_s)
         bench = measure(runner.prepare(inputs), config.batch_size, ctx.settings.window_s,
                         window_calls=ctx.settings.window_calls)
+        host_call = getattr(runner, "host_call", None)
+        if host_call is not None:
+            host = measure(host_call(inputs), config.batch_size, ctx.settings.window_s,
+                           window_calls=ctx.settings.window_calls)
+            bench = replace(bench, host_throughput=host.throughput, host_p99_ms=host.p99_ms)
         status = "ok" if bench.stable else "unstable"
         error = "" if bench.stable else f"no {STABLE_WINDOWS} windows agreed within 10% in {bench.windows} windows (CV {bench.cv:.1%})"
         return TrialOutcome(config, status, error, validation, bench, convert_s, cached, time.perf_counter() - start,

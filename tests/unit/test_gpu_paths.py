@@ -34,17 +34,18 @@ def test_ort_cuda_config_maps_provider_options(tmp_path: Path) -> None:
     model.write_bytes(b"onnx")
     params = {"precision": "fp32", "graph_optimization_level": "extended", "cudnn_conv_algo_search": "HEURISTIC",
               "use_tf32": False, "arena_extend_strategy": "kSameAsRequested", "do_copy_in_default_stream": True,
-              "prefer_nhwc": True}
+              "prefer_nhwc": True, "gpu_mem_limit_gib": 4}
     config = _build(ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, model), params))
     assert config.backend == "onnxruntime" and config.optimization.graph.level == 1
     assert config.instance_group[0].kind == config.instance_group[0].KIND_GPU
     [cuda] = config.optimization.execution_accelerators.gpu_execution_accelerator
     assert cuda.name == "cuda" and dict(cuda.parameters) == {
         "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0", "arena_extend_strategy": "kSameAsRequested",
-        "do_copy_in_default_stream": "1", "prefer_nhwc": "1"}
+        "do_copy_in_default_stream": "1", "prefer_nhwc": "1", "gpu_mem_limit": "4294967296"}
     # the model-level keys the seed and older servers read, numbers per onnxruntime_backend's README
     legacy = {k: v.string_value for k, v in config.parameters.items()}
-    assert legacy == {"cudnn_conv_algo_search": "1", "arena_extend_strategy": "1", "do_copy_in_default_stream": "1"}
+    assert legacy == {"cudnn_conv_algo_search": "1", "arena_extend_strategy": "1", "do_copy_in_default_stream": "1",
+                      "gpu_mem_limit": "4294967296"}
     assert ort_cuda.precision(params) == "fp32" and ort_cuda.precision({"precision": "fp16"}) == "fp16"
 
 
