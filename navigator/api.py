@@ -13,8 +13,8 @@ import numpy as np
 from navigator import env
 from navigator import paths as registry
 from navigator.errors import InputError, NavigatorError, UnavailableError
-from navigator.records import (Comparison, Finalist, Result, TrialConfig, TrialOutcome, WorkerSpec, from_dict,
-                               to_dict)
+from navigator.records import (BROKEN, MEASURED, Comparison, Finalist, Result, TrialConfig, TrialOutcome,
+                               WorkerSpec, from_dict, to_dict)
 from navigator.search.finalists import compare, is_top, pick, score
 from navigator.settings import (OptimizeSettings, default_memory_cap, parse_batch_sizes, parse_budget,
                                 parse_memory)
@@ -33,7 +33,7 @@ def _rank(outcomes: list[TrialOutcome], objective: str) -> list[TrialOutcome]:
         assert o.bench is not None
         return o.status == "ok", o.bench.throughput if objective == "throughput" else -o.bench.p99_ms
 
-    return sorted((o for o in outcomes if o.status in ("ok", "unstable")), key=value, reverse=True)
+    return sorted((o for o in outcomes if o.status in MEASURED), key=value, reverse=True)
 
 
 def _compare(winner: TrialOutcome | None, finalists: list[Finalist], objective: str) -> list[Comparison]:
@@ -95,7 +95,7 @@ def _trial_runner(worker: Any, settings: OptimizeSettings, done: list[TrialOutco
     def key(c: TrialConfig) -> str:
         return json.dumps([c.path, c.convert, c.runtime, c.batch_size], sort_keys=True)
 
-    bad = {key(o.config): o for o in done if o.status in ("failed", "invalid", "timeout", "crashed")}
+    bad = {key(o.config): o for o in done if o.status in BROKEN}
 
     def run(config: TrialConfig) -> TrialOutcome:
         if key(config) in bad:
@@ -104,7 +104,7 @@ def _trial_runner(worker: Any, settings: OptimizeSettings, done: list[TrialOutco
                            duration_s=0.0)
         timeout = min(settings.trial_timeout_s or registry.get(config.path).TIMEOUT_S, max(60.0, remaining()))
         outcome = worker.run(config, timeout)
-        if outcome.status in ("failed", "invalid", "timeout", "crashed"):
+        if outcome.status in BROKEN:
             bad[key(config)] = outcome
         return outcome
 
@@ -141,8 +141,7 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                 if on_trial:
                     on_trial(outcome)
 
-            search.run(_trial_runner(worker, settings, search.outcomes(),
-                                     lambda: settings.budget_s - search.elapsed()), tick)
+            search.run(_trial_runner(worker, settings, search.outcomes(), search.remaining), tick)
         outcomes = search.outcomes()
         by_number = {o.config.number: o for o in outcomes}
         roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
@@ -247,8 +246,9 @@ def _check_out(out: Path, force: bool) -> None:
 
 
 def nondeterminism(source: ModelSource) -> float:
-    """Largest difference between two identical runs of the source model (0.0 when deterministic)."""
-    first, second = source.reference(source.samples), source.reference(source.samples)
+    """Largest difference between two identical runs of the source model (0.0 when deterministic): the
+    run load_source made, and one more."""
+    first, second = source.sample_outputs, source.reference(source.samples)
     diffs = [float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
              for a, b in zip(first, second)]
     return max(diffs, default=0.0)

@@ -16,6 +16,8 @@ Params = dict[str, Scalar]
 # ran past the trial timeout / died (signal, abort, out of memory).
 Status = Literal["ok", "unstable", "invalid", "failed", "timeout", "crashed"]
 STATUSES = ("ok", "unstable", "invalid", "failed", "timeout", "crashed")
+MEASURED = ("ok", "unstable")  # valid outputs and a benchmark figure
+BROKEN = ("invalid", "failed", "timeout", "crashed")  # no usable figure; repeating it changes nothing
 T = TypeVar("T")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from navigator import paths
-from navigator.records import Comparison, Finalist, TrialOutcome
+from navigator.records import MEASURED, Comparison, Finalist, TrialOutcome
 from navigator.trial.bench import measure, warm_up
 
 
@@ -26,7 +26,7 @@ def pick(ranked: list[TrialOutcome], roles: dict[str, TrialOutcome], k: int) -> 
         if len(chosen) < k and ident(o) not in chosen:
             chosen[ident(o)] = (f"top {len(chosen) + 1}", o)
     for role, o in roles.items():
-        if o.status not in ("ok", "unstable"):  # valid: an unstable baseline is re-measured all the same
+        if o.status not in MEASURED:  # an unstable baseline is re-measured all the same
             continue
         key = ident(o)
         chosen[key] = (f"{chosen[key][0]}, {role}", chosen[key][1]) if key in chosen else (role, o)

@@ -123,6 +123,10 @@ class Search:
         the budget at most: the search itself comes first)."""
         return min(finalist_cost(self.settings, finalist_rounds(self.settings)), self.settings.budget_s / 3)
 
+    def remaining(self) -> float:
+        """Seconds of the budget left for trials: the finalists' reserve is not theirs to spend."""
+        return self.settings.budget_s - self.elapsed() - self.finalist_reserve()
+
     def elapsed(self) -> float:
         """Seconds of trials this study has run, over every invocation. A trial interrupted by a
         killed process has no outcome and does not count: its end time is when it was found."""
@@ -137,7 +141,7 @@ class Search:
         """Trials until the study's budget (time or count, summed over reruns) is spent."""
         optuna = _optuna()
         done = sum(OUTCOME_ATTR in t.user_attrs for t in self.study.get_trials(deepcopy=False))
-        remaining_s = self.settings.budget_s - self.elapsed() - self.finalist_reserve()
+        remaining_s = self.remaining()
         remaining_n = None if self.settings.trials is None else self.settings.trials - done
         if remaining_s <= 0 or (remaining_n is not None and remaining_n <= 0):
             return

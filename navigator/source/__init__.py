@@ -32,6 +32,7 @@ class ModelSource:
     input_spec: str | None = None
     input_data: Path | None = None
     trust_pickle: bool = False
+    sample_outputs: list[np.ndarray] = field(default_factory=list, repr=False)  # reference(samples), once
     _session: Any = field(default=None, repr=False)
 
     def reference(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -138,6 +139,7 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
         outputs = tuple(TensorSpec(f"output__{i}", o.dtype.name, ((None,) + o.shape[1:]) if batched else o.shape)
                         for i, o in enumerate(outs))
     src.io = IOSpec(inputs, outputs)
+    src.sample_outputs = outs
     return src
 
 
