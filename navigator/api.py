@@ -12,10 +12,11 @@ import numpy as np
 
 from navigator import env
 from navigator import paths as registry
-from navigator.errors import InputError, NavigatorError, UnavailableError
-from navigator.records import (BROKEN, MEASURED, Comparison, Finalist, Result, TrialConfig, TrialOutcome,
-                               WorkerSpec, from_dict, to_dict)
+from navigator.errors import InputError, NavigatorError, ServeError, UnavailableError
+from navigator.records import (BROKEN, MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
+                               TrialOutcome, WorkerSpec, from_dict, to_dict)
 from navigator.search.finalists import compare, is_top, pick, score
+from navigator.serving import ServingOptions, parse_concurrency, save_validation
 from navigator.settings import (OptimizeSettings, default_memory_cap, parse_batch_sizes, parse_budget,
                                 parse_memory)
 from navigator.source import ModelSource, load_source
@@ -50,10 +51,11 @@ def _compare(winner: TrialOutcome | None, finalists: list[Finalist], objective: 
 
 
 def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings: OptimizeSettings,
-            repository: Path) -> tuple[TrialOutcome | None, list[str]]:
-    """Write the best trial that can be served; a winner whose Triton export fails yields to the next."""
-    from navigator.triton import config as triton_config
-    from navigator.triton import repository as triton_repo
+            repository: Path, python: bool = False) -> tuple[TrialOutcome | None, list[str]]:
+    """Write the best trial that can be served (as its python-backend twin with `python`); a winner whose
+    Triton export fails yields to the next."""
+    from navigator.records import ServingConfig
+    from navigator.triton.deployment import Deployment
     from navigator.trial.run import convert, one_line
 
     notes = []
@@ -61,8 +63,8 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
         try:
             artifact = convert(ctx, o.config)
             model = registry.get(o.config.path).triton(artifact, {**o.config.convert, **o.config.runtime})
-            cfg = triton_config.build(_slug(source.name), source.io, model, max(settings.batch_sizes))
-            triton_repo.write(repository, _slug(source.name), cfg, model.files)
+            deployment = Deployment(_slug(source.name), source.io, model, ServingConfig(max(settings.batch_sizes)))
+            (deployment.python() if python else deployment).write(repository)
             return o, notes
         except Exception as exc:  # a path's Triton export failing: record it, try the runner-up
             notes.append(f"trial {o.config.number} ({o.config.path}) not deployable: {one_line(exc)}")
@@ -111,8 +113,22 @@ def _trial_runner(worker: Any, settings: OptimizeSettings, done: list[TrialOutco
     return run
 
 
+def _serve(out: Path, winner: TrialOutcome, batch_size: int, options: ServingOptions) -> ServingReport:
+    """The serving stage on the written repository, with the winner's validation tolerances."""
+    from navigator import serving
+
+    inputs, reference = serving.load_validation(out / "validation")
+    checks = winner.validation.outputs if winner.validation else ()
+    atol = max((c.atol for c in checks), default=1e-4)
+    rtol = max((c.rtol for c in checks), default=1e-3)
+    repo = out / "model_repository"
+    model_dir = next(d for d in repo.iterdir() if d.is_dir())
+    return serving.run(model_dir, inputs, reference, atol, rtol, batch_size, options, out / "serving")
+
+
 def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[TrialOutcome], None] | None = None,
-        enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None) -> Result:
+        enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
+        serving: ServingOptions | None = None) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source."""
     from navigator.progress import Progress
     from navigator.report import build as report
@@ -148,8 +164,16 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
         ranked = _rank(outcomes, settings.objective)
         finalists, why = _finalists(worker, ranked, roles, settings) if ranked else ([], "")
     first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
+    serving = serving or ServingOptions()
     winner, notes = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
-                            out / "model_repository")
+                            out / "model_repository", python=serving.deployment == "python")
+    save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)
+    served = None
+    if winner is not None and serving.active:
+        try:
+            served = _serve(out, winner, max(settings.batch_sizes), serving)
+        except ServeError as exc:  # the search's result stands; the report says what the server did
+            served = ServingReport(serving.deployment, _slug(source.name), notes=(f"serving failed: {exc}",))
     comparisons = _compare(winner, finalists, settings.objective)
     baseline = roles.get("baseline")
     vs_base = next((c for c in comparisons if c.against.endswith("baseline")), None)
@@ -158,7 +182,7 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
         baseline=baseline, speedup=vs_base.ratio if vs_base else (1.0 if winner and winner is baseline else None),
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
-        comparisons=tuple(comparisons))
+        comparisons=tuple(comparisons), serving=served)
     extra = {"notes": [n for n in [why, *notes] if n], "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
              "settings": {"budget_s": settings.budget_s, "trials": settings.trials, "sampler": settings.sampler,
@@ -178,7 +202,10 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              rtol: float | None = None, progress: bool = True, window_s: float = 0.25,
              trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
              window_calls: int = 0, force: bool = False, device: str = "auto",
-             enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
+             enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
+             on_trial: Callable[[TrialOutcome], None] | None = None, serving: str = "native",
+             serve_check: bool = False, tune_serving: bool = False, serving_budget: str | float = "2m",
+             concurrency: str = "1,4", latency_limit_ms: float | None = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton.
 
     Args:
@@ -200,6 +227,13 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
             {name: (path, {param: value})}, unnamed params at their defaults.
         force: use an output directory that holds other files, or start over where it holds another study.
         on_trial: called with each TrialOutcome as it finishes.
+        serving: 'native' (the runtime's own Triton backend, default) or 'python' (a python-backend
+            model.py running the same artifact with the same settings, for servers without that backend).
+        serve_check: serve the written repository with a real tritonserver, compare its HTTP and gRPC answers
+            with the source framework's and measure it with perf_analyzer over `concurrency`.
+        tune_serving: also search max_batch_size, dynamic batching, instance count and per-instance threads
+            for `serving_budget`, maximising throughput within `latency_limit_ms` (p99); the best is written.
+        concurrency: perf_analyzer concurrencies, 'N,M' or 'LOW:HIGH' (powers of two).
 
     Returns:
         Result with every trial, the winner (`result.best`), the repository and report paths.
@@ -216,6 +250,12 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                              default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
                          window_calls=window_calls, device=env.default_device() if device == "auto" else device)
     OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
+    serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
+                                     parse_concurrency(concurrency), latency_limit_ms)
+    if serving_options.active:  # before the search, not after it
+        from navigator.triton.server import find
+
+        find("tritonserver"), find("perf_analyzer")
     for name in paths or ():
         registry.get(name)  # an unknown path name is an InputError before anything loads
     source = load_source(model, sample_inputs=sample_inputs, input_spec=input_spec,
@@ -225,7 +265,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
     _check_out(target, force)
     noise = nondeterminism(source)
     settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
-    return run(source, settings, on_trial, enqueue)
+    return run(source, settings, on_trial, enqueue, serving_options)
 
 
 def _check_out(out: Path, force: bool) -> None:

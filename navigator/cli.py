@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from navigator.errors import NavigatorError
+from navigator.errors import InputError, NavigatorError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find the fastest correct way to serve a model on NVIDIA Triton Inference Server.")
@@ -41,6 +41,15 @@ def optimize(
     device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when PyTorch sees a GPU)."),
     force: bool = typer.Option(False, "--force", help="Use an --out directory that holds other files or another study."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    serving: str = typer.Option("native", help="Repository holds the native backend's config (native) or a "
+                                "python-backend model.py running the same artifact (python)."),
+    serve_check: bool = typer.Option(False, "--serve-check", help="Serve the result with a real tritonserver: "
+                                     "compare HTTP/gRPC answers with the source, measure with perf_analyzer."),
+    tune_serving: bool = typer.Option(False, "--tune-serving", help="Also search max_batch_size, dynamic "
+                                      "batching, instances and per-instance threads (implies --serve-check)."),
+    serving_budget: str = typer.Option("2m", help="Budget of the serving search."),
+    concurrency: str = typer.Option("1,4", help="perf_analyzer concurrencies: N,M,... or LOW:HIGH."),
+    latency_limit_ms: Optional[float] = typer.Option(None, help="p99 limit for the serving search (ms)."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
     from navigator.api import optimize as run_optimize
@@ -51,7 +60,9 @@ def optimize(
                               input_data=input_data, trust_pickle=trust_pickle, atol=atol, rtol=rtol,
                               progress=progress, window_s=window, trial_timeout=trial_timeout,
                               trial_memory=trial_memory, window_calls=window_calls, force=force,
-                              device=device)
+                              device=device, serving=serving, serve_check=serve_check, tune_serving=tune_serving,
+                              serving_budget=serving_budget, concurrency=concurrency,
+                              latency_limit_ms=latency_limit_ms)
     except NavigatorError as exc:
         _fail(exc)
         return
@@ -66,7 +77,60 @@ def optimize(
     else:
         typer.echo("no trial passed validation; see the report for the reasons")
     typer.echo(f"report: {result.report} and {result.report.with_suffix('.md') if result.report else ''}")
-    if w is None:
+    served_ok = _echo_serving(result.serving) if result.serving else True
+    if w is None or not served_ok:
+        raise typer.Exit(1)
+
+
+def _echo_serving(report: Any) -> bool:
+    """Print what the real server did; False when its answers were wrong or it failed."""
+    for c in report.checks:
+        err = max((o.max_abs for o in c.outputs), default=0.0)
+        typer.echo(f"served ({report.deployment}) over {c.protocol}: "
+                   f"{'matches the source' if c.ok else 'WRONG: ' + c.reason} (max abs err {err:.2e})")
+    for label, trial in (("default serving config", report.default), ("tuned serving config", report.best)):
+        if trial is None or (label.startswith("tuned") and trial is report.default):
+            continue
+        for p in trial.points:
+            typer.echo(f"{label}: concurrency {p.concurrency}: {p.throughput:.1f} infer/s, p50 {p.p50_ms:.2f} ms, "
+                       f"p99 {p.p99_ms:.2f} ms (queue {p.queue_ms:.2f}, compute {p.compute_ms:.2f}){'' if p.stable else ' unstable'}")
+    if report.default and report.best and report.best is not report.default and report.default.score:
+        typer.echo(f"serving search: {(report.best.score or 0) / report.default.score:.2f}x the default config "
+                   f"({len(report.trials)} configurations)")
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    return bool(report.checks) and all(c.ok for c in report.checks) and not any(
+        n.startswith("serving failed") for n in report.notes)
+
+
+@app.command("serve-check")
+def serve_check(
+    out: Path = typer.Argument(..., help="An optimize output directory (model_repository/, validation/)."),
+    batch_size: int = typer.Option(1, help="Rows per request for perf_analyzer."),
+    concurrency: str = typer.Option("1,4", help="perf_analyzer concurrencies: N,M,... or LOW:HIGH."),
+    tune: bool = typer.Option(False, "--tune", help="Search the serving configuration too; the best is written."),
+    budget: str = typer.Option("2m", help="Budget of the serving search."),
+    latency_limit_ms: Optional[float] = typer.Option(None, help="p99 limit for the serving search (ms)."),
+    atol: float = typer.Option(1e-4, help="Absolute tolerance against the source's outputs."),
+    rtol: float = typer.Option(1e-3, help="Relative tolerance against the source's outputs."),
+) -> None:
+    """Serve a written repository with a real tritonserver on 127.0.0.1, check its answers, measure it."""
+    from navigator import serving
+    from navigator.settings import parse_budget
+
+    try:
+        options = serving.ServingOptions("native", True, tune, parse_budget(budget),
+                                         serving.parse_concurrency(concurrency), latency_limit_ms)
+        repo = out / "model_repository"
+        models = sorted(d for d in repo.iterdir() if (d / "config.pbtxt").is_file()) if repo.is_dir() else []
+        if not models:
+            raise InputError(f"{out}: no model_repository/<model>/config.pbtxt")
+        inputs, reference = serving.load_validation(out / "validation")
+        report = serving.run(models[0], inputs, reference, atol, rtol, batch_size, options, out / "serving")
+    except NavigatorError as exc:
+        _fail(exc)
+        return
+    if not _echo_serving(report):
         raise typer.Exit(1)
 
 

@@ -19,3 +19,7 @@ class StudyMismatchError(NavigatorError):
 
 class TrialError(NavigatorError):
     """A trial failed (conversion, loading, running); recorded on the trial, never escapes the study."""
+
+
+class ServeError(NavigatorError):
+    """A Triton server would not start, load the repository, or answer; the message carries its log's tail."""

@@ -154,6 +154,70 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """Triton's own knobs for a deployment, and the runtime threads each model instance uses."""
+
+    max_batch_size: int
+    instances: int = 1
+    dynamic_batching: bool = False
+    max_queue_delay_us: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()
+    threads: int | None = None  # per instance; None keeps the winning trial's own setting
+
+
+@dataclass(frozen=True)
+class PerfPoint:
+    """perf_analyzer at one concurrency: inferences/s, client latency percentiles, server queue/compute."""
+
+    concurrency: int
+    throughput: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    queue_ms: float
+    compute_ms: float
+    stable: bool = True
+
+
+@dataclass(frozen=True)
+class ServeCheck:
+    """The served model's answers over one protocol against the source framework's."""
+
+    protocol: str  # http or grpc
+    ok: bool
+    reason: str
+    outputs: tuple[OutputCheck, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServingTrial:
+    """One serving configuration measured by perf_analyzer; score = best throughput within the p99 limit."""
+
+    number: int
+    config: ServingConfig
+    points: tuple[PerfPoint, ...] = ()
+    score: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ServingReport:
+    """What the real server did with the deployment: answers checked, figures, the serving search."""
+
+    deployment: str  # "python" (the python-backend twin) or the native backend's name
+    model: str
+    checks: tuple[ServeCheck, ...] = ()
+    batch_size: int = 1
+    concurrency: tuple[int, ...] = ()
+    latency_limit_ms: float | None = None
+    default: ServingTrial | None = None
+    best: ServingTrial | None = None
+    trials: tuple[ServingTrial, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Result:
     """What a study produced: every outcome, the winner, the baseline and where the outputs are."""
 
@@ -168,6 +232,7 @@ class Result:
     environment: dict[str, str] = field(default_factory=dict)
     finalists: tuple[Finalist, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
+    serving: ServingReport | None = None
 
     @property
     def best(self) -> TrialOutcome | None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from navigator.errors import InputError
 from navigator.paths.base import TritonModel
-from navigator.records import IOSpec, TensorSpec
+from navigator.records import IOSpec, ServingConfig, TensorSpec
 
 # numpy dtype name -> model_config.proto DataType name
 DATA_TYPES = {
@@ -41,9 +41,25 @@ def _tensor(message: Any, spec: TensorSpec, batched: bool) -> None:
         message.reshape.SetInParent()
 
 
-def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int) -> Any:
-    """The full ModelConfig: the path's backend part plus the shared IO, batching and instances."""
+# The runtime's per-instance thread count, by backend (python: by the template's RUNTIME); sources in backends.py
+THREAD_KEYS = {"onnxruntime": "intra_op_thread_count", "openvino": "INFERENCE_NUM_THREADS",
+               "pytorch": "INTRA_OP_THREAD_COUNT", "python:torch": "THREADS",
+               "python:onnxruntime": "intra_op_thread_count", "python:openvino": "INFERENCE_NUM_THREADS"}
+
+
+def thread_key(model: TritonModel) -> str | None:
+    """The parameter that sets one instance's runtime threads, or None where there is none."""
+    runtime = model.parameters.get("RUNTIME", "torch")
+    return THREAD_KEYS.get(f"python:{runtime}" if model.backend == "python" else (model.backend or "pytorch"))
+
+
+def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,
+          serving: ServingConfig | None = None) -> Any:
+    """The full ModelConfig: the path's backend part plus the shared IO, batching and instances;
+    `serving` (Triton's own knobs) overrides max_batch_size and adds instances, dynamic batching, threads."""
     pb = _pb()
+    serving = serving or ServingConfig(max_batch_size)
+    max_batch_size = serving.max_batch_size
     config = pb.ModelConfig(name=name)
     if model.backend:
         config.backend = model.backend
@@ -56,8 +72,16 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int) -> Any
         _tensor(config.input.add(), spec, io.batched)
     for spec in io.outputs:
         _tensor(config.output.add(), spec, io.batched)
-    config.instance_group.add(kind=pb.ModelInstanceGroup.Kind.Value(model.kind), count=1)
-    for key, value in model.parameters.items():
+    config.instance_group.add(kind=pb.ModelInstanceGroup.Kind.Value(model.kind), count=serving.instances)
+    if serving.dynamic_batching and config.max_batch_size > 0:
+        batching = config.dynamic_batching
+        batching.max_queue_delay_microseconds = serving.max_queue_delay_us
+        batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
+    parameters = dict(model.parameters)
+    key = thread_key(model)
+    if serving.threads is not None and key:
+        parameters[key] = str(serving.threads)
+    for key, value in parameters.items():
         config.parameters[key].string_value = value
     if model.graph_level is not None:
         config.optimization.graph.level = model.graph_level
