@@ -118,11 +118,8 @@ def _serve(out: Path, winner: TrialOutcome, batch_size: int, options: ServingOpt
     from navigator import serving
 
     inputs, reference = serving.load_validation(out / "validation")
-    checks = winner.validation.outputs if winner.validation else ()
-    atol = max((c.atol for c in checks), default=1e-4)
-    rtol = max((c.rtol for c in checks), default=1e-3)
-    repo = out / "model_repository"
-    model_dir = next(d for d in repo.iterdir() if d.is_dir())
+    model_dir = next(d for d in (out / "model_repository").iterdir() if d.is_dir())
+    atol, rtol = serving.tolerances_of(to_dict(winner.validation.outputs) if winner.validation else [])
     return serving.run(model_dir, inputs, reference, atol, rtol, batch_size, options, out / "serving")
 
 

@@ -111,8 +111,8 @@ def serve_check(
     tune: bool = typer.Option(False, "--tune", help="Search the serving configuration too; the best is written."),
     budget: str = typer.Option("2m", help="Budget of the serving search."),
     latency_limit_ms: Optional[float] = typer.Option(None, help="p99 limit for the serving search (ms)."),
-    atol: float = typer.Option(1e-4, help="Absolute tolerance against the source's outputs."),
-    rtol: float = typer.Option(1e-3, help="Relative tolerance against the source's outputs."),
+    atol: Optional[float] = typer.Option(None, help="Absolute tolerance [default: the winner's, from report.json]."),
+    rtol: Optional[float] = typer.Option(None, help="Relative tolerance [default: the winner's, from report.json]."),
 ) -> None:
     """Serve a written repository with a real tritonserver on 127.0.0.1, check its answers, measure it."""
     from navigator import serving
@@ -126,7 +126,9 @@ def serve_check(
         if not models:
             raise InputError(f"{out}: no model_repository/<model>/config.pbtxt")
         inputs, reference = serving.load_validation(out / "validation")
-        report = serving.run(models[0], inputs, reference, atol, rtol, batch_size, options, out / "serving")
+        default_atol, default_rtol = serving.tolerances(out)
+        report = serving.run(models[0], inputs, reference, default_atol if atol is None else atol,
+                             default_rtol if rtol is None else rtol, batch_size, options, out / "serving")
     except NavigatorError as exc:
         _fail(exc)
         return

@@ -70,6 +70,23 @@ def load_validation(out: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
         raise InputError(f"{out}: no readable validation data (inputs.npz, reference.npz): {exc}") from None
 
 
+def tolerances_of(checks: list[dict]) -> tuple[float, float]:
+    """The loosest (atol, rtol) of a trial's output checks: what its validation allowed (fp32's if none)."""
+    return (max((float(c["atol"]) for c in checks), default=1e-4),
+            max((float(c["rtol"]) for c in checks), default=1e-3))
+
+
+def tolerances(out: Path) -> tuple[float, float]:
+    """The winner's validation tolerances from `out`/report.json."""
+    import json
+
+    try:
+        winner = json.loads((out / "report.json").read_text()).get("winner") or {}
+        return tolerances_of((winner.get("validation") or {}).get("outputs") or [])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return tolerances_of([])
+
+
 def run(model_dir: Path, inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], atol: float,
         rtol: float, batch_size: int, options: ServingOptions, work: Path) -> ServingReport:
     """Serve-check, measure and (with options.tune) tune the deployment in `model_dir`; a tuned serving

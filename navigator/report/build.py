@@ -53,6 +53,38 @@ def _finalists(result: Result) -> list[str]:
     return lines
 
 
+def _serving(result: Result) -> list[str]:
+    """What the real tritonserver did with the deployment: answers, perf_analyzer figures, the serving search."""
+    s = result.serving
+    if s is None:
+        return []
+    lines = ["", f"## Served by tritonserver ({s.deployment} deployment)", ""]
+    for c in s.checks:
+        err = max((o.max_abs for o in c.outputs), default=0.0)
+        lines.append(f"- {c.protocol}: {'matches the source framework' if c.ok else 'WRONG: ' + c.reason} "
+                     f"(max abs err {err:.2e})")
+    rows = [("default", s.default)] + ([("tuned", s.best)] if s.best is not None and s.best is not s.default else [])
+    if any(t for _, t in rows):
+        lines += ["", f"perf_analyzer, {s.batch_size} rows per request, gRPC:", "",
+                  "| config | concurrency | infer/s | p50 ms | p90 ms | p99 ms | server queue ms | server compute ms | stable |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {label} | {p.concurrency} | {p.throughput:.1f} | {p.p50_ms:.2f} | {p.p90_ms:.2f} | {p.p99_ms:.2f} "
+                  f"| {p.queue_ms:.2f} | {p.compute_ms:.2f} | {'yes' if p.stable else 'no'} |"
+                  for label, t in rows if t is not None for p in t.points]
+    if s.trials:
+        limit = f"p99 <= {s.latency_limit_ms} ms" if s.latency_limit_ms else "no latency limit"
+        lines += ["", f"Serving search ({limit}; score = best throughput over the concurrencies within the limit):", "",
+                  "| # | max batch | instances | threads | dynamic batching | score infer/s | error |", "|---|---|---|---|---|---|---|"]
+        for t in s.trials:
+            c = t.config
+            batching = f"delay {c.max_queue_delay_us} us" if c.dynamic_batching else "off"
+            score = f"{t.score:.1f}" if t.score is not None else ""
+            lines.append(f"| {t.number} | {c.max_batch_size} | {c.instances} | {c.threads or 'trial'} | {batching} | "
+                         f"{score} | {t.error[:80]} |")
+    lines += [f"- {n}" for n in s.notes]
+    return lines
+
+
 def markdown(result: Result, extra: dict[str, Any]) -> str:
     w, b = result.winner, result.baseline
     lines = [f"# navigator report: {result.model}", ""]
@@ -68,6 +100,7 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
         lines += [f"**Baseline** (trial {b.config.number}, `{b.config.path}` defaults): {b.bench.throughput:.1f} "
                   f"inferences/s, p99 {b.bench.p99_ms:.3f} ms."]
     lines += _finalists(result)
+    lines += _serving(result)
     if result.repository:
         lines += ["", f"Triton repository: `{result.repository}` (serve with "
                   f"`tritonserver --model-repository {result.repository.parent}`)"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from navigator.errors import ServeError
 from navigator.paths.base import TritonModel
-from navigator.records import IOSpec, OutputCheck, ServeCheck, ServingConfig
+from navigator.records import IOSpec, ServeCheck, ServingConfig
 from navigator.trial.validate import validate
 
 
@@ -142,7 +142,3 @@ def serve_check(deployment: Deployment, inputs: dict[str, np.ndarray], reference
         shutil.rmtree(scratch, ignore_errors=True)
     return checks, note
 
-
-def worst(checks: list[ServeCheck]) -> OutputCheck | None:
-    outputs = [o for c in checks for o in c.outputs]
-    return max(outputs, key=lambda o: o.max_abs, default=None)

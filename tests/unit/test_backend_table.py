@@ -12,7 +12,8 @@ from navigator import paths as registry
 from navigator.errors import InputError, TrialError
 from navigator.records import Artifact, IOSpec, ServingConfig, TensorSpec
 from navigator.search import space as search_space
-from navigator.triton import backends, config as triton_config, python_backend
+from navigator.triton import backends, python_backend
+from navigator.triton import config as triton_config
 
 IO = IOSpec(inputs=(TensorSpec("x", "float32", (None, 3, 8, 8)),), outputs=(TensorSpec("y", "float32", (None, 10)),))
 KINDS = {"torch": "exported", "onnx": "onnx"}
