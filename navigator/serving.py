@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from navigator.errors import InputError
+from navigator.errors import InputError, ServeError
 from navigator.records import ServingReport, TensorSpec
 
 DEPLOYMENTS = ("native", "python")
@@ -112,7 +112,10 @@ def run(model_dir: Path, inputs: dict[str, np.ndarray], reference: dict[str, np.
         return replace(report, notes=tuple(notes + ["not measured: the served answers are wrong"]))
     settings = tune.TuneSettings(batch_size, options.concurrency, options.budget_s if options.tune else 0.0,
                                  options.latency_limit_ms, options.interval_ms)
-    default, best, trials = tune.tune(served, inputs, settings, work / "perf", log)
+    try:
+        default, best, trials = tune.tune(served, inputs, settings, work / "perf", log)
+    except ServeError as exc:  # the answers were checked; the figures could not be had
+        return replace(report, notes=tuple(notes + [f"serving failed: {exc}"]))
     if (best is not default and best.config != written.serving and best.score is not None
             and best.score > (default.score or 0.0)):
         replace(written, serving=best.config).write(model_dir.parent)

@@ -105,5 +105,37 @@ def test_a_serving_configuration_loads_and_is_measured(served, tmp_path):
         assert trial.points[0].concurrency == 4 and trial.points[0].throughput > 0
         assert trial.score == trial.points[0].throughput
     assert not srv.alive()  # stopped on leaving
-    stubs = subprocess.run(["pgrep", "-f", f"triton_python_backend_stub.*{repo}"], capture_output=True)
+    stubs = subprocess.run(["pgrep", "-f", f"triton_python_backend_stub.*{repo}"], capture_output=True, check=False)
     assert stubs.stdout.strip() == b""
+
+
+def test_ctrl_c_stops_the_server(served):
+    """SIGINT in the middle of the serving search: the command ends and its tritonserver is gone."""
+    import signal
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    out, _ = served
+    repo = out / "serving" / "perf" / "repository"
+    proc = subprocess.Popen([sys.executable, "-m", "navigator", "serve-check", str(out), "--tune", "--budget", "5m",
+                             "--concurrency", "1"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            running = subprocess.run(["pgrep", "-f", f"tritonserver.*{repo}"], capture_output=True, check=False)
+            if running.stdout.strip():
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the serving search's server never started")
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    finally:
+        proc.kill()
+    left = subprocess.run(["pgrep", "-f", f"tritonserver.*{repo}"], capture_output=True, check=False)
+    assert left.stdout.strip() == b""
+    assert proc.returncode != 0

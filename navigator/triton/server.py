@@ -139,6 +139,7 @@ def serve(repository: Path, log: Path, *, model: str | None = None, explicit: bo
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as sink:
         process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},  # no litter in the repo
                                    preexec_fn=_child_setup(None))
     server = Server(process, http_port, grpc_port, log)
     try:
