@@ -163,6 +163,7 @@ class ServingConfig:
     max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
     threads: int | None = None  # per instance; None keeps the winning trial's own setting
+    streams: int | None = None  # OpenVINO streams per instance; None keeps the trial's own
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,8 @@ def _serving(result: Result) -> list[str]:
             c = t.config
             batching = f"delay {c.max_queue_delay_us} us" if c.dynamic_batching else "off"
             score = f"{t.score:.1f}" if t.score is not None else ""
-            lines.append(f"| {t.number} | {c.max_batch_size} | {c.instances} | {c.threads or 'trial'} | {batching} | "
+            threads = f"{c.threads or 'trial'}" + (f", {c.streams} streams" if c.streams else "")
+            lines.append(f"| {t.number} | {c.max_batch_size} | {c.instances} | {threads} | {batching} | "
                          f"{score} | {t.error[:80]} |")
     lines += [f"- {n}" for n in s.notes]
     return lines

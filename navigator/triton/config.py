@@ -47,10 +47,19 @@ THREAD_KEYS = {"onnxruntime": "intra_op_thread_count", "openvino": "INFERENCE_NU
                "python:onnxruntime": "intra_op_thread_count", "python:openvino": "INFERENCE_NUM_THREADS"}
 
 
+def _runtime(model: TritonModel) -> str:
+    runtime = model.parameters.get("RUNTIME", "torch")
+    return f"python:{runtime}" if model.backend == "python" else (model.backend or "pytorch")
+
+
 def thread_key(model: TritonModel) -> str | None:
     """The parameter that sets one instance's runtime threads, or None where there is none."""
-    runtime = model.parameters.get("RUNTIME", "torch")
-    return THREAD_KEYS.get(f"python:{runtime}" if model.backend == "python" else (model.backend or "pytorch"))
+    return THREAD_KEYS.get(_runtime(model))
+
+
+def stream_key(model: TritonModel) -> str | None:
+    """The parameter that sets one instance's OpenVINO streams, or None for other runtimes."""
+    return "NUM_STREAMS" if _runtime(model) in ("openvino", "python:openvino") else None
 
 
 def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,
@@ -78,9 +87,9 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,
         batching.max_queue_delay_microseconds = serving.max_queue_delay_us
         batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
     parameters = dict(model.parameters)
-    key = thread_key(model)
-    if serving.threads is not None and key:
-        parameters[key] = str(serving.threads)
+    for key, value in ((thread_key(model), serving.threads), (stream_key(model), serving.streams)):
+        if key and value is not None:
+            parameters[key] = str(value)
     for key, value in parameters.items():
         config.parameters[key].string_value = value
     if model.graph_level is not None:

@@ -39,14 +39,15 @@ def score(points: tuple[PerfPoint, ...], limit_ms: float | None) -> float | None
     return max(within, default=None)
 
 
-def suggest(trial: Any, batch_size: int, cores: int) -> ServingConfig:
-    """One point of the serving space (optuna define-by-run)."""
+def suggest(trial: Any, batch_size: int, cores: int, streams: bool = False) -> ServingConfig:
+    """One point of the serving space (optuna define-by-run); `streams` adds OpenVINO's streams."""
     max_batch = trial.suggest_categorical("max_batch_size", [batch_size * m for m in (1, 2, 4, 8)])
     dynamic = trial.suggest_categorical("dynamic_batching", [False, True])
     delay = trial.suggest_categorical("max_queue_delay_us", [0, 100, 500, 2000]) if dynamic else 0
     instances = trial.suggest_int("instances", 1, max(1, min(4, cores)))
     threads = trial.suggest_int("threads", 1, max(1, cores))
-    return ServingConfig(max_batch, instances, dynamic, delay, (), threads)
+    num_streams = trial.suggest_int("streams", 1, max(1, cores)) if streams else None
+    return ServingConfig(max_batch, instances, dynamic, delay, (), threads, num_streams)
 
 
 class Bench:
@@ -107,7 +108,10 @@ def tune(deployment: Deployment, inputs: dict[str, np.ndarray], settings: TuneSe
     from navigator.triton import perf
     from navigator.triton import server as triton_server
 
+    from navigator.triton.config import stream_key
+
     cores = os.cpu_count() or 1
+    streams = stream_key(deployment.model) is not None
     work.mkdir(parents=True, exist_ok=True)
     repo = work / "repository"
     deployment.write(repo)
@@ -134,7 +138,7 @@ def tune(deployment: Deployment, inputs: dict[str, np.ndarray], settings: TuneSe
 
             while left() > 0 and deployment.io.batched:
                 trial = study.ask()
-                config = suggest(trial, max(1, settings.batch_size), cores)
+                config = suggest(trial, max(1, settings.batch_size), cores, streams)
                 key = json.dumps(config.__dict__, sort_keys=True, default=list)
                 if key in seen:  # the sampler repeated itself: no new information, no new measurement
                     study.tell(trial, state=optuna.trial.TrialState.PRUNED)

@@ -63,6 +63,22 @@ def test_suggest_covers_the_joint_space():
     assert {c.max_batch_size for c in configs} == {4, 8, 16, 32}
     assert {c.threads for c in configs} == {1, 2} and {c.instances for c in configs} == {1, 2}
     assert all(c.max_queue_delay_us == 0 for c in configs if not c.dynamic_batching)
+    assert all(c.streams is None for c in configs)
+    with_streams = [tune.suggest(study.ask(), 4, 2, streams=True) for _ in range(20)]
+    assert {c.streams for c in with_streams} == {1, 2}
+
+
+def test_openvino_streams_and_threads_reach_the_config(tmp_path):
+    from navigator.records import IOSpec, TensorSpec
+    from navigator.triton import config as triton_config
+
+    io = IOSpec((TensorSpec("x", "float32", (None, 4)),), (TensorSpec("y", "float32", (None, 2)),))
+    native = TritonModel(backend="openvino", files={"model.xml": tmp_path / "m.xml"}, parameters={"NUM_STREAMS": "1"})
+    for model in (native, python_backend.from_native(native)):
+        config = triton_config.build("m", io, model, 8, ServingConfig(8, instances=2, threads=1, streams=2))
+        assert config.parameters["NUM_STREAMS"].string_value == "2"
+        assert config.parameters["INFERENCE_NUM_THREADS"].string_value == "1"
+        assert config.instance_group[0].count == 2
 
 
 def test_python_twin_of_openvino_runs_the_xml(tmp_path):
