@@ -56,6 +56,9 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--latency-limit-ms", type=float, default=None)
     parser.add_argument("--out", default=str(ROOT / "reports" / "serving-cpu"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--path", action="append", help="conversion paths to search [default: ort_cpu]")
+    parser.add_argument("--case", action="append", help=f"fixtures to run [default: {', '.join(CASES)}]")
     args = parser.parse_args()
     from fixtures.make import write_all
     from navigator import env
@@ -64,12 +67,14 @@ def main() -> None:
     models = write_all(work / "models")
     lines = ["# Served for real: tritonserver + perf_analyzer on this machine", "",
              f"Command: `python benchmarks/serving.py --budget {args.budget} --serving-budget {args.serving_budget} "
-             f"--concurrency {args.concurrency}`", "",
+             f"--concurrency {args.concurrency} --device {args.device}`", "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in env.snapshot().items()
-                                     if k in ("cpu", "cores", "python", "onnxruntime", "torch")), ""]
+                                     if k in ("cpu", "cores", "gpu", "python", "onnxruntime", "torch")), ""]
     data = {}
-    for name, kwargs in CASES.items():
-        result = navigator.optimize(str(models[name]), budget=args.budget, out=work / name, paths=["ort_cpu"],
+    for name in args.case or list(CASES):
+        kwargs = CASES[name]
+        result = navigator.optimize(str(models[name]), budget=args.budget, out=work / name,
+                                    paths=args.path or ["ort_cpu"], device=args.device,
                                     progress=False, serving="python", tune_serving=True,
                                     serving_budget=args.serving_budget, concurrency=args.concurrency,
                                     latency_limit_ms=args.latency_limit_ms, **kwargs)

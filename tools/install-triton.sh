@@ -6,6 +6,7 @@
 # perf_analyzer links libb64.so.0d and libcudart.so.12 (it runs without a GPU); the pytriton wheel bundles
 # both under hashed names, so links with the plain names go in lib/.
 # Usage: tools/install-triton.sh [DEST]   (DEST defaults to ~/.cache/navigator/triton)
+#        WHEELS=DIR tools/install-triton.sh [DEST]   offline, from the two wheels in DIR
 # Run it with the Python environment navigator runs in active: the python backend executes model.py in the
 # interpreter whose libpython is found first, and that must be the one with navigator's runtimes installed.
 # Afterwards DEST/bin holds `tritonserver` and `perf_analyzer` wrappers; navigator finds them there
@@ -17,9 +18,13 @@ pyver=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_inf
 libdir=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$python" -m pip download --quiet --no-deps --dest "$work" nvidia-pytriton==0.7.0
-"$python" -m pip download --quiet --no-deps --dest "$work" --only-binary=:all: \
-  --platform manylinux1_x86_64 tritonclient==2.51.0
+if [ -n "${WHEELS:-}" ]; then
+  cp "$WHEELS"/nvidia_pytriton-0.7.0-*.whl "$WHEELS"/tritonclient-2.51.0-*manylinux*.whl "$work"/
+else
+  "$python" -m pip download --quiet --no-deps --dest "$work" nvidia-pytriton==0.7.0
+  "$python" -m pip download --quiet --no-deps --dest "$work" --only-binary=:all: \
+    --platform manylinux1_x86_64 tritonclient==2.51.0
+fi
 stage="$dest.tmp.$$"
 rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib"
 "$python" -m zipfile -e "$work"/nvidia_pytriton-0.7.0-*.whl "$stage/pytriton-wheel"
