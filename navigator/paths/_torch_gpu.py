@@ -61,6 +61,8 @@ def triton(artifact: Artifact, params: Params, extra: dict[str, str]) -> TritonM
         raise TrialError("the model could not be saved for serving")
     model = python_backend.model("torch", artifact.file, {
         "DEVICE": "cuda", "PRECISION": str(params["precision"]), "CAST": str(params.get("cast", "weights")),
-        "CHANNELS_LAST": str(bool(params.get("channels_last"))), **extra})
+        "CHANNELS_LAST": str(bool(params.get("channels_last"))),
+        "CUDNN_BENCHMARK": str(bool(params.get("cudnn_benchmark", True))),
+        "CUDA_GRAPHS": str(bool(params.get("cuda_graphs"))), **extra})
     model.kind = "KIND_GPU"
     return model

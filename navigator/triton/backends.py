@@ -134,6 +134,7 @@ BACKENDS: dict[str, Backend] = {
         files=("model.py",),
         parameters={"RUNTIME": one_of("torch", "onnxruntime", "openvino"), "MODEL_FILE": text,
                     "THREADS": integer(1), "CHANNELS_LAST": one_of("True", "False"),
+                    "CUDNN_BENCHMARK": one_of("True", "False"), "CUDA_GRAPHS": one_of("True", "False"),
                     "DEVICE": one_of("cpu", "cuda"), "PRECISION": one_of("fp32", "fp32_strict", "tf32", "fp16", "bf16"),
                     "CAST": one_of("weights", "autocast"), "GRAPH_LEVEL": one_of("-1", "0", "1", "2"),
                     "COMPILE_MODE": one_of("default", "reduce-overhead", "max-autotune",

@@ -4,7 +4,8 @@ navigator tuned, for servers without that runtime's native backend (PyTriton, a 
 config.pbtxt parameters:
   RUNTIME     torch | onnxruntime | openvino;  MODEL_FILE  the file in this version directory
   torch       THREADS (or INTRA_OP_THREAD_COUNT), INTER_OP_THREAD_COUNT, CHANNELS_LAST, and on a GPU
-              DEVICE=cuda, PRECISION (fp32/fp32_strict/tf32/fp16/bf16), CAST (weights/autocast), COMPILE_MODE
+              DEVICE=cuda, PRECISION (fp32/fp32_strict/tf32/fp16/bf16), CAST (weights/autocast), COMPILE_MODE,
+              CUDNN_BENCHMARK, CUDA_GRAPHS (one graph per input shape, captured on its first request)
   onnxruntime the onnxruntime backend's own keys (intra_op_thread_count, inter_op_thread_count,
               execution_mode, enable_mem_pattern, enable_mem_arena, cudnn_conv_algo_search, gpu_mem_limit)
               and GRAPH_LEVEL (ModelConfig.optimization.graph.level: 0 all, -1 basic, 1 extended, 2 off)
@@ -51,6 +52,8 @@ class TorchModel:
         self.autocast = p.get("CAST") == "autocast"
         torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
         torch.backends.cudnn.allow_tf32 = precision != "fp32_strict"
+        torch.backends.cudnn.benchmark = p.get("CUDNN_BENCHMARK", "False") == "True"
+        self.graphs = {} if p.get("CUDA_GRAPHS") == "True" and self.device == "cuda" else None
         if path.endswith(".pt2"):
             model = torch.export.load(path).module()
         else:
@@ -74,11 +77,40 @@ class TorchModel:
             t = t.to(self.dtype)
         return t.contiguous(memory_format=self.torch.channels_last) if self.channels_last and t.dim() == 4 else t
 
-    def __call__(self, arrays):
+    def _forward(self, tensors):
         torch = self.torch
         with torch.inference_mode(), torch.autocast(self.device, dtype=self.dtype, enabled=self.autocast):
-            out = self.model(*[self._tensor(a) for a in arrays])
-        leaves = [t for t in torch.utils._pytree.tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+            out = self.model(*tensors)
+        return [t for t in torch.utils._pytree.tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+
+    def _graph(self, tensors):
+        """A CUDA graph for this input signature: warmed up on a side stream, captured once, replayed on
+        static inputs (at most 32 signatures are kept: the batch sizes the dynamic batcher forms)."""
+        torch = self.torch
+        key = tuple((tuple(t.shape), t.dtype) for t in tensors)
+        if key not in self.graphs:
+            if len(self.graphs) >= 32:
+                return None
+            static = [t.clone() for t in tensors]
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(3):
+                    self._forward(static)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                outputs = self._forward(static)
+            self.graphs[key] = (graph, static, outputs)
+        graph, static, outputs = self.graphs[key]
+        for dst, src in zip(static, tensors):
+            dst.copy_(src)
+        graph.replay()
+        return outputs
+
+    def __call__(self, arrays):
+        tensors = [self._tensor(a) for a in arrays]
+        leaves = (self._graph(tensors) if self.graphs is not None else None) or self._forward(tensors)
         return [(t.float() if t.is_floating_point() else t).cpu().numpy() for t in leaves]
 
 
