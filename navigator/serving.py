@@ -116,6 +116,9 @@ def run(model_dir: Path, inputs: dict[str, np.ndarray], reference: dict[str, np.
         default, best, trials = tune.tune(served, inputs, settings, work / "perf", log)
     except ServeError as exc:  # the answers were checked; the figures could not be had
         return replace(report, notes=tuple(notes + [f"serving failed: {exc}"]))
+    if options.tune and len(trials) < 2:
+        notes.append(f"the serving budget ({options.budget_s:.0f}s) left no time for a search trial after the "
+                     "default configuration's measurement: raise --serving-budget")
     if (best is not default and best.config != written.serving and best.score is not None
             and best.score > (default.score or 0.0)):
         replace(written, serving=best.config).write(model_dir.parent)
