@@ -136,13 +136,11 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                                "; ".join(f"{c.name}: {c.reason}" for c in candidates))
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
-    search = Search(storage or study_storage.default(out), settings, (source.framework, source.kind), usable,
-                    source.fingerprint, enqueue)
-    ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
     model, spec_text, data, trust = materialize(source, out / "source")
-    if search.storage.shared and not join:
-        publish(search, settings, {"model": str(Path(model).resolve()), "input_spec": spec_text,
-                                   "input_data": str(Path(data).resolve()) if data else None})
+    search = Search(storage or study_storage.default(out), settings, (source.framework, source.kind), usable,
+                    source.fingerprint, enqueue,
+                    publish=published(settings, model, spec_text, data) if storage and not join else None)
+    ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
     spec = WorkerSpec(model, source.name, source.fingerprint, spec_text, data, trust, max(settings.batch_sizes),
                       str(ctx.cache.root))
     with TrialWorker(spec, settings, out / "logs" / "worker.log") as worker:
@@ -160,12 +158,13 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
         return finish(source, settings, search, ctx, worker, candidates)
 
 
-def publish(search: Any, settings: OptimizeSettings, source: dict[str, str | None]) -> None:
-    """What a worker joining a shared study needs besides its own model file: the search settings (the
-    latest `optimize` sets them) and where the creator's model and inputs are."""
+def published(settings: OptimizeSettings, model: str, input_spec: str | None, data: str | None) -> dict[str, Any]:
+    """What a worker joining a shared study reads from it besides its own model file: the search settings
+    (the latest `optimize` sets them) and where the creator's model and inputs are."""
     machine = ("out", "show_progress", "memory_bytes")  # each worker's own
-    search.study.set_user_attr("settings", {k: v for k, v in to_dict(settings).items() if k not in machine})
-    search.study.set_user_attr("source", source)
+    return {"settings": {k: v for k, v in to_dict(settings).items() if k not in machine},
+            "source": {"model": str(Path(model).resolve()), "input_spec": input_spec,
+                       "input_data": str(Path(data).resolve()) if data else None}}
 
 
 def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: Any, worker: Any,

@@ -10,6 +10,7 @@ converts into its own cache, and the report converts the winner again where it r
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -27,11 +28,15 @@ from navigator.source import ModelSource, load_source
 
 def _published(storage: StudyStorage) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The study, and the settings and source its creator published."""
-    from navigator.search.study import existing
+    from navigator.search.study import IDENTITY_WAIT_S, existing
 
     study = existing(storage)
-    settings, source = study.user_attrs.get("settings"), study.user_attrs.get("source")
-    if settings is None or source is None or "identity" not in study.user_attrs:
+    deadline = time.monotonic() + IDENTITY_WAIT_S
+    while "identity" not in study.user_attrs and time.monotonic() < deadline:  # its creator is writing it
+        time.sleep(1.0)
+    attrs = study.user_attrs
+    settings, source = attrs.get("settings"), attrs.get("source")
+    if settings is None or source is None or "identity" not in attrs:
         raise InputError(f"study {storage.study!r} in {storage.describe()} was not created by "
                          "navigator optimize --storage (or its creator died before describing it)")
     return study, settings, source

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import ROOT, run_cli
 
 FAST = ("--batch-size", "4", "--window", "0.1", "--no-progress")
-HEARTBEAT = ("--heartbeat", "1")  # a dead worker's trial is failed after 3 s of silence
+HEARTBEAT = ("--heartbeat", "2")  # a dead worker's trial is failed after 6 s of silence
 
 
 @pytest.fixture(scope="module")

@@ -59,10 +59,13 @@ class Search:
 
     def __init__(self, storage: str | StudyStorage, settings: OptimizeSettings, source: tuple[str, str],
                  path_names: list[str], fingerprint: str,
-                 enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None) -> None:
+                 enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
+                 publish: dict[str, Any] | None = None) -> None:
         """`source` is (framework, kind), e.g. ("torch", "exported"): it decides which params apply.
         `enqueue` names configurations to try first, role -> (path, params; the rest at defaults).
-        A shared storage's study is created by the first worker, joined by the others."""
+        A shared storage's study is created by the first worker, joined by the others; `publish`
+        (study user attributes: the settings and model location that joining workers read) is written
+        before the identity, which joining workers wait for."""
         self.storage = storage if isinstance(storage, StudyStorage) else StudyStorage(storage)
         self.settings = settings
         self.enqueue = enqueue or {}
@@ -81,6 +84,9 @@ class Search:
         }
         created = self._open()
         old = self._identity(created)
+        for key, value in (publish or {}).items():
+            if old is None or old == identity:
+                self.study.set_user_attr(key, value)
         if old is None:
             for key, value in identity.items():
                 self.study.set_user_attr(key, value)
@@ -105,9 +111,6 @@ class Search:
         except optuna.exceptions.DuplicatedStudyError:
             self.study = optuna.load_study(storage=storage, study_name=self.storage.study,
                                            sampler=sampler(self.settings, self.storage.shared))
-        if self.study.direction.name.lower() != direction:
-            raise StudyMismatchError(f"study {self.storage.study!r} {self.study.direction.name.lower()}s its "
-                                     f"objective, this run would {direction} it: another --objective")
         return False
 
     def _mismatch(self, old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -207,7 +210,11 @@ class Search:
         def objective(trial: Any) -> float:
             self._claim(trial)
             outcome = run_trial(self.config(trial))
-            trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
+            try:
+                trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
+            except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
+                self._stale = True
+                raise
             if on_trial:
                 on_trial(outcome)
             if outcome.status != "ok":
@@ -221,7 +228,18 @@ class Search:
             return
         # Several workers: the count and the summed time are checked after each trial, against the
         # whole study; _claim fails a trial that one worker asked for as another filled the cap.
-        self.study.optimize(objective, timeout=remaining_s, catch=(_Surplus,), callbacks=[self._stop_when_spent])
+        # A trial whose heartbeats came late (an overloaded machine) may be failed as stale by another
+        # worker while it runs; optuna then refuses to tell it (ValueError), and this worker goes on.
+        while remaining_s > 0:
+            self._stale = False
+            try:
+                self.study.optimize(objective, timeout=remaining_s, catch=(_Surplus,),
+                                    callbacks=[self._stop_when_spent])
+                return
+            except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                if not self._stale:
+                    raise
+            remaining_s = self.remaining()
 
     def _claim(self, trial: Any) -> None:
         """Record who runs the trial (host, hardware, versions); in a shared study, note which dead
