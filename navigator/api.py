@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -135,11 +136,17 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
         raise UnavailableError("no conversion path can run here: " +
                                "; ".join(f"{c.name}: {c.reason}" for c in candidates))
     out = settings.out
+    new_out = next((p for p in [*reversed(out.absolute().parents), out.absolute()] if not p.exists()), None)
     out.mkdir(parents=True, exist_ok=True)
-    model, spec_text, data, trust = materialize(source, out / "source")
-    search = Search(storage or study_storage.default(out), settings, (source.framework, source.kind), usable,
-                    source.fingerprint, enqueue,
-                    publish=published(settings, model, spec_text, data) if storage and not join else None)
+    try:
+        model, spec_text, data, trust = materialize(source, out / "source")
+        search = Search(storage or study_storage.default(out), settings, (source.framework, source.kind), usable,
+                        source.fingerprint, enqueue,
+                        publish=published(settings, model, spec_text, data) if storage and not join else None)
+    except NavigatorError:  # e.g. a shared study of another model: leave no output behind
+        if new_out is not None:
+            shutil.rmtree(new_out, ignore_errors=True)
+        raise
     ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
     spec = WorkerSpec(model, source.name, source.fingerprint, spec_text, data, trust, max(settings.batch_sizes),
                       str(ctx.cache.root))
