@@ -156,6 +156,9 @@ def test_killed_worker_leaves_no_running_trial(models: dict[str, Path], tmp_path
     assert killed.params.items() <= retries[0].params.items()  # the same configuration, run again
     assert retries[0].user_attrs["worker"] != killed.user_attrs["worker"]
     assert sum("outcome" in t.user_attrs for t in after) == trials
+    print(f"killed worker: trial {killed.number} left RUNNING by kill -9, FAIL after the heartbeat grace, "
+          f"retried as trial {retries[0].number} by {retries[0].user_attrs['worker']}; states "
+          f"{dict(Counter(t.state.name for t in after))}, {trials} trials with an outcome")
     report = json.loads((tmp_path / "b" / "report.json").read_text())  # the survivor finished last
     assert report["study"]["dead_worker_trials"] == [killed.number]
     assert report["study"]["retries"] == {str(retries[0].number): killed.number}
