@@ -93,8 +93,9 @@ def test_two_workers_share_one_study(models: dict[str, Path], tmp_path: Path, po
     done = [t for t in all_trials if "outcome" in t.user_attrs]
     states = Counter(t.state.name for t in all_trials)
     by_worker = Counter(t.user_attrs["worker"] for t in done)
+    distinct = len({json.dumps(t.params, sort_keys=True) for t in done})
     print(f"two workers: {len(all_trials)} trials in the study, {len(done)} with an outcome, states {dict(states)}, "
-          f"per worker {dict(by_worker)}")
+          f"per worker {dict(by_worker)}, {distinct} distinct parameter sets")
     assert len(done) == trials  # the cap holds across workers
     assert not [t for t in all_trials if t.state.name in ("RUNNING", "WAITING")]
     assert all("skipped" in t.user_attrs for t in all_trials if t.state.name == "FAIL")  # no dead worker here
