@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,9 @@ from navigator import paths as registry
 from navigator.errors import InputError, NavigatorError, ServeError, UnavailableError
 from navigator.records import (BROKEN, MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
                                TrialOutcome, WorkerSpec, from_dict, to_dict)
+from navigator.search import storage as study_storage
 from navigator.search.finalists import compare, is_top, pick, score
+from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, parse_concurrency, save_validation
 from navigator.settings import (OptimizeSettings, default_memory_cap, parse_batch_sizes, parse_budget,
                                 parse_memory)
@@ -124,12 +127,17 @@ def _serve(out: Path, winner: TrialOutcome, batch_size: int, options: ServingOpt
 
 
 def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[TrialOutcome], None] | None = None,
-        enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
-        serving: ServingOptions | None = None) -> Result:
-    """Search, deploy the winner and write the reports for an already loaded source."""
+        enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, storage: StudyStorage | None = None,
+        wall_s: float | None = None, join: bool = False, serving: ServingOptions | None = None) -> Result:
+    """Search, deploy the winner and write the reports for an already loaded source.
+
+    `storage`: a shared study (default: SQLite in the output directory); `join`: this process joins it as
+    a worker with the settings its creator published (it publishes none); `wall_s`: this worker's own
+    time limit. In a shared study, only the last worker to finish picks the winner and writes the
+    repository and report; the others return their trials with `report` None. `serving`: how the winner
+    is deployed and whether a real server checks, measures and tunes it."""
     from navigator.progress import Progress
-    from navigator.report import build as report
-    from navigator.search.study import Search, storage_url
+    from navigator.search.study import Search
     from navigator.source import materialize
     from navigator.trial.cache import Cache
     from navigator.trial.isolate import TrialWorker
@@ -141,10 +149,18 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
         raise UnavailableError("no conversion path can run here: " +
                                "; ".join(f"{c.name}: {c.reason}" for c in candidates))
     out = settings.out
+    new_out = next((p for p in [*reversed(out.absolute().parents), out.absolute()] if not p.exists()), None)
     out.mkdir(parents=True, exist_ok=True)
-    search = Search(storage_url(out), settings, (source.framework, source.kind), usable, source.fingerprint, enqueue)
+    try:
+        model, spec_text, data, trust = materialize(source, out / "source")
+        search = Search(storage or study_storage.default(out), settings, (source.framework, source.kind), usable,
+                        source.fingerprint, enqueue,
+                        publish=published(settings, model, spec_text, data) if storage and not join else None)
+    except NavigatorError:  # e.g. a shared study of another model: leave no output behind
+        if new_out is not None:
+            shutil.rmtree(new_out, ignore_errors=True)
+        raise
     ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
-    model, spec_text, data, trust = materialize(source, out / "source")
     spec = WorkerSpec(model, source.name, source.fingerprint, spec_text, data, trust, max(settings.batch_sizes),
                       str(ctx.cache.root))
     with TrialWorker(spec, settings, out / "logs" / "worker.log") as worker:
@@ -154,16 +170,40 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                 if on_trial:
                     on_trial(outcome)
 
-            search.run(_trial_runner(worker, settings, search.outcomes(), search.remaining), tick)
-        outcomes = search.outcomes()
-        by_number = {o.config.number: o for o in outcomes}
-        roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
-        ranked = _rank(outcomes, settings.objective)
-        finalists, why = _finalists(worker, ranked, roles, settings) if ranked else ([], "")
+            search.run(_trial_runner(worker, settings, search.outcomes(), search.remaining), tick, wall_s)
+        if search.storage.shared and search.running_elsewhere():  # not the last worker: no report
+            return Result(model=source.name, objective=settings.objective, outcomes=tuple(search.outcomes()),
+                          winner=None, baseline=None, speedup=None, repository=None, report=None,
+                          environment=env.snapshot())
+        return finish(source, settings, search, ctx, worker, candidates, serving=serving)
+
+
+def published(settings: OptimizeSettings, model: str, input_spec: str | None, data: str | None) -> dict[str, Any]:
+    """What a worker joining a shared study reads from it besides its own model file: the search settings
+    (the latest `optimize` sets them) and where the creator's model and inputs are."""
+    machine = ("out", "show_progress", "memory_bytes")  # each worker's own
+    return {"settings": {k: v for k, v in to_dict(settings).items() if k not in machine},
+            "source": {"model": str(Path(model).resolve()), "input_spec": input_spec,
+                       "input_data": str(Path(data).resolve()) if data else None}}
+
+
+def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: Any, worker: Any,
+           candidates: list[Any], notes: tuple[str, ...] = (), serving: ServingOptions | None = None) -> Result:
+    """From the study's trials (every worker's): the finalists re-measured in `worker` (None: not
+    re-measured, the trials' own figures decide), the winner deployed (and served, with `serving`),
+    the reports written."""
+    from navigator.report import build as report
+
+    out = settings.out
+    outcomes = search.outcomes()
+    by_number = {o.config.number: o for o in outcomes}
+    roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
+    ranked = _rank(search.outcomes(comparable=True), settings.objective)
+    finalists, why = _finalists(worker, ranked, roles, settings) if ranked and worker else ([], "")
     first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
     serving = serving or ServingOptions()
-    winner, notes = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
-                            out / "model_repository", python=serving.deployment == "python")
+    winner, deploy_notes = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
+                                   out / "model_repository", python=serving.deployment == "python")
     save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)
     served = None
     if winner is not None and serving.active:
@@ -180,7 +220,8 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served)
-    extra = {"notes": [n for n in [why, *notes] if n], "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+    extra = {"notes": [n for n in [*notes, why, *deploy_notes] if n],
+             "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
              "settings": {"budget_s": settings.budget_s, "trials": settings.trials, "sampler": settings.sampler,
                           "batch_sizes": list(settings.batch_sizes), "objective": settings.objective,
@@ -188,6 +229,8 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                           "trial_timeout_s": settings.trial_timeout_s, "memory_bytes": settings.memory_bytes,
                           "window_calls": settings.window_calls, "noise_atol": settings.noise_atol,
                           "study_elapsed_s": round(search.elapsed(), 1)}}
+    if search.storage.shared:
+        extra["study"] = search.summary()
     report.write(result, out, extra)
     return result
 
@@ -200,9 +243,10 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
              window_calls: int = 0, force: bool = False, device: str = "auto",
              enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
-             on_trial: Callable[[TrialOutcome], None] | None = None, serving: str = "native",
-             serve_check: bool = False, tune_serving: bool = False, serving_budget: str | float = "2m",
-             concurrency: str = "1,4", latency_limit_ms: float | None = None) -> Result:
+             on_trial: Callable[[TrialOutcome], None] | None = None, storage: str | None = None,
+             study: str | None = None, heartbeat: int = 10, serving: str = "native", serve_check: bool = False,
+             tune_serving: bool = False, serving_budget: str | float = "2m", concurrency: str = "1,4",
+             latency_limit_ms: float | None = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton.
 
     Args:
@@ -224,6 +268,10 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
             {name: (path, {param: value})}, unnamed params at their defaults.
         force: use an output directory that holds other files, or start over where it holds another study.
         on_trial: called with each TrialOutcome as it finishes.
+        storage, study: a database URL (postgresql://user@host/db) and a study name: create or join a study
+            that several workers share (`navigator worker`); default: SQLite in `out`.
+        heartbeat: seconds between a shared study's heartbeats; a worker silent for 3 is dead and its trial
+            is retried by the others.
         serving: 'native' (the runtime's own Triton backend, default) or 'python' (a python-backend
             model.py running the same artifact with the same settings, for servers without that backend).
         serve_check: serve the written repository with a real tritonserver, compare its HTTP and gRPC answers
@@ -247,6 +295,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                              default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
                          window_calls=window_calls, device=env.default_device() if device == "auto" else device)
     OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
+    shared = study_storage.shared(storage, study, heartbeat)
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
                                      parse_concurrency(concurrency), latency_limit_ms)
     if serving_options.active:  # before the search, not after it
@@ -259,20 +308,22 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                          input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
                          batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
     target = Path(out) if out else Path("navigator-out") / _slug(source.name)
-    _check_out(target, force)
+    _check_out(target, force, shared is not None)
     noise = nondeterminism(source)
     settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
-    return run(source, settings, on_trial, enqueue, serving_options)
+    return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options)
 
 
-def _check_out(out: Path, force: bool) -> None:
-    """An output directory is new, empty, or one of navigator's (then its study continues)."""
+def _check_out(out: Path, force: bool, shared: bool = False) -> None:
+    """An output directory is new, empty, or one of navigator's (then its study continues; a worker of a
+    shared study keeps its cache and logs there)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a directory")
-    ours = (out / "study.db").is_file()
+    study_db = (out / "study.db").is_file()
+    ours = study_db or (shared and any((out / name).exists() for name in ("cache", "logs", "report.json")))
     if out.is_dir() and any(out.iterdir()) and not ours and not force:
         raise InputError(f"--out {out} holds other files and no navigator study; pass --force to write there")
-    if force and ours:
+    if force and study_db and not shared:
         (out / "study.db").unlink()  # start the study over; cached conversions stay valid by their keys
     probe = out if out.is_dir() else next((p for p in out.resolve().parents if p.exists()), Path("."))
     try:

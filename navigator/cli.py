@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from navigator.errors import InputError, NavigatorError
+
+if TYPE_CHECKING:
+    from navigator.records import Result
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find the fastest correct way to serve a model on NVIDIA Triton Inference Server.")
@@ -50,6 +53,10 @@ def optimize(
     serving_budget: str = typer.Option("2m", help="Budget of the serving search."),
     concurrency: str = typer.Option("1,4", help="perf_analyzer concurrencies: N,M,... or LOW:HIGH."),
     latency_limit_ms: Optional[float] = typer.Option(None, help="p99 limit for the serving search (ms)."),
+    storage: Optional[str] = typer.Option(None, help="Shared study storage, e.g. postgresql://user@host/db "
+                                          "(with --study; other machines join with navigator worker)."),
+    study: Optional[str] = typer.Option(None, help="Name of the shared study to create or join (with --storage)."),
+    heartbeat: int = typer.Option(10, help="Seconds between a shared study's heartbeats (3 missed: worker dead)."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
     from navigator.api import optimize as run_optimize
@@ -60,11 +67,22 @@ def optimize(
                               input_data=input_data, trust_pickle=trust_pickle, atol=atol, rtol=rtol,
                               progress=progress, window_s=window, trial_timeout=trial_timeout,
                               trial_memory=trial_memory, window_calls=window_calls, force=force,
-                              device=device, serving=serving, serve_check=serve_check, tune_serving=tune_serving,
+                              device=device, storage=storage, study=study, heartbeat=heartbeat,
+                              serving=serving, serve_check=serve_check, tune_serving=tune_serving,
                               serving_budget=serving_budget, concurrency=concurrency,
                               latency_limit_ms=latency_limit_ms)
     except NavigatorError as exc:
         _fail(exc)
+        return
+    _summary(result, study)
+
+
+def _summary(result: "Result", study: Optional[str] = None) -> None:
+    """What a run produced; exit 1 where no trial passed validation."""
+    if result.report is None:  # a worker of a shared study that did not finish last
+        typer.echo(f"trials in study {study}: {len(result.outcomes)} "
+                   f"({sum(o.status == 'ok' for o in result.outcomes)} valid); other workers are still running: "
+                   "the last to finish writes the report, or run navigator report --storage URL --study NAME --out DIR")
         return
     w = result.winner
     ok = sum(o.status == "ok" for o in result.outcomes)
@@ -134,6 +152,54 @@ def serve_check(
         return
     if not _echo_serving(report):
         raise typer.Exit(1)
+
+
+@app.command()
+def worker(
+    storage: str = typer.Option(..., help="The shared study's storage URL, e.g. postgresql://user@host/db."),
+    study: str = typer.Option(..., help="Name of the study to join (created by navigator optimize --storage)."),
+    model: Optional[Path] = typer.Option(None, help="This machine's copy of the study's model file (default: the path the study records)."),
+    out: Optional[Path] = typer.Option(None, help="This worker's directory: cache, logs, report if it finishes last (default: ./navigator-out/<study>-worker)."),
+    budget: Optional[str] = typer.Option(None, help="This worker's own time limit, e.g. 30m (default: until the study's budget is spent)."),
+    input_data: Optional[Path] = typer.Option(None, help="This machine's copy of the study's --input-data file."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
+    trial_memory: str = typer.Option("default", help="Memory cap of the trial worker, e.g. 8G; 0 = none."),
+    heartbeat: int = typer.Option(10, help="Seconds between heartbeats (3 missed: this worker counts as dead)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Join a shared study as one more worker (same model file, search space and hardware class)."""
+    from navigator.workers import worker as run_worker
+
+    try:
+        result = run_worker(storage, study, model=model, out=out, budget=budget, input_data=input_data,
+                            trust_pickle=trust_pickle, trial_memory=trial_memory, progress=progress,
+                            heartbeat=heartbeat)
+    except NavigatorError as exc:
+        _fail(exc)
+        return
+    _summary(result, study)
+
+
+@app.command()
+def report(
+    storage: str = typer.Option(..., help="The shared study's storage URL."),
+    study: str = typer.Option(..., help="Name of the study."),
+    out: Path = typer.Option(..., help="Directory for the Triton repository and report.json / report.md."),
+    model: Optional[Path] = typer.Option(None, help="This machine's copy of the study's model file (default: the path the study records)."),
+    input_data: Optional[Path] = typer.Option(None, help="This machine's copy of the study's --input-data file."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
+    force: bool = typer.Option(False, "--force", help="Write into an --out directory that holds other files."),
+) -> None:
+    """Winner, Triton repository and report of a shared study, from every worker's trials."""
+    from navigator.workers import report as study_report
+
+    try:
+        result = study_report(storage, study, out, model=model, input_data=input_data, trust_pickle=trust_pickle,
+                              force=force)
+    except NavigatorError as exc:
+        _fail(exc)
+        return
+    _summary(result, study)
 
 
 @app.command()

@@ -71,6 +71,49 @@ def gpu() -> dict[str, str]:
             "cuda": str(torch.version.cuda), "cudnn": str(torch.backends.cudnn.version())}
 
 
+def gpu_driver() -> str:
+    """The NVIDIA kernel driver's version ('' without one)."""
+    text = _read("/proc/driver/nvidia/version")
+    marker = "Kernel Module"
+    return text.split(marker, 1)[1].split()[0] if marker in text else ""
+
+
+def _gpu_name() -> str:
+    """The first GPU's name, through PyTorch where it is installed, else nvidia-smi ('' if neither sees one)."""
+    import importlib.util
+    import shutil
+    import subprocess
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return str(torch.cuda.get_device_properties(0).name)
+    if shutil.which("nvidia-smi"):
+        done = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], check=False,
+                              capture_output=True,
+                              text=True, timeout=30)
+        return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else ""
+    return ""
+
+
+def hardware_class(device: str) -> str:
+    """What makes timings comparable: on the GPU its model, on the CPU its model and the cores this
+    process may use. Trials of different classes are never ranked together."""
+    if device == "cuda":
+        return f"cuda: {_gpu_name() or 'unknown GPU'}"
+    return f"cpu: {cpu_model()} x{ncpu()}"
+
+
+def hardware(device: str) -> dict[str, str]:
+    """The machine a trial ran on, recorded on every trial: its hardware class, CPU, GPU and driver,
+    and the library versions (the parts of `snapshot` that do not change from one trial to the next)."""
+    moving = ("load_average",)
+    info = {"class": hardware_class(device), "host": platform.node(), "gpu_driver": gpu_driver()}
+    info.update({k: v for k, v in snapshot().items() if k not in moving})
+    return {k: v for k, v in info.items() if v}
+
+
 def snapshot() -> dict[str, str]:
     """Environment recorded in every report: what affects timings, beside library versions."""
     info = {

@@ -112,8 +112,32 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
     unavailable = extra.get("unavailable", {})
     if unavailable:
         lines += ["", "## Paths not searched", ""] + [f"- `{k}`: {v}" for k, v in unavailable.items()]
+    lines += _workers(extra.get("study"))
     lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in result.environment.items()]
     return "\n".join(lines) + "\n"
+
+
+def _workers(study: dict[str, Any] | None) -> list[str]:
+    """A shared study: who ran which trials, on what, and what happened to dead workers' trials."""
+    if not study:
+        return []
+    lines = ["", "## Workers", "", f"Study `{study['name']}` in `{study['storage']}`; ranked on hardware class "
+             f"`{study['hardware_class']}` only.", ""]
+    for name, w in study["workers"].items():
+        hw = w["hardware"]
+        lines.append(f"- `{name}`: {len(w['trials'])} trials ({', '.join(map(str, w['trials']))}); "
+                     f"{hw.get('cpu', '?')}{', ' + hw['gpu'] if 'gpu' in hw else ''}"
+                     f"{', driver ' + hw['gpu_driver'] if 'gpu_driver' in hw else ''}")
+    if study["dead_worker_trials"]:
+        lines.append(f"- trials of dead workers (failed by heartbeat): {study['dead_worker_trials']}; "
+                     f"retried as: {study['retries'] or 'none finished'}")
+    if study["not_ranked_other_hardware"]:
+        lines.append(f"- not ranked (measured on another hardware class): {study['not_ranked_other_hardware']}")
+    if study["versions_differ"]:
+        lines.append(f"- library versions differ between workers: {', '.join(study['versions_differ'])}")
+    if study["still_running"]:
+        lines.append(f"- {study['still_running']} trials were still running when this report was written")
+    return lines
 
 
 def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:

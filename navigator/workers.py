@@ -1,0 +1,136 @@
+"""Many workers on one study, through a shared optuna storage (PostgreSQL across machines).
+
+`optimize(..., storage=URL, study=NAME)` creates the study (or joins it) and publishes its settings
+and model location in the study's user attributes; `worker(URL, NAME)` joins it from another
+machine with the same model file, search space and hardware class (the study's identity refuses
+anything else); `report(URL, NAME, OUT)` picks the winner from every worker's trials and writes the
+Triton repository and reports. Converted artifacts never travel through the database: each worker
+converts into its own cache, and the report converts the winner again where it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from navigator import env
+from navigator import paths as registry
+from navigator.api import _check_out, _slug, finish, run
+from navigator.errors import InputError, StudyMismatchError
+from navigator.records import Result, TrialOutcome, WorkerSpec, from_dict
+from navigator.search import storage as study_storage
+from navigator.search.storage import StudyStorage
+from navigator.settings import OptimizeSettings, default_memory_cap, parse_budget, parse_memory
+from navigator.source import ModelSource, load_source
+
+
+def _published(storage: StudyStorage) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The study, and the settings and source its creator published."""
+    from navigator.search.study import IDENTITY_WAIT_S, existing
+
+    study = existing(storage)
+    deadline = time.monotonic() + IDENTITY_WAIT_S
+    while "identity" not in study.user_attrs and time.monotonic() < deadline:  # its creator is writing it
+        time.sleep(1.0)
+    attrs = study.user_attrs
+    settings, source = attrs.get("settings"), attrs.get("source")
+    if settings is None or source is None or "identity" not in attrs:
+        raise InputError(f"study {storage.study!r} in {storage.describe()} was not created by "
+                         "navigator optimize --storage (or its creator died before describing it)")
+    return study, settings, source
+
+
+def _source(published: dict[str, Any], model: str | Path | None, input_data: str | Path | None,
+            trust_pickle: bool, batch: int) -> ModelSource:
+    """The study's model from this machine's copy: --model, else the path its creator used."""
+    path = Path(model) if model else Path(published["model"])
+    if not path.is_file():
+        raise InputError(f"model file {path} is not on this machine: pass --model with its copy of the study's model")
+    data = input_data or published.get("input_data")
+    if data and not Path(data).is_file():
+        raise InputError(f"input data {data} is not on this machine: pass --input-data with its copy")
+    return load_source(str(path), input_spec=published.get("input_spec"), input_data=Path(data) if data else None,
+                       trust_pickle=trust_pickle, batch=batch)
+
+
+def _memory(device: str, trial_memory: str | int | None) -> int | None:
+    if device == "cuda":
+        return None
+    return default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)
+
+
+def worker(storage: str, study: str, *, model: str | Path | None = None, out: str | Path | None = None,
+           budget: str | float | None = None, input_data: str | Path | None = None, trust_pickle: bool = False,
+           trial_memory: str | int | None = "default", progress: bool = True, heartbeat: int = 10,
+           on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
+    """Join the shared study `study` in `storage` and run trials until its budget is spent.
+
+    Args:
+        model: this machine's copy of the study's model file (default: the path its creator used).
+        out: this worker's own directory (conversion cache, logs; the report if it finishes last).
+        budget: this worker's own time limit ('30m'); default: until the study's budget is spent.
+        trust_pickle: never taken from the study: each machine decides whether it unpickles.
+
+    Returns:
+        Result with the study's trials; `report` is None unless this worker finished last.
+
+    Raises:
+        StudyMismatchError: the study is of another model, search space or hardware class.
+    """
+    shared = study_storage.shared(storage, study, heartbeat)
+    assert shared is not None
+    wall = parse_budget(budget) if budget is not None else None
+    _, published, source_info = _published(shared)
+    settings = from_dict(OptimizeSettings, {**published, "out": "."})
+    source = _source(source_info, model, input_data, trust_pickle, max(settings.batch_sizes))
+    target = Path(out) if out else Path("navigator-out") / f"{_slug(study)}-worker"
+    _check_out(target, False, shared=True)
+    settings = replace(settings, out=target, show_progress=progress,
+                       memory_bytes=_memory(settings.device, trial_memory))
+    return run(source, settings, on_trial, storage=shared, wall_s=wall, join=True)
+
+
+def report(storage_url: str, study_name: str, out_dir: str | Path, *, model: str | Path | None = None,
+           input_data: str | Path | None = None, trust_pickle: bool = False, force: bool = False,
+           heartbeat: int = 10) -> Result:
+    """The winner, Triton repository and reports of a shared study, from every worker's trials, in
+    `out_dir`. On a machine of the study's hardware class the finalists are re-measured interleaved as
+    `optimize` does; elsewhere the trials' own figures decide (the report says so)."""
+    from navigator.search.study import Search
+    from navigator.source import materialize
+    from navigator.trial.cache import Cache
+    from navigator.trial.isolate import TrialWorker
+    from navigator.trial.run import TrialContext
+
+    shared = study_storage.shared(storage_url, study_name, heartbeat)
+    assert shared is not None
+    study, published, source_info = _published(shared)
+    identity = study.user_attrs["identity"]
+    out = Path(out_dir)
+    settings = from_dict(OptimizeSettings, {**published, "out": str(out)})
+    source = _source(source_info, model, input_data, trust_pickle, max(settings.batch_sizes))
+    if source.fingerprint != identity.get("fingerprint"):
+        raise StudyMismatchError(f"model {source.file or source.name} is not the model of study {study_name!r} "
+                                 "(another fingerprint): pass --model with a copy of the study's model file")
+    _check_out(out, force, shared=True)
+    settings = replace(settings, show_progress=False, memory_bytes=_memory(settings.device, "default"))
+    out.mkdir(parents=True, exist_ok=True)
+    search = Search.load(shared, settings)
+    candidates = registry.candidates(source.framework, settings.device, settings.paths)
+    ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
+    notes = []
+    running = search.running_elsewhere()
+    if running:
+        notes.append(f"{running} trials were still running on workers: this report covers the finished ones")
+    here, there = env.hardware_class(settings.device), identity.get("hardware")
+    if there and here != there:
+        notes.append(f"finalists not re-measured: this machine ({here}) is not of the study's hardware class "
+                     f"({there}); the best trial as the workers measured it wins")
+        return finish(source, settings, search, ctx, None, candidates, tuple(notes))
+    path, spec_text, data, trust = materialize(source, out / "source")
+    spec = WorkerSpec(path, source.name, source.fingerprint, spec_text, data, trust, max(settings.batch_sizes),
+                      str(ctx.cache.root))
+    with TrialWorker(spec, settings, out / "logs" / "worker.log") as trial_worker:
+        return finish(source, settings, search, ctx, trial_worker, candidates, tuple(notes))
