@@ -139,7 +139,17 @@ def test_killed_worker_leaves_no_running_trial(models: dict[str, Path], tmp_path
         return sum("outcome" in t.user_attrs for t in current) >= 2 and \
             any(t.state.name == "RUNNING" and "worker" in t.user_attrs for t in current)
 
-    _wait(mid_trial)
+    def frozen_mid_trial() -> bool:
+        """Freeze the worker (it cannot tell a result while stopped); keep it frozen only mid-trial."""
+        if not mid_trial():
+            return False
+        victim.send_signal(signal.SIGSTOP)
+        if any(t.state.name == "RUNNING" for t in _trials(postgres, study)):
+            return True
+        victim.send_signal(signal.SIGCONT)  # it finished that trial in between: try again
+        return False
+
+    _wait(frozen_mid_trial)
     victim.send_signal(signal.SIGKILL)
     victim.communicate()
     stuck = [t for t in _trials(postgres, study) if t.state.name == "RUNNING"]
