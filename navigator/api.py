@@ -161,6 +161,8 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
         comparisons=tuple(comparisons))
     extra = {"notes": [n for n in [why, *notes] if n], "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
+             "source": {"model": str(Path(model).resolve()), "input_spec": spec_text, "input_data": data,
+                        "trust_pickle": trust, "fingerprint": source.fingerprint},
              "settings": {"budget_s": settings.budget_s, "trials": settings.trials, "sampler": settings.sampler,
                           "batch_sizes": list(settings.batch_sizes), "objective": settings.objective,
                           "finalists": settings.finalists, "rounds": settings.rounds, "window_s": settings.window_s,
@@ -168,6 +170,9 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                           "window_calls": settings.window_calls, "noise_atol": settings.noise_atol,
                           "study_elapsed_s": round(search.elapsed(), 1)}}
     report.write(result, out, extra)
+    from navigator.report import store
+
+    store.save(search.study, result, extra)  # `navigator report DIR` rebuilds the reports from the study
     return result
 
 
