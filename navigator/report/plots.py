@@ -191,7 +191,8 @@ def importance(result: Result) -> Any:
     _, name = _evaluator()
     title = f"Parameter importance ({name}, per path, on {_label(result.objective)})"
     if not found:
-        title += ": too few valid trials with varying parameters"
+        fig.add_annotation(text="too few valid trials with varying parameters for an importance estimate",
+                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     return _layout(fig, title, "importance (sums to 1 within a group)", "",
                    height=max(320, 40 + 24 * sum(len(v) for v in found.values())))
 

@@ -39,6 +39,23 @@ def _baseline_call(report: Path, base: Side, model: str | Path | None) -> Callab
     return _prepared(runner, source, winner.config.batch_size)
 
 
+def _enqueue_baseline(report: Path, only: list[str] | None) -> dict[str, tuple[str, dict[str, Any]]] | None:
+    """The baseline winner's configuration, tried first in the candidate's search and re-measured with its
+    finalists: for an unchanged model the candidate then cannot lose merely because its search, under
+    noise, settled on another configuration."""
+    from navigator import env, paths
+    from navigator.records import TrialOutcome, from_dict
+    from navigator.results import read_report
+
+    config = from_dict(TrialOutcome, read_report(report)["winner"]).config
+    if (only and config.path not in only) or config.path not in paths.NAMES:
+        return None
+    module = paths.get(config.path)
+    if module.available() or env.default_device() not in module.DEVICES:
+        return None
+    return {"baseline winner": (config.path, {**config.convert, **config.runtime})}
+
+
 def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget: str | float,
                            out: str | Path | None, rounds: int, paths: list[str] | None,
                            baseline_model: str | Path | None, progress: bool,
@@ -54,12 +71,18 @@ def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget:
     settings = read_report(base_report).get("settings") or {}
     record = source_record(base_report)
     target = Path(out) if out else Path(tempfile.mkdtemp(prefix="navigator-check-"))
-    result = optimize(model, budget=budget, out=target, objective=settings.get("objective", "throughput"),
-                      batch_size=",".join(str(b) for b in settings.get("batch_sizes", [1])),
-                      paths=paths, window_s=float(settings.get("window_s", 0.25)),
-                      window_calls=int(settings.get("window_calls", 0)),
-                      input_spec=record.get("input_spec") if isinstance(model, (str, Path)) else None,
-                      trust_pickle=trust_pickle, progress=progress)
+    args: dict[str, Any] = dict(
+        budget=budget, out=target, objective=settings.get("objective", "throughput"),
+        batch_size=",".join(str(b) for b in settings.get("batch_sizes", [1])), paths=paths,
+        window_s=float(settings.get("window_s", 0.25)), window_calls=int(settings.get("window_calls", 0)),
+        input_spec=record.get("input_spec") if isinstance(model, (str, Path)) else None,
+        trust_pickle=trust_pickle, progress=progress)
+    try:
+        result = optimize(model, enqueue=_enqueue_baseline(base_report, paths), **args)
+    except InputError as exc:  # the candidate cannot take the baseline's path (another framework)
+        if "enqueued configuration" not in str(exc):
+            raise
+        result = optimize(model, **args)
     cand = side("candidate", result)
     if cand.failure:
         return cand, base
