@@ -14,7 +14,8 @@ from navigator.report.check import Side, Verdict
 def _figures(s: Side) -> str:
     if s.failure or not s.throughput:
         return "no winner"
-    return (f"{s.path} (trial {s.number}, batch {s.batch_size}): {statistics.median(s.throughput):.1f} "
+    which = f"trial {s.number}" if s.number is not None else "the baseline's winning configuration"
+    return (f"{s.path} ({which}, batch {s.batch_size}): {statistics.median(s.throughput):.1f} "
             f"inferences/s, p99 {statistics.median(s.p99_ms):.3f} ms over {len(s.throughput)} measurement(s)")
 
 
