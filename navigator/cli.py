@@ -86,7 +86,7 @@ def paths() -> None:
 @app.command()
 def report(
     directory: Path = typer.Argument(..., help="An --out directory of `navigator optimize` (holds study.db)."),
-    out: Optional[Path] = typer.Option(None, help="Where to write the reports [default: DIRECTORY]."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the reports (default: DIRECTORY)."),
 ) -> None:
     """Rebuild report.json, report.md and report.html from the study storage in DIRECTORY."""
     from navigator.report.store import render_from_storage, storage_for_dir
@@ -106,7 +106,8 @@ def check(
     candidate: Optional[Path] = typer.Option(None, help="The candidate run's report.json (compare the reports)."),
     model: Optional[Path] = typer.Option(None, help="A candidate model: optimize it, re-measure both interleaved."),
     budget: str = typer.Option("2m", help="With --model: the candidate's search budget."),
-    out: Optional[Path] = typer.Option(None, help="With --model: the candidate's output directory [default: a temp dir]."),
+    out: Optional[Path] = typer.Option(None, help="With --model: the candidate's output directory "
+                                       "(default: a new temporary directory)."),
     max_regression: float = typer.Option(0.10, help="Allowed slowdown of throughput and p99 latency (0.1 = 10%)."),
     max_metric_drop: float = typer.Option(0.0, help="Allowed drop of the user metric where both reports have one."),
     rounds: int = typer.Option(7, help="With --model: interleaved measurement rounds."),

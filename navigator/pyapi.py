@@ -96,7 +96,7 @@ def _store_metric(result: Result, values: dict[str, float]) -> None:
 
     assert result.report is not None
     out = result.report.parent
-    study = store._open(store.storage_for_dir(out), STUDY_NAME)
+    study = store.open_study(store.storage_for_dir(out), STUDY_NAME)
     data = json.loads(study.user_attrs.get(store.SUMMARY_ATTR, "{}"))
     data["metric"] = values
     study.set_user_attr(store.SUMMARY_ATTR, json.dumps(data, default=str))

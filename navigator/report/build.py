@@ -67,6 +67,10 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
     if b and b.bench:
         lines += [f"**Baseline** (trial {b.config.number}, `{b.config.path}` defaults): {b.bench.throughput:.1f} "
                   f"inferences/s, p99 {b.bench.p99_ms:.3f} ms."]
+    metric = extra.get("metric") or {}
+    if metric:
+        lines += ["**Metric** (user's, higher is better): " +
+                  ", ".join(f"{k} {v:.6g}" for k, v in metric.items()) + "."]
     lines += _finalists(result)
     if result.repository:
         lines += ["", f"Triton repository: `{result.repository}` (serve with "

@@ -26,7 +26,8 @@ def markdown(v: Verdict) -> str:
            if v.mode == "interleaved" else "figures from both reports (their finalists' repeated rounds)")
     lines = [head, "", f"Allowed slowdown {v.max_regression:.0%}; {how}. A regression needs the whole 95% "
              "confidence interval past the allowed margin.", "",
-             f"- baseline: {_figures(v.baseline)}", f"- candidate: {_figures(v.candidate)}", "",
+             f"- baseline: {_figures(v.baseline)}; report `{v.baseline.report}`",
+             f"- candidate: {_figures(v.candidate)}; report `{v.candidate.report}`", "",
              "| check | result | detail |", "|---|---|---|"]
     for c in v.criteria:
         lines.append(f"| {c.name} | {'pass' if c.ok else '**FAIL**'} | {c.detail.replace('|', '/')} |")

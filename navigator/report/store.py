@@ -36,7 +36,8 @@ def save(study: Any, result: Result, extra: dict[str, Any]) -> None:
     study.set_user_attr(SUMMARY_ATTR, json.dumps(data, default=str))
 
 
-def _open(storage_url: str, study_name: str) -> Any:
+def open_study(storage_url: str, study_name: str) -> Any:
+    """The optuna study behind `storage_url`; InputError (one line) when it cannot be opened."""
     from navigator.search.study import _optuna
 
     optuna = _optuna()
@@ -53,7 +54,7 @@ def load(storage_url: str, study_name: str) -> tuple[Result, dict[str, Any]]:
     """(Result, the report's extra sections) from a study storage."""
     from navigator.search.study import OUTCOME_ATTR
 
-    study = _open(storage_url, study_name)
+    study = open_study(storage_url, study_name)
     outcomes = tuple(from_dict(TrialOutcome, json.loads(t.user_attrs[OUTCOME_ATTR]))
                      for t in study.get_trials(deepcopy=False) if OUTCOME_ATTR in t.user_attrs)
     raw = study.user_attrs.get(SUMMARY_ATTR)
