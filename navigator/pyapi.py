@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from navigator.errors import InputError
-from navigator.records import Result, TrialOutcome
+from navigator.records import MEASURED, Result, TrialOutcome
 from navigator.report.check import Verdict, check
 from navigator.results import load_result
 from navigator.settings import parse_budget
@@ -84,8 +84,9 @@ def _metric_values(result: Result, metric: Callable[[Any], float]) -> dict[str, 
     from dataclasses import replace
 
     values = {"winner": float(metric(result.runner()))}
-    if result.baseline is not None and result.baseline.status in ("ok", "unstable") and result.baseline != result.winner:
-        values["baseline"] = float(metric(replace(result, winner=result.baseline).runner()))
+    baseline = result.baseline
+    if baseline is not None and baseline.status in MEASURED and baseline != result.winner:
+        values["baseline"] = float(metric(replace(result, winner=baseline).runner()))
     return values
 
 

@@ -44,6 +44,7 @@ class Side:
     valid_paths: tuple[str, ...]
     failure: str  # why there is no winner ("" when there is one)
     metric: float | None = None
+    measured: str = ""  # with --model: the configuration measured, when not this side's own winner
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from navigator.report.check import Side, Verdict
 def _figures(s: Side) -> str:
     if s.failure or not s.throughput:
         return "no winner"
-    which = f"trial {s.number}" if s.number is not None else "the baseline's winning configuration"
-    return (f"{s.path} ({which}, batch {s.batch_size}): {statistics.median(s.throughput):.1f} "
-            f"inferences/s, p99 {statistics.median(s.p99_ms):.3f} ms over {len(s.throughput)} measurement(s)")
+    own = f"winner {s.path} (trial {s.number}, batch {s.batch_size})"
+    how = f"; measured with {s.measured}, which served it better" if s.measured else ""
+    return (f"{own}{how}: {statistics.median(s.throughput):.1f} inferences/s, p99 "
+            f"{statistics.median(s.p99_ms):.3f} ms over {len(s.throughput)} measurement(s)")
 
 
 def markdown(v: Verdict) -> str:

@@ -43,7 +43,8 @@ def render(result: Result, extra: dict[str, Any]) -> str:
         r=result, w=w, b=result.baseline, vs_base=vs_base,
         max_err=_err(w) if w else 0.0,
         by_status={s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))},
-        settings=extra.get("settings", {}), metric=extra.get("metric") or {}, notes=extra.get("notes", []), unavailable=extra.get("unavailable", {}),
+        settings=extra.get("settings", {}), metric=extra.get("metric") or {}, notes=extra.get("notes", []),
+        unavailable=extra.get("unavailable", {}),
         figures=figures(result), plotly_js=offline.get_plotlyjs())
 
 

@@ -86,8 +86,9 @@ def _from_trials(study: Any, outcomes: tuple[TrialOutcome, ...]) -> Result:
     if winner and baseline and baseline.bench and winner.bench:
         speedup = (winner.bench.throughput / baseline.bench.throughput if objective == "throughput"
                    else baseline.bench.p99_ms / winner.bench.p99_ms)
-    return Result(model=study.user_attrs.get("model", study.study_name), objective=objective, outcomes=outcomes, winner=winner,
-                  baseline=baseline, speedup=speedup, repository=None, report=None, environment=env.snapshot())
+    return Result(model=study.user_attrs.get("model", study.study_name), objective=objective, outcomes=outcomes,
+                  winner=winner, baseline=baseline, speedup=speedup, repository=None, report=None,
+                  environment=env.snapshot())
 
 
 def render_from_storage(storage_url: str, study_name: str, out_dir: Path) -> Path:

@@ -126,7 +126,8 @@ def test_malformed_reports_exit_2(tmp_path: Path, content: str, message: str) ->
     good = _write(tmp_path, "good", _result(BASE))
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    for args in (("--baseline", str(bad), "--candidate", str(good)), ("--baseline", str(good), "--candidate", str(bad))):
+    for args in (("--baseline", str(bad), "--candidate", str(good)),
+                 ("--baseline", str(good), "--candidate", str(bad))):
         proc = run_cli("check", *args)
         assert proc.returncode == 2, (content, proc.stdout, proc.stderr)
         assert proc.stderr.startswith("navigator: error:") and message in proc.stderr
@@ -146,4 +147,4 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
 def test_markdown_names_both_sides() -> None:
     verdict = evaluate(side("baseline", _result(BASE)), side("candidate", _result(BASE)), 0.1, paired=True)
     text = gate.markdown(replace(verdict, mode="interleaved"))
-    assert "interleaved" in text and "baseline: ort_cpu (trial 1, batch 4)" in text
+    assert "interleaved" in text and "baseline: winner ort_cpu (trial 1, batch 4)" in text
