@@ -161,7 +161,8 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
         comparisons=tuple(comparisons))
     extra = {"notes": [n for n in [why, *notes] if n], "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
-             "source": {"model": str(Path(model).resolve()), "input_spec": spec_text, "input_data": data,
+             "source": {"model": str(Path(model).resolve()), "input_spec": spec_text,
+                        "input_data": str(Path(data).resolve()) if data else None,
                         "trust_pickle": trust, "fingerprint": source.fingerprint if source.file else None},
              "settings": {"budget_s": settings.budget_s, "trials": settings.trials, "sampler": settings.sampler,
                           "batch_sizes": list(settings.batch_sizes), "objective": settings.objective,

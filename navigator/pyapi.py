@@ -109,8 +109,12 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
              out: str | Path | None = None, metric: Callable[[Any], float] | None = None,
              callbacks: Sequence[Callable[[ProgressEvent], None]] | None = None, progress: bool = True,
              batch_size: int | str | None = None, trials: int | None = None, objective: str = "throughput",
-             input_spec: str | None = None, trust_pickle: bool = False, atol: float | None = None,
-             rtol: float | None = None, window_s: float = 0.25, force: bool = False) -> Result:
+             sampler: str = "tpe", input_spec: str | None = None, input_data: str | Path | None = None,
+             trust_pickle: bool = False, atol: float | None = None, rtol: float | None = None,
+             window_s: float = 0.25, window_calls: int = 0, trial_timeout: str | float | None = None,
+             trial_memory: str | int | None = "default", force: bool = False,
+             enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
+             on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton; returns the Result.
 
     Args:
@@ -129,6 +133,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
         callbacks: each called with a ProgressEvent after every trial.
         progress: show a progress bar on the terminal.
         batch_size: 'N', 'LOW:HIGH' or 'N,M'; default: the dataloader's batch size, else 1.
+        on_trial: called with each TrialOutcome as it finishes (before the callbacks).
+        The other arguments are those of the command line (see `navigator.api.optimize`).
 
     Returns:
         Result: `best` (the winning TrialOutcome), `runner()` (the winner loaded here), `repository`
@@ -149,7 +155,9 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
     seen: list[TrialOutcome] = []
     best: list[TrialOutcome] = []
 
-    def on_trial(outcome: TrialOutcome) -> None:
+    def tick(outcome: TrialOutcome) -> None:
+        if on_trial is not None:
+            on_trial(outcome)
         seen.append(outcome)
         if outcome.status == "ok" and outcome.bench is not None:
             value = outcome.bench.throughput if objective == "throughput" else -outcome.bench.p99_ms
@@ -162,9 +170,11 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
             callback(event)
 
     result = api.optimize(model, inputs, budget=budget, out=out, trials=trials, batch_size=batch_size,
-                          objective=objective, paths=list(paths) if paths else None, input_spec=input_spec,
-                          trust_pickle=trust_pickle, atol=atol, rtol=rtol, progress=progress,
-                          window_s=window_s, force=force, device=device or "auto", on_trial=on_trial)
+                          objective=objective, sampler=sampler, paths=list(paths) if paths else None,
+                          input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, atol=atol,
+                          rtol=rtol, progress=progress, window_s=window_s, trial_timeout=trial_timeout,
+                          trial_memory=trial_memory, window_calls=window_calls, force=force,
+                          device=device or "auto", enqueue=enqueue, on_trial=tick)
     if metric is not None and result.winner is not None:
         _store_metric(result, _metric_values(result, metric))
     return result
