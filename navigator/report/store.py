@@ -33,6 +33,7 @@ def storage_for_dir(directory: Path) -> str:
 def save(study: Any, result: Result, extra: dict[str, Any]) -> None:
     """Store everything but the outcomes (already on the trials) on the study."""
     data = {k: v for k, v in {**to_dict(result), **extra}.items() if k != "outcomes"}
+    data["summary_trials"] = len(result.outcomes)
     study.set_user_attr(SUMMARY_ATTR, json.dumps(data, default=str))
 
 
@@ -66,7 +67,11 @@ def load(storage_url: str, study_name: str) -> tuple[Result, dict[str, Any]]:
         winner = by_number.get(result.winner.config.number, result.winner) if result.winner else None
         baseline = by_number.get(result.baseline.config.number, result.baseline) if result.baseline else None
         result = replace(result, outcomes=outcomes, winner=winner, baseline=baseline)
-        extra = {k: v for k, v in data.items() if k not in Result.__dataclass_fields__}
+        extra = {k: v for k, v in data.items() if k not in Result.__dataclass_fields__ and k != "summary_trials"}
+        later = len(outcomes) - int(data.get("summary_trials", len(outcomes)))
+        if later:  # a later run of the same study was interrupted before its summary
+            extra["notes"] = [*extra.get("notes", []), f"{later} trial(s) ran after the winner was chosen "
+                              "(an interrupted rerun); rerun navigator optimize to re-measure the finalists"]
         return result, extra
     return _from_trials(study, outcomes), {"notes": [
         "rebuilt from the study's trials alone (the run did not finish): the winner is the best valid "
