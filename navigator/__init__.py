@@ -2,10 +2,12 @@
 
     import navigator
     result = navigator.optimize(model, sample_inputs, budget="5m", out="navigator-out/mymodel")
-    result.best, result.outcomes, result.repository, result.report
+    result.best, result.outcomes, result.repository, result.reports, result.runner()
+    navigator.check("base/report.json", "new/report.json").exit_code
+    navigator.load_result("navigator-out/mymodel")
 """
 
-from navigator.api import optimize
+from navigator.pyapi import ProgressEvent, Verdict, check, load_result, optimize
 from navigator.errors import InputError, NavigatorError, StudyMismatchError, UnavailableError
 from navigator.records import Bench, Result, TrialConfig, TrialOutcome, Validation
 
@@ -13,12 +15,16 @@ __all__ = [
     "Bench",
     "InputError",
     "NavigatorError",
+    "ProgressEvent",
     "Result",
     "StudyMismatchError",
     "TrialConfig",
     "TrialOutcome",
     "UnavailableError",
     "Validation",
+    "Verdict",
+    "check",
+    "load_result",
     "optimize",
 ]
 __version__ = "0.1.0"

@@ -223,6 +223,9 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     extra = {"notes": [n for n in [*notes, why, *deploy_notes] if n],
              "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
+             "source": {"model": str(Path(model).resolve()), "input_spec": spec_text,
+                        "input_data": str(Path(data).resolve()) if data else None,
+                        "trust_pickle": trust, "fingerprint": source.fingerprint if source.file else None},
              "settings": {"budget_s": settings.budget_s, "trials": settings.trials, "sampler": settings.sampler,
                           "batch_sizes": list(settings.batch_sizes), "objective": settings.objective,
                           "finalists": settings.finalists, "rounds": settings.rounds, "window_s": settings.window_s,
@@ -232,6 +235,9 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     if search.storage.shared:
         extra["study"] = search.summary()
     report.write(result, out, extra)
+    from navigator.report import store
+
+    store.save(search.study, result, extra)  # `navigator report DIR` rebuilds the reports from the study
     return result
 
 

@@ -213,3 +213,57 @@ def paths() -> None:
                 state = "available" if c.reason is None else "unavailable: " + c.reason
                 typer.echo(f"{device:5} {framework:6} {c.name:15} {state}")
 
+
+
+@app.command()
+def report(
+    directory: Path = typer.Argument(..., help="An --out directory of `navigator optimize` (holds study.db)."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the reports (default: DIRECTORY)."),
+) -> None:
+    """Rebuild report.json, report.md and report.html from the study storage in DIRECTORY."""
+    from navigator.report.store import render_from_storage, storage_for_dir
+    from navigator.search.study import STUDY_NAME
+
+    try:
+        written = render_from_storage(storage_for_dir(directory), STUDY_NAME, out or directory)
+    except NavigatorError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"report: {written}, {written.with_suffix('.md')} and {written.with_suffix('.html')}")
+
+
+@app.command()
+def check(
+    baseline: Path = typer.Option(..., help="The baseline run's report.json."),
+    candidate: Optional[Path] = typer.Option(None, help="The candidate run's report.json (compare the reports)."),
+    model: Optional[Path] = typer.Option(None, help="A candidate model: optimize it, re-measure both interleaved."),
+    budget: str = typer.Option("2m", help="With --model: the candidate's search budget."),
+    out: Optional[Path] = typer.Option(None, help="With --model: the candidate's output directory "
+                                       "(default: a new temporary directory)."),
+    max_regression: float = typer.Option(0.10, help="Allowed slowdown of throughput and p99 latency (0.1 = 10%)."),
+    max_metric_drop: float = typer.Option(0.0, help="Allowed drop of the user metric where both reports have one."),
+    rounds: int = typer.Option(7, help="With --model: interleaved measurement rounds."),
+    path: Optional[list[str]] = typer.Option(None, "--path", help="With --model: only search this path (repeatable)."),
+    baseline_model: Optional[Path] = typer.Option(None, help="With --model: the baseline's model file, if it moved."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
+    summary: Optional[Path] = typer.Option(None, help="Also write the Markdown summary to this file."),
+    junit: Optional[Path] = typer.Option(None, help="Write JUnit XML (one test case per criterion) to this file."),
+) -> None:
+    """CI regression gate: exit 0 (no regression), 1 (regression), 2 (bad input)."""
+    from navigator.report import gate
+    from navigator.report.check import check as run_check
+
+    try:
+        verdict = run_check(baseline, candidate, model=str(model) if model else None, budget=budget, out=out,
+                            max_regression=max_regression, max_metric_drop=max_metric_drop, rounds=rounds,
+                            paths=path or None, baseline_model=baseline_model, trust_pickle=trust_pickle)
+    except NavigatorError as exc:
+        _fail(exc)
+        return
+    text = gate.markdown(verdict)
+    typer.echo(text)
+    if summary:
+        gate.write(summary, text)
+    if junit:
+        gate.write(junit, gate.junit(verdict))
+    raise typer.Exit(verdict.exit_code)

@@ -15,6 +15,8 @@ EXTRAS = {
     "onnxruntime": "onnx",
     "onnxscript": "onnx",
     "openvino": "openvino",
+    "plotly": "report",
+    "jinja2": "report",
 }
 
 

@@ -239,6 +239,19 @@ class Result:
     def best(self) -> TrialOutcome | None:
         return self.winner
 
+    @property
+    def reports(self) -> dict[str, Path]:
+        """The written reports by format: 'json', 'md', 'html'."""
+        if self.report is None:
+            return {}
+        return {s: p for s in ("json", "md", "html") if (p := self.report.with_suffix("." + s)).is_file()}
+
+    def runner(self) -> Any:
+        """The winner loaded in this process: `runner({input name: array}) -> [output arrays]`."""
+        from navigator.results import load_runner
+
+        return load_runner(self)
+
 
 def to_dict(record: Any) -> Any:
     """A record as JSON-ready data (paths as strings, tuples as lists)."""

@@ -1,4 +1,4 @@
-"""Result -> report.json (every trial, environment, winner, speedups) and report.md."""
+"""Result -> report.json (every trial, environment, winner, speedups), report.md and report.html."""
 
 from __future__ import annotations
 
@@ -100,6 +100,10 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
     if b and b.bench:
         lines += [f"**Baseline** (trial {b.config.number}, `{b.config.path}` defaults): {b.bench.throughput:.1f} "
                   f"inferences/s, p99 {b.bench.p99_ms:.3f} ms."]
+    metric = extra.get("metric") or {}
+    if metric:
+        lines += ["**Metric** (user's, higher is better): " +
+                  ", ".join(f"{k} {v:.6g}" for k, v in metric.items()) + "."]
     lines += _finalists(result)
     lines += _serving(result)
     if result.repository:
@@ -146,4 +150,19 @@ def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
     data["trials_by_status"] = {s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))}
     _atomic_write(out / "report.json", json.dumps(data, indent=2, default=str) + "\n")
     _atomic_write(out / "report.md", markdown(result, extra))
+    write_html(result, out, extra)
     return out / "report.json"
+
+
+def write_html(result: Result, out: Path, extra: dict[str, Any]) -> Path | None:
+    """report.html beside the others; without the `report` extra (plotly, jinja2) it is left out with a
+    note in report.md rather than failing a finished study."""
+    from navigator.errors import UnavailableError
+    from navigator.report import html
+
+    try:
+        return html.write(result, out, extra)
+    except UnavailableError as exc:
+        with open(out / "report.md", "a") as md:
+            md.write(f"\nreport.html not written: {exc}\n")
+        return None

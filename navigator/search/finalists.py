@@ -5,7 +5,7 @@ paired by round (the same moment of machine noise) with a bootstrap confidence i
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -48,17 +48,24 @@ def remeasure(ctx: Any, chosen: list[tuple[str, TrialOutcome]], rounds: int) -> 
         call = runner.prepare(ctx.inputs(o.config.batch_size))
         warm_up(call, 2 * ctx.settings.window_s)
         calls.append(call)
-    thr: list[list[float]] = [[] for _ in chosen]
-    p99: list[list[float]] = [[] for _ in chosen]
+    figures = interleave([(c, o.config.batch_size) for c, (_, o) in zip(calls, chosen)], rounds,
+                         ctx.settings.window_s, ctx.settings.window_calls)
+    return [Finalist(o.config.number, o.config.path, role, t, p) for (role, o), (t, p) in zip(chosen, figures)]
+
+
+def interleave(calls: list[tuple[Callable[[], Any], int]], rounds: int, window_s: float,
+               window_calls: int = 0) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+    """Measure each (warm call, batch size) once per round, the order rotated every round, so that each
+    round sees every call under the same machine noise; (throughputs, p99s) per call."""
+    thr: list[list[float]] = [[] for _ in calls]
+    p99: list[list[float]] = [[] for _ in calls]
     for r in range(rounds):
-        for i in np.roll(np.arange(len(chosen)), -r):
-            o = chosen[i][1]
-            b = measure(calls[i], o.config.batch_size, ctx.settings.window_s, warmup_s=ctx.settings.window_s / 4,
-                        window_calls=ctx.settings.window_calls)
+        for i in np.roll(np.arange(len(calls)), -r):
+            call, batch = calls[i]
+            b = measure(call, batch, window_s, warmup_s=window_s / 4, window_calls=window_calls)
             thr[i].append(b.throughput)
             p99[i].append(b.p99_ms)
-    return [Finalist(o.config.number, o.config.path, role, tuple(t), tuple(p))
-            for (role, o), t, p in zip(chosen, thr, p99)]
+    return [(tuple(t), tuple(p)) for t, p in zip(thr, p99)]
 
 
 def score(f: Finalist, objective: str) -> float:

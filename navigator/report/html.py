@@ -1,0 +1,57 @@
+"""Result -> report.html: one self-contained page (plotly.js inlined, no network needed to open it)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from navigator.lazy import require
+from navigator.records import STATUSES, Result, TrialOutcome
+from navigator.report import plots
+
+
+def _params(o: TrialOutcome) -> str:
+    items = {**o.config.convert, **o.config.runtime}
+    return ", ".join(f"{k}={v}" for k, v in items.items()) or "defaults"
+
+
+def _err(o: TrialOutcome) -> float:
+    return max((c.max_abs for c in o.validation.outputs), default=0.0) if o.validation else 0.0
+
+
+def figures(result: Result) -> list[str]:
+    """Each figure as an HTML fragment (a div and its script); plotly.js itself is inlined once."""
+    out = []
+    for name, make in plots.FIGURES.items():
+        fig = make(result)
+        out.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}",
+                               config={"displaylogo": False, "responsive": True}))
+    return out
+
+
+def render(result: Result, extra: dict[str, Any]) -> str:
+    """The whole page as text."""
+    jinja2 = require("jinja2")
+    offline = require("plotly.offline")
+    env = jinja2.Environment(loader=jinja2.PackageLoader("navigator.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=False)
+    env.globals.update(params=_params, err=_err, median=statistics.median)
+    w = result.winner
+    vs_base = next((c for c in result.comparisons if c.against.endswith("baseline")), None)
+    return env.get_template("report.html.j2").render(
+        r=result, w=w, b=result.baseline, vs_base=vs_base,
+        max_err=_err(w) if w else 0.0,
+        by_status={s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))},
+        settings=extra.get("settings", {}), metric=extra.get("metric") or {}, notes=extra.get("notes", []),
+        unavailable=extra.get("unavailable", {}),
+        figures=figures(result), plotly_js=offline.get_plotlyjs())
+
+
+def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
+    """report.html in `out` (written to a temporary name, then renamed)."""
+    from navigator.report.build import _atomic_write
+
+    target = out / "report.html"
+    _atomic_write(target, render(result, extra))
+    return target

@@ -1,0 +1,139 @@
+"""`navigator check --model`: optimize the candidate with the baseline's settings, then re-measure both
+models here, in interleaved rounds (A B C D, B C D A, ...), each with its own winning configuration and
+with the other side's (when that configuration converts and validates on it).
+
+Each side's figure is the better of its two configurations in those rounds. Two searches under a short
+budget on a noisy machine rarely settle on the same configuration; trying both winners on both models
+makes the gate compare the *models* under the best configuration known for each, so that an unchanged
+model does not fail, and a slower one is not hidden, because one search was luckier than the other.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from navigator.errors import InputError
+from navigator.records import TrialConfig
+from navigator.report.check import Side, side
+
+
+@dataclass(frozen=True)
+class _Model:
+    """One side's model as loaded here, the cache its conversions go to, and its winning configuration."""
+
+    source: Any
+    cache_dir: Path
+    winner: TrialConfig
+
+
+def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
+          validate: bool) -> Callable[[], Any] | None:
+    """A warm-able call of `config` on `model`; with `validate`, None unless the configuration applies to
+    this model and its outputs match the model's source within tolerance (checked as a trial)."""
+    from navigator import paths
+    from navigator.records import MEASURED
+    from navigator.settings import OptimizeSettings
+    from navigator.source.iospec import resize_batch
+    from navigator.trial.cache import Cache
+    from navigator.trial.run import TrialContext, run_trial
+
+    if config.path not in paths.NAMES:
+        return None
+    module = paths.get(config.path)
+    cache = Cache(model.cache_dir, model.source.fingerprint)
+    if validate:
+        if model.source.framework not in module.FRAMEWORKS or module.available():
+            return None
+        opts = OptimizeSettings(out=model.cache_dir.parent, batch_sizes=(config.batch_size,),
+                                window_s=float(settings.get("window_s", 0.25)),
+                                window_calls=int(settings.get("window_calls", 0)),
+                                noise_atol=float(settings.get("noise_atol", 0.0)), show_progress=False)
+        if run_trial(TrialContext(model.source, cache, opts), replace(config, number=-1)).status not in MEASURED:
+            return None
+    runner = module.load(module.convert(model.source, config.convert, cache), model.source,
+                         {**config.convert, **config.runtime})
+    samples = model.source.samples
+    return runner.prepare(resize_batch(samples, config.batch_size) if model.source.io.batched else samples)
+
+
+def _baseline_model(report: Path, model: str | Path | None) -> _Model:
+    """The baseline's model loaded from its recorded file (or `model`), with its run's cache."""
+    from navigator.records import TrialOutcome, from_dict
+    from navigator.results import load_source_of, read_report, source_record
+
+    winner = from_dict(TrialOutcome, read_report(report)["winner"]).config
+    source = load_source_of(report, winner.batch_size, model=Path(model) if model else None)
+    recorded = source_record(report).get("fingerprint")
+    if recorded and recorded != source.fingerprint:
+        raise InputError(f"the baseline model {source.file} is not the one {report} measured (its contents "
+                         "changed); pass the original with --baseline-model")
+    return _Model(source, report.parent / "cache", winner)
+
+
+def _same(a: TrialConfig, b: TrialConfig) -> bool:
+    return (a.path, a.convert, a.runtime, a.batch_size) == (b.path, b.convert, b.runtime, b.batch_size)
+
+
+def _describe(config: TrialConfig, whose: str) -> str:
+    return f"the {whose}'s winning configuration ({config.path}, batch {config.batch_size})"
+
+
+def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget: str | float,
+                           out: str | Path | None, rounds: int, paths: list[str] | None,
+                           baseline_model: str | Path | None, progress: bool,
+                           trust_pickle: bool = False) -> tuple[Side, Side]:
+    """(candidate, baseline) with `rounds` paired measurements each."""
+    from navigator.api import optimize
+    from navigator.results import load_source_of, read_report, source_record
+    from navigator.search.finalists import interleave
+    from navigator.trial.bench import warm_up
+
+    if rounds < 3:
+        raise InputError(f"--rounds {rounds}: at least 3 rounds are needed for a confidence interval")
+    settings = read_report(base_report).get("settings") or {}
+    record = source_record(base_report)
+    target = Path(out) if out else Path(tempfile.mkdtemp(prefix="navigator-check-"))
+    result = optimize(model, budget=budget, out=target, objective=settings.get("objective", "throughput"),
+                      batch_size=",".join(str(b) for b in settings.get("batch_sizes", [1])), paths=paths,
+                      window_s=float(settings.get("window_s", 0.25)),
+                      window_calls=int(settings.get("window_calls", 0)),
+                      input_spec=record.get("input_spec") if isinstance(model, (str, Path)) else None,
+                      trust_pickle=trust_pickle, progress=progress)
+    cand = side("candidate", result)
+    if cand.failure or result.winner is None or result.report is None:
+        return cand, base
+    mine = _Model(load_source_of(result.report, result.winner.config.batch_size), target / "cache",
+                  result.winner.config)
+    theirs = _baseline_model(base_report, baseline_model)
+    # (side, configuration description, call): each model with its own winner, then with the other's.
+    entries: list[tuple[str, str, Callable[[], Any], int]] = []
+    for who, own in (("baseline", theirs), ("candidate", mine)):
+        call = _call(own, own.winner, settings, validate=False)
+        assert call is not None  # a recorded winner's path is a known path
+        entries.append((who, "", call, own.winner.batch_size))
+    if not _same(mine.winner, theirs.winner):
+        for who, model_, config, whose in (("baseline", theirs, mine.winner, "candidate"),
+                                           ("candidate", mine, theirs.winner, "baseline")):
+            call = _call(model_, config, settings, validate=True)
+            if call is not None:
+                entries.append((who, _describe(config, whose), call, config.batch_size))
+    if any(who == "candidate" and how for who, how, _, _ in entries):  # validated: the path is valid there
+        cand = replace(cand, valid_paths=tuple(dict.fromkeys((*cand.valid_paths, str(base.path)))))
+    window_s = float(settings.get("window_s", 0.25))
+    for _, _, call, _ in entries:
+        warm_up(call, 2 * window_s)
+    figures = interleave([(call, batch) for _, _, call, batch in entries], rounds, window_s,
+                         int(settings.get("window_calls", 0)))
+    latency = settings.get("objective", "throughput") == "latency"
+
+    def best(who: str, s: Side) -> Side:
+        options = [(how, fig) for (w, how, _, _), fig in zip(entries, figures) if w == who]
+        how, (thr, p99) = (min(options, key=lambda o: statistics.median(o[1][1])) if latency
+                           else max(options, key=lambda o: statistics.median(o[1][0])))
+        return replace(s, throughput=thr, p99_ms=p99, cv=0.0, measured=how)
+
+    return best("candidate", cand), best("baseline", base)

@@ -1,0 +1,90 @@
+"""A finished run read back: `load_result(dir)` and the winner's Runner in the caller's process."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from navigator.errors import InputError
+from navigator.records import Result, from_dict
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """report.json as data; InputError (one line) when it is missing or not a navigator report."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such report") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not a readable JSON report: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("outcomes"), list) or "winner" not in data:
+        raise InputError(f"{path} is not a navigator report.json (no 'outcomes' list or 'winner')")
+    return data
+
+
+def result_from_report(path: Path) -> Result:
+    """The Result recorded in a report.json; InputError when its records do not parse."""
+    data = read_report(path)
+    try:
+        result = from_dict(Result, data)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path}: malformed navigator report ({type(exc).__name__}: {exc})") from None
+    return replace(result, report=Path(path))
+
+
+def load_result(directory: str | Path) -> Result:
+    """The Result of a finished `navigator optimize` (its --out directory): from report.json, or rebuilt
+    from the study storage when report.json is missing."""
+    directory = Path(directory)
+    if (directory / "report.json").is_file():
+        return result_from_report(directory / "report.json")
+    from navigator.report.store import render_from_storage, storage_for_dir
+    from navigator.search.study import STUDY_NAME
+
+    return result_from_report(render_from_storage(storage_for_dir(directory), STUDY_NAME, directory))
+
+
+def source_record(report: Path) -> dict[str, Any]:
+    """How the run loaded its model (file, input spec, data, trust), as report.json recorded it."""
+    record = read_report(report).get("source")
+    if not isinstance(record, dict) or not record.get("model"):
+        raise InputError(f"{report} does not record its source model (written by an older navigator); "
+                         "rerun `navigator optimize` to refresh it")
+    return record
+
+
+def load_source_of(report: Path, batch: int, model: Path | None = None) -> Any:
+    """The run's ModelSource, loaded again from what report.json recorded (`model` replaces its file)."""
+    from navigator.source import load_source
+
+    record = source_record(report)
+    model = model or Path(record["model"])
+    if not model.is_file():
+        raise InputError(f"the model of {report} is gone: {model}")
+    return load_source(str(model), input_spec=record.get("input_spec"),
+                       input_data=Path(record["input_data"]) if record.get("input_data") else None,
+                       trust_pickle=bool(record.get("trust_pickle")), batch=batch)
+
+
+def load_runner(result: Result) -> Any:
+    """The winner of `result` converted (from the run's cache) and loaded here as a Runner."""
+    return load_winner(result)[0]
+
+
+def load_winner(result: Result) -> tuple[Any, Any]:
+    """(Runner, ModelSource) of the winner of `result`."""
+    from navigator import paths
+    from navigator.trial.cache import Cache
+
+    if result.winner is None:
+        raise InputError("the run has no winner: no trial passed validation")
+    if result.report is None:
+        raise InputError("the result has no report.json to find its model and cache from")
+    config = result.winner.config
+    source = load_source_of(result.report, config.batch_size)
+    cache = Cache(result.report.parent / "cache", source.fingerprint)
+    module = paths.get(config.path)
+    artifact = module.convert(source, config.convert, cache)
+    return module.load(artifact, source, {**config.convert, **config.runtime}), source

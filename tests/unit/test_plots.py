@@ -1,0 +1,45 @@
+"""The report's figures from a Result: the Pareto front and optuna's parameter importances."""
+
+from __future__ import annotations
+
+from navigator.records import Bench, Result, TrialConfig, TrialOutcome
+from navigator.report import plots
+
+
+def _trial(n: int, path: str, threads: int, mode: str, throughput: float) -> TrialOutcome:
+    bench = Bench(1, throughput, 1, 1, 1, 1, 1000 / throughput, 0.01, 3, 30, True)
+    return TrialOutcome(TrialConfig(n, path, {}, {"threads": threads, "mode": mode}, 1), "ok", bench=bench)
+
+
+def test_pareto_front_keeps_only_undominated_points() -> None:
+    points = [(100.0, 5.0), (200.0, 4.0), (150.0, 3.0), (90.0, 6.0), (250.0, 9.0)]
+    assert plots.pareto_front(points) == [2, 1, 4]  # by p99: (150, 3), (200, 4), (250, 9)
+
+
+def test_importance_finds_the_parameter_that_matters() -> None:
+    # Throughput follows threads; mode is noise-free but irrelevant.
+    trials = [_trial(i, "ort_cpu", t, m, 100.0 * t + (i % 2)) for i, (t, m) in
+              enumerate([(t, m) for t in (1, 2, 4) for m in ("a", "b")] * 2)]
+    trials += [_trial(20 + i, "eager", 1, "a", 50.0 + i) for i in range(4)]
+    result = Result("m", "throughput", tuple(trials), trials[0], trials[-1], 1.0, None, None)
+    found = plots.importances(result)
+    assert set(found) == {"all trials", "ort_cpu"}  # eager's parameters never varied
+    assert max(found["ort_cpu"], key=found["ort_cpu"].get) == "threads"
+    assert found["ort_cpu"]["threads"] > 0.8
+    for make in plots.FIGURES.values():  # every figure builds from this Result
+        assert make(result).to_dict()["data"] is not None
+
+
+def test_without_the_report_extra_the_other_reports_are_still_written(tmp_path, monkeypatch) -> None:
+    from navigator.errors import UnavailableError
+    from navigator.report import build, html
+
+    def missing(*_: object) -> str:
+        raise UnavailableError("plotly is not installed; install it with: pip install 'navigator[report]'")
+
+    monkeypatch.setattr(html, "render", missing)
+    trials = [_trial(i, "ort_cpu", 1 + i % 2, "a", 100.0 + i) for i in range(3)]
+    result = Result("m", "throughput", tuple(trials), trials[0], trials[0], 1.0, None, tmp_path / "report.json")
+    build.write(result, tmp_path, {})
+    assert (tmp_path / "report.json").is_file() and not (tmp_path / "report.html").exists()
+    assert "report.html not written: plotly is not installed" in (tmp_path / "report.md").read_text()
