@@ -175,7 +175,8 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
             return Result(model=source.name, objective=settings.objective, outcomes=tuple(search.outcomes()),
                           winner=None, baseline=None, speedup=None, repository=None, report=None,
                           environment=env.snapshot())
-        return finish(source, settings, search, ctx, worker, candidates, serving=serving)
+        return finish(source, settings, search, ctx, worker, candidates, serving=serving,
+                      materialized=(model, spec_text, data, trust))
 
 
 def published(settings: OptimizeSettings, model: str, input_spec: str | None, data: str | None) -> dict[str, Any]:
@@ -188,11 +189,16 @@ def published(settings: OptimizeSettings, model: str, input_spec: str | None, da
 
 
 def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: Any, worker: Any,
-           candidates: list[Any], notes: tuple[str, ...] = (), serving: ServingOptions | None = None) -> Result:
+           candidates: list[Any], notes: tuple[str, ...] = (), serving: ServingOptions | None = None,
+           materialized: tuple[str, str | None, str | None, bool] | None = None) -> Result:
     """From the study's trials (every worker's): the finalists re-measured in `worker` (None: not
     re-measured, the trials' own figures decide), the winner deployed (and served, with `serving`),
-    the reports written."""
+    the reports written. `materialized`: the source as saved for the trial workers (materialize()'s
+    answer), recorded in the report so that the model can be found again."""
     from navigator.report import build as report
+    from navigator.source import materialize
+
+    model, spec_text, data, trust = materialized or materialize(source, settings.out / "source")
 
     out = settings.out
     outcomes = search.outcomes()

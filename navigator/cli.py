@@ -181,28 +181,6 @@ def worker(
 
 
 @app.command()
-def report(
-    storage: str = typer.Option(..., help="The shared study's storage URL."),
-    study: str = typer.Option(..., help="Name of the study."),
-    out: Path = typer.Option(..., help="Directory for the Triton repository and report.json / report.md."),
-    model: Optional[Path] = typer.Option(None, help="This machine's copy of the study's model file (default: the path the study records)."),
-    input_data: Optional[Path] = typer.Option(None, help="This machine's copy of the study's --input-data file."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
-    force: bool = typer.Option(False, "--force", help="Write into an --out directory that holds other files."),
-) -> None:
-    """Winner, Triton repository and report of a shared study, from every worker's trials."""
-    from navigator.workers import report as study_report
-
-    try:
-        result = study_report(storage, study, out, model=model, input_data=input_data, trust_pickle=trust_pickle,
-                              force=force)
-    except NavigatorError as exc:
-        _fail(exc)
-        return
-    _summary(result, study)
-
-
-@app.command()
 def paths() -> None:
     """List the conversion paths and whether each can run here."""
     from navigator import paths as registry
@@ -217,19 +195,39 @@ def paths() -> None:
 
 @app.command()
 def report(
-    directory: Path = typer.Argument(..., help="An --out directory of `navigator optimize` (holds study.db)."),
-    out: Optional[Path] = typer.Option(None, help="Where to write the reports (default: DIRECTORY)."),
+    directory: Optional[Path] = typer.Argument(None, help="An --out directory of `navigator optimize` (holds study.db)."),
+    out: Optional[Path] = typer.Option(None, help="Where to write (default: DIRECTORY; required with --storage)."),
+    storage: Optional[str] = typer.Option(None, help="A shared study's storage URL (with --study): winner, Triton "
+                                          "repository and reports from every worker's trials."),
+    study: Optional[str] = typer.Option(None, help="Name of the shared study."),
+    model: Optional[Path] = typer.Option(None, help="With --storage: this machine's copy of the study's model file."),
+    input_data: Optional[Path] = typer.Option(None, help="With --storage: this machine's copy of its --input-data."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
+    force: bool = typer.Option(False, "--force", help="Write into an --out directory that holds other files."),
 ) -> None:
-    """Rebuild report.json, report.md and report.html from the study storage in DIRECTORY."""
+    """Rebuild report.json, report.md and report.html from DIRECTORY's study, or (--storage, --study) build
+    the winner's repository and the reports of a shared study."""
     from navigator.report.store import render_from_storage, storage_for_dir
-    from navigator.search.study import STUDY_NAME
+    from navigator.search.storage import STUDY_NAME
+    from navigator.workers import report as study_report
 
     try:
-        written = render_from_storage(storage_for_dir(directory), STUDY_NAME, out or directory)
+        if storage or study:
+            if not (storage and study and out) or directory is not None:
+                raise InputError("a shared study's report takes --storage, --study and --out (no DIRECTORY)")
+            result = study_report(storage, study, out, model=model, input_data=input_data,
+                                  trust_pickle=trust_pickle, force=force)
+        elif directory is None:
+            raise InputError("give an optimize output DIRECTORY, or --storage URL --study NAME --out DIR")
+        else:
+            written = render_from_storage(storage_for_dir(directory), STUDY_NAME, out or directory)
     except NavigatorError as exc:
         _fail(exc)
         return
-    typer.echo(f"report: {written}, {written.with_suffix('.md')} and {written.with_suffix('.html')}")
+    if storage:
+        _summary(result, study)
+    else:
+        typer.echo(f"report: {written}, {written.with_suffix('.md')} and {written.with_suffix('.html')}")
 
 
 @app.command()

@@ -93,7 +93,7 @@ def _metric_values(result: Result, metric: Callable[[Any], float]) -> dict[str, 
 def _store_metric(result: Result, values: dict[str, float]) -> None:
     """Add the metric to the stored summary and rebuild the reports (json, md, html) with it."""
     from navigator.report import store
-    from navigator.search.study import STUDY_NAME
+    from navigator.search.storage import STUDY_NAME
 
     assert result.report is not None
     out = result.report.parent

@@ -41,7 +41,7 @@ def load_result(directory: str | Path) -> Result:
     if (directory / "report.json").is_file():
         return result_from_report(directory / "report.json")
     from navigator.report.store import render_from_storage, storage_for_dir
-    from navigator.search.study import STUDY_NAME
+    from navigator.search.storage import STUDY_NAME
 
     return result_from_report(render_from_storage(storage_for_dir(directory), STUDY_NAME, directory))
 

@@ -21,10 +21,13 @@ def _err(o: TrialOutcome) -> float:
 
 
 def figures(result: Result) -> list[str]:
-    """Each figure as an HTML fragment (a div and its script); plotly.js itself is inlined once."""
+    """Each figure as an HTML fragment (a div and its script); plotly.js itself is inlined once. A figure
+    whose data the run does not have (None) is left out."""
     out = []
     for name, make in plots.FIGURES.items():
         fig = make(result)
+        if fig is None:
+            continue
         out.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}",
                                config={"displaylogo": False, "responsive": True}))
     return out

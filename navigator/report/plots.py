@@ -223,6 +223,27 @@ def accuracy(result: Result) -> Any:
                    "max abs error", yaxis_type="log")
 
 
+def serving_curve(result: Result) -> Any:
+    """perf_analyzer through the real server: throughput against concurrency, default and tuned serving
+    configurations (p99 in the hover); None when the run did not serve the model."""
+    s = result.serving
+    curves = [("default serving config", s.default), ("tuned serving config", s.best)] if s else []
+    curves = [(name, t) for name, t in curves if t is not None and t.points]
+    if len(curves) == 2 and curves[1][1] is curves[0][1]:
+        curves = curves[:1]
+    if not curves:
+        return None
+    go = _go()
+    fig = go.Figure()
+    for name, t in curves:
+        fig.add_trace(go.Scatter(x=[p.concurrency for p in t.points], y=[p.throughput for p in t.points],
+                                 mode="lines+markers", name=name,
+                                 text=[f"p50 {p.p50_ms:.2f} ms, p99 {p.p99_ms:.2f} ms, queue {p.queue_ms:.2f} ms"
+                                       f"{'' if p.stable else ' (unstable)'}" for p in t.points],
+                                 hoverinfo="text+x+y"))
+    return _layout(fig, "Served by tritonserver (perf_analyzer)", "concurrency", "throughput (inferences/s)")
+
+
 FIGURES: dict[str, Callable[[Result], Any]] = {
     "history": history, "per_path": per_path, "throughput_latency": throughput_latency,
-    "importance": importance, "accuracy": accuracy}
+    "importance": importance, "accuracy": accuracy, "serving": serving_curve}
