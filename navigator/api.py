@@ -60,9 +60,14 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
     for o in ranked:
         try:
             artifact = convert(ctx, o.config)
-            model = registry.get(o.config.path).triton(artifact, {**o.config.convert, **o.config.runtime})
+            module, params = registry.get(o.config.path), {**o.config.convert, **o.config.runtime}
+            # A path whose config depends on the server release (deprecated backends, renamed keys).
+            for_server = getattr(module, "triton_for_server", None)
+            model = for_server(artifact, params, settings.triton_server) if for_server and settings.triton_server \
+                else module.triton(artifact, params)
             cfg = triton_config.build(_slug(source.name), source.io, model, max(settings.batch_sizes))
             triton_repo.write(repository, _slug(source.name), cfg, model.files)
+            notes += [f"warning: {w}" for w in model.warnings]
             return o, notes
         except Exception as exc:  # a path's Triton export failing: record it, try the runner-up
             notes.append(f"trial {o.config.number} ({o.config.path}) not deployable: {one_line(exc)}")
@@ -166,6 +171,7 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                           "finalists": settings.finalists, "rounds": settings.rounds, "window_s": settings.window_s,
                           "trial_timeout_s": settings.trial_timeout_s, "memory_bytes": settings.memory_bytes,
                           "window_calls": settings.window_calls, "noise_atol": settings.noise_atol,
+                          "triton_server": settings.triton_server,
                           "study_elapsed_s": round(search.elapsed(), 1)}}
     report.write(result, out, extra)
     return result
@@ -178,11 +184,14 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              rtol: float | None = None, progress: bool = True, window_s: float = 0.25,
              trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
              window_calls: int = 0, force: bool = False, device: str = "auto",
-             enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
+             enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, on_trial: Callable[[TrialOutcome], None] | None = None,
+             triton_server: str | None = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton.
 
     Args:
-        model: a live nn.Module / ScriptModule / ExportedProgram, or a model file path (.pt, .pt2, .onnx).
+        model: a live nn.Module / ScriptModule / ExportedProgram, or a model file path (.pt, .pt2, .onnx,
+            a TensorFlow SavedModel directory or .keras file, an XGBoost .json/.ubj, a LightGBM text
+            model, a scikit-learn forest as .skops or, with trust_pickle, a pickle).
         sample_inputs: example inputs for a live model (tensor, tuple of tensors or dict name -> tensor);
             they are the validation data.
         budget: wall-clock budget of the whole study ('90s', '10m', '2h'), summed over reruns.
@@ -199,6 +208,9 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         enqueue: configurations to try first and re-measure beside the winner, as
             {name: (path, {param: value})}, unnamed params at their defaults.
         force: use an output directory that holds other files, or start over where it holds another study.
+        triton_server: the Triton release the config targets ('25.02'; default: a current server). Before
+            25.03 a TensorFlow winner may be written for tensorflow_savedmodel; before 25.09 FIL configs
+            use the old parameter names (output_class, algo, threads_per_tree).
         on_trial: called with each TrialOutcome as it finishes.
 
     Returns:
@@ -214,7 +226,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                          trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
                          memory_bytes=None if device == "cuda" else (
                              default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
-                         window_calls=window_calls, device=env.default_device() if device == "auto" else device)
+                         window_calls=window_calls, device=env.default_device() if device == "auto" else device,
+                         triton_server=triton_server)
     OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
     for name in paths or ():
         registry.get(name)  # an unknown path name is an InputError before anything loads

@@ -21,7 +21,8 @@ def _fail(exc: NavigatorError) -> None:
 
 @app.command()
 def optimize(
-    model: Path = typer.Option(..., "--model", help="Model file: TorchScript / torch.save .pt, ExportedProgram .pt2, .onnx"),
+    model: Path = typer.Option(..., "--model", help="Model: TorchScript / torch.save .pt, ExportedProgram .pt2, .onnx, SavedModel dir, .keras, "
+                                 "XGBoost .json/.ubj, LightGBM .txt, scikit-learn .skops/.pkl"),
     budget: str = typer.Option("10m", help="Wall-clock budget of the study, e.g. 90s, 10m, 2h (summed over reruns)."),
     out: Optional[Path] = typer.Option(None, help="Output directory [default: ./navigator-out/<model name>]."),
     batch_size: str = typer.Option("1", help="Batch size: N, LOW:HIGH (powers of two searched) or N,M,..."),
@@ -33,7 +34,7 @@ def optimize(
     path: Optional[list[str]] = typer.Option(None, "--path", help="Only search this conversion path (repeatable)."),
     atol: Optional[float] = typer.Option(None, help="Absolute tolerance for validation (default by precision)."),
     rtol: Optional[float] = typer.Option(None, help="Relative tolerance for validation (default by precision)."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save or scikit-learn pickle file."),
     trial_timeout: Optional[str] = typer.Option(None, help="Limit of one trial, e.g. 5m [default: per path]."),
     trial_memory: str = typer.Option("default", help="Memory cap of the trial worker, e.g. 8G; 0 = none [default: 80% of RAM]."),
     window: float = typer.Option(0.25, help="Benchmark window in seconds (windows repeat until 3 agree within 10%)."),
@@ -41,6 +42,8 @@ def optimize(
     device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when PyTorch sees a GPU)."),
     force: bool = typer.Option(False, "--force", help="Use an --out directory that holds other files or another study."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    triton_server: Optional[str] = typer.Option(None, help="Triton release the config targets, e.g. 25.02 "
+                                                "(older servers: tensorflow_savedmodel, FIL's old parameter names)."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
     from navigator.api import optimize as run_optimize
@@ -51,7 +54,7 @@ def optimize(
                               input_data=input_data, trust_pickle=trust_pickle, atol=atol, rtol=rtol,
                               progress=progress, window_s=window, trial_timeout=trial_timeout,
                               trial_memory=trial_memory, window_calls=window_calls, force=force,
-                              device=device)
+                              device=device, triton_server=triton_server)
     except NavigatorError as exc:
         _fail(exc)
         return
@@ -76,7 +79,7 @@ def paths() -> None:
     from navigator import paths as registry
 
     for device in ("cpu", "cuda"):
-        for framework in ("torch", "onnx"):
+        for framework in ("torch", "onnx", "tf", "trees"):
             for c in registry.candidates(framework, device):
                 state = "available" if c.reason is None else "unavailable: " + c.reason
                 typer.echo(f"{device:5} {framework:6} {c.name:15} {state}")

@@ -15,6 +15,17 @@ EXTRAS = {
     "onnxruntime": "onnx",
     "onnxscript": "onnx",
     "openvino": "openvino",
+    "tensorflow": "tf",
+    "keras": "tf",
+    "tf2onnx": "tf",
+    "xgboost": "trees",
+    "lightgbm": "trees",
+    "sklearn": "trees",
+    "skl2onnx": "trees",
+    "onnxmltools": "trees",
+    "treelite": "trees",
+    "tl2cgen": "trees",
+    "skops": "trees",
 }
 
 

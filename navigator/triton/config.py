@@ -44,6 +44,7 @@ def _tensor(message: Any, spec: TensorSpec, batched: bool) -> None:
 def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int) -> Any:
     """The full ModelConfig: the path's backend part plus the shared IO, batching and instances."""
     pb = _pb()
+    io = model.io or io
     config = pb.ModelConfig(name=name)
     if model.backend:
         config.backend = model.backend
@@ -68,6 +69,8 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int) -> Any
         accelerators.gpu_execution_accelerator.add(name=acc_name).parameters.update(acc_params)
     if model.cuda_graphs:
         config.optimization.cuda.graphs = True
+    if model.dynamic_batching:
+        config.dynamic_batching.SetInParent()
     return config
 
 
