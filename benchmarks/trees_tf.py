@@ -1,0 +1,101 @@
+"""The search on the tree and TensorFlow fixtures, on this machine: for each model and for batch 1 and
+batch 1024, the winner's speedup over the source library's own predict (the baseline trial,
+re-measured interleaved with the winner in the same run), and the Triton config written for it.
+
+    python benchmarks/trees_tf.py [--budget 150s] [--out reports/trees-tf-cpu]
+
+The two batch sizes of one model run in the same output directory (the second with force=True, a new
+study), so that converted artifacts (the compiled Treelite predictor) are reused. Configs are copied
+to <out>-configs/<model>-b<batch>.pbtxt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import navigator  # noqa: E402
+
+CASES = ("xgb_multiclass.ubj", "lgb_multiclass.txt", "rf.skops", "cnn.keras")
+BATCHES = (1, 1024)
+
+
+def _cell(result: navigator.api.Result) -> tuple[str, dict]:
+    """'x.xx (low-high)' for the winner vs the baseline, and the JSON record of it."""
+    w = result.winner
+    vs = next((c for c in result.comparisons if c.against.endswith("baseline")), None)
+    if w is None:
+        return "no winner", {}
+    if vs is None:  # the winner is the baseline itself
+        return "1.00 (baseline won)", {"ratio": 1.0, "winner_is_baseline": True}
+    text = f"{vs.ratio:.2f}x ({vs.low:.2f}-{vs.high:.2f}){'' if vs.distinct else ', not distinguishable'}"
+    return text, {"ratio": vs.ratio, "low": vs.low, "high": vs.high, "distinct": vs.distinct}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--budget", default="150s")
+    parser.add_argument("--out", default=str(ROOT / "reports" / "trees-tf-cpu"))
+    parser.add_argument("--cases", nargs="*", default=list(CASES))
+    args = parser.parse_args()
+    from fixtures.make import write_tf, write_trees
+
+    work = Path(tempfile.mkdtemp())
+    models = {**write_trees(work / "models"), **write_tf(work / "models")}
+    out = Path(args.out)
+    configs = out.parent / f"{out.name}-configs"
+    configs.mkdir(parents=True, exist_ok=True)
+    rows, data = [], {}
+    for name in args.cases:
+        for batch in BATCHES:
+            result = navigator.optimize(str(models[name]), budget=args.budget, out=work / name, progress=False,
+                                        batch_size=batch, force=True, trust_pickle=False)
+            report = json.loads(result.report.read_text())
+            w, b = result.winner, result.baseline
+            text, record = _cell(result)
+            baseline_f = next((f for f in result.finalists if "baseline" in f.role), None)
+            winner_f = next((f for f in result.finalists if w and f.number == w.config.number), None)
+            median = lambda f: sorted(f.throughput)[len(f.throughput) // 2] if f else None  # noqa: E731
+            config_name = f"{Path(name).name.replace('.', '_')}-b{batch}.pbtxt"
+            if result.repository:
+                shutil.copyfile(result.repository / "config.pbtxt", configs / config_name)
+            data[f"{name}@{batch}"] = {
+                "model": name, "batch": batch,
+                "winner": {"trial": w.config.number, "path": w.config.path,
+                           "params": {**w.config.convert, **w.config.runtime}} if w else None,
+                "baseline": {"trial": b.config.number, "path": b.config.path,
+                             "params": {**b.config.convert, **b.config.runtime}} if b else None,
+                "speedup_vs_baseline": record, "finalists": report["finalists"],
+                "trials": len(result.outcomes), "trials_by_status": report["trials_by_status"],
+                "notes": report.get("notes", []), "config": str(configs / config_name) if result.repository else None,
+                "unavailable": report.get("unavailable", {})}
+            labels = [c.agreement for c in (w.validation.outputs if w and w.validation else ()) if c.agreement is not None]
+            rows.append(f"| {name} | {batch} | {b.config.path if b else '-'} | "
+                        f"{median(baseline_f):.0f} | {w.config.path if w else '-'} | {median(winner_f):.0f} | {text} | "
+                        f"{f'{min(labels):.2%}' if labels else 'n/a'} | {len(result.outcomes)} | `{config_name}` |")
+            print(rows[-1], flush=True)
+    env = navigator.api.env.snapshot()
+    md = [f"# Trees and TensorFlow on the CPU ({env['cpu']}, {env['cores_usable']} cores, budget {args.budget} "
+          "per model and batch)", "",
+          "Speedup = the winner's throughput over the baseline's (the source library's own predict, or "
+          "TensorFlow as it is), paired by interleaved round in the same run: median with a 95% bootstrap "
+          "interval. Throughputs are the medians of those rounds (inferences/s). Label agreement: the "
+          "winner's class labels equal to the source's, on the validation rows.", "",
+          "| model | batch | baseline | baseline infer/s | winner | winner infer/s | speedup | labels agree | "
+          "trials | Triton config |", "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "cases": data, "environment": env},
+                                                   indent=2, default=str) + "\n")
+    out.with_suffix(".md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
