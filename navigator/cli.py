@@ -66,6 +66,8 @@ def optimize(
         typer.echo(f"winner: trial {w.config.number} {w.config.path} batch {w.config.batch_size}: "
                    f"{w.bench.throughput:.1f} inferences/s, p99 {w.bench.p99_ms:.3f} ms{speed}")
         typer.echo(f"triton repository: {result.repository}")
+    elif any(o.status in ("ok", "unstable") for o in result.outcomes):
+        typer.echo("no valid trial could be written as a Triton model; see the report's notes")
     else:
         typer.echo("no trial passed validation; see the report for the reasons")
     typer.echo(f"report: {result.report} and {result.report.with_suffix('.md') if result.report else ''}")

@@ -11,7 +11,6 @@ Conversion parameters: tf.experimental.tensorrt.ConversionParams.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,14 +32,16 @@ ORIGINAL = "original.txt"
 def available() -> str | None:
     if not installed("tensorflow"):
         return "tensorflow is not installed (pip install 'navigator[tf]')"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from navigator.source.tf import import_tf
+
+    tf = import_tf()
     try:
         from tensorflow.compiler.tf2tensorrt._pywrap_py_utils import is_tensorrt_enabled  # type: ignore[import-not-found]
     except ImportError:
         return "this TensorFlow build has no TF-TRT (tensorflow.compiler.tf2tensorrt)"
     if not is_tensorrt_enabled():
         return "this TensorFlow build is not linked against TensorRT (tensorflow-cpu never is)"
-    if not require("tensorflow").config.list_physical_devices("GPU"):
+    if not tf.config.list_physical_devices("GPU"):
         return "TensorFlow sees no GPU"
     return None
 

@@ -45,8 +45,7 @@ def available() -> str | None:
 def _build(source: ModelSource, quantize: int, out: Path) -> None:
     tl2cgen = require("tl2cgen")
     model = _trees.treelite_model(source.model)
-    compiler = _compiler()
-    toolchain = "gcc" if compiler and Path(compiler).name == "gcc" else "clang" if compiler and "clang" in compiler else "gcc"
+    toolchain = "clang" if "clang" in Path(_compiler() or "gcc").name else "gcc"  # cc: gcc on Linux
     tl2cgen.export_lib(model, toolchain=toolchain, libpath=str(out / LIBRARY),
                        params={"parallel_comp": max(1, ncpu()), "quantize": quantize}, verbose=False)
     (out / "fil").mkdir()

@@ -6,6 +6,7 @@ itself (eager call or the signature's graph) is the reference.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,9 +38,21 @@ def is_savedmodel(path: Path) -> bool:
     return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file())
 
 
-def _tf() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up banner out of the logs
-    return require("tensorflow")
+def import_tf() -> Any:
+    """TensorFlow, imported with the process's stderr silenced: its native start-up banner (absl and
+    oneDNN notices, which TF_CPP_MIN_LOG_LEVEL no longer silences) would break one-line errors."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        return require("tensorflow")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _spec(name: str, shape: Any, dtype: Any) -> TensorSpec:
@@ -49,7 +62,7 @@ def _spec(name: str, shape: Any, dtype: Any) -> TensorSpec:
 
 
 def _savedmodel(path: Path) -> TFModel:
-    tf = _tf()
+    tf = import_tf()
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # a damaged or foreign directory
@@ -76,7 +89,7 @@ def _savedmodel(path: Path) -> TFModel:
 
 
 def _keras(path: Path) -> TFModel:
-    _tf()
+    import_tf()
     keras = require("keras")
     try:
         model = keras.saving.load_model(str(path), compile=False)
@@ -88,7 +101,7 @@ def _keras(path: Path) -> TFModel:
     inputs = tuple(_spec(t.name, t.shape, t.dtype) for t in model.inputs)
     names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
     outputs = tuple(_spec(n, t.shape, t.dtype) for n, t in zip(names, model.outputs))
-    tf = _tf()
+    tf = import_tf()
 
     def fn(*tensors: Any) -> list[Any]:
         out = model(list(tensors) if len(tensors) > 1 else tensors[0], training=False)
@@ -104,7 +117,7 @@ def load(path: Path) -> tuple[str, TFModel]:
 
 
 def tensors(model: TFModel, inputs: dict[str, np.ndarray]) -> list[Any]:
-    tf = _tf()
+    tf = import_tf()
     return [tf.constant(np.ascontiguousarray(inputs[t.name])) for t in model.inputs]
 
 
