@@ -26,6 +26,7 @@ EXTRAS = {
     "treelite": "trees",
     "tl2cgen": "trees",
     "skops": "trees",
+    "nvforest": "fil",
 }
 
 

@@ -17,7 +17,7 @@ from navigator.search import space as space_mod
 # Order matters only for display.
 NAMES = ("eager", "torchscript", "ort_cpu", "openvino", "torch_cuda", "torch_compile", "ort_cuda",
          "ort_tensorrt", "tensorrt", "torch_tensorrt", "tf_baseline", "tf_openvino", "tf_trt",
-         "tree_native", "tree_onnx", "treelite")
+         "tree_native", "tree_onnx", "treelite", "fil")
 # The baseline of each (framework, device): the framework's own runtime with default settings.
 # TensorFlow and the tree libraries run on the CPU here; on a CUDA study their baseline is absent
 # unless the path runs there.
