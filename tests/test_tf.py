@@ -86,4 +86,4 @@ def test_damaged_savedmodel_and_keras_files_are_one_line_errors(tmp_path: Path) 
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
     proc = run_cli("optimize", "--model", str(empty_dir), "--budget", "5s", "--out", str(tmp_path / "o3"), *FAST)
-    assert proc.returncode == 2 and "not a TensorFlow SavedModel" in proc.stderr
+    assert proc.returncode == 2 and "nor a TensorFlow SavedModel" in proc.stderr

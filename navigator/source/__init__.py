@@ -72,7 +72,7 @@ def _open(model: Any, trust_pickle: bool) -> tuple[str, str, Any, Path | None, s
         if tf_source.is_savedmodel(path):
             return ("tf", *tf_source.load(path), path, path.name)
         if path.is_dir():
-            raise InputError(f"model {path}: a directory but not a TensorFlow SavedModel (no saved_model.pb)")
+            raise InputError(f"model {path}: not a file, nor a TensorFlow SavedModel directory (no saved_model.pb)")
         if not path.is_file():
             raise InputError(f"model {path}: not a file")
         if path.stat().st_size == 0:

@@ -10,13 +10,16 @@ regressors.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
+import os
 import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -64,6 +67,27 @@ def _first_line(path: Path) -> bytes:
         return fh.readline(64).strip()
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Native stdout/stderr silenced: the libraries print their own copy of a load error ("[LightGBM]
+    [Fatal] ...", XGBoost's warnings), which would break the one-line error; the exception keeps it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
 def _fail(path: Path, library: str, exc: Exception) -> InputError:
     text = str(exc).strip().splitlines()
     return InputError(f"{path}: {library} could not load it ({type(exc).__name__}: {text[-1] if text else ''})")
@@ -72,7 +96,8 @@ def _fail(path: Path, library: str, exc: Exception) -> InputError:
 def _xgboost(path: Path) -> Forest:
     xgb = require("xgboost")
     try:
-        booster = xgb.Booster(model_file=str(path))
+        with _quiet():
+            booster = xgb.Booster(model_file=str(path))
     except Exception as exc:  # XGBoostError on a damaged or foreign file
         raise _fail(path, "XGBoost", exc) from None
     learner = json.loads(booster.save_config())["learner"]
@@ -92,7 +117,8 @@ def _xgboost(path: Path) -> Forest:
 def _lightgbm(path: Path) -> Forest:
     lgb = require("lightgbm")
     try:
-        booster = lgb.Booster(model_file=str(path))
+        with _quiet():
+            booster = lgb.Booster(model_file=str(path))
     except Exception as exc:  # LightGBMError on a damaged file
         raise _fail(path, "LightGBM", exc) from None
     dump = booster.dump_model(num_iteration=0)
