@@ -45,3 +45,14 @@ def tf_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return {"cnn.keras": out / "cnn.keras", "cnn_savedmodel": out / "cnn_savedmodel"}
+
+
+def need_compiler() -> None:
+    """The treelite path compiles with gcc: skip without one, fail in CI (.ci/setup.d/30-gcc.sh)."""
+    import shutil
+
+    if shutil.which("gcc") or shutil.which("cc"):
+        return
+    if os.environ.get("NAVIGATOR_REQUIRE_GCC"):
+        pytest.fail("no C compiler, and NAVIGATOR_REQUIRE_GCC is set")
+    pytest.skip("no C compiler for the treelite path")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from navigator.triton.config import from_text
-from tests.conftest import run_cli
+from tests.conftest import need_compiler, run_cli
 
 FAST = ("--window", "0.05", "--no-progress")
 
@@ -21,6 +21,7 @@ def _report(out: Path) -> dict:
 def test_cli_xgboost_binary_all_tree_paths(tree_models: dict[str, Path], tmp_path: Path) -> None:
     import xgboost as xgb
 
+    need_compiler()
     out = tmp_path / "out"
     proc = run_cli("optimize", "--model", str(tree_models["xgb_binary.json"]), "--budget", "20s", "--batch-size", "16",
                    "--out", str(out), *FAST)

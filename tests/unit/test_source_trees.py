@@ -14,6 +14,7 @@ from navigator.errors import InputError
 from navigator.source import load_source
 from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
+from tests.conftest import need_compiler
 
 EXPECTED = {  # fixture -> (framework kind, task, classes)
     "xgb_multiclass.json": ("xgboost", "multiclass", 4),
@@ -83,6 +84,8 @@ def test_skops_loads_without_trust(tree_models):
                                           ("tree_onnx", {"opset": 15, "intra_op_num_threads": 1}),
                                           ("treelite", {"quantize": 1, "threads": 1})])
 def test_tree_paths_reproduce_the_library(tree_models, tmp_path, name, path, params):
+    if path == "treelite":
+        need_compiler()
     src = load_source(tree_models[name], trust_pickle=True, batch=64)
     module = paths.get(path)
     artifact = module.convert(src, params, Cache(tmp_path, src.fingerprint))
