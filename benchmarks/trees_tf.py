@@ -43,6 +43,37 @@ def _cell(result: navigator.api.Result, role: str) -> tuple[str, dict]:
     return text, {"ratio": vs.ratio, "low": vs.low, "high": vs.high, "distinct": vs.distinct}
 
 
+def _row(name: str, batch: int, result: navigator.api.Result, tuned_role: str, config_name: str) -> str:
+    w, b = result.winner, result.baseline
+    text, _ = _cell(result, "baseline")
+    tuned_text, _ = _cell(result, tuned_role)
+
+    def median(number: int | None) -> str:
+        f = next((f for f in result.finalists if f.number == number), None)
+        return f"{sorted(f.throughput)[len(f.throughput) // 2]:.0f}" if f else "not re-measured"
+
+    labels = [c.agreement for c in (w.validation.outputs if w and w.validation else ()) if c.agreement is not None]
+    return (f"| {name} | {batch} | {b.config.path if b else '-'} | {median(b.config.number if b else None)} | "
+            f"{w.config.path if w else '-'} | {median(w.config.number if w else None)} | {text} | "
+            f"{tuned_role}: {tuned_text} | {f'{min(labels):.2%}' if labels else 'n/a'} | {len(result.outcomes)} | "
+            f"`{config_name}` |")
+
+
+def _markdown(budget: str, data: dict, env: dict) -> str:
+    rows = [case["row"] for case in data.values()]
+    return "\n".join([
+        f"# Trees and TensorFlow on the CPU ({env['cpu']}, {env['cores_usable']} cores, budget {budget} "
+        "per model and batch)", "",
+        "Speedup = the winner's throughput over the baseline's (the source library's own predict, or "
+        "TensorFlow as it is), paired by interleaved round in the same run: median with a 95% bootstrap "
+        "interval. Throughputs are the medians of those rounds (inferences/s). The second speedup is over the "
+        "library tuned by hand the obvious way (enqueued, re-measured with the finalists). Label agreement: "
+        "the winner's class labels equal to the source's, on the validation rows.", "",
+        "| model | batch | baseline | baseline infer/s | winner | winner infer/s | speedup vs baseline | "
+        "speedup vs the library tuned by hand | labels agree | trials | Triton config |",
+        "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", default="150s")
@@ -56,7 +87,9 @@ def main() -> None:
     out = Path(args.out)
     configs = out.parent / f"{out.name}-configs"
     configs.mkdir(parents=True, exist_ok=True)
-    rows, data = [], {}
+    old = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
+    data = old.get("cases", {}) if old.get("budget") == args.budget else {}  # cases of another budget are dropped
+    env = navigator.api.env.snapshot()
     for name in args.cases:
         for batch in BATCHES:
             tuned_role, tuned = TUNED["tf" if name.endswith(".keras") else "trees"]
@@ -64,47 +97,31 @@ def main() -> None:
                                         batch_size=batch, force=True, trust_pickle=False, enqueue={tuned_role: tuned})
             report = json.loads(result.report.read_text())
             w, b = result.winner, result.baseline
-            text, record = _cell(result, "baseline")
-            tuned_text, tuned_record = _cell(result, tuned_role)
-            baseline_f = next((f for f in result.finalists if "baseline" in f.role), None)
-            winner_f = next((f for f in result.finalists if w and f.number == w.config.number), None)
-            median = lambda f: sorted(f.throughput)[len(f.throughput) // 2] if f else None  # noqa: E731
             config_name = f"{Path(name).name.replace('.', '_')}-b{batch}.pbtxt"
             if result.repository:
                 shutil.copyfile(result.repository / "config.pbtxt", configs / config_name)
             data[f"{name}@{batch}"] = {
-                "model": name, "batch": batch,
+                "model": name, "batch": batch, "row": _row(name, batch, result, tuned_role, config_name),
                 "winner": {"trial": w.config.number, "path": w.config.path,
                            "params": {**w.config.convert, **w.config.runtime}} if w else None,
                 "baseline": {"trial": b.config.number, "path": b.config.path,
                              "params": {**b.config.convert, **b.config.runtime}} if b else None,
-                "speedup_vs_baseline": record, f"speedup_vs_{tuned_role}": tuned_record,
-                "finalists": report["finalists"],
-                "trials": len(result.outcomes), "trials_by_status": report["trials_by_status"],
-                "notes": report.get("notes", []), "config": str(configs / config_name) if result.repository else None,
-                "unavailable": report.get("unavailable", {})}
-            labels = [c.agreement for c in (w.validation.outputs if w and w.validation else ()) if c.agreement is not None]
-            rows.append(f"| {name} | {batch} | {b.config.path if b else '-'} | "
-                        f"{median(baseline_f):.0f} | {w.config.path if w else '-'} | {median(winner_f):.0f} | {text} | "
-                        f"{tuned_role}: {tuned_text} | "
-                        f"{f'{min(labels):.2%}' if labels else 'n/a'} | {len(result.outcomes)} | `{config_name}` |")
-            print(rows[-1], flush=True)
-    env = navigator.api.env.snapshot()
-    md = [f"# Trees and TensorFlow on the CPU ({env['cpu']}, {env['cores_usable']} cores, budget {args.budget} "
-          "per model and batch)", "",
-          "Speedup = the winner's throughput over the baseline's (the source library's own predict, or "
-          "TensorFlow as it is), paired by interleaved round in the same run: median with a 95% bootstrap "
-          "interval. Throughputs are the medians of those rounds (inferences/s). The second speedup is over the "
-          "library tuned by hand the obvious way (enqueued, re-measured with the finalists). Label agreement: "
-          "the winner's class labels equal to the source's, on the validation rows.", "",
-          "| model | batch | baseline | baseline infer/s | winner | winner infer/s | speedup vs baseline | "
-          "speedup vs the library tuned by hand | labels agree | trials | Triton config |",
-          "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "cases": data, "environment": env},
-                                                   indent=2, default=str) + "\n")
-    out.with_suffix(".md").write_text("\n".join(md))
-    print("\n".join(md))
+                "speedup_vs_baseline": _cell(result, "baseline")[1],
+                f"speedup_vs_{tuned_role}": _cell(result, tuned_role)[1],
+                "finalists": report["finalists"], "trials": len(result.outcomes),
+                "trials_by_status": report["trials_by_status"], "notes": report.get("notes", []),
+                "config": str(configs.relative_to(ROOT) / config_name) if result.repository else None,
+                "unavailable": report.get("unavailable", {}), "load_average_after": env_load()}
+            print(data[f"{name}@{batch}"]["row"], flush=True)
+            # written after every case, so that an interrupted run keeps what it measured
+            out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "cases": data, "environment": env},
+                                                           indent=2, default=str) + "\n")
+            out.with_suffix(".md").write_text(_markdown(args.budget, data, env))
+    print(_markdown(args.budget, data, env))
+
+
+def env_load() -> str:
+    return navigator.api.env.snapshot()["load_average"]
 
 
 if __name__ == "__main__":

@@ -84,8 +84,14 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
     chosen = pick(ranked, measured, settings.finalists)
     rounds = finalist_rounds(settings)
     request = {"op": "remeasure", "rounds": rounds, "chosen": [[r, to_dict(o)] for r, o in chosen]}
+    # A window lasts window_s, or MIN_CALLS_PER_WINDOW calls of the slowest finalist when those take
+    # longer (a batch of 1024 images on a CPU): the timeout grows with it.
+    from navigator.trial.bench import MIN_CALLS_PER_WINDOW
+
+    slowest = max((o.bench.mean_ms / 1e3 for _, o in chosen if o.bench), default=0.0)
+    stretch = max(1.0, MIN_CALLS_PER_WINDOW * slowest / settings.window_s)
     try:
-        raw = worker.call(request, timeout=10 * finalist_cost(settings, rounds) + 60)
+        raw = worker.call(request, timeout=10 * finalist_cost(settings, rounds) * stretch + 60)
     except (WorkerDied, RuntimeError) as exc:
         return [], f"finalists not re-measured: {exc}"
     finalists = [from_dict(Finalist, f) for f in raw]
