@@ -43,24 +43,35 @@ def _cell(result: navigator.api.Result, role: str) -> tuple[str, dict]:
     return text, {"ratio": vs.ratio, "low": vs.low, "high": vs.high, "distinct": vs.distinct}
 
 
-def _row(name: str, batch: int, result: navigator.api.Result, tuned_role: str, config_name: str) -> str:
-    w, b = result.winner, result.baseline
-    text, _ = _cell(result, "baseline")
-    tuned_text, _ = _cell(result, tuned_role)
+def _row(case: dict) -> str:
+    """One table row from a case's JSON record (the figures of its finalists and comparisons)."""
+    finalists = case["finalists"]
 
-    def median(number: int | None) -> str:
-        f = next((f for f in result.finalists if f.number == number), None)
-        return f"{sorted(f.throughput)[len(f.throughput) // 2]:.0f}" if f else "not re-measured"
+    def median(f: dict | None) -> str:
+        return f"{sorted(f['throughput'])[len(f['throughput']) // 2]:.0f}" if f else "not re-measured"
 
-    labels = [c.agreement for c in (w.validation.outputs if w and w.validation else ()) if c.agreement is not None]
-    return (f"| {name} | {batch} | {b.config.path if b else '-'} | {median(b.config.number if b else None)} | "
-            f"{w.config.path if w else '-'} | {median(w.config.number if w else None)} | {text} | "
-            f"{tuned_role}: {tuned_text} | {f'{min(labels):.2%}' if labels else 'n/a'} | {len(result.outcomes)} | "
-            f"`{config_name}` |")
+    def ratio(record: dict) -> str:
+        if not record:
+            return "no winner"
+        if record.get("winner_is_reference"):
+            return "1.00 (it won)"
+        return (f"{record['ratio']:.2f}x ({record['low']:.2f}-{record['high']:.2f})"
+                f"{'' if record['distinct'] else ', not distinguishable'}")
+
+    w, b = case["winner"], case["baseline"]
+    winner_f = next((f for f in finalists if w and f["number"] == w["trial"]), None)
+    # a baseline whose configuration is also a top trial shares that finalist ("top 2, baseline")
+    baseline_f = next((f for f in finalists if f["role"].endswith("baseline")), None)
+    tuned_role = case["tuned_role"]
+    labels = case.get("label_agreement")
+    return (f"| {case['model']} | {case['batch']} | {b['path'] if b else '-'} | {median(baseline_f)} | "
+            f"{w['path'] if w else '-'} | {median(winner_f)} | {ratio(case['speedup_vs_baseline'])} | "
+            f"{tuned_role}: {ratio(case['speedup_vs_tuned'])} | {f'{labels:.2%}' if labels is not None else 'n/a'} | "
+            f"{case['trials']} | `{Path(case['config']).name if case['config'] else '-'}` |")
 
 
 def _markdown(budget: str, data: dict, env: dict) -> str:
-    rows = [case["row"] for case in data.values()]
+    rows = [_row(case) for case in data.values()]
     return "\n".join([
         f"# Trees and TensorFlow on the CPU ({env['cpu']}, {env['cores_usable']} cores, budget {budget} "
         "per model and batch)", "",
@@ -79,12 +90,17 @@ def main() -> None:
     parser.add_argument("--budget", default="150s")
     parser.add_argument("--out", default=str(ROOT / "reports" / "trees-tf-cpu"))
     parser.add_argument("--cases", nargs="*", default=list(CASES))
+    parser.add_argument("--render", action="store_true", help="only rewrite the .md from the .json")
     args = parser.parse_args()
+    out = Path(args.out)
+    if args.render:
+        saved = json.loads(out.with_suffix(".json").read_text())
+        out.with_suffix(".md").write_text(_markdown(saved["budget"], saved["cases"], saved["environment"]))
+        return
     from fixtures.make import write_tf, write_trees
 
     work = Path(tempfile.mkdtemp())
     models = {**write_trees(work / "models"), **write_tf(work / "models")}
-    out = Path(args.out)
     configs = out.parent / f"{out.name}-configs"
     configs.mkdir(parents=True, exist_ok=True)
     old = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
@@ -100,19 +116,23 @@ def main() -> None:
             config_name = f"{Path(name).name.replace('.', '_')}-b{batch}.pbtxt"
             if result.repository:
                 shutil.copyfile(result.repository / "config.pbtxt", configs / config_name)
+            labels = [c.agreement for c in (w.validation.outputs if w and w.validation else ())
+                      if c.agreement is not None]
             data[f"{name}@{batch}"] = {
-                "model": name, "batch": batch, "row": _row(name, batch, result, tuned_role, config_name),
+                "model": name, "batch": batch, "tuned_role": tuned_role,
                 "winner": {"trial": w.config.number, "path": w.config.path,
                            "params": {**w.config.convert, **w.config.runtime}} if w else None,
                 "baseline": {"trial": b.config.number, "path": b.config.path,
                              "params": {**b.config.convert, **b.config.runtime}} if b else None,
                 "speedup_vs_baseline": _cell(result, "baseline")[1],
-                f"speedup_vs_{tuned_role}": _cell(result, tuned_role)[1],
-                "finalists": report["finalists"], "trials": len(result.outcomes),
-                "trials_by_status": report["trials_by_status"], "notes": report.get("notes", []),
+                "speedup_vs_tuned": _cell(result, tuned_role)[1],
+                "label_agreement": min(labels) if labels else None,
+                "finalists": report["finalists"], "comparisons": report["comparisons"],
+                "trials": len(result.outcomes), "trials_by_status": report["trials_by_status"],
+                "notes": report.get("notes", []),
                 "config": str(configs.relative_to(ROOT) / config_name) if result.repository else None,
                 "unavailable": report.get("unavailable", {}), "load_average_after": env_load()}
-            print(data[f"{name}@{batch}"]["row"], flush=True)
+            print(_row(data[f"{name}@{batch}"]), flush=True)
             # written after every case, so that an interrupted run keeps what it measured
             out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "cases": data, "environment": env},
                                                            indent=2, default=str) + "\n")

@@ -43,9 +43,9 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
 
 
 class FilRunner:
-    """nvForest on the CPU. Its OpenMP pool is process-wide: the thread count is re-asserted on every
-    call through the OpenMP runtimes' omp_set_num_threads (threadpoolctl's controllers, a few µs),
-    because a context manager per call costs milliseconds."""
+    """nvForest on the CPU. Its OpenMP pool is process-wide: the thread count is set on every call
+    through the OpenMP runtimes' omp_set_num_threads (threadpoolctl's controllers, a few µs) and
+    restored after it, because a threadpool_limits context per call costs milliseconds."""
 
     def __init__(self, model_file: Path, forest: tree_source.Forest, params: Params) -> None:
         meta = json.loads((model_file.parent / fil_config.META).read_text())
@@ -58,9 +58,14 @@ class FilRunner:
         self.openmp = controller.select(user_api="openmp").lib_controllers
 
     def _predict(self, x: np.ndarray) -> list[np.ndarray]:
+        before = [lib.get_num_threads() for lib in self.openmp]
         for lib in self.openmp:
             lib.set_num_threads(self.threads)
-        raw = self.model.predict_proba(x) if self.forest.is_classifier else self.model.predict(x)
+        try:
+            raw = self.model.predict_proba(x) if self.forest.is_classifier else self.model.predict(x)
+        finally:  # the count is process-wide: leave it as found (TL2cgen checks nthread against it)
+            for lib, n in zip(self.openmp, before):
+                lib.set_num_threads(n)
         return tree_source.outputs(self.forest, np.asarray(raw))
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -34,3 +34,19 @@ def test_fil_reproduces_the_library_and_configures_what_it_measured(tree_models,
     p = {k: v.string_value for k, v in config.parameters.items()}
     assert (p["layout"], p["chunk_size"], p["cpu_nthread"]) == (layout, "4", "1")
     assert config.backend == "fil" and config.input[0].name == "input__0"
+
+
+def test_fil_leaves_the_openmp_thread_count_as_it_found_it(tree_models, tmp_path):
+    pytest.importorskip("nvforest", reason="navigator[fil] (nvForest) is not installed")
+    from threadpoolctl import ThreadpoolController
+
+    src = load_source(tree_models["xgb_binary.json"], batch=8)
+    module = paths.get("fil")
+    params = {"layout": "depth_first", "chunk_size": 1, "threads": 1}
+    runner = module.load(module.convert(src, params, Cache(tmp_path, src.fingerprint)), src, params)
+    libs = ThreadpoolController().select(user_api="openmp").lib_controllers
+    for lib in libs:
+        lib.set_num_threads(2)
+    runner(src.samples)
+    runner.prepare(src.samples)()
+    assert [lib.get_num_threads() for lib in libs] == [2] * len(libs)  # a later treelite predictor may use 2
