@@ -13,7 +13,7 @@ import numpy as np
 
 from navigator import env
 from navigator import paths as registry
-from navigator.errors import InputError, NavigatorError, ServeError, UnavailableError
+from navigator.errors import InputError, NavigatorError, UnavailableError
 from navigator.records import (BROKEN, MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
                                TrialOutcome, WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
@@ -65,9 +65,15 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
     for o in ranked:
         try:
             artifact = convert(ctx, o.config)
-            model = registry.get(o.config.path).triton(artifact, {**o.config.convert, **o.config.runtime})
-            deployment = Deployment(_slug(source.name), source.io, model, ServingConfig(max(settings.batch_sizes)))
+            module, params = registry.get(o.config.path), {**o.config.convert, **o.config.runtime}
+            # A path whose config depends on the server release (deprecated backends, renamed keys).
+            for_server = getattr(module, "triton_for_server", None)
+            model = for_server(artifact, params, settings.triton_server) if for_server and settings.triton_server \
+                else module.triton(artifact, params)
+            deployment = Deployment(_slug(source.name), model.io or source.io, model,
+                                    ServingConfig(max(settings.batch_sizes)))
             (deployment.python() if python else deployment).write(repository)
+            notes += [f"warning: {w}" for w in model.warnings]
             return o, notes
         except Exception as exc:  # a path's Triton export failing: record it, try the runner-up
             notes.append(f"trial {o.config.number} ({o.config.path}) not deployable: {one_line(exc)}")
@@ -84,8 +90,14 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
     chosen = pick(ranked, measured, settings.finalists)
     rounds = finalist_rounds(settings)
     request = {"op": "remeasure", "rounds": rounds, "chosen": [[r, to_dict(o)] for r, o in chosen]}
+    # A window lasts window_s, or MIN_CALLS_PER_WINDOW calls of the slowest finalist when those take
+    # longer (a batch of 1024 images on a CPU): the timeout grows with it.
+    from navigator.trial.bench import MIN_CALLS_PER_WINDOW
+
+    slowest = max((o.bench.mean_ms / 1e3 for _, o in chosen if o.bench), default=0.0)
+    stretch = max(1.0, MIN_CALLS_PER_WINDOW * slowest / settings.window_s)
     try:
-        raw = worker.call(request, timeout=10 * finalist_cost(settings, rounds) + 60)
+        raw = worker.call(request, timeout=10 * finalist_cost(settings, rounds) * stretch + 60)
     except (WorkerDied, RuntimeError) as exc:
         return [], f"finalists not re-measured: {exc}"
     finalists = [from_dict(Finalist, f) for f in raw]
@@ -215,7 +227,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     if winner is not None and serving.active:
         try:
             served = _serve(out, winner, max(settings.batch_sizes), serving)
-        except ServeError as exc:  # the search's result stands; the report says what the server did
+        except NavigatorError as exc:  # the search's result stands; the report says what the server did
             served = ServingReport(serving.deployment, _slug(source.name), notes=(f"serving failed: {exc}",))
     comparisons = _compare(winner, finalists, settings.objective)
     baseline = roles.get("baseline")
@@ -237,6 +249,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
                           "finalists": settings.finalists, "rounds": settings.rounds, "window_s": settings.window_s,
                           "trial_timeout_s": settings.trial_timeout_s, "memory_bytes": settings.memory_bytes,
                           "window_calls": settings.window_calls, "noise_atol": settings.noise_atol,
+                          "triton_server": settings.triton_server,
                           "study_elapsed_s": round(search.elapsed(), 1)}}
     if search.storage.shared:
         extra["study"] = search.summary()
@@ -258,11 +271,14 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              on_trial: Callable[[TrialOutcome], None] | None = None, storage: str | None = None,
              study: str | None = None, heartbeat: int = 10, serving: str = "native", serve_check: bool = False,
              tune_serving: bool = False, serving_budget: str | float = "2m", concurrency: str = "1,4",
-             latency_limit_ms: float | None = None) -> Result:
+             latency_limit_ms: float | None = None,
+             triton_server: str | None = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton.
 
     Args:
-        model: a live nn.Module / ScriptModule / ExportedProgram, or a model file path (.pt, .pt2, .onnx).
+        model: a live nn.Module / ScriptModule / ExportedProgram, or a model file path (.pt, .pt2, .onnx,
+            a TensorFlow SavedModel directory or .keras file, an XGBoost .json/.ubj, a LightGBM text
+            model, a scikit-learn forest as .skops or, with trust_pickle, a pickle).
         sample_inputs: example inputs for a live model (tensor, tuple of tensors or dict name -> tensor);
             they are the validation data.
         budget: wall-clock budget of the whole study ('90s', '10m', '2h'), summed over reruns.
@@ -279,6 +295,9 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         enqueue: configurations to try first and re-measure beside the winner, as
             {name: (path, {param: value})}, unnamed params at their defaults.
         force: use an output directory that holds other files, or start over where it holds another study.
+        triton_server: the Triton release the config targets ('25.02'; default: a current server). Before
+            25.03 a TensorFlow winner may be written for tensorflow_savedmodel; before 25.09 FIL configs
+            use the old parameter names (output_class, algo, threads_per_tree).
         on_trial: called with each TrialOutcome as it finishes.
         storage, study: a database URL (postgresql://user@host/db) and a study name: create or join a study
             that several workers share (`navigator worker`); default: SQLite in `out`.
@@ -305,7 +324,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                          trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
                          memory_bytes=None if device == "cuda" else (
                              default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
-                         window_calls=window_calls, device=env.default_device() if device == "auto" else device)
+                         window_calls=window_calls, device=env.default_device() if device == "auto" else device,
+                         triton_server=triton_server)
     OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
     shared = study_storage.shared(storage, study, heartbeat)
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),

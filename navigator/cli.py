@@ -24,7 +24,8 @@ def _fail(exc: NavigatorError) -> None:
 
 @app.command()
 def optimize(
-    model: Path = typer.Option(..., "--model", help="Model file: TorchScript / torch.save .pt, ExportedProgram .pt2, .onnx"),
+    model: Path = typer.Option(..., "--model", help="Model: TorchScript / torch.save .pt, ExportedProgram .pt2, .onnx, SavedModel dir, .keras, "
+                                 "XGBoost .json/.ubj, LightGBM .txt, scikit-learn .skops/.pkl"),
     budget: str = typer.Option("10m", help="Wall-clock budget of the study, e.g. 90s, 10m, 2h (summed over reruns)."),
     out: Optional[Path] = typer.Option(None, help="Output directory [default: ./navigator-out/<model name>]."),
     batch_size: str = typer.Option("1", help="Batch size: N, LOW:HIGH (powers of two searched) or N,M,..."),
@@ -36,7 +37,7 @@ def optimize(
     path: Optional[list[str]] = typer.Option(None, "--path", help="Only search this conversion path (repeatable)."),
     atol: Optional[float] = typer.Option(None, help="Absolute tolerance for validation (default by precision)."),
     rtol: Optional[float] = typer.Option(None, help="Relative tolerance for validation (default by precision)."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save or scikit-learn pickle file."),
     trial_timeout: Optional[str] = typer.Option(None, help="Limit of one trial, e.g. 5m [default: per path]."),
     trial_memory: str = typer.Option("default", help="Memory cap of the trial worker, e.g. 8G; 0 = none [default: 80% of RAM]."),
     window: float = typer.Option(0.25, help="Benchmark window in seconds (windows repeat until 3 agree within 10%)."),
@@ -57,6 +58,8 @@ def optimize(
                                           "(with --study; other machines join with navigator worker)."),
     study: Optional[str] = typer.Option(None, help="Name of the shared study to create or join (with --storage)."),
     heartbeat: int = typer.Option(10, help="Seconds between a shared study's heartbeats (3 missed: worker dead)."),
+    triton_server: Optional[str] = typer.Option(None, help="Triton release the config targets, e.g. 25.02 "
+                                                "(older servers: tensorflow_savedmodel, FIL's old parameter names)."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
     from navigator.api import optimize as run_optimize
@@ -70,7 +73,7 @@ def optimize(
                               device=device, storage=storage, study=study, heartbeat=heartbeat,
                               serving=serving, serve_check=serve_check, tune_serving=tune_serving,
                               serving_budget=serving_budget, concurrency=concurrency,
-                              latency_limit_ms=latency_limit_ms)
+                              latency_limit_ms=latency_limit_ms, triton_server=triton_server)
     except NavigatorError as exc:
         _fail(exc)
         return
@@ -92,6 +95,8 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
         typer.echo(f"winner: trial {w.config.number} {w.config.path} batch {w.config.batch_size}: "
                    f"{w.bench.throughput:.1f} inferences/s, p99 {w.bench.p99_ms:.3f} ms{speed}")
         typer.echo(f"triton repository: {result.repository}")
+    elif any(o.status in ("ok", "unstable") for o in result.outcomes):
+        typer.echo("no valid trial could be written as a Triton model; see the report's notes")
     else:
         typer.echo("no trial passed validation; see the report for the reasons")
     typer.echo(f"report: {result.report} and {result.report.with_suffix('.md') if result.report else ''}")
@@ -186,7 +191,7 @@ def paths() -> None:
     from navigator import paths as registry
 
     for device in ("cpu", "cuda"):
-        for framework in ("torch", "onnx"):
+        for framework in ("torch", "onnx", "tf", "trees"):
             for c in registry.candidates(framework, device):
                 state = "available" if c.reason is None else "unavailable: " + c.reason
                 typer.echo(f"{device:5} {framework:6} {c.name:15} {state}")

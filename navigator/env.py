@@ -9,7 +9,8 @@ import platform
 from navigator.search.space import ncpu
 
 LIBRARIES = ("navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "openvino", "optuna",
-             "tritonclient", "protobuf")
+             "tritonclient", "protobuf", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "xgboost", "lightgbm",
+             "scikit-learn", "skl2onnx", "onnxmltools", "treelite", "tl2cgen", "nvforest-cu12")
 
 
 def versions() -> dict[str, str]:

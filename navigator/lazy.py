@@ -17,6 +17,18 @@ EXTRAS = {
     "openvino": "openvino",
     "plotly": "report",
     "jinja2": "report",
+    "tensorflow": "tf",
+    "keras": "tf",
+    "tf2onnx": "tf",
+    "xgboost": "trees",
+    "lightgbm": "trees",
+    "sklearn": "trees",
+    "skl2onnx": "trees",
+    "onnxmltools": "trees",
+    "treelite": "trees",
+    "tl2cgen": "trees",
+    "skops": "trees",
+    "nvforest": "fil",
 }
 
 

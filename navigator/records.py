@@ -72,6 +72,8 @@ class OutputCheck:
     rtol: float
     nonfinite: int
     ok: bool
+    # Integer outputs (class labels) are compared exactly: the share of elements equal to the source's.
+    agreement: float | None = None
 
 
 @dataclass(frozen=True)

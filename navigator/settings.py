@@ -96,6 +96,9 @@ class OptimizeSettings:
     noise_atol: float = 0.0  # added to every atol: twice the source model's own run-to-run difference
     finalists: int = 3  # top trials re-measured, interleaved with the baselines, to pick the winner
     rounds: int = 5  # interleaved rounds of that re-measurement
+    # Triton release the configs target ("25.02"); None = a current server. Older releases get the
+    # configs only they take (tensorflow_savedmodel before 25.03, FIL's pre-25.09 parameter names).
+    triton_server: str | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in ("throughput", "latency"):
@@ -112,3 +115,13 @@ class OptimizeSettings:
             raise InputError("--finalists and --rounds must be at least 1")
         if self.window_s <= 0:
             raise InputError("the benchmark window must be longer than zero")
+        if self.triton_server is not None:
+            parse_release(self.triton_server)
+
+
+def parse_release(text: str) -> tuple[int, int]:
+    """'25.02' -> (25, 2): a Triton release number YY.MM."""
+    match = re.fullmatch(r"\s*(\d{2})\.(\d{2})\s*", str(text))
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise InputError(f"--triton-server {text!r} is not a Triton release like 25.02 (YY.MM)")
+    return int(match.group(1)), int(match.group(2))

@@ -16,10 +16,15 @@ from navigator.search import space as space_mod
 
 # Order matters only for display.
 NAMES = ("eager", "torchscript", "ort_cpu", "openvino", "torch_cuda", "torch_compile", "ort_cuda",
-         "ort_tensorrt", "tensorrt", "torch_tensorrt")
+         "ort_tensorrt", "tensorrt", "torch_tensorrt", "tf_baseline", "tf_openvino", "tf_trt",
+         "tree_native", "tree_onnx", "treelite", "fil")
 # The baseline of each (framework, device): the framework's own runtime with default settings.
+# TensorFlow and the tree libraries run on the CPU here; on a CUDA study their baseline is absent
+# unless the path runs there.
 BASELINE = {("torch", "cpu"): "eager", ("onnx", "cpu"): "ort_cpu",
-            ("torch", "cuda"): "torch_cuda", ("onnx", "cuda"): "ort_cuda"}
+            ("torch", "cuda"): "torch_cuda", ("onnx", "cuda"): "ort_cuda",
+            ("tf", "cpu"): "tf_baseline", ("tf", "cuda"): "tf_baseline",
+            ("trees", "cpu"): "tree_native", ("trees", "cuda"): "tree_native"}
 # ONNX Runtime with its default options, the second reference of the report, by device.
 ORT_DEFAULTS = {"cpu": "ort_cpu", "cuda": "ort_cuda"}
 

@@ -1,4 +1,5 @@
-"""PyTorch -> ONNX, shared by the ONNX consumers (ort_cpu, openvino) and cached under its own key.
+"""PyTorch (or TensorFlow, through _tf) -> ONNX, shared by the ONNX consumers (ort_cpu, openvino) and
+cached under its own key.
 
 Two exporters, chosen by the `exporter` conversion parameter: "dynamo" (torch.export-based,
 torch.onnx.export(dynamo=True)) and "torchscript" (the tracing exporter). The batch axis is exported
@@ -99,10 +100,15 @@ def _export(source: ModelSource, params: Params, out: Path) -> None:
 
 
 def onnx_file(source: ModelSource, params: Params, cache: Cache) -> Path:
-    """model.onnx for this source: exported with `exporter`/`opset` for torch, the file itself for ONNX."""
+    """model.onnx for this source: exported with `exporter`/`opset` for torch, converted by tf2onnx at
+    `opset` for TensorFlow, the file itself for ONNX."""
     if source.framework == "onnx":
         assert source.file is not None
         return source.file
+    if source.framework == "tf":
+        from navigator.paths import _tf
+
+        return _tf.onnx_file(source, params, cache)
     key = {"exporter": params.get("exporter", "torchscript"), "opset": params["opset"]}
     return cache.get("onnx_export", key, lambda out: _export(source, key, out)) / ONNX_FILE
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
-from navigator.records import Artifact, Params
+from navigator.records import Artifact, IOSpec, Params
 
 if TYPE_CHECKING:
     from navigator.source import ModelSource
@@ -32,6 +32,9 @@ class TritonModel:
     `parameters` become ModelConfig.parameters; `graph_level` ModelConfig.optimization.graph.level;
     `cpu_accelerators` / `gpu_accelerators` name -> parameters for optimization.execution_accelerators;
     `cuda_graphs` sets optimization.cuda.graphs; `kind` is the instance group's kind.
+    `io` replaces the source's IOSpec where the backend fixes its own tensors (fil: input__0/output__0);
+    `dynamic_batching` adds an empty dynamic_batching block; a `files` entry may be a directory
+    (a SavedModel); `warnings` are written to the report's notes when this model is deployed.
     """
 
     backend: str = ""
@@ -44,6 +47,9 @@ class TritonModel:
     cuda_graphs: bool = False
     kind: str = "KIND_CPU"
     default_model_filename: str = ""
+    io: IOSpec | None = None
+    dynamic_batching: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 class ConversionPath(Protocol):

@@ -1,4 +1,5 @@
-"""ONNX (exported from PyTorch, or the user's file) -> OpenVINO IR (model.xml/.bin), OpenVINO CPU runtime.
+"""ONNX (exported from PyTorch, converted from TensorFlow by tf2onnx, or the user's file) -> OpenVINO IR
+(model.xml/.bin), OpenVINO CPU runtime.
 
 Triton: the openvino backend with PERFORMANCE_HINT / NUM_STREAMS / INFERENCE_NUM_THREADS / HINT_BF16
 (github.com/triton-inference-server/openvino_backend README). ORT's OpenVINO accelerator in Triton
@@ -24,7 +25,7 @@ from navigator.trial.cache import Cache
 NAME = "openvino"
 TIMEOUT_S = 600.0  # default trial timeout: ONNX export plus OpenVINO conversion
 DEVICES = ("cpu",)
-FRAMEWORKS = ("torch", "onnx")
+FRAMEWORKS = ("torch", "onnx", "tf")
 XML = "model.xml"
 # searchspace precision -> OpenVINO's INFERENCE_PRECISION_HINT and the CPU capability it needs.
 PRECISIONS = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16")}

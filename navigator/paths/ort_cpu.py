@@ -1,4 +1,4 @@
-"""ONNX (exported from PyTorch, or the user's file) -> ONNX Runtime, CPU execution provider.
+"""ONNX (exported from PyTorch, converted from TensorFlow by tf2onnx, or the user's file) -> ONNX Runtime, CPU.
 
 Triton: the onnxruntime backend, with the session options mapped to its own keys
 (github.com/triton-inference-server/onnxruntime_backend README, "Other Optimization Options").
@@ -17,7 +17,7 @@ from navigator.trial.cache import Cache
 NAME = "ort_cpu"
 TIMEOUT_S = 600.0  # default trial timeout: an ONNX export of a large model takes minutes
 DEVICES = ("cpu",)
-FRAMEWORKS = ("torch", "onnx")
+FRAMEWORKS = ("torch", "onnx", "tf")
 
 # searchspace level -> Triton's optimization.graph.level for the onnxruntime backend. The backend's
 # source maps absent/0 -> ORT_ENABLE_ALL, -1 -> BASIC, 1 -> EXTENDED, 2 -> DISABLE_ALL

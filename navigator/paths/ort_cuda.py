@@ -25,7 +25,7 @@ from navigator.trial.cache import Cache
 NAME = "ort_cuda"
 TIMEOUT_S = 900.0  # default trial timeout: ONNX export, fp16 conversion, EXHAUSTIVE cuDNN search
 DEVICES = ("cuda",)
-FRAMEWORKS = ("torch", "onnx")
+FRAMEWORKS = ("torch", "onnx", "tf")  # tf: converted by tf2onnx (_onnx_export)
 # The deprecated model-level parameters take numbers (onnxruntime_backend README).
 LEGACY_ALGO_SEARCH = {"EXHAUSTIVE": "0", "HEURISTIC": "1", "DEFAULT": "2"}
 LEGACY_ARENA = {"kNextPowerOfTwo": "0", "kSameAsRequested": "1"}

@@ -39,7 +39,7 @@ from navigator.trial.cache import Cache
 NAME = "ort_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: TensorRT builds its engines when the session starts
 DEVICES = ("cuda",)
-FRAMEWORKS = ("torch", "onnx")
+FRAMEWORKS = ("torch", "onnx", "tf")  # tf: converted by tf2onnx (_onnx_export)
 PROVIDER = "TensorrtExecutionProvider"
 NVINFER = ("libnvinfer.so.10", "libnvinfer.so.11", "libnvinfer.so")
 PROFILE = "trt_profile.json"

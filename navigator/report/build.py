@@ -29,6 +29,9 @@ def _row(o: TrialOutcome, winner: int | None) -> str:
     figures = (f"{b.throughput:.1f} | {b.p50_ms:.3f} | {b.p99_ms:.3f} | {'yes' if b.stable else 'no'}"
                if b else " | | | ")
     error = f"{err:.2e}" if err is not None else ""
+    agreement = [c.agreement for c in v.outputs if c.agreement is not None] if v else []
+    if agreement:  # classifiers: the share of class labels equal to the source's
+        error += f" (labels {min(agreement):.2%} agree)"
     reason = o.error.replace("|", "/")[:160]
     return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {o.status} | "
             f"{figures} | {error} | {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
@@ -113,6 +116,8 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
               "| # | path | batch | params | status | infer/s | p50 ms | p99 ms | stable | max abs err | convert s | error |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [_row(o, w.config.number if w else None) for o in result.outcomes]
+    if extra.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in extra["notes"]]
     unavailable = extra.get("unavailable", {})
     if unavailable:
         lines += ["", "## Paths not searched", ""] + [f"- `{k}`: {v}" for k, v in unavailable.items()]

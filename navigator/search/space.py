@@ -9,8 +9,8 @@ A file looks like:
       inter_op_threads:  {stage: runtime, int: [1, ncpu], when: {execution_mode: parallel}}
 
 `int` bounds may be `ncpu` (this machine's core count); `when` is equality on earlier params of the
-same path (or membership, when its value is a list); `sources` limits a parameter to sources of those frameworks (torch, onnx) or kinds
-(module, torchscript, exported). Parameters are suggested
+same path (or membership, when its value is a list); `sources` limits a parameter to sources of those frameworks (torch, onnx, tf, trees) or kinds
+(module, torchscript, exported, savedmodel, keras, xgboost, lightgbm, sklearn). Parameters are suggested
 in file order, under the name `<path>.<param>`, so a name keeps the same choices within a study.
 """
 
@@ -30,7 +30,8 @@ from navigator.errors import InputError
 from navigator.records import Params, Scalar
 
 STAGES = ("convert", "runtime")
-SOURCES = ("torch", "onnx", "module", "torchscript", "exported")  # frameworks and source kinds
+SOURCES = ("torch", "onnx", "module", "torchscript", "exported",  # frameworks and source kinds
+           "tf", "savedmodel", "keras", "trees", "xgboost", "lightgbm", "sklearn")
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,18 @@ from navigator.errors import InputError
 from navigator.records import IOSpec, TensorSpec
 from navigator.source import iospec
 from navigator.source import onnx as onnx_source
+from navigator.source import tf as tf_source
 from navigator.source import torch as torch_source
+from navigator.source import trees as tree_source
 
 
 @dataclass
 class ModelSource:
     """The user's model, loaded once: framework, IOSpec, fingerprint, validation samples, reference."""
 
-    framework: str  # "torch" | "onnx"
-    kind: str  # "module" | "torchscript" | "exported" | "onnx"
+    framework: str  # "torch" | "onnx" | "tf" | "trees"
+    # "module" | "torchscript" | "exported" | "onnx" | "savedmodel" | "keras" | "xgboost" | "lightgbm" | "sklearn"
+    kind: str
     name: str
     file: Path | None
     model: Any
@@ -41,14 +44,22 @@ class ModelSource:
             if self._session is None:
                 self._session = onnx_source.reference_session(self.file)  # type: ignore[arg-type]
             return onnx_source.run(self._session, inputs)
+        if self.framework == "tf":
+            return tf_source.run(self.model, inputs)
+        if self.framework == "trees":
+            return tree_source.run(self.model, inputs)
         return torch_source.run(self.kind, self.model, [t.name for t in self.io.inputs], inputs)
 
 
 def _sha256(path: Path) -> str:
+    """A file's hash; a directory's (a SavedModel) covers every file's relative name and content."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -58,12 +69,20 @@ def _open(model: Any, trust_pickle: bool) -> tuple[str, str, Any, Path | None, s
         path = Path(model)
         if not path.exists():
             raise InputError(f"model {path}: no such file")
+        if tf_source.is_savedmodel(path):
+            return ("tf", *tf_source.load(path), path, path.name)
+        if path.is_dir():
+            raise InputError(f"model {path}: not a file, nor a TensorFlow SavedModel directory (no saved_model.pb)")
         if not path.is_file():
             raise InputError(f"model {path}: not a file")
         if path.stat().st_size == 0:
             raise InputError(f"model {path}: the file is empty")
         if path.suffix.lower() == ".onnx":
             return "onnx", "onnx", onnx_source.load_file(path), path, path.stem
+        if path.suffix.lower() == ".keras":
+            return ("tf", *tf_source.load(path), path, path.stem)
+        if tree_source.is_tree_file(path):
+            return ("trees", *tree_source.load_file(path, trust_pickle), path, path.stem)
         kind, loaded = torch_source.load_file(path, trust_pickle)
         return "torch", kind, loaded, path, path.stem
     torch = sys.modules.get("torch")
@@ -93,8 +112,8 @@ def _input_specs(framework: str, kind: str, loaded: Any, spec: str | None,
                  data: dict[str, np.ndarray] | None) -> tuple[TensorSpec, ...]:
     if spec:
         return iospec.parse_input_spec(spec)
-    if framework == "onnx":
-        return onnx_source.io_specs(loaded)[0]
+    if framework in ("onnx", "tf", "trees"):
+        return _declared_io(framework, loaded)[0]
     if kind == "exported":
         return torch_source.exported_inputs(loaded)
     if data is not None:
@@ -103,11 +122,22 @@ def _input_specs(framework: str, kind: str, loaded: Any, spec: str | None,
 
 
 def _check_names(framework: str, kind: str, loaded: Any, inputs: tuple[TensorSpec, ...]) -> None:
-    expected = [t.name for t in onnx_source.io_specs(loaded)[0]] if framework == "onnx" \
-        else torch_source.input_names(kind, loaded)
+    if framework in ("onnx", "tf", "trees"):
+        expected: list[str] | None = [t.name for t in _declared_io(framework, loaded)[0]]
+    else:
+        expected = torch_source.input_names(kind, loaded)
     got = [t.name for t in inputs]
     if expected is not None and got != expected:
         raise InputError(f"inputs {got} do not match the model's inputs {expected} (names and order)")
+
+
+def _declared_io(framework: str, loaded: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """(inputs, outputs) a model of these frameworks records about itself."""
+    if framework == "onnx":
+        return onnx_source.io_specs(loaded)
+    if framework == "tf":
+        return loaded.inputs, loaded.outputs
+    return tree_source.io_specs(loaded)
 
 
 def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None = None,
@@ -133,8 +163,8 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
         raise InputError(f"the model fails on inputs {[(t.name, t.dtype, t.shape) for t in inputs]}: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     batched = IOSpec(inputs, ()).batched
-    if framework == "onnx":
-        outputs = onnx_source.io_specs(loaded)[1]
+    if framework in ("onnx", "tf", "trees"):
+        outputs = _declared_io(framework, loaded)[1]
     else:
         outputs = tuple(TensorSpec(f"output__{i}", o.dtype.name, ((None,) + o.shape[1:]) if batched else o.shape)
                         for i, o in enumerate(outs))

@@ -7,7 +7,8 @@ revisions ../reference/anchors.md names:
   openvino     openvino_backend README "Configuration"
   pytorch      pytorch_backend README "Parameters" (platform pytorch_libtorch, model.pt)
   tensorrt     tensorrt_backend README (platform tensorrt_plan, model.plan)
-  tensorflow   tensorflow_backend README (platform tensorflow_savedmodel, model.savedmodel/, TF-TRT accelerator)
+  tensorflow   tensorflow_backend README (platform tensorflow_savedmodel, model.savedmodel/, TF-TRT accelerator,
+               graph level 1 = XLA)
   fil          fil_backend docs/model_config.md (names of 25.09; the older names on request)
   python       python_backend README (model.py; navigator's template reads its own keys, documented there)
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from navigator.triton.fil import FILES
 
 Rule = Callable[[str], bool]
 
@@ -118,7 +121,7 @@ BACKENDS: dict[str, Backend] = {
         files=("model.plan",), platform="tensorrt_plan",
         parameters={"execution_context_allocation_strategy": one_of("STATIC", "ON_PROFILE_CHANGE")}),
     "tensorflow": Backend(
-        files=("model.savedmodel",), platform="tensorflow_savedmodel",
+        files=("model.savedmodel",), platform="tensorflow_savedmodel", graph_levels=(0, 1),  # 1: XLA
         accelerators={"gpu:tensorrt": {"precision_mode": one_of("FP32", "FP16", "INT8"),
                                        "max_workspace_size_bytes": integer(1), "minimum_segment_size": integer(1),
                                        "max_cached_engines": integer(1)},
@@ -140,9 +143,9 @@ BACKENDS: dict[str, Backend] = {
                     "COMPILE_MODE": one_of("default", "reduce-overhead", "max-autotune",
                                            "max-autotune-no-cudagraphs")}),
 }
-# model_type -> the file the FIL backend loads by default (fil_backend docs/model_config.md)
-FIL_FILES = {"xgboost": "xgboost.model", "xgboost_json": "xgboost.json", "xgboost_ubj": "xgboost.ubj",
-             "lightgbm": "model.txt", "treelite_checkpoint": "checkpoint.tl"}
+# model_type -> the file the FIL backend loads by default (fil_backend docs/model_config.md): navigator's
+# own table, plus the legacy binary XGBoost format navigator does not write
+FIL_FILES = {**FILES, "xgboost": "xgboost.model"}
 
 
 def _python_rules(params: dict[str, str]) -> dict[str, Rule]:

@@ -43,7 +43,7 @@ def _tensor(message: Any, spec: TensorSpec, batched: bool) -> None:
 
 # The runtime's per-instance thread count, by backend (python: by the template's RUNTIME); sources in backends.py
 THREAD_KEYS = {"onnxruntime": "intra_op_thread_count", "openvino": "INFERENCE_NUM_THREADS",
-               "pytorch": "INTRA_OP_THREAD_COUNT", "python:torch": "THREADS",
+               "pytorch": "INTRA_OP_THREAD_COUNT", "fil": "cpu_nthread", "python:torch": "THREADS",
                "python:onnxruntime": "intra_op_thread_count", "python:openvino": "INFERENCE_NUM_THREADS"}
 
 
@@ -67,6 +67,7 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,
     """The full ModelConfig: the path's backend part plus the shared IO, batching and instances;
     `serving` (Triton's own knobs) overrides max_batch_size and adds instances, dynamic batching, threads."""
     pb = _pb()
+    io = model.io or io
     serving = serving or ServingConfig(max_batch_size)
     max_batch_size = serving.max_batch_size
     config = pb.ModelConfig(name=name)
@@ -101,6 +102,8 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,
         accelerators.gpu_execution_accelerator.add(name=acc_name).parameters.update(acc_params)
     if model.cuda_graphs:
         config.optimization.cuda.graphs = True
+    if model.dynamic_batching:
+        config.dynamic_batching.SetInParent()
     return config
 
 

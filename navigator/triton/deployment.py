@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from navigator.errors import ServeError
+from navigator.errors import InputError, ServeError
 from navigator.paths.base import TritonModel
 from navigator.records import IOSpec, ServeCheck, ServingConfig
 from navigator.trial.validate import validate
@@ -81,11 +81,15 @@ def load(model_dir: Path) -> Deployment:
 
 def servable(deployment: Deployment, backends: set[str]) -> tuple[Deployment, str]:
     """The deployment itself when the server has its backend, else its python-backend twin, and a note."""
-    backend = deployment.model.backend or "pytorch"
+    backend = deployment.model.backend or ("pytorch" if "pytorch" in deployment.model.platform else
+                                           deployment.model.platform)
     if backend in backends:
         return deployment, ""
-    return deployment.python(), (f"this server has no {backend} backend: serving its python-backend twin "
-                                 "(same file, same runtime settings)")
+    try:
+        twin = deployment.python()
+    except InputError as exc:
+        raise ServeError(f"this server has no {backend} backend, and {exc}") from None
+    return twin, f"this server has no {backend} backend: serving its python-backend twin (same file, same runtime settings)"
 
 
 def infer(protocol: str, url: str, deployment: Deployment, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:

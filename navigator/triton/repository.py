@@ -23,7 +23,7 @@ def replace_dir(build: Path, final: Path) -> None:
 
 
 def write(repository: Path, name: str, config: Any, files: dict[str, Path]) -> Path:
-    """<repository>/<name>/config.pbtxt and <repository>/<name>/1/<files>; returns the model dir."""
+    """<repository>/<name>/config.pbtxt and <repository>/<name>/1/<files or directories>; returns the model dir."""
     repository.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-repo-", dir=repository.parent))
     os.chmod(tmp, 0o755)  # a server running as another user must read it
@@ -33,7 +33,10 @@ def write(repository: Path, name: str, config: Any, files: dict[str, Path]) -> P
         version.mkdir(parents=True)
         (model_dir / "config.pbtxt").write_text(to_text(config))
         for rel, src in files.items():
-            shutil.copyfile(src, version / rel)
+            if Path(src).is_dir():  # a SavedModel directory
+                shutil.copytree(src, version / rel)
+            else:
+                shutil.copyfile(src, version / rel)
         replace_dir(tmp, repository)
     finally:
         if tmp.exists():

@@ -12,12 +12,13 @@ from navigator import paths as registry
 from navigator.errors import InputError, TrialError
 from navigator.records import Artifact, IOSpec, ServingConfig, TensorSpec
 from navigator.search import space as search_space
-from navigator.triton import backends, python_backend
+from navigator.triton import backends, fil, python_backend
 from navigator.triton import config as triton_config
 
 IO = IOSpec(inputs=(TensorSpec("x", "float32", (None, 3, 8, 8)),), outputs=(TensorSpec("y", "float32", (None, 10)),))
-KINDS = {"torch": "exported", "onnx": "onnx"}
+KINDS = {"torch": "exported", "onnx": "onnx", "tf": "savedmodel", "trees": "xgboost"}
 SAMPLES = 12
+OLD_SERVER = "25.02"  # before FIL's renames (25.09) and the TensorFlow backend's deprecation (25.03)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -37,14 +38,26 @@ def params_of(name: str, framework: str) -> list[dict]:
 def emitted(tmp_path: Path):
     file = tmp_path / "artifact.bin"
     file.write_bytes(b"x")
+    # What the tree and TF-TRT paths read from their artifact directory: a forest saved for FIL (its
+    # metadata and model file) and the SavedModel that Triton's TF-TRT accelerator converts itself.
+    for forest in (tmp_path, tmp_path / "fil"):  # beside the artifact, or in its fil/ (treelite)
+        forest.mkdir(exist_ok=True)
+        fil.write_meta(forest, "xgboost_json", "multiclass", 4, 3)
+        (forest / fil.FILES["xgboost_json"]).write_text("{}")
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "original.txt").write_text(str(tmp_path / "saved"))
     for name in registry.NAMES:
         module = registry.get(name)
         for framework in module.FRAMEWORKS:
+            for_server = getattr(module, "triton_for_server", None)
             for params in params_of(name, framework):
+                artifact = Artifact(name, tmp_path, "key", dict(params), file)
+                if for_server is not None:  # the config an older Triton release takes (old names, TF backend)
+                    yield name, params, for_server(artifact, params, OLD_SERVER)
                 try:
-                    model = module.triton(Artifact(name, tmp_path, "key", dict(params), file), params)
-                except TrialError as exc:  # a searched setting Triton cannot serve, refused with its reason
-                    assert "cannot be served" in str(exc)
+                    model = module.triton(artifact, params)
+                except TrialError as exc:  # a setting or backend current Triton cannot serve, with the reason
+                    assert "cannot be served" in str(exc) or "deprecated" in str(exc)
                     continue
                 yield name, params, model
 
@@ -70,8 +83,8 @@ def test_python_twins_and_serving_knobs_are_accepted(tmp_path):
     for name, params, model in emitted(tmp_path):
         try:
             twin = python_backend.from_native(model)
-        except InputError as exc:  # TensorRT plans and accelerators have no python runtime here
-            assert model.backend in ("tensorrt", "onnxruntime", "") or "tensorrt" in str(exc), exc
+        except InputError as exc:  # TensorRT plans and accelerators, FIL, TensorFlow: no python runtime
+            assert model.backend in ("tensorrt", "onnxruntime", "", "fil") or "tensorrt" in str(exc), exc
             continue
         twins += 1
         assert twin.parameters["MODEL_FILE"] in twin.files and "model.py" in twin.files

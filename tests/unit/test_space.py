@@ -10,7 +10,7 @@ import pytest
 from navigator import paths
 from navigator.errors import InputError
 from navigator.search import space as space_mod
-from navigator.search.space import ParamSpec, PathSpace, defaults, load, parse, space_hash, suggest
+from navigator.search.space import SOURCES, ParamSpec, PathSpace, defaults, load, parse, space_hash, suggest
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -151,7 +151,7 @@ def test_every_packaged_space_loads(name):
         if not p.choices:
             assert 1 <= p.low <= p.high, p  # thread/stream counts start at one
         for src in p.sources:
-            assert src in ("torch", "onnx", "module", "torchscript", "exported"), (name, p)
+            assert src in SOURCES, (name, p)
 
 
 def test_packaged_ort_cpu_space_matches_the_runtime_mappings():

@@ -1,0 +1,96 @@
+"""Shared by the TensorFlow paths (not a path itself): the source as a SavedModel directory, TF -> ONNX
+through tf2onnx, and a runner for TensorFlow callables.
+
+tf2onnx: github.com/onnx/tensorflow-onnx (tf2onnx.convert.from_function). The ONNX graph is given the
+source's input and output names, so that the ORT/OpenVINO paths and their Triton configs need no mapping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from navigator.errors import TrialError
+from navigator.lazy import require
+from navigator.records import Params
+from navigator.source import ModelSource
+from navigator.source import tf as tf_source
+from navigator.trial.cache import Cache
+
+SAVEDMODEL = "model.savedmodel"
+ONNX_FILE = "model.onnx"
+
+
+def savedmodel(source: ModelSource, cache: Cache) -> Path:
+    """A SavedModel of the source: the user's directory, or a Keras model exported once (model.export:
+    a serving_default signature with output_0, output_1, ...)."""
+    if source.kind == "savedmodel":
+        assert source.file is not None
+        return source.file
+
+    def export(out: Path) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            source.model.model.export(str(out / SAVEDMODEL), verbose=False)
+
+    return cache.get("tf_savedmodel", {}, export) / SAVEDMODEL
+
+
+def signature_specs(source: ModelSource) -> tuple[Any, ...]:
+    """tf.TensorSpecs of the inputs, named as the source's, batch axis dynamic."""
+    tf = require("tensorflow")
+    return tuple(tf.TensorSpec(t.shape, tf.as_dtype(np.dtype(t.dtype)), name=t.name) for t in source.io.inputs)
+
+
+def _rename(graph: Any, old: str, new: str) -> None:
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for value in list(graph.input) + list(graph.output):
+        if value.name == old:
+            value.name = new
+
+
+def _to_onnx(source: ModelSource, opset: int, out: Path) -> None:
+    tf = require("tensorflow")
+    tf2onnx = require("tf2onnx")
+    onnx = require("onnx")
+    model: tf_source.TFModel = source.model
+    fn = tf.function(lambda *xs: model.fn(*xs), input_signature=signature_specs(source))
+    with contextlib.redirect_stdout(io.StringIO()):
+        proto, _ = tf2onnx.convert.from_function(fn, input_signature=signature_specs(source), opset=opset)
+    graph = proto.graph
+    if len(graph.output) != len(source.io.outputs):
+        raise TrialError(f"tf2onnx gave {len(graph.output)} outputs, the source has {len(source.io.outputs)}")
+    for value, spec in zip(list(graph.input), source.io.inputs):
+        _rename(graph, value.name, spec.name)
+    for value, spec in zip(list(graph.output), source.io.outputs):
+        _rename(graph, value.name, spec.name)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out / ONNX_FILE))
+
+
+def onnx_file(source: ModelSource, params: Params, cache: Cache) -> Path:
+    """model.onnx converted by tf2onnx at the trial's opset, cached under its own key."""
+    key = {"opset": int(params["opset"])}
+    return cache.get("tf2onnx", key, lambda out: _to_onnx(source, key["opset"], out)) / ONNX_FILE
+
+
+class TFRunner:
+    """Calls a TensorFlow callable with tensors in input order; outputs are brought back as NumPy inside
+    the timed call (TensorFlow's eager results are handles until read)."""
+
+    def __init__(self, fn: Callable[..., Any], source: ModelSource) -> None:
+        self.fn = fn
+        self.model: tf_source.TFModel = source.model
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(o) for o in require("tensorflow").nest.flatten(self.fn(*tf_source.tensors(self.model, inputs)))]
+
+    def prepare(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
+        tensors = tf_source.tensors(self.model, inputs)
+        fn, flatten = self.fn, require("tensorflow").nest.flatten
+        return lambda: [o.numpy() for o in flatten(fn(*tensors))]

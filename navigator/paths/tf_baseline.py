@@ -1,0 +1,65 @@
+"""Runs the source TensorFlow model as it is (the baseline of TensorFlow sources): called eagerly, or
+wrapped in tf.function with or without XLA (jit_compile). A SavedModel is called through its
+serving_default signature, a graph already; `graph` wraps it once more so that XLA can compile it.
+
+Triton's TensorFlow backend is deprecated since release 25.03 (server PR #8068), so by default this
+path writes no config and the best ONNX Runtime / OpenVINO trial is deployed instead. For an older
+server (--triton-server before 25.03) it writes a tensorflow_savedmodel config, with a warning; XLA
+maps to optimization.graph.level 1, the TensorFlow backend's switch for it.
+"""
+
+from __future__ import annotations
+
+from navigator.errors import TrialError
+from navigator.lazy import installed, require
+from navigator.paths import _tf
+from navigator.paths.base import Runner, TritonModel
+from navigator.records import Artifact, Params
+from navigator.settings import parse_release
+from navigator.source import ModelSource
+from navigator.trial.cache import Cache
+
+NAME = "tf_baseline"
+TIMEOUT_S = 300.0  # default trial timeout: XLA compiles on the first call
+DEVICES = ("cpu",)
+FRAMEWORKS = ("tf",)
+DEPRECATED = (25, 3)  # the first release whose TensorFlow backend is deprecated
+WARNING = ("tensorflow_savedmodel config: Triton's TensorFlow backend is deprecated since release 25.03 "
+           "and absent from newer servers; prefer the ONNX Runtime or OpenVINO configs")
+
+
+def available() -> str | None:
+    return None if installed("tensorflow") else "tensorflow is not installed (pip install 'navigator[tf]')"
+
+
+def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+    """The SavedModel Triton's TensorFlow backend would load (a Keras source is exported once)."""
+    d = _tf.savedmodel(source, cache)
+    return Artifact(NAME, d, d.name, dict(params), d)
+
+
+def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
+    fn = source.model.fn
+    if params.get("mode") == "graph":
+        tf = require("tensorflow")
+        fn = tf.function(fn, input_signature=_tf.signature_specs(source), jit_compile=bool(params.get("jit_compile")))
+    return _tf.TFRunner(fn, source)
+
+
+def triton(artifact: Artifact, params: Params) -> TritonModel:
+    raise TrialError("Triton's TensorFlow backend is deprecated since release 25.03: the ONNX Runtime/OpenVINO "
+                     "trial is deployed instead (--triton-server 25.02 or older writes tensorflow_savedmodel)")
+
+
+def savedmodel_config(artifact: Artifact, params: Params, release: str) -> TritonModel:
+    """tensorflow_savedmodel for a server older than 25.03 (shared with tf_trt)."""
+    if parse_release(release) >= DEPRECATED:
+        return triton(artifact, params)
+    assert artifact.file is not None
+    xla = params.get("mode") == "graph" and bool(params.get("jit_compile"))
+    return TritonModel(platform="tensorflow_savedmodel", files={"model.savedmodel": artifact.file},
+                       graph_level=1 if xla else None, warnings=(WARNING,))
+
+
+def triton_for_server(artifact: Artifact, params: Params, release: str) -> TritonModel:
+    return savedmodel_config(artifact, params, release)
