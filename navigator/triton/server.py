@@ -11,11 +11,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from navigator.errors import ServeError, UnavailableError
 
@@ -142,8 +144,30 @@ def serve(repository: Path, log: Path, *, model: str | None = None, explicit: bo
                                    env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},  # no litter in the repo
                                    preexec_fn=_child_setup(None))
     server = Server(process, http_port, grpc_port, log)
+    previous = _stop_on_signals(server)
     try:
         _wait_ready(server, model, timeout_s)
         yield server
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         stop(server)
+
+
+def _stop_on_signals(server: Server) -> dict[int, Any]:
+    """Ctrl-C or SIGTERM stop the server at once, wherever the main thread is blocked (an HTTP call, a
+    perf_analyzer run), then take their usual course; returns the handlers to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop(server, grace_s=5.0)
+        handler = previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)  # Python's SIGINT handler: KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, on_signal)
+    return previous

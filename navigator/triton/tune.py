@@ -65,6 +65,8 @@ class Bench:
         from navigator.triton import perf
 
         name = self.deployment.name
+        if not self.server.alive():
+            raise ServeError(f"tritonserver ended (exit code {self.server.process.returncode}): {self.server.log_tail()}")
         try:
             override = json_format.MessageToJson(self.deployment.config(config))
             self.client.load_model(name, config=override)
