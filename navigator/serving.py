@@ -102,8 +102,8 @@ def run(model_dir: Path, inputs: dict[str, np.ndarray], reference: dict[str, np.
         raise InputError(f"validation data lacks {', '.join(missing)} for {model_dir}")
     ref = [reference[s.name] for s in written.io.outputs]
     log = work / "tritonserver.log"
-    checks, note = dep.serve_check(written, inputs, ref, atol, rtol, log)
-    served, _ = dep.servable(written, triton_server.backends(triton_server.find("tritonserver")))
+    served, note = dep.servable(written, triton_server.backends(triton_server.find("tritonserver")))
+    checks = dep.serve_check(served, inputs, ref, atol, rtol, log)
     notes = [note] if note else []
     report = ServingReport(deployment="python" if served.model.backend == "python" else served.model.backend,
                            model=written.name, checks=tuple(checks), batch_size=batch_size,

@@ -130,12 +130,12 @@ def check(protocol: str, url: str, deployment: Deployment, inputs: dict[str, np.
     return ServeCheck(protocol, v.ok, v.reason, tuple(v.outputs))
 
 
-def serve_check(deployment: Deployment, inputs: dict[str, np.ndarray], reference: list[np.ndarray],
-                atol: float, rtol: float, log: Path) -> tuple[list[ServeCheck], str]:
-    """Serve the deployment from a scratch repository, ask over HTTP and gRPC, compare; the server stops."""
+def serve_check(target: Deployment, inputs: dict[str, np.ndarray], reference: list[np.ndarray],
+                atol: float, rtol: float, log: Path) -> list[ServeCheck]:
+    """Serve a deployment this server can load (see servable()) from a scratch repository, ask over HTTP
+    and gRPC, compare; the server stops."""
     from navigator.triton import server as triton_server
 
-    target, note = servable(deployment, triton_server.backends(triton_server.find("tritonserver")))
     scratch = Path(tempfile.mkdtemp(prefix="navigator-serve-"))
     try:
         target.write(scratch / "repository")
@@ -144,5 +144,5 @@ def serve_check(deployment: Deployment, inputs: dict[str, np.ndarray], reference
                       check("grpc", srv.grpc_url, target, inputs, reference, atol, rtol)]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return checks, note
+    return checks
 
