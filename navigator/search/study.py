@@ -224,7 +224,9 @@ class Search:
             return self.value(outcome)
 
         if not self.storage.shared:
-            self.study.optimize(objective, n_trials=remaining_n, timeout=remaining_s)
+            # Stopped on the budget as elapsed() counts it (trial time), not on wall time: a wall-clock
+            # timeout also spends the time between trials, and a rerun would then find budget left.
+            self.study.optimize(objective, n_trials=remaining_n, callbacks=[self._stop_when_spent])
             return
         # Several workers: the count and the summed time are checked after each trial, against the
         # whole study; _claim fails a trial that one worker asked for as another filled the cap.
