@@ -161,7 +161,9 @@ class ServingConfig:
 
     max_batch_size: int
     instances: int = 1
-    dynamic_batching: bool = False
+    # On by default where max_batch_size > 0, as Triton's batcher guide advises (dynamic_batching {}:
+    # batches as large as possible up to max_batch_size, no delay); the serving search tunes it.
+    dynamic_batching: bool = True
     max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
     threads: int | None = None  # per instance; None keeps the winning trial's own setting
