@@ -9,8 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from navigator import env
 from navigator import paths as registry
 from navigator.errors import InputError, NavigatorError, UnavailableError
@@ -243,7 +241,11 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served)
-    extra = {"notes": [n for n in [*notes, why, *deploy_notes] if n],
+    from navigator.trial.validate import nonfinite_notes, reference_nonfinite
+
+    nonfinite = reference_nonfinite(source.io.outputs, source.sample_outputs)
+    extra = {"notes": [n for n in [*notes, why, *deploy_notes, *nonfinite_notes(nonfinite)] if n],
+             "source_nonfinite": nonfinite,
              "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
              "source": {"model": str(Path(model).resolve()), "input_spec": spec_text,
@@ -390,8 +392,9 @@ def nondeterminism(source: ModelSource) -> float:
     """Largest difference between two identical runs of the source model (0.0 when deterministic): the
     run load_source made, and one more."""
     first, second = source.sample_outputs, source.reference(source.samples)
-    diffs = [float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
-             for a, b in zip(first, second)]
+    from navigator.trial.validate import finite_difference
+
+    diffs = [finite_difference(a, b) for a, b in zip(first, second)]
     return max(diffs, default=0.0)
 
 

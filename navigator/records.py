@@ -74,6 +74,9 @@ class OutputCheck:
     ok: bool
     # Integer outputs (class labels) are compared exactly: the share of elements equal to the source's.
     agreement: float | None = None
+    # NaN/Inf values in the source's output: the trial must have them at the same positions (`nonfinite`
+    # counts where it does not); the finite rest is what max_abs/max_rel measure.
+    source_nonfinite: int = 0
 
 
 @dataclass(frozen=True)
