@@ -65,7 +65,7 @@ def save_whole(source: Path, target: Path) -> None:
         onnx.save_model(model, str(target))
     else:
         onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=f"{target.name}.data")
+                        location=f"{target.name}.data", size_threshold=0)
 
 
 def copy_external(source: Path, target: Path) -> None:
