@@ -21,6 +21,7 @@ from navigator.serving import ServingOptions, parse_concurrency, save_validation
 from navigator.settings import (OptimizeSettings, default_memory_cap, parse_batch_sizes, parse_budget,
                                 parse_memory)
 from navigator.source import ModelSource, load_source
+from navigator.source.iospec import searched_batches
 
 
 
@@ -256,7 +257,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
                           "finalists": settings.finalists, "rounds": settings.rounds, "window_s": settings.window_s,
                           "trial_timeout_s": settings.trial_timeout_s, "memory_bytes": settings.memory_bytes,
                           "window_calls": settings.window_calls, "noise_atol": settings.noise_atol,
-                          "triton_server": settings.triton_server,
+                          "triton_server": settings.triton_server, "dynamic_batching": settings.dynamic_batching,
                           "study_elapsed_s": round(search.elapsed(), 1)}}
     if search.storage.shared:
         extra["study"] = search.summary()
@@ -351,22 +352,12 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
     source = load_source(model, sample_inputs=sample_inputs, input_spec=input_spec,
                          input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
                          batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
-    settings_args["batch_sizes"] = batch_sizes_for(source, asked)
+    settings_args["batch_sizes"] = searched_batches(source.io, source.samples, asked)
     target = Path(out) if out else Path("navigator-out") / _slug(source.name)
     _check_out(target, force, shared is not None)
     noise = nondeterminism(source)
     settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
     return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options)
-
-
-def batch_sizes_for(source: ModelSource, asked: tuple[int, ...] | None) -> tuple[int, ...]:
-    """The batch sizes searched: those asked for that the model takes (see iospec.batches_taken); when
-    none were asked for, the rows of the sample inputs of a dynamic-batch model, else 1."""
-    from navigator.source.iospec import batches_taken, leading_rows
-
-    if asked is None:
-        asked = ((leading_rows(source.samples) or 1) if source.io.batched else 1,)
-    return batches_taken(source.io, asked)
 
 
 def _check_out(out: Path, force: bool, shared: bool = False) -> None:

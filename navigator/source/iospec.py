@@ -88,10 +88,13 @@ def batches_taken(io: IOSpec, sizes: tuple[int, ...]) -> tuple[int, ...]:
                      "so the model takes batch 1 only (one call is one inference); use --batch-size 1")
 
 
-def leading_rows(data: dict[str, np.ndarray]) -> int | None:
-    """The rows of sample data when every array has the same first dimension, else None."""
-    rows = {a.shape[0] if a.ndim else None for a in data.values()}
-    return rows.pop() if len(rows) == 1 else None
+def searched_batches(io: IOSpec, samples: dict[str, np.ndarray], asked: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The batch sizes searched: those asked for that the model takes (batches_taken); when none were
+    asked for, the rows of the sample inputs of a dynamic-batch model (all arrays alike), else 1."""
+    if asked is None:
+        rows = {a.shape[0] if a.ndim else None for a in samples.values()}
+        asked = ((rows.pop() or 1) if io.batched and len(rows) == 1 else 1,)
+    return batches_taken(io, asked)
 
 
 def make_inputs(inputs: tuple[TensorSpec, ...], batch: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -214,3 +214,14 @@ def test_batches_taken_by_models_without_a_dynamic_batch_axis():
     mixed = IOSpec((TensorSpec("x", "float32", (None, 3)), TensorSpec("m", "float32", (4, 3))), ())
     with pytest.raises(InputError, match=r"input 'm' has a fixed first dimension 4"):
         batches_taken(mixed, (4,))
+
+
+def test_searched_batches_default_to_the_sample_rows_of_a_dynamic_batch_model():
+    from navigator.records import IOSpec
+    from navigator.source.iospec import searched_batches
+
+    dynamic = IOSpec((TensorSpec("x", "float32", (None, 3)),), ())
+    assert searched_batches(dynamic, {"x": np.zeros((8, 3), np.float32)}, None) == (8,)
+    assert searched_batches(dynamic, {"x": np.zeros((8, 3), np.float32)}, (2, 4)) == (2, 4)
+    fixed = IOSpec((TensorSpec("x", "float32", (4, 3)),), ())
+    assert searched_batches(fixed, {"x": np.zeros((4, 3), np.float32)}, None) == (1,)
