@@ -33,8 +33,8 @@ class TritonModel:
     `cpu_accelerators` / `gpu_accelerators` name -> parameters for optimization.execution_accelerators;
     `cuda_graphs` sets optimization.cuda.graphs; `kind` is the instance group's kind.
     `io` replaces the source's IOSpec where the backend fixes its own tensors (fil: input__0/output__0);
-    A `files` entry may be a directory
-    (a SavedModel); `warnings` are written to the report's notes when this model is deployed.
+    a `files` entry may be a directory (a SavedModel); `warnings` are written to the report's notes when
+    this model is deployed.
     """
 
     backend: str = ""

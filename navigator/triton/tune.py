@@ -43,9 +43,9 @@ def score(points: tuple[PerfPoint, ...], limit_ms: float | None) -> float | None
 def suggest(trial: Any, batch_size: int, cores: int, streams: bool = False, max_batch: int | None = None,
             batching: bool = True) -> ServingConfig:
     """One point of the serving space (optuna define-by-run); `streams` adds OpenVINO's streams; `max_batch`
-    (the largest batch the artifact was validated at) caps max_batch_size; `batching` False keeps dynamic
-    batching off."""
-    sizes = sorted({min(batch_size * m, max_batch or batch_size * m) for m in (1, 2, 4, 8)})
+    (the largest batch the artifact was validated at, the written default) caps max_batch_size and is one
+    of its choices; `batching` False keeps dynamic batching off."""
+    sizes = sorted({min(batch_size * m, max_batch or batch_size * m) for m in (1, 2, 4, 8)} | {max_batch or batch_size})
     max_batch = trial.suggest_categorical("max_batch_size", sizes)
     dynamic = trial.suggest_categorical("dynamic_batching", [False, True] if batching else [False])
     delay = trial.suggest_categorical("max_queue_delay_us", [0, 100, 500, 2000]) if dynamic else 0
