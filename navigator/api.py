@@ -143,14 +143,15 @@ def _serve(out: Path, winner: TrialOutcome, batch_size: int, options: ServingOpt
 
 def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[TrialOutcome], None] | None = None,
         enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, storage: StudyStorage | None = None,
-        wall_s: float | None = None, join: bool = False, serving: ServingOptions | None = None) -> Result:
+        wall_s: float | None = None, join: bool = False, serving: ServingOptions | None = None,
+        notes: tuple[str, ...] = ()) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source.
 
     `storage`: a shared study (default: SQLite in the output directory); `join`: this process joins it as
     a worker with the settings its creator published (it publishes none); `wall_s`: this worker's own
     time limit. In a shared study, only the last worker to finish picks the winner and writes the
     repository and report; the others return their trials with `report` None. `serving`: how the winner
-    is deployed and whether a real server checks, measures and tunes it."""
+    is deployed and whether a real server checks, measures and tunes it; `notes` go into the report."""
     from navigator.progress import Progress
     from navigator.search.study import Search
     from navigator.source import materialize
@@ -190,7 +191,7 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
             return Result(model=source.name, objective=settings.objective, outcomes=tuple(search.outcomes()),
                           winner=None, baseline=None, speedup=None, repository=None, report=None,
                           environment=env.snapshot())
-        return finish(source, settings, search, ctx, worker, candidates, serving=serving,
+        return finish(source, settings, search, ctx, worker, candidates, notes, serving=serving,
                       materialized=(model, spec_text, data, trust))
 
 
@@ -353,11 +354,14 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                          input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
                          batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
     settings_args["batch_sizes"] = searched_batches(source.io, source.samples, asked)
+    dropped = sorted(set(asked or ()) - set(settings_args["batch_sizes"]))  # type: ignore[arg-type]
+    notes = (f"batch sizes {', '.join(map(str, dropped))} not searched: the model has no dynamic batch axis, "
+             "so one call is one inference (batch 1)",) if dropped else ()
     target = Path(out) if out else Path("navigator-out") / _slug(source.name)
     _check_out(target, force, shared is not None)
     noise = nondeterminism(source)
     settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
-    return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options)
+    return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options, notes=notes)
 
 
 def _check_out(out: Path, force: bool, shared: bool = False) -> None:

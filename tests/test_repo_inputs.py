@@ -66,6 +66,13 @@ def test_fixed_batch_model_refuses_a_larger_batch_before_the_search(tmp_path):
     assert len(lines) == 1 and "Traceback" not in done.stderr
     assert "input 'x'" in lines[0] and "fixed first dimension 1" in lines[0] and "batch 1 only" in lines[0]
     assert not (tmp_path / "out").exists()
+    done = run_cli("optimize", "--model", str(model), "--batch-size", "1:16", "--trials", "1", "--out",
+                   str(tmp_path / "out"), *FAST)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert {o["config"]["batch_size"] for o in report["outcomes"]} == {1}
+    assert "batch sizes 2, 4, 8, 16 not searched: the model has no dynamic batch axis" in " ".join(report["notes"])
+    assert "max_batch_size" not in (tmp_path / "out" / "model_repository" / "static" / "config.pbtxt").read_text()
 
 
 def test_a_dynamic_batch_model_whose_outputs_lack_the_batch_rows_fails_its_trial(tmp_path):
