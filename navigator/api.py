@@ -9,8 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from navigator import env
 from navigator import paths as registry
 from navigator.errors import InputError, NavigatorError, UnavailableError
@@ -23,6 +21,7 @@ from navigator.serving import ServingOptions, parse_concurrency, save_validation
 from navigator.settings import (OptimizeSettings, default_memory_cap, parse_batch_sizes, parse_budget,
                                 parse_memory)
 from navigator.source import ModelSource, load_source
+from navigator.source.iospec import searched_batches
 
 
 
@@ -54,12 +53,14 @@ def _compare(winner: TrialOutcome | None, finalists: list[Finalist], objective: 
 
 
 def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings: OptimizeSettings,
-            repository: Path, python: bool = False) -> tuple[TrialOutcome | None, list[str]]:
+            repository: Path, python: bool = False, worker: Any = None) -> tuple[TrialOutcome | None, list[str]]:
     """Write the best trial that can be served (as its python-backend twin with `python`); a winner whose
-    Triton export fails yields to the next."""
+    Triton export fails yields to the next. A dynamic-batch model's max_batch_size is the largest batch
+    the trial validates at (trial/served.py), checked in `worker`."""
     from navigator.records import ServingConfig
     from navigator.triton.deployment import Deployment
     from navigator.trial.run import convert, one_line
+    from navigator.trial.served import served_max
 
     notes = []
     for o in ranked:
@@ -70,10 +71,12 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
             for_server = getattr(module, "triton_for_server", None)
             model = for_server(artifact, params, settings.triton_server) if for_server and settings.triton_server \
                 else module.triton(artifact, params)
-            deployment = Deployment(_slug(source.name), model.io or source.io, model,
-                                    ServingConfig(max(settings.batch_sizes)))
+            io = model.io or source.io
+            served, why = served_max(worker, ctx, o.config, settings.batch_sizes) if io.batched else (0, "")
+            deployment = Deployment(_slug(source.name), io, model,
+                                    ServingConfig(served, dynamic_batching=settings.dynamic_batching))
             (deployment.python() if python else deployment).write(repository)
-            notes += [f"warning: {w}" for w in model.warnings]
+            notes += [f"warning: {w}" for w in model.warnings] + ([why] if why else [])
             return o, notes
         except Exception as exc:  # a path's Triton export failing: record it, try the runner-up
             notes.append(f"trial {o.config.number} ({o.config.path}) not deployable: {one_line(exc)}")
@@ -140,14 +143,15 @@ def _serve(out: Path, winner: TrialOutcome, batch_size: int, options: ServingOpt
 
 def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[TrialOutcome], None] | None = None,
         enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, storage: StudyStorage | None = None,
-        wall_s: float | None = None, join: bool = False, serving: ServingOptions | None = None) -> Result:
+        wall_s: float | None = None, join: bool = False, serving: ServingOptions | None = None,
+        notes: tuple[str, ...] = ()) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source.
 
     `storage`: a shared study (default: SQLite in the output directory); `join`: this process joins it as
     a worker with the settings its creator published (it publishes none); `wall_s`: this worker's own
     time limit. In a shared study, only the last worker to finish picks the winner and writes the
     repository and report; the others return their trials with `report` None. `serving`: how the winner
-    is deployed and whether a real server checks, measures and tunes it."""
+    is deployed and whether a real server checks, measures and tunes it; `notes` go into the report."""
     from navigator.progress import Progress
     from navigator.search.study import Search
     from navigator.source import materialize
@@ -187,7 +191,7 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
             return Result(model=source.name, objective=settings.objective, outcomes=tuple(search.outcomes()),
                           winner=None, baseline=None, speedup=None, repository=None, report=None,
                           environment=env.snapshot())
-        return finish(source, settings, search, ctx, worker, candidates, serving=serving,
+        return finish(source, settings, search, ctx, worker, candidates, notes, serving=serving,
                       materialized=(model, spec_text, data, trust))
 
 
@@ -221,7 +225,8 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
     serving = serving or ServingOptions()
     winner, deploy_notes = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
-                                   out / "model_repository", python=serving.deployment == "python")
+                                   out / "model_repository", python=serving.deployment == "python",
+                                   worker=worker)
     save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)
     served = None
     if winner is not None and serving.active:
@@ -238,7 +243,11 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served)
-    extra = {"notes": [n for n in [*notes, why, *deploy_notes] if n],
+    from navigator.trial.validate import nonfinite_notes, reference_nonfinite
+
+    nonfinite = reference_nonfinite(source.io.outputs, source.sample_outputs)
+    extra = {"notes": [n for n in [*notes, why, *deploy_notes, *nonfinite_notes(nonfinite)] if n],
+             "source_nonfinite": nonfinite,
              "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
              "source": {"model": str(Path(model).resolve()), "input_spec": spec_text,
@@ -249,7 +258,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
                           "finalists": settings.finalists, "rounds": settings.rounds, "window_s": settings.window_s,
                           "trial_timeout_s": settings.trial_timeout_s, "memory_bytes": settings.memory_bytes,
                           "window_calls": settings.window_calls, "noise_atol": settings.noise_atol,
-                          "triton_server": settings.triton_server,
+                          "triton_server": settings.triton_server, "dynamic_batching": settings.dynamic_batching,
                           "study_elapsed_s": round(search.elapsed(), 1)}}
     if search.storage.shared:
         extra["study"] = search.summary()
@@ -261,7 +270,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
 
 
 def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10m", out: str | Path | None = None,
-             trials: int | None = None, batch_size: str | int = 1, objective: str = "throughput",
+             trials: int | None = None, batch_size: str | int | None = 1, objective: str = "throughput",
              sampler: str = "tpe", paths: list[str] | None = None, input_spec: str | None = None,
              input_data: str | Path | None = None, trust_pickle: bool = False, atol: float | None = None,
              rtol: float | None = None, progress: bool = True, window_s: float = 0.25,
@@ -272,7 +281,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              study: str | None = None, heartbeat: int = 10, serving: str = "native", serve_check: bool = False,
              tune_serving: bool = False, serving_budget: str | float = "2m", concurrency: str = "1,4",
              latency_limit_ms: float | None = None,
-             triton_server: str | None = None) -> Result:
+             triton_server: str | None = None, dynamic_batching: bool = True) -> Result:
     """Find the fastest correct way to serve `model` on Triton.
 
     Args:
@@ -284,7 +293,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         budget: wall-clock budget of the whole study ('90s', '10m', '2h'), summed over reruns.
         out: output directory (default ./navigator-out/<model name>); rerunning continues its study.
         trials: cap on the study's number of trials.
-        batch_size: 'N', 'LOW:HIGH' (powers of two searched) or 'N,M,...'.
+        batch_size: 'N', 'LOW:HIGH' (powers of two searched) or 'N,M,...'; None: the rows of the sample
+            inputs (a dynamic-batch model), else 1. A model without a dynamic batch axis takes batch 1 only.
         objective: 'throughput' (inferences/s, maximised) or 'latency' (p99 ms, minimised).
         sampler: 'tpe', 'random' or 'grid'.
         paths: conversion paths to search (default: all available).
@@ -310,6 +320,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         tune_serving: also search max_batch_size, dynamic batching, instance count and per-instance threads
             for `serving_budget`, maximising throughput within `latency_limit_ms` (p99); the best is written.
         concurrency: perf_analyzer concurrencies, 'N,M' or 'LOW:HIGH' (powers of two).
+        dynamic_batching: write `dynamic_batching {}` (Triton's batcher, no queue delay) in the config of a
+            model with max_batch_size > 0; False leaves it out and the serving search keeps it off.
 
     Returns:
         Result with every trial, the winner (`result.best`), the repository and report paths.
@@ -318,18 +330,20 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         NavigatorError: bad model, inputs or settings (InputError), nothing can run (UnavailableError),
             or the output directory holds another study (StudyMismatchError).
     """
-    settings_args = dict(budget_s=parse_budget(budget), trials=trials, batch_sizes=parse_batch_sizes(batch_size),
+    asked = parse_batch_sizes(batch_size) if batch_size is not None else None
+    settings_args = dict(budget_s=parse_budget(budget), trials=trials, batch_sizes=asked or (1,),
                          objective=objective, sampler=sampler, paths=tuple(paths) if paths else None,
                          atol=atol, rtol=rtol, show_progress=progress, window_s=window_s,
                          trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
                          memory_bytes=None if device == "cuda" else (
                              default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
                          window_calls=window_calls, device=env.default_device() if device == "auto" else device,
-                         triton_server=triton_server)
+                         triton_server=triton_server, dynamic_batching=dynamic_batching)
     OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
     shared = study_storage.shared(storage, study, heartbeat)
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
-                                     parse_concurrency(concurrency), latency_limit_ms)
+                                     parse_concurrency(concurrency), latency_limit_ms,
+                                     dynamic_batching=dynamic_batching)
     if serving_options.active:  # before the search, not after it
         from navigator.triton.server import find
 
@@ -339,11 +353,15 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
     source = load_source(model, sample_inputs=sample_inputs, input_spec=input_spec,
                          input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
                          batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
+    settings_args["batch_sizes"] = searched_batches(source.io, source.samples, asked)
+    dropped = sorted(set(asked or ()) - set(settings_args["batch_sizes"]))  # type: ignore[arg-type]
+    notes = (f"batch sizes {', '.join(map(str, dropped))} not searched: the model has no dynamic batch axis, "
+             "so one call is one inference (batch 1)",) if dropped else ()
     target = Path(out) if out else Path("navigator-out") / _slug(source.name)
     _check_out(target, force, shared is not None)
     noise = nondeterminism(source)
     settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
-    return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options)
+    return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options, notes=notes)
 
 
 def _check_out(out: Path, force: bool, shared: bool = False) -> None:
@@ -369,8 +387,9 @@ def nondeterminism(source: ModelSource) -> float:
     """Largest difference between two identical runs of the source model (0.0 when deterministic): the
     run load_source made, and one more."""
     first, second = source.sample_outputs, source.reference(source.samples)
-    diffs = [float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
-             for a, b in zip(first, second)]
+    from navigator.trial.validate import finite_difference
+
+    diffs = [finite_difference(a, b) for a, b in zip(first, second)]
     return max(diffs, default=0.0)
 
 

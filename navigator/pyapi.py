@@ -72,13 +72,6 @@ def inputs_from_dataloader(model: Any, dataloader: Iterable[Any]) -> Any:
     return batch
 
 
-def _leading_dim(sample: Any) -> int | None:
-    first = next(iter(sample.values())) if isinstance(sample, dict) else (
-        sample[0] if isinstance(sample, (tuple, list)) else sample)
-    shape = getattr(first, "shape", None)
-    return int(shape[0]) if shape is not None and len(shape) > 0 else None
-
-
 def _metric_values(result: Result, metric: Callable[[Any], float]) -> dict[str, float]:
     """The user metric on the winner's Runner (and on the baseline's, the source runtime's defaults)."""
     from dataclasses import replace
@@ -132,7 +125,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
             and compared by `navigator check`.
         callbacks: each called with a ProgressEvent after every trial.
         progress: show a progress bar on the terminal.
-        batch_size: 'N', 'LOW:HIGH' or 'N,M'; default: the dataloader's batch size, else 1.
+        batch_size: 'N', 'LOW:HIGH' or 'N,M'; default: the batch of the sample inputs (or the dataloader's
+            first batch) for a model with a dynamic batch axis, else 1.
         on_trial: called with each TrialOutcome as it finishes (before the callbacks).
         The other arguments are those of the command line (see `navigator.api.optimize`), `options`
         included: serving, serve_check, tune_serving, serving_budget, concurrency, latency_limit_ms
@@ -152,8 +146,6 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
         raise InputError("give sample inputs or a dataloader, not both")
     if dataloader is not None:
         inputs = inputs_from_dataloader(model, dataloader)
-    if batch_size is None:
-        batch_size = (_leading_dim(inputs) or 1) if dataloader is not None else 1
     start = time.monotonic()
     seen: list[TrialOutcome] = []
     best: list[TrialOutcome] = []

@@ -74,6 +74,9 @@ class OutputCheck:
     ok: bool
     # Integer outputs (class labels) are compared exactly: the share of elements equal to the source's.
     agreement: float | None = None
+    # NaN/Inf values in the source's output: the trial must have them at the same positions (`nonfinite`
+    # counts where it does not); the finite rest is what max_abs/max_rel measure.
+    source_nonfinite: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,9 @@ class ServingConfig:
 
     max_batch_size: int
     instances: int = 1
-    dynamic_batching: bool = False
+    # On by default where max_batch_size > 0, as Triton's batcher guide advises (dynamic_batching {}:
+    # batches as large as possible up to max_batch_size, no delay); the serving search tunes it.
+    dynamic_batching: bool = True
     max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
     threads: int | None = None  # per instance; None keeps the winning trial's own setting

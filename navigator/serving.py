@@ -24,6 +24,7 @@ class ServingOptions:
     concurrency: tuple[int, ...] = (1, 4)
     latency_limit_ms: float | None = None
     interval_ms: int = 1500
+    dynamic_batching: bool = True  # False: the serving search keeps Triton's dynamic batcher off
 
     def __post_init__(self) -> None:
         if self.deployment not in DEPLOYMENTS:
@@ -111,7 +112,8 @@ def run(model_dir: Path, inputs: dict[str, np.ndarray], reference: dict[str, np.
     if not all(c.ok for c in checks):
         return replace(report, notes=tuple(notes + ["not measured: the served answers are wrong"]))
     settings = tune.TuneSettings(batch_size, options.concurrency, options.budget_s if options.tune else 0.0,
-                                 options.latency_limit_ms, options.interval_ms)
+                                 options.latency_limit_ms, options.interval_ms,
+                                 dynamic_batching=options.dynamic_batching)
     try:
         default, best, trials = tune.tune(served, inputs, settings, work / "perf", log)
     except ServeError as exc:  # the answers were checked; the figures could not be had

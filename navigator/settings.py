@@ -99,6 +99,8 @@ class OptimizeSettings:
     # Triton release the configs target ("25.02"); None = a current server. Older releases get the
     # configs only they take (tensorflow_savedmodel before 25.03, FIL's pre-25.09 parameter names).
     triton_server: str | None = None
+    # dynamic_batching {} in the written config of every model with max_batch_size > 0 (False: none)
+    dynamic_batching: bool = True
 
     def __post_init__(self) -> None:
         if self.objective not in ("throughput", "latency"):

@@ -33,8 +33,8 @@ class TritonModel:
     `cpu_accelerators` / `gpu_accelerators` name -> parameters for optimization.execution_accelerators;
     `cuda_graphs` sets optimization.cuda.graphs; `kind` is the instance group's kind.
     `io` replaces the source's IOSpec where the backend fixes its own tensors (fil: input__0/output__0);
-    `dynamic_batching` adds an empty dynamic_batching block; a `files` entry may be a directory
-    (a SavedModel); `warnings` are written to the report's notes when this model is deployed.
+    a `files` entry may be a directory (a SavedModel); `warnings` are written to the report's notes when
+    this model is deployed.
     """
 
     backend: str = ""
@@ -48,7 +48,6 @@ class TritonModel:
     kind: str = "KIND_CPU"
     default_model_filename: str = ""
     io: IOSpec | None = None
-    dynamic_batching: bool = False
     warnings: tuple[str, ...] = ()
 
 

@@ -51,12 +51,14 @@ class ModelSource:
         return torch_source.run(self.kind, self.model, [t.name for t in self.io.inputs], inputs)
 
 
-def _sha256(path: Path) -> str:
-    """A file's hash; a directory's (a SavedModel) covers every file's relative name and content."""
+def _sha256(path: Path, also: tuple[Path, ...] = ()) -> str:
+    """A file's hash; a directory's (a SavedModel) covers every file's relative name and content; `also`:
+    files beside `path` that belong to it (an ONNX model's external data), by relative name and content."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files + [path.parent / rel for rel in also]:
+        if file != path:
+            digest.update(str(file.relative_to(path if path.is_dir() else path.parent)).encode())
         with open(file, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
@@ -152,7 +154,8 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
     if data is not None:
         iospec.check_data(inputs, data)
     samples = data if data is not None else iospec.make_inputs(inputs, batch)
-    fingerprint = _sha256(file) if file else torch_source.fingerprint_module(torch_source.callable_of(kind, loaded))
+    external = tuple(onnx_source.external_files(file)) if framework == "onnx" and file else ()
+    fingerprint = _sha256(file, external) if file else torch_source.fingerprint_module(torch_source.callable_of(kind, loaded))
     src = ModelSource(framework, kind, name, file, loaded, IOSpec(inputs, ()), fingerprint, samples,
                       input_spec, input_data, trust_pickle)
     try:

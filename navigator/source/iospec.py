@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from navigator.errors import InputError
-from navigator.records import TensorSpec
+from navigator.records import IOSpec, TensorSpec
 
 # Size given to a dynamic axis other than the batch axis when inputs are generated.
 DYNAMIC_AXIS_SIZE = 16
@@ -71,6 +71,30 @@ def check_data(inputs: tuple[TensorSpec, ...], data: dict[str, np.ndarray]) -> N
             raise InputError(f"input {spec.name!r}: the data has no rows")
         if arr.dtype.name != spec.dtype:
             raise InputError(f"input {spec.name!r}: data of dtype {arr.dtype.name}, the model expects {spec.dtype}")
+
+
+def batches_taken(io: IOSpec, sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """The batch sizes of `sizes` the model can take: all of them with a dynamic batch axis; else only 1,
+    since each call of a model without one is one inference (as Triton counts a max_batch_size 0 model)
+    and a larger batch would count rows it never computed. InputError when none is left."""
+    if io.batched:
+        return sizes
+    if 1 in sizes:
+        return (1,)
+    spec = next((t for t in io.inputs if t.shape and t.shape[0] is not None), io.inputs[0])
+    dim = f"a fixed first dimension {spec.shape[0]}" if spec.shape else "no batch dimension"
+    wanted = ",".join(map(str, sizes))
+    raise InputError(f"--batch-size {wanted}: input {spec.name!r} has {dim} (shape {list(spec.shape)}), "
+                     "so the model takes batch 1 only (one call is one inference); use --batch-size 1")
+
+
+def searched_batches(io: IOSpec, samples: dict[str, np.ndarray], asked: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The batch sizes searched: those asked for that the model takes (batches_taken); when none were
+    asked for, the rows of the sample inputs of a dynamic-batch model (all arrays alike), else 1."""
+    if asked is None:
+        rows = {a.shape[0] if a.ndim else None for a in samples.values()}
+        asked = ((rows.pop() or 1) if io.batched and len(rows) == 1 else 1,)
+    return batches_taken(io, asked)
 
 
 def make_inputs(inputs: tuple[TensorSpec, ...], batch: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -12,6 +12,8 @@ from navigator.lazy import require
 from navigator.records import TensorSpec
 
 MIN_OPSET = 13
+# Protobuf's limit on one serialized message: a model with external data below it is saved as one file.
+ONE_FILE_LIMIT = 2**31 - 1
 
 
 def load_file(path: Path) -> Any:
@@ -26,6 +28,53 @@ def load_file(path: Path) -> Any:
     if opset < MIN_OPSET:
         raise InputError(f"{path}: opset {opset} is below {MIN_OPSET}; re-export with opset >= {MIN_OPSET}")
     return model
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every TensorProto of a graph: initializers and node attributes, subgraphs (If, Loop, Scan) included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _tensors(sub)
+
+
+def external_files(path: Path) -> list[Path]:
+    """The files holding an ONNX model's external tensors, as paths relative to the model's directory."""
+    onnx = require("onnx")
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    model = onnx.load(str(path), load_external_data=False)
+    found = sorted({ExternalDataInfo(t).location for t in _tensors(model.graph) if uses_external_data(t)})
+    base = path.parent.resolve()
+    for location in found:
+        if not (base / location).resolve().is_relative_to(base):
+            raise InputError(f"{path}: external data {location!r} lies outside the model's directory")
+    return [Path(location) for location in found]
+
+
+def save_whole(source: Path, target: Path) -> None:
+    """The model with its external data as `target`: one file below protobuf's 2 GB limit, else `target`
+    with every tensor in one `target`.data beside it (copy_external() copies it with the model)."""
+    onnx = require("onnx")
+    model = onnx.load(str(source))
+    if model.ByteSize() < ONE_FILE_LIMIT:
+        onnx.save_model(model, str(target))
+    else:
+        onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=f"{target.name}.data", size_threshold=0)
+
+
+def copy_external(source: Path, target: Path) -> None:
+    """Copy the external data files of the model `source` beside its copy `target`, at their relative places."""
+    import shutil
+
+    for rel in external_files(source):
+        (target.parent / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source.parent / rel, target.parent / rel)
 
 
 def _spec(value: Any) -> TensorSpec:

@@ -8,10 +8,23 @@ from typing import Any, Callable
 
 import numpy as np
 
-from navigator.records import Bench
+from navigator.records import Bench, IOSpec
 
 STABLE_WINDOWS = 3  # perf_analyzer's default: the last 3 windows decide stability
 MIN_CALLS_PER_WINDOW = 3
+
+
+def uncounted_rows(io: IOSpec, outputs: list[np.ndarray], batch: int) -> str:
+    """Why a benchmark of one call as `batch` rows would count rows the model did not compute ("" when
+    it would not): a dynamic-batch model must return `batch` rows in every output."""
+    if not io.batched:
+        return ""  # one call is one inference; batches_taken() keeps such models at batch 1
+    for spec, out in zip(io.outputs, outputs):
+        rows = np.shape(out)[0] if np.ndim(out) else None
+        if rows != batch:
+            return (f"output {spec.name!r} has {'no batch axis' if rows is None else f'{rows} rows'} for a batch of "
+                    f"{batch} (shape {list(np.shape(out))}): throughput at this batch would count rows never computed")
+    return ""
 
 
 def _window(call: Callable[[], Any], window_s: float, calls: int = 0) -> np.ndarray:

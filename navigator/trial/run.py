@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from navigator import paths
-from navigator.records import Artifact, TrialConfig, TrialOutcome
+from navigator.records import Artifact, TrialConfig, TrialOutcome, Validation
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
 from navigator.source.iospec import resize_batch
-from navigator.trial.bench import STABLE_WINDOWS, measure
+from navigator.trial.bench import STABLE_WINDOWS, measure, uncounted_rows
 from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
 
@@ -51,6 +52,16 @@ def convert(ctx: TrialContext, config: TrialConfig) -> Artifact:
     return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache)
 
 
+def check(ctx: TrialContext, config: TrialConfig, runner: Any, batch: int) -> tuple[list[np.ndarray], Validation]:
+    """A loaded runner's outputs at `batch` and their validation against the source, with the tolerances
+    of the trial's precision."""
+    module = paths.get(config.path)
+    precision = getattr(module, "precision", lambda p: "fp32")({**config.convert, **config.runtime})
+    atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
+    got = runner(ctx.inputs(batch))
+    return got, validate(ctx.source.io.outputs, got, ctx.reference(batch), atol + ctx.settings.noise_atol, rtol)
+
+
 def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
     start = time.perf_counter()
     module = paths.get(config.path)
@@ -61,18 +72,18 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
         artifact = convert(ctx, config)
         convert_s = time.perf_counter() - start
         cached = ctx.cache.misses == misses
-        reference = ctx.reference(config.batch_size)
+        ctx.reference(config.batch_size)  # before the clock of loading starts
         loading = time.perf_counter()
         runner = module.load(artifact, ctx.source, params)
         inputs = ctx.inputs(config.batch_size)
-        got = runner(inputs)
+        got, validation = check(ctx, config, runner, config.batch_size)
         load_s = time.perf_counter() - loading
-        precision = getattr(module, "precision", lambda p: "fp32")(params)
-        atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
-        atol += ctx.settings.noise_atol
-        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol)
         if not validation.ok:
             return TrialOutcome(config, "invalid", validation.reason, validation, None, convert_s, cached,
+                                time.perf_counter() - start, load_s)
+        uncounted = uncounted_rows(ctx.source.io, got, config.batch_size)
+        if uncounted:
+            return TrialOutcome(config, "failed", uncounted, validation, None, convert_s, cached,
                                 time.perf_counter() - start, load_s)
         bench = measure(runner.prepare(inputs), config.batch_size, ctx.settings.window_s,
                         window_calls=ctx.settings.window_calls)

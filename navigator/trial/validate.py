@@ -26,6 +26,60 @@ def tolerance(precision: str, atol: float | None = None, rtol: float | None = No
     return (base_atol if atol is None else atol, base_rtol if rtol is None else rtol)
 
 
+# How many non-finite positions of an output the report and a failure reason name.
+FIRST_POSITIONS = 5
+
+
+def _same_nonfinite(g: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Where got and reference agree on being non-finite: both NaN, or the same infinity."""
+    return ~np.isfinite(r) & ((g == r) | (np.isnan(g) & np.isnan(r)))
+
+
+def _first(mask: np.ndarray) -> list[list[int]]:
+    return [list(map(int, p)) for p in np.argwhere(mask)[:FIRST_POSITIONS]]
+
+
+def finite_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b| where both are finite (0.0 where none is): NaN/Inf never enter the arithmetic."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    both = np.isfinite(a) & np.isfinite(b)
+    return float(np.abs(a[both] - b[both]).max()) if both.any() else 0.0
+
+
+def reference_nonfinite(outputs: tuple[TensorSpec, ...], reference: list[np.ndarray]) -> dict[str, dict]:
+    """Outputs where the source model itself gives NaN/Inf: {name: {count, first positions}}."""
+    found = {}
+    for spec, ref in zip(outputs, reference):
+        ref = np.asarray(ref)
+        if ref.dtype.kind in "fc":
+            bad = ~np.isfinite(ref)
+            if bad.any():
+                found[spec.name] = {"count": int(bad.sum()), "of": int(ref.size), "first": _first(bad)}
+    return found
+
+
+def nonfinite_notes(found: dict[str, dict]) -> list[str]:
+    """Report lines for reference_nonfinite()."""
+    return [f"output {name}: the source model gives NaN/Inf at {info['count']} of {info['of']} values on the "
+            f"validation inputs (first at {', '.join(map(str, info['first']))}); every trial must give NaN/Inf at "
+            "exactly those positions, and its finite values are compared within tolerance"
+            for name, info in found.items()]
+
+
+def _mask_reason(name: str, g: np.ndarray, r: np.ndarray) -> str:
+    """Why the non-finite positions of a float output differ from the source's."""
+    g, r = g.astype(np.float64), r.astype(np.float64)
+    extra = ~np.isfinite(g) & np.isfinite(r)
+    lost = ~np.isfinite(r) & ~_same_nonfinite(g, r)
+    parts = []
+    if extra.any():
+        parts.append(f"NaN/Inf at {int(extra.sum())} positions where the source is finite (first at {_first(extra)[0]})")
+    if lost.any():
+        parts.append(f"another value at {int(lost.sum())} positions where the source gives NaN/Inf "
+                     f"(first at {_first(lost)[0]})")
+    return f"output {name}: " + "; ".join(parts)
+
+
 def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> OutputCheck:
     """One output: shape, non-finite values the reference does not have, max abs/rel error."""
     if got.shape != ref.shape:
@@ -41,9 +95,10 @@ def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float
     g = got.astype(np.float64)
     r = ref.astype(np.float64)
     finite_ref = np.isfinite(r)
-    # A NaN/Inf where the reference is finite (or a different non-finite value) is an error.
+    # The non-finite mask must be the source's: a NaN/Inf where the reference is finite, a finite value (or
+    # another non-finite one) where it is NaN/Inf, are errors; only the finite values are compared.
     nonfinite = int(np.count_nonzero(~np.isfinite(g) & finite_ref) +
-                    np.count_nonzero(~finite_ref & ~((g == r) | (np.isnan(g) & np.isnan(r)))))
+                    np.count_nonzero(~finite_ref & ~_same_nonfinite(g, r)))
     both = finite_ref & np.isfinite(g)
     diff = np.abs(g[both] - r[both])
     scale = max(1.0, float(np.sqrt(np.mean(np.square(r[both]))))) if diff.size else 1.0
@@ -51,7 +106,8 @@ def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float
     rel = diff / np.maximum(np.abs(r[both]), np.finfo(np.float32).tiny)
     max_rel = float(rel.max()) if rel.size else 0.0
     within = bool(np.all(diff <= atol * scale + rtol * np.abs(r[both])))
-    return OutputCheck(spec.name, max_abs, max_rel, atol, rtol, nonfinite, within and nonfinite == 0)
+    return OutputCheck(spec.name, max_abs, max_rel, atol, rtol, nonfinite, within and nonfinite == 0,
+                       source_nonfinite=int(np.count_nonzero(~finite_ref)))
 
 
 def validate(outputs: tuple[TensorSpec, ...], got: list[np.ndarray], ref: list[np.ndarray],
@@ -69,7 +125,7 @@ def validate(outputs: tuple[TensorSpec, ...], got: list[np.ndarray], ref: list[n
         elif c.agreement is not None:
             reason = f"output {c.name}: {c.agreement:.2%} of the values agree with the source (exact match required)"
         elif c.nonfinite:
-            reason = f"output {c.name}: {c.nonfinite} NaN/Inf values the source model does not give"
+            reason = _mask_reason(c.name, np.asarray(g), np.asarray(r))
         else:
             reason = f"output {c.name}: max abs error {c.max_abs:.3g} (rel {c.max_rel:.3g}) beyond atol {c.atol:g} + rtol {c.rtol:g}"
         return Validation(False, reason, checks)

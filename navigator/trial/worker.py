@@ -2,7 +2,8 @@
 
 It loads the source once (from a file, as the parent did), then answers requests, one JSON line each
 on its own protocol pipe: {"op": "trial", "config": TrialConfig} -> TrialOutcome,
-{"op": "remeasure", ...} -> [Finalist]. Everything the libraries print goes to stderr, which the
+{"op": "remeasure", ...} -> [Finalist],
+{"op": "served_max", "config": TrialConfig, "sizes": [int]} -> [batch, [failures]]. Everything the libraries print goes to stderr, which the
 parent keeps in a log file and quotes when this process dies.
 """
 
@@ -48,6 +49,10 @@ def _handle(ctx: Any, request: dict[str, Any]) -> Any:
 
         chosen = [(role, from_dict(TrialOutcome, o)) for role, o in request["chosen"]]
         return to_dict(remeasure(ctx, chosen, int(request["rounds"])))
+    if request["op"] == "served_max":
+        from navigator.trial.served import largest_valid
+
+        return list(largest_valid(ctx, from_dict(TrialConfig, request["config"]), list(request["sizes"])))
     raise ValueError(f"unknown request {request['op']!r}")
 
 

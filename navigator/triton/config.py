@@ -85,6 +85,7 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,
     config.instance_group.add(kind=pb.ModelInstanceGroup.Kind.Value(model.kind), count=serving.instances)
     if serving.dynamic_batching and config.max_batch_size > 0:
         batching = config.dynamic_batching
+        batching.SetInParent()  # dynamic_batching {} even with every field at its default
         batching.max_queue_delay_microseconds = serving.max_queue_delay_us
         batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
     parameters = dict(model.parameters)
@@ -102,8 +103,6 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,
         accelerators.gpu_execution_accelerator.add(name=acc_name).parameters.update(acc_params)
     if model.cuda_graphs:
         config.optimization.cuda.graphs = True
-    if model.dynamic_batching:
-        config.dynamic_batching.SetInParent()
     return config
 
 

@@ -53,4 +53,4 @@ def model(directory: Path, params: Params, release: tuple[int, int] | None = Non
                 (TensorSpec("output__0", "float32", (None, width)),))
     name = FILES[meta["model_type"]]
     return TritonModel(backend="fil", files={name: directory / name}, parameters=parameters, io=io,
-                       dynamic_batching=True, kind=kind)
+                       kind=kind)

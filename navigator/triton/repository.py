@@ -37,6 +37,10 @@ def write(repository: Path, name: str, config: Any, files: dict[str, Path]) -> P
                 shutil.copytree(src, version / rel)
             else:
                 shutil.copyfile(src, version / rel)
+                if rel.endswith(".onnx"):  # weights an ONNX file keeps outside itself go with it
+                    from navigator.source.onnx import copy_external
+
+                    copy_external(Path(src), version / rel)
         replace_dir(tmp, repository)
     finally:
         if tmp.exists():

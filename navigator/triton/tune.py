@@ -32,6 +32,7 @@ class TuneSettings:
     latency_limit_ms: float | None = None
     interval_ms: int = 1500
     rounds: int = 2  # final alternating re-measurements of the default and the best
+    dynamic_batching: bool = True  # False (--no-dynamic-batching): the search never turns it on
 
 
 def score(points: tuple[PerfPoint, ...], limit_ms: float | None) -> float | None:
@@ -39,10 +40,14 @@ def score(points: tuple[PerfPoint, ...], limit_ms: float | None) -> float | None
     return max(within, default=None)
 
 
-def suggest(trial: Any, batch_size: int, cores: int, streams: bool = False) -> ServingConfig:
-    """One point of the serving space (optuna define-by-run); `streams` adds OpenVINO's streams."""
-    max_batch = trial.suggest_categorical("max_batch_size", [batch_size * m for m in (1, 2, 4, 8)])
-    dynamic = trial.suggest_categorical("dynamic_batching", [False, True])
+def suggest(trial: Any, batch_size: int, cores: int, streams: bool = False, max_batch: int | None = None,
+            batching: bool = True) -> ServingConfig:
+    """One point of the serving space (optuna define-by-run); `streams` adds OpenVINO's streams; `max_batch`
+    (the largest batch the artifact was validated at, the written default) caps max_batch_size and is one
+    of its choices; `batching` False keeps dynamic batching off."""
+    sizes = sorted({min(batch_size * m, max_batch or batch_size * m) for m in (1, 2, 4, 8)} | {max_batch or batch_size})
+    max_batch = trial.suggest_categorical("max_batch_size", sizes)
+    dynamic = trial.suggest_categorical("dynamic_batching", [False, True] if batching else [False])
     delay = trial.suggest_categorical("max_queue_delay_us", [0, 100, 500, 2000]) if dynamic else 0
     instances = trial.suggest_int("instances", 1, max(1, min(4, cores)))
     threads = trial.suggest_int("threads", 1, max(1, cores))
@@ -140,7 +145,8 @@ def tune(deployment: Deployment, inputs: dict[str, np.ndarray], settings: TuneSe
 
             while left() > 0 and deployment.io.batched:
                 trial = study.ask()
-                config = suggest(trial, max(1, settings.batch_size), cores, streams)
+                config = suggest(trial, max(1, settings.batch_size), cores, streams,
+                                 deployment.serving.max_batch_size, settings.dynamic_batching)
                 key = json.dumps(config.__dict__, sort_keys=True, default=list)
                 if key in seen:  # the sampler repeated itself: no new information, no new measurement
                     study.tell(trial, state=optuna.trial.TrialState.PRUNED)

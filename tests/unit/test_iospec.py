@@ -196,3 +196,32 @@ def test_input_data_with_zero_rows_is_refused(tmp_path):
     specs = (TensorSpec("x", "float32", (None, 3)),)
     with pytest.raises(InputError):
         check_data(specs, load_input_data(path))
+
+
+def test_batches_taken_by_models_without_a_dynamic_batch_axis():
+    from navigator.records import IOSpec
+    from navigator.source.iospec import batches_taken
+
+    dynamic = IOSpec((TensorSpec("x", "float32", (None, 3)),), ())
+    assert batches_taken(dynamic, (1, 2, 4, 8)) == (1, 2, 4, 8)
+    fixed = IOSpec((TensorSpec("x", "float32", (1, 3, 8, 8)),), ())
+    assert batches_taken(fixed, (1, 2, 4, 8, 16)) == (1,)  # --batch-size 1:16 keeps 1
+    with pytest.raises(InputError, match=r"input 'x' has a fixed first dimension 1 .*batch 1 only"):
+        batches_taken(fixed, (8,))
+    scalar = IOSpec((TensorSpec("n", "int64", ()),), ())
+    with pytest.raises(InputError, match=r"input 'n' has no batch dimension"):
+        batches_taken(scalar, (2, 4))
+    mixed = IOSpec((TensorSpec("x", "float32", (None, 3)), TensorSpec("m", "float32", (4, 3))), ())
+    with pytest.raises(InputError, match=r"input 'm' has a fixed first dimension 4"):
+        batches_taken(mixed, (4,))
+
+
+def test_searched_batches_default_to_the_sample_rows_of_a_dynamic_batch_model():
+    from navigator.records import IOSpec
+    from navigator.source.iospec import searched_batches
+
+    dynamic = IOSpec((TensorSpec("x", "float32", (None, 3)),), ())
+    assert searched_batches(dynamic, {"x": np.zeros((8, 3), np.float32)}, None) == (8,)
+    assert searched_batches(dynamic, {"x": np.zeros((8, 3), np.float32)}, (2, 4)) == (2, 4)
+    fixed = IOSpec((TensorSpec("x", "float32", (4, 3)),), ())
+    assert searched_batches(fixed, {"x": np.zeros((4, 3), np.float32)}, None) == (1,)

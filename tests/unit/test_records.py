@@ -46,7 +46,8 @@ def test_to_dict_is_plain_json_data():
     data = to_dict(OUTCOME)
     assert data["config"]["path"] == "ort_cpu"
     assert data["validation"]["outputs"][0] == {"name": "y", "max_abs": 0.25, "max_rel": 0.5, "atol": 1e-4,
-                                                "rtol": 1e-3, "nonfinite": 0, "ok": True, "agreement": None}
+                                                "rtol": 1e-3, "nonfinite": 0, "ok": True, "agreement": None,
+                                                "source_nonfinite": 0}
     assert isinstance(data["validation"]["outputs"], list)
     assert data["bench"]["p99_ms"] == 9.25
 

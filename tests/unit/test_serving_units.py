@@ -119,3 +119,15 @@ def test_bad_serving_options():
         ServingOptions("docker")
     with pytest.raises(InputError, match="--latency-limit-ms"):
         ServingOptions(latency_limit_ms=0)
+
+
+def test_suggest_stays_within_the_validated_batch_and_the_opt_out():
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    configs = [tune.suggest(study.ask(), 4, 2, max_batch=16, batching=False) for _ in range(40)]
+    assert {c.max_batch_size for c in configs} == {4, 8, 16}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))  # other choices, other study
+    wide = [tune.suggest(study.ask(), 1, 2, max_batch=64) for _ in range(60)]
+    assert {c.max_batch_size for c in wide} == {1, 2, 4, 8, 64}  # the written default is a choice
+    assert not any(c.dynamic_batching for c in configs)

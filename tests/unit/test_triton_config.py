@@ -177,3 +177,24 @@ def test_build_cpu_accelerators_and_default_filename():
     assert parsed.default_model_filename == "m.onnx"
     (acc,) = parsed.optimization.execution_accelerators.cpu_execution_accelerator
     assert acc.name == "openvino" and dict(acc.parameters) == {"precision": "FP32"}
+
+
+def test_dynamic_batching_by_default_for_every_batched_backend(tmp_path):
+    """onnxruntime, openvino, pytorch and python configs get dynamic_batching {} (no delay, no preferred
+    sizes: Triton's batcher guide) where max_batch_size > 0, and none when opted out or unbatched."""
+    from navigator.records import ServingConfig
+    from navigator.triton import python_backend
+
+    native = [ort_cpu.triton(artifact(tmp_path, "model.onnx", "ort_cpu"), {}),
+              openvino.triton(artifact(tmp_path, "model.xml", "openvino"), dict(OV_PARAMS)),
+              torchscript.triton(artifact(tmp_path, "model.pt", "torchscript"), {"threads": 1, "freeze": True})]
+    for model in native + [python_backend.from_native(native[0])]:
+        config = from_text(to_text(build("m", BATCHED, model, 8)))
+        assert config.HasField("dynamic_batching"), model.backend
+        assert config.dynamic_batching.max_queue_delay_microseconds == 0
+        assert not config.dynamic_batching.preferred_batch_size
+        assert "dynamic_batching {" in to_text(config)
+        off = build("m", BATCHED, model, 8, ServingConfig(8, dynamic_batching=False))
+        assert not off.HasField("dynamic_batching")
+        unbatched = IOSpec((TensorSpec("x", "float32", (1, 3)),), (TensorSpec("y", "float32", (1, 2)),))
+        assert not build("m", unbatched, model, 8).HasField("dynamic_batching")

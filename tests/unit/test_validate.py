@@ -160,3 +160,32 @@ def test_float16_output_is_compared_against_float32_reference():
     got = ref.astype(np.float16)
     assert validate(OUT, [got], [ref], *tolerance("fp16")).ok
     assert not validate(OUT, [got], [ref], 0.0, 0.0).ok
+
+
+def test_mask_reasons_name_both_directions_and_the_first_position():
+    ref = np.array([[1.0, np.nan, 3.0], [np.inf, 2.0, 2.0]])
+    got = np.array([[np.nan, 0.5, 3.0], [np.inf, 2.0, 2.0]])
+    v = validate(OUT, [got], [ref], 1e-4, 1e-3)
+    assert not v.ok
+    assert "NaN/Inf at 1 positions where the source is finite (first at [0, 0])" in v.reason
+    assert "another value at 1 positions where the source gives NaN/Inf (first at [0, 1])" in v.reason
+    assert v.outputs[0].nonfinite == 2 and v.outputs[0].source_nonfinite == 2
+
+
+def test_equal_masks_compare_the_finite_values():
+    ref = np.array([[np.nan, 1.0, -np.inf]])
+    assert validate(OUT, [ref.copy()], [ref], 1e-4, 1e-3).outputs[0].source_nonfinite == 2
+    v = validate(OUT, [np.array([[np.nan, 1.5, -np.inf]])], [ref], 1e-4, 1e-3)
+    assert not v.ok and "max abs error 0.5" in v.reason
+
+
+def test_reference_nonfinite_counts_and_first_positions(recwarn):
+    from navigator.trial.validate import finite_difference, nonfinite_notes, reference_nonfinite
+
+    ref = np.array([[np.nan, 1.0], [2.0, -np.inf]], dtype=np.float32)
+    found = reference_nonfinite(TWO, [ref, np.ones((2, 2), np.float32)])
+    assert found == {"logits": {"count": 2, "of": 4, "first": [[0, 0], [1, 1]]}}
+    assert "output logits: the source model gives NaN/Inf at 2 of 4 values" in nonfinite_notes(found)[0]
+    assert finite_difference(ref, ref) == 0.0 and finite_difference(ref, ref + 1) == 1.0
+    assert finite_difference(np.full(3, np.nan), np.full(3, np.nan)) == 0.0
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
