@@ -7,18 +7,23 @@ optuna's heartbeats then replace the rerun logic: each running trial's worker wr
 `heartbeat_s` seconds, a trial silent for `GRACE_BEATS` heartbeats is failed by whichever worker looks
 next (optuna.storages.fail_stale_trials runs before each trial) and enqueued again for the others
 (RetryHeartbeatStaleTrialCallback). See https://optuna.readthedocs.io/en/stable/reference/generated/
-optuna.storages.RDBStorage.html (heartbeat_interval, grace_period).
+optuna.storages.RDBStorage.html (heartbeat_interval, grace_period). A worker that ends its search
+settles the study (settle()): it waits out the grace of trials whose heartbeat stands still, so that
+the last live worker, not a dead one, writes the report.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
+import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from navigator.errors import InputError, UnavailableError
+from navigator.errors import InputError, Interrupted, UnavailableError
 
 STUDY_NAME = "navigator"  # the study's name in the default SQLite file
 GRACE_BEATS = 3  # heartbeats a running trial may miss before it counts as dead
@@ -36,6 +41,12 @@ class StudyStorage:
     @property
     def shared(self) -> bool:
         return self.heartbeat_s is not None
+
+    def where(self) -> str:
+        """Where the trials are kept, for messages: the SQLite file, or the shared study and its storage."""
+        if self.shared:
+            return f"study {self.study!r} in {self.describe()}"
+        return self.url.removeprefix("sqlite:///")
 
     def describe(self) -> str:
         """The URL without its password, for messages."""
@@ -106,3 +117,80 @@ def shared(url: str | None, study: str | None, heartbeat_s: int) -> StudyStorage
         raise InputError(f"--heartbeat {heartbeat_s} must be at least 1 second")
     driver_url(url)  # a malformed URL or a missing driver is an error before anything loads
     return StudyStorage(url, study, int(heartbeat_s))
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A shared study after settle(): `failed` trials of dead workers were failed (and enqueued again),
+    `running` trials are still running on live workers."""
+
+    failed: int
+    running: int
+
+
+def settle(study: Any, heartbeat_s: int) -> Settled:
+    """Fail the trials of dead workers and count those of live ones. A RUNNING trial is live once its
+    heartbeat moves; one whose heartbeat stands still (a worker killed a moment ago beat just before it
+    died) is waited for until optuna fails it as stale after GRACE_BEATS heartbeats. Without the wait,
+    the last live worker would take a dead one for a live one and nobody would write the report."""
+    import optuna
+
+    running_state, fail = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL
+    first: dict[int, Any] = {}  # trial id -> the heartbeat first seen
+    suspects = {t._trial_id for t in study.get_trials(deepcopy=False, states=(running_state,))}
+    deadline = time.monotonic() + (GRACE_BEATS + 2) * heartbeat_s
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        failed = sum(t._trial_id in suspects and t.state == fail for t in trials)
+        running = [t._trial_id for t in trials if t.state == running_state]
+        suspects.update(running)
+        beats = _heartbeats(study, running)
+        for trial_id, beat in beats.items():
+            first.setdefault(trial_id, beat)
+        if not running or any(beat > first[i] for i, beat in beats.items()) or time.monotonic() > deadline:
+            return Settled(failed, len(running))
+        time.sleep(min(1.0, heartbeat_s / 2))
+
+
+def _heartbeats(study: Any, trial_ids: list[int]) -> dict[int, Any]:
+    """The last heartbeat of each trial that has one (the database's clock). optuna keeps them in its
+    trial_heartbeats table and has no public reader for them."""
+    if not trial_ids:
+        return {}
+    from optuna.storages._rdb import models
+
+    backend = getattr(study._storage, "_backend", study._storage)  # under optuna's cache
+    session = backend.scoped_session()
+    try:
+        rows = session.query(models.TrialHeartbeatModel).filter(
+            models.TrialHeartbeatModel.trial_id.in_(trial_ids)).all()
+        return {row.trial_id: row.heartbeat for row in rows}
+    finally:
+        session.close()
+
+
+def interrupted(storage: StudyStorage) -> Interrupted:
+    """After Ctrl-C, the exception that says how to continue. optuna failed the trial this process was
+    running: it is enqueued again, as a rerun does for the trial a kill -9 left RUNNING, so that the
+    next run retries it instead of leaving that configuration to the sampler's chance."""
+    import optuna
+
+    from navigator.search.study import OUTCOME_ATTR
+
+    try:
+        if not storage.shared and not Path(storage.where()).is_file():
+            raise KeyError(storage.study)  # interrupted before the study existed: create no file
+        study = optuna.load_study(storage=storage.open(), study_name=storage.study)
+    except KeyError:
+        return Interrupted("interrupted before the first trial; nothing was kept")
+    me = f"{platform.node()}:{os.getpid()}"  # the worker attribute this process's trials carry
+    trials = study.get_trials(deepcopy=False)
+    mine = [t for t in trials if t.user_attrs.get("worker") == me]
+    last = mine[-1] if mine else None
+    if last is not None and last.state == optuna.trial.TrialState.FAIL and OUTCOME_ATTR not in last.user_attrs \
+            and "skipped" not in last.user_attrs:
+        study.enqueue_trial(last.params, user_attrs={**last.user_attrs, "retry_of": last.number})
+    kept = sum(OUTCOME_ATTR in t.user_attrs for t in trials)
+    return Interrupted(f"interrupted; rerun the same command to continue the study ({kept} trials kept in "
+                       f"{storage.where()})")
