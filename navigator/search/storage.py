@@ -19,6 +19,7 @@ import inspect
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,25 @@ class StudyStorage:
         try:
             return optuna.storages.RDBStorage(
                 driver_url(self.url), engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=self.heartbeat_s,
-                grace_period=GRACE_BEATS * self.heartbeat_s, **{callback: retry(max_retry=MAX_RETRY)})
+                grace_period=GRACE_BEATS * self.heartbeat_s, **{callback: _RetryUnmeasured(retry(max_retry=MAX_RETRY))})
         except (exc.ArgumentError, exc.NoSuchModuleError, ValueError) as e:
             raise InputError(f"--storage {self.describe()} is not a usable database URL: {_line(e)}") from None
         except exc.OperationalError as e:
             raise UnavailableError(f"cannot reach the study storage {self.describe()}: {_line(e)}") from None
+
+
+class _RetryUnmeasured:
+    """optuna's retry of a stale trial, except for one whose outcome was stored before its worker died:
+    it ran, and optuna's retry copies the user attributes, so that outcome would count twice."""
+
+    def __init__(self, retry: Any) -> None:
+        self.retry = retry
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from navigator.search.study import OUTCOME_ATTR
+
+        if OUTCOME_ATTR not in trial.user_attrs:
+            self.retry(study, trial)
 
 
 def _line(exc: Exception) -> str:
@@ -140,7 +155,9 @@ def settle(study: Any, heartbeat_s: int) -> Settled:
     suspects = {t._trial_id for t in study.get_trials(deepcopy=False, states=(running_state,))}
     deadline = time.monotonic() + (GRACE_BEATS + 2) * heartbeat_s
     while True:
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
         failed = sum(t._trial_id in suspects and t.state == fail for t in trials)
         running = [t._trial_id for t in trials if t.state == running_state]
