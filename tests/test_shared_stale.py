@@ -69,6 +69,14 @@ def test_settle_waits_out_the_grace_of_a_dead_worker_and_fails_its_trial(tmp_pat
     assert len(retry) == 1 and retry[0].params == {"x": dead.params["x"]}  # enqueued for a live worker
 
 
+def test_settle_fails_a_trial_that_never_beat(tmp_path: Path) -> None:
+    """Its worker died between starting it and optuna's first heartbeat: optuna never fails such a trial."""
+    study = _study(tmp_path)
+    silent = study.ask()
+    assert storage.settle(study, 1) == Settled(failed=1, running=0)
+    assert study.get_trials(deepcopy=False)[silent.number].state == optuna.trial.TrialState.FAIL
+
+
 def test_settle_counts_a_live_worker_without_failing_it(tmp_path: Path) -> None:
     study = _study(tmp_path)
     live = _running(study)

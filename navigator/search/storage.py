@@ -145,29 +145,54 @@ class Settled:
 
 def settle(study: Any, heartbeat_s: int) -> Settled:
     """Fail the trials of dead workers and count those of live ones. A RUNNING trial is live once its
-    heartbeat moves; one whose heartbeat stands still (a worker killed a moment ago beat just before it
-    died) is waited for until optuna fails it as stale after GRACE_BEATS heartbeats. Without the wait,
-    the last live worker would take a dead one for a live one and nobody would write the report."""
+    heartbeat moves (or first appears); one whose heartbeat stands still (a worker killed a moment ago
+    beat just before it died) is waited for until optuna fails it as stale after GRACE_BEATS
+    heartbeats. Without the wait, the last live worker would take a dead one for a live one and nobody
+    would write the report. A trial that never beat (its worker died between starting it and optuna's
+    first heartbeat) is one optuna never fails: it is failed here once it stayed silent as long."""
     import optuna
 
     running_state, fail = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL
-    first: dict[int, Any] = {}  # trial id -> the heartbeat first seen
+    grace = GRACE_BEATS * heartbeat_s
+    seen: dict[int, tuple[float, Any]] = {}  # trial id -> (when first seen, its heartbeat then or None)
     suspects = {t._trial_id for t in study.get_trials(deepcopy=False, states=(running_state,))}
-    deadline = time.monotonic() + (GRACE_BEATS + 2) * heartbeat_s
+    deadline = time.monotonic() + grace + 2 * heartbeat_s
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        trials = study.get_trials(deepcopy=False)
-        failed = sum(t._trial_id in suspects and t.state == fail for t in trials)
-        running = [t._trial_id for t in trials if t.state == running_state]
-        suspects.update(running)
+        running = [t._trial_id for t in study.get_trials(deepcopy=False, states=(running_state,))]
         beats = _heartbeats(study, running)
-        for trial_id, beat in beats.items():
-            first.setdefault(trial_id, beat)
-        if not running or any(beat > first[i] for i, beat in beats.items()) or time.monotonic() > deadline:
-            return Settled(failed, len(running))
+        now = time.monotonic()
+        for trial_id in running:
+            seen.setdefault(trial_id, (now, beats.get(trial_id)))
+        silent = [i for i in running if seen[i][1] is None and i not in beats and now - seen[i][0] > grace]
+        for trial_id in silent:
+            _fail_stale(study, trial_id)
+        suspects.update(running)
+        alive = [i for i, beat in beats.items() if seen[i][1] is None or beat > seen[i][1]]
+        if alive or len(silent) == len(running) or now > deadline:
+            trials = study.get_trials(deepcopy=False)
+            return Settled(sum(t._trial_id in suspects and t.state == fail for t in trials),
+                           sum(t.state == running_state for t in trials))
         time.sleep(min(1.0, heartbeat_s / 2))
+
+
+def _fail_stale(study: Any, trial_id: int) -> None:
+    """What optuna's fail_stale_trials does to one trial: FAIL, then the storage's retry callback."""
+    import copy
+
+    import optuna
+
+    storage = study._storage
+    try:
+        if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+            return
+    except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed or finished it first
+        return
+    callback = storage.get_heartbeat_stale_trial_callback()
+    if callback is not None:
+        callback(study, copy.deepcopy(storage.get_trial(trial_id)))
 
 
 def _heartbeats(study: Any, trial_ids: list[int]) -> dict[int, Any]:
