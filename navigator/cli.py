@@ -236,7 +236,6 @@ def paths(verbose: bool = typer.Option(False, "--verbose", help="One line per de
     typer.echo("(navigator paths --verbose: one line per device, framework and path)")
 
 
-
 def _serves(registry: Any, name: str, framework: str, device: str) -> bool:
     """Whether path `name` is meant for this framework and device (a path that fails to import might be)."""
     try:
