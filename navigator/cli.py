@@ -256,6 +256,8 @@ def report(
     input_data: Optional[Path] = typer.Option(None, help="With --storage: this machine's copy of its --input-data."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
     force: bool = typer.Option(False, "--force", help="Write into an --out directory that holds other files."),
+    heartbeat: int = typer.Option(10, help="With --storage: the workers' --heartbeat (a trial silent for 3 is "
+                                  "failed as a dead worker's)."),
 ) -> None:
     """Rebuild report.json, report.md and report.html from DIRECTORY's study, or (--storage, --study) build
     the winner's repository and the reports of a shared study."""
@@ -268,7 +270,7 @@ def report(
             if not (storage and study and out) or directory is not None:
                 raise InputError("a shared study's report takes --storage, --study and --out (no DIRECTORY)")
             result = study_report(storage, study, out, model=model, input_data=input_data,
-                                  trust_pickle=trust_pickle, force=force)
+                                  trust_pickle=trust_pickle, force=force, heartbeat=heartbeat)
         elif directory is None:
             raise InputError("give an optimize output DIRECTORY, or --storage URL --study NAME --out DIR")
         else:

@@ -177,7 +177,8 @@ def test_report_fails_the_trial_of_a_dead_worker(model: Path, tmp_path: Path) ->
     victim = _start("optimize", "--model", str(model), "--trials", "4", "--out", str(tmp_path / "a"),
                     "--storage", url, "--study", "s", *FAST)
     killed = _kill_mid_trial(victim, tmp_path / "shared.db", outcomes=1)
-    done = run_cli("report", "--storage", url, "--study", "s", "--out", str(tmp_path / "r"))
+    done = run_cli("report", "--storage", url, "--study", "s", "--out", str(tmp_path / "r"), "--heartbeat",
+                   str(HEARTBEAT))
     assert done.returncode == 0, done.stdout + done.stderr
     assert _trials(url)[killed.number].state.name == "FAIL"
     report = json.loads((tmp_path / "r" / "report.json").read_text())
