@@ -69,6 +69,18 @@ def test_settle_waits_out_the_grace_of_a_dead_worker_and_fails_its_trial(tmp_pat
     assert len(retry) == 1 and retry[0].params == {"x": dead.params["x"]}  # enqueued for a live worker
 
 
+def test_a_dead_workers_measured_trial_is_not_retried(tmp_path: Path) -> None:
+    """Killed between storing its outcome and telling optuna: optuna's retry would copy that outcome
+    into a waiting trial, and the study would count it twice."""
+    study = _study(tmp_path)
+    measured = _running(study)
+    measured.set_user_attr("outcome", "{}")
+    assert storage.settle(study, 1) == Settled(failed=1, running=0)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["FAIL"]  # no WAITING copy
+    assert sum("outcome" in t.user_attrs for t in trials) == 1
+
+
 def test_settle_fails_a_trial_that_never_beat(tmp_path: Path) -> None:
     """Its worker died between starting it and optuna's first heartbeat: optuna never fails such a trial."""
     study = _study(tmp_path)
