@@ -144,14 +144,15 @@ def _serve(out: Path, winner: TrialOutcome, batch_size: int, options: ServingOpt
 def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[TrialOutcome], None] | None = None,
         enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, storage: StudyStorage | None = None,
         wall_s: float | None = None, join: bool = False, serving: ServingOptions | None = None,
-        notes: tuple[str, ...] = ()) -> Result:
+        notes: tuple[str, ...] = (), own_trials: int | None = None) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source.
 
     `storage`: a shared study (default: SQLite in the output directory); `join`: this process joins it as
     a worker with the settings its creator published (it publishes none); `wall_s`: this worker's own
-    time limit. In a shared study, only the last worker to finish picks the winner and writes the
-    repository and report; the others return their trials with `report` None. `serving`: how the winner
-    is deployed and whether a real server checks, measures and tunes it; `notes` go into the report."""
+    time limit; `own_trials`: its own trial cap. In a shared study, only the last worker to finish picks
+    the winner and writes the repository and report; the others return their trials with `report` None.
+    `serving`: how the winner is deployed and whether a real server checks, measures and tunes it;
+    `notes` go into the report."""
     from navigator.progress import Progress
     from navigator.search.study import Search
     from navigator.source import materialize
@@ -186,8 +187,16 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                 if on_trial:
                     on_trial(outcome)
 
-            search.run(_trial_runner(worker, settings, search.outcomes(), search.remaining), tick, wall_s)
-        if search.storage.shared and search.running_elsewhere():  # not the last worker: no report
+            run_trial = _trial_runner(worker, settings, search.outcomes(), search.remaining)
+            search.run(run_trial, tick, wall_s, own_trials)
+            running = 0
+            while search.storage.shared:  # fail dead workers' trials; retry them here while the budget lasts
+                settled = study_storage.settle(search.study, search.storage.heartbeat_s)
+                running = settled.running
+                if not settled.failed:
+                    break
+                search.run(run_trial, tick, None, own_trials)
+        if running:  # other workers are still running: the last of them writes the report
             return Result(model=source.name, objective=settings.objective, outcomes=tuple(search.outcomes()),
                           winner=None, baseline=None, speedup=None, repository=None, report=None,
                           environment=env.snapshot())
@@ -361,7 +370,10 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
     _check_out(target, force, shared is not None)
     noise = nondeterminism(source)
     settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
-    return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options, notes=notes)
+    try:
+        return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options, notes=notes)
+    except KeyboardInterrupt:
+        raise study_storage.interrupted(shared or study_storage.default(target)) from None
 
 
 def _check_out(out: Path, force: bool, shared: bool = False) -> None:

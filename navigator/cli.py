@@ -22,6 +22,19 @@ def _fail(exc: NavigatorError) -> None:
     raise typer.Exit(2)
 
 
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C: one line saying how to continue (the API's Interrupted says it), exit 130 as shells do."""
+    typer.echo(f"navigator: {str(exc) or 'interrupted'}", err=True)
+    raise typer.Exit(130)
+
+
+def _report_line(report: Path) -> str:
+    """The reports written: report.html first (where the `report` extra wrote it), then the others."""
+    files = [f for f in (report.with_suffix(".html"), report.with_suffix(".md"), report) if f.is_file()]
+    first, *rest = files or [report]
+    return f"report: {first}" + (f" (also {', '.join(f.name for f in rest)})" if rest else "")
+
+
 @app.command()
 def optimize(
     model: Path = typer.Option(..., "--model", help="Model: TorchScript / torch.save .pt, ExportedProgram .pt2, .onnx, SavedModel dir, .keras, "
@@ -80,6 +93,9 @@ def optimize(
     except NavigatorError as exc:
         _fail(exc)
         return
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
+        return
     _summary(result, study)
 
 
@@ -102,7 +118,7 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
         typer.echo("no valid trial could be written as a Triton model; see the report's notes")
     else:
         typer.echo("no trial passed validation; see the report for the reasons")
-    typer.echo(f"report: {result.report} and {result.report.with_suffix('.md') if result.report else ''}")
+    typer.echo(_report_line(result.report))
     served_ok = _echo_serving(result.serving) if result.serving else True
     if w is None or not served_ok:
         raise typer.Exit(1)
@@ -146,7 +162,8 @@ def serve_check(
 
     try:
         options = serving.ServingOptions("native", True, tune, parse_budget(budget),
-                                         serving.parse_concurrency(concurrency), latency_limit_ms)
+                                         serving.parse_concurrency(concurrency), latency_limit_ms,
+                                         budget_flag="--budget")
         repo = out / "model_repository"
         models = sorted(d for d in repo.iterdir() if (d / "config.pbtxt").is_file()) if repo.is_dir() else []
         if not models:
@@ -173,6 +190,7 @@ def worker(
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
     trial_memory: str = typer.Option("default", help="Memory cap of the trial worker, e.g. 8G; 0 = none."),
     heartbeat: int = typer.Option(10, help="Seconds between heartbeats (3 missed: this worker counts as dead)."),
+    trials: Optional[int] = typer.Option(None, help="This worker's own cap on the trials it runs (the study's cap holds too)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Join a shared study as one more worker (same model file, search space and hardware class)."""
@@ -181,24 +199,53 @@ def worker(
     try:
         result = run_worker(storage, study, model=model, out=out, budget=budget, input_data=input_data,
                             trust_pickle=trust_pickle, trial_memory=trial_memory, progress=progress,
-                            heartbeat=heartbeat)
+                            heartbeat=heartbeat, trials=trials)
     except NavigatorError as exc:
         _fail(exc)
+        return
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
         return
     _summary(result, study)
 
 
 @app.command()
-def paths() -> None:
-    """List the conversion paths and whether each can run here."""
+def paths(verbose: bool = typer.Option(False, "--verbose", help="One line per device, framework and path.")) -> None:
+    """List the conversion paths that can run here, and why the others cannot."""
     from navigator import paths as registry
 
+    available: dict[str, list[str]] = {}
+    unavailable: dict[str, list[str]] = {}  # reason -> the paths it keeps out
     for device in ("cpu", "cuda"):
         for framework in ("torch", "onnx", "tf", "trees"):
             for c in registry.candidates(framework, device):
-                state = "available" if c.reason is None else "unavailable: " + c.reason
-                typer.echo(f"{device:5} {framework:6} {c.name:15} {state}")
+                if verbose:
+                    state = "available" if c.reason is None else "unavailable: " + c.reason
+                    typer.echo(f"{device:5} {framework:6} {c.name:15} {state}")
+                elif c.reason is None:
+                    available.setdefault(f"{device} {framework}", []).append(c.name)
+                elif _serves(registry, c.name, framework, device):  # a reason of this machine, not of the pairing
+                    names = unavailable.setdefault(c.reason, [])
+                    names += [] if c.name in names else [c.name]
+    if verbose:
+        return
+    typer.echo("available here:" if available else "no path can run here")
+    for pair, names in available.items():
+        typer.echo(f"  {pair + ':':11} {', '.join(names)}")
+    if unavailable:
+        typer.echo("unavailable here:")
+    for reason, names in unavailable.items():
+        typer.echo(f"  {', '.join(names)}: {reason}")
+    typer.echo("(navigator paths --verbose: one line per device, framework and path)")
 
+
+def _serves(registry: Any, name: str, framework: str, device: str) -> bool:
+    """Whether path `name` is meant for this framework and device (a path that fails to import might be)."""
+    try:
+        module = registry.get(name)
+    except Exception:
+        return True
+    return framework in module.FRAMEWORKS and device in module.DEVICES
 
 
 @app.command()
@@ -212,6 +259,8 @@ def report(
     input_data: Optional[Path] = typer.Option(None, help="With --storage: this machine's copy of its --input-data."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
     force: bool = typer.Option(False, "--force", help="Write into an --out directory that holds other files."),
+    heartbeat: int = typer.Option(10, help="With --storage: the workers' --heartbeat (a trial silent for 3 is "
+                                  "failed as a dead worker's)."),
 ) -> None:
     """Rebuild report.json, report.md and report.html from DIRECTORY's study, or (--storage, --study) build
     the winner's repository and the reports of a shared study."""
@@ -224,7 +273,7 @@ def report(
             if not (storage and study and out) or directory is not None:
                 raise InputError("a shared study's report takes --storage, --study and --out (no DIRECTORY)")
             result = study_report(storage, study, out, model=model, input_data=input_data,
-                                  trust_pickle=trust_pickle, force=force)
+                                  trust_pickle=trust_pickle, force=force, heartbeat=heartbeat)
         elif directory is None:
             raise InputError("give an optimize output DIRECTORY, or --storage URL --study NAME --out DIR")
         else:
@@ -235,7 +284,7 @@ def report(
     if storage:
         _summary(result, study)
     else:
-        typer.echo(f"report: {written}, {written.with_suffix('.md')} and {written.with_suffix('.html')}")
+        typer.echo(_report_line(written))
 
 
 @app.command()

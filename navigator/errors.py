@@ -23,3 +23,8 @@ class TrialError(NavigatorError):
 
 class ServeError(NavigatorError):
     """A Triton server would not start, load the repository, or answer; the message carries its log's tail."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a study (still a KeyboardInterrupt to a caller of the API); the message says what
+    was kept and how to continue. The CLI prints it as one line and exits with 130."""

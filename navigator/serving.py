@@ -4,6 +4,7 @@ and (optionally) Triton's own knobs are searched; the best serving configuration
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class ServingOptions:
     latency_limit_ms: float | None = None
     interval_ms: int = 1500
     dynamic_batching: bool = True  # False: the serving search keeps Triton's dynamic batcher off
+    budget_flag: str = "--serving-budget"  # how the command being run names budget_s, for advice
 
     def __post_init__(self) -> None:
         if self.deployment not in DEPLOYMENTS:
@@ -120,7 +122,8 @@ def run(model_dir: Path, inputs: dict[str, np.ndarray], reference: dict[str, np.
         return replace(report, notes=tuple(notes + [f"serving failed: {exc}"]))
     if options.tune and len(trials) < 2:
         notes.append(f"the serving budget ({options.budget_s:.0f}s) left no time for a search trial after the "
-                     "default configuration's measurement: raise --serving-budget")
+                     f"default configuration's measurement: raise {options.budget_flag} "
+                     f"(e.g. {options.budget_flag} {max(2, math.ceil(2 * options.budget_s / 60))}m)")
     if (best is not default and best.config != written.serving and best.score is not None
             and best.score > (default.score or 0.0)):
         replace(written, serving=best.config).write(model_dir.parent)

@@ -64,13 +64,14 @@ def _memory(device: str, trial_memory: str | int | None) -> int | None:
 def worker(storage: str, study: str, *, model: str | Path | None = None, out: str | Path | None = None,
            budget: str | float | None = None, input_data: str | Path | None = None, trust_pickle: bool = False,
            trial_memory: str | int | None = "default", progress: bool = True, heartbeat: int = 10,
-           on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
+           trials: int | None = None, on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
     """Join the shared study `study` in `storage` and run trials until its budget is spent.
 
     Args:
         model: this machine's copy of the study's model file (default: the path its creator used).
         out: this worker's own directory (conversion cache, logs; the report if it finishes last).
         budget: this worker's own time limit ('30m'); default: until the study's budget is spent.
+        trials: this worker's own cap on the trials it runs (optuna's n_trials); the study's cap holds too.
         trust_pickle: never taken from the study: each machine decides whether it unpickles.
 
     Returns:
@@ -82,6 +83,8 @@ def worker(storage: str, study: str, *, model: str | Path | None = None, out: st
     shared = study_storage.shared(storage, study, heartbeat)
     assert shared is not None
     wall = parse_budget(budget) if budget is not None else None
+    if trials is not None and trials < 1:
+        raise InputError(f"--trials {trials}: a worker runs at least one trial")
     _, published, source_info = _published(shared)
     settings = from_dict(OptimizeSettings, {**published, "out": "."})
     source = _source(source_info, model, input_data, trust_pickle, max(settings.batch_sizes))
@@ -89,7 +92,10 @@ def worker(storage: str, study: str, *, model: str | Path | None = None, out: st
     _check_out(target, False, shared=True)
     settings = replace(settings, out=target, show_progress=progress,
                        memory_bytes=_memory(settings.device, trial_memory))
-    return run(source, settings, on_trial, storage=shared, wall_s=wall, join=True)
+    try:
+        return run(source, settings, on_trial, storage=shared, wall_s=wall, join=True, own_trials=trials)
+    except KeyboardInterrupt:
+        raise study_storage.interrupted(shared) from None
 
 
 def report(storage_url: str, study_name: str, out_dir: str | Path, *, model: str | Path | None = None,
@@ -121,7 +127,7 @@ def report(storage_url: str, study_name: str, out_dir: str | Path, *, model: str
     candidates = registry.candidates(source.framework, settings.device, settings.paths)
     ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
     notes = []
-    running = search.running_elsewhere()
+    running = study_storage.settle(search.study, heartbeat).running  # dead workers' trials failed first
     if running:
         notes.append(f"{running} trials were still running on workers: this report covers the finished ones")
     here, there = env.hardware_class(settings.device), identity.get("hardware")

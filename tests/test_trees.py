@@ -87,7 +87,7 @@ def test_cli_pickle_needs_trust_and_forest_pickle_deploys(tree_models: dict[str,
 
 
 def test_paths_command_lists_tree_and_tf_paths() -> None:
-    proc = run_cli("paths")
+    proc = run_cli("paths", "--verbose")  # one line per device, framework and path
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert any(ln.split()[:4] == ["cpu", "trees", "tree_native", "available"] for ln in lines)

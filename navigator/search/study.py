@@ -74,6 +74,8 @@ class Search:
         self.path_names = path_names
         self.spaces = {n: paths.space(n) for n in path_names}
         self.deadline: float | None = None  # monotonic time this worker stops at (its own --budget)
+        self.own_trials: int | None = None  # this worker's own trial cap (worker --trials)
+        self.ran = 0  # trials this process ran
         self.hardware = env.hardware(settings.device)
         identity = {
             "fingerprint": fingerprint,
@@ -121,7 +123,8 @@ class Search:
                     f"{'/'.join(changed)}{f' ({shown})' if shown else ''}: a worker joins only with the same "
                     "model file, search space (paths available, batch sizes) and hardware class")
         return (f"the output directory holds a study of another {'/'.join(changed)} (model, search space, "
-                f"objective or hardware){f' ({shown})' if shown else ''}; use another --out or delete it")
+                f"objective or hardware){f' ({shown})' if shown else ''}; use another --out, or pass --force to "
+                "start the study over there")
 
     def _identity(self, created: bool) -> dict[str, Any] | None:
         """The study's identity; a worker joining a shared study waits for its creator to write it."""
@@ -195,21 +198,24 @@ class Search:
         return total
 
     def run(self, run_trial: Callable[[TrialConfig], TrialOutcome],
-            on_trial: Callable[[TrialOutcome], None] | None = None, wall_s: float | None = None) -> None:
+            on_trial: Callable[[TrialOutcome], None] | None = None, wall_s: float | None = None,
+            own_trials: int | None = None) -> None:
         """Trials until the study's budget (time or count, summed over reruns and workers) is spent, or
-        this worker's own `wall_s`."""
+        this worker's own `wall_s` or `own_trials` (counted over this process's calls)."""
         optuna = _optuna()
         if wall_s is not None:
             self.deadline = time.monotonic() + wall_s
+        self.own_trials = own_trials
         done = sum(OUTCOME_ATTR in t.user_attrs for t in self.study.get_trials(deepcopy=False))
         remaining_s = self.remaining()
         remaining_n = None if self.settings.trials is None else self.settings.trials - done
-        if remaining_s <= 0 or (remaining_n is not None and remaining_n <= 0):
+        if remaining_s <= 0 or (remaining_n is not None and remaining_n <= 0) or self._own_cap_reached():
             return
 
         def objective(trial: Any) -> float:
             self._claim(trial)
             outcome = run_trial(self.config(trial))
+            self.ran += 1
             try:
                 trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
             except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
@@ -266,15 +272,12 @@ class Search:
         trials = study.get_trials(deepcopy=False)
         running = _optuna().trial.TrialState.RUNNING
         taken = sum(1 for t in trials if t.state == running or OUTCOME_ATTR in t.user_attrs)
-        if self.remaining() <= 0 or (self.settings.trials is not None and taken >= self.settings.trials):
+        if self.remaining() <= 0 or (self.settings.trials is not None and taken >= self.settings.trials) \
+                or self._own_cap_reached():
             study.stop()
 
-    def running_elsewhere(self) -> int:
-        """Trials other workers are running now (after failing those of dead workers)."""
-        optuna = _optuna()
-        if self.storage.shared:
-            optuna.storages.fail_stale_trials(self.study)
-        return len(self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+    def _own_cap_reached(self) -> bool:
+        return self.own_trials is not None and self.ran >= self.own_trials
 
     def summary(self) -> dict[str, Any]:
         """Who ran what in a shared study: each worker's hardware and trials, the trials of dead workers

@@ -143,5 +143,8 @@ class TrialWorker:
     def __enter__(self) -> TrialWorker:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None:  # Ctrl-C or an error mid-request: the worker may be busy, do not wait for it
+            self._kill()
+        else:
+            self.close()

@@ -80,7 +80,7 @@ def test_registry_and_cli_list_them_as_unavailable():
         "does not take onnx models"
     from navigator.cli import app
 
-    result = CliRunner().invoke(app, ["paths"])
+    result = CliRunner().invoke(app, ["paths", "--verbose"])
     assert result.exit_code == 0, result.output
     for name in NAMES:
         line = next(ln for ln in result.output.splitlines() if ln.split()[:3] == ["cuda", "torch", name])
