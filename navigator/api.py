@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -211,6 +212,10 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     from navigator.source import materialize
 
     model, spec_text, data, trust = materialized or materialize(source, settings.out / "source")
+    if trust:  # this process loaded the model with trust (or wrote it): runner() here may load it again
+        from navigator.results import vouch
+
+        vouch(model)
 
     out = settings.out
     outcomes = search.outcomes()
@@ -238,7 +243,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served)
-    extra = {"notes": [n for n in [*notes, why, *deploy_notes] if n],
+    extra = {"notes": [n for n in [*source.notes, *notes, why, *deploy_notes] if n],
              "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
              "source": {"model": str(Path(model).resolve()), "input_spec": spec_text,
@@ -339,6 +344,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
     source = load_source(model, sample_inputs=sample_inputs, input_spec=input_spec,
                          input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
                          batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
+    for note in source.notes:  # also in the report's notes
+        print(f"navigator: warning: {note}", file=sys.stderr)
     target = Path(out) if out else Path("navigator-out") / _slug(source.name)
     _check_out(target, force, shared is not None)
     noise = nondeterminism(source)

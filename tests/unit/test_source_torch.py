@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from navigator.errors import InputError  # noqa: E402
+from navigator.errors import InputError, UntrustedPickleError  # noqa: E402
 from navigator.source import torch as torch_source  # noqa: E402
 from navigator.source.torch import load_file, sniff  # noqa: E402
 
@@ -84,18 +84,22 @@ def test_legacy_non_zip_torch_save_is_pickle(tmp_path):
     assert sniff(plain) == "pickle"
 
 
-def test_pickle_refused_without_trust_and_never_opened(booby_file, marker, monkeypatch):
+def test_pickle_refused_without_trust_and_never_unpickled(booby_file, marker, monkeypatch):
+    """Without trust only PyTorch's restricted loader reads the file: it refuses the module's class."""
     calls = []
+    real_load = torch.load
 
-    def no_load(*args, **kwargs):
-        calls.append(args)
-        pytest.fail("torch.load was called on an untrusted pickle")  # BaseException: not swallowed
+    def restricted_only(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        if kwargs.get("weights_only") is not True:
+            pytest.fail("torch.load was called on an untrusted pickle without weights_only=True")
+        return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(torch, "load", no_load)
-    with pytest.raises(InputError, match="--trust-pickle") as info:
+    monkeypatch.setattr(torch, "load", restricted_only)
+    with pytest.raises(UntrustedPickleError, match="--trust-pickle") as info:
         load_file(booby_file, trust_pickle=False)
     assert str(booby_file) in str(info.value)
-    assert calls == []
+    assert calls == [True]
     assert not marker.exists()
 
 
@@ -113,7 +117,7 @@ def test_trusted_pickle_that_is_not_a_module_is_rejected(tmp_path):
     path = tmp_path / "state.pt"
     torch.save(Tiny().state_dict(), path)
     assert sniff(path) == "pickle"
-    with pytest.raises(InputError, match="not an nn.Module"):
+    with pytest.raises(InputError, match="a state_dict: weights without the model's code"):
         load_file(path, trust_pickle=True)
 
 
