@@ -43,7 +43,13 @@ def load_input_data(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise InputError(f"--input-data {path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # one .npy array (a memmap or an ndarray)
+            raise ValueError("a single array; save the inputs with np.savez(path, name=array)")
+        with npz:
+            other = [n for n in npz.zip.namelist() if not n.endswith(".npy")]
+            if other:  # NumPy would hand such members over as raw bytes
+                raise ValueError(f"an archive of other files than .npy arrays: {', '.join(other[:3])}")
             data = {k: np.asarray(npz[k]) for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise InputError(f"--input-data {path}: not a readable .npz file ({exc})") from None
