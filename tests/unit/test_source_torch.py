@@ -149,3 +149,41 @@ def test_exported_program(tmp_path):
     (spec,) = torch_source.exported_inputs(loaded)
     assert (spec.dtype, spec.shape) == ("float32", (2, 3))
 
+
+
+def test_untrusted_state_dict_is_named_without_the_trust_flag(tmp_path):
+    """A weights-only file is read by the restricted loader: the user learns it has no architecture and
+    how to save a loadable model, without being told to trust it."""
+    plain, nested = tmp_path / "weights.pt", tmp_path / "checkpoint.pt"
+    torch.save(Tiny().state_dict(), plain)
+    torch.save({"epoch": 3, "model": Tiny().state_dict(), "best": 0.9}, nested)  # OrderedDict inside a dict
+    for path in (plain, nested):
+        with pytest.raises(InputError, match="a state_dict: weights without the model's code") as info:
+            load_file(path, trust_pickle=False)
+        assert not isinstance(info.value, UntrustedPickleError)
+        assert "torch.export.save" in str(info.value) and "torch.jit.save" in str(info.value)
+        assert "--trust-pickle" not in str(info.value)
+
+
+def test_restricted_loader_runs_no_payload_hidden_in_a_state_dict(tmp_path, marker):
+    """A state_dict-looking file with a payload among its tensors: the restricted loader refuses it."""
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('ran')",))
+
+    path = tmp_path / "weights.pt"
+    torch.save({"lin.weight": torch.ones(2, 3), "lin.bias": Payload()}, path)
+    with pytest.raises(UntrustedPickleError, match="--trust-pickle"):
+        load_file(path, trust_pickle=False)
+    assert not marker.exists()
+    with pytest.raises(InputError):  # the payload does run once trusted: the marker detects it
+        load_file(path, trust_pickle=True)
+    assert marker.exists()
+
+
+def test_restricted_loader_names_what_else_it_read(tmp_path):
+    path = tmp_path / "tensors.pt"
+    torch.save([torch.ones(2)], path)
+    with pytest.raises(InputError, match="holds a list, not an nn.Module"):
+        load_file(path, trust_pickle=False)
