@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -275,3 +276,71 @@ def test_runner_of_a_reloaded_result_needs_trust_for_a_pickled_model(kit: Kit, t
 
     assert load_source_of(report, 1, trust_pickle=True).kind == "module"
 
+
+
+# The candidate's inputs of `navigator check --model`, and the warning on generated integer inputs.
+
+class Renamed(torch.nn.Module):
+    """The baseline's layer with its input named `features` instead of `x`."""
+
+    def __init__(self, lin: torch.nn.Linear) -> None:
+        super().__init__()
+        self.lin = lin
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.lin(features)
+
+
+class Plain(Renamed):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x)
+
+
+def test_check_model_takes_the_candidates_input_spec_and_data(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    lin = torch.nn.Linear(4, 2)
+    base_model, cand_model = tmp_path / "base.pt", tmp_path / "cand.pt"
+    torch.jit.save(torch.jit.script(Plain(lin)), str(base_model))
+    torch.jit.save(torch.jit.script(Renamed(lin)), str(cand_model))
+    fast = ["--path", "eager", "--budget", "5s"]
+    proc = run_cli("optimize", "--model", str(base_model), "--input-spec", "x:float32:-1x4", "--out",
+                   str(tmp_path / "base"), "--trials", "1", "--window", "0.05", "--no-progress", *fast)
+    assert proc.returncode == 0, proc.stderr
+    report = str(tmp_path / "base" / "report.json")
+    proc = run_cli("check", "--baseline", report, "--model", str(cand_model), "--out", str(tmp_path / "c0"), *fast)
+    assert proc.returncode == 2 and "do not match the model's inputs ['features']" in proc.stderr  # x: the baseline's
+    proc = run_cli("check", "--baseline", report, "--model", str(cand_model), "--input-spec", "features:float32:-1x4",
+                   "--out", str(tmp_path / "c1"), "--rounds", "3", *fast)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "navigator check" in proc.stdout and "validation | pass" in proc.stdout
+    data = tmp_path / "rows.npz"
+    np.savez(data, rows=np.ones((4, 4), np.float32))  # one input: any array name
+    proc = run_cli("check", "--baseline", report, "--model", str(cand_model), "--input-data", str(data),
+                   "--out", str(tmp_path / "c2"), "--rounds", "3", *fast)
+    assert proc.returncode in (0, 1), proc.stderr
+    recorded = json.loads((tmp_path / "c2" / "report.json").read_text())
+    assert recorded["source"]["input_data"] == str(data.resolve())
+
+
+class Ids(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(10, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.emb(ids)
+
+
+def test_generated_integer_inputs_warn_once_and_the_report_notes_it(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    model = tmp_path / "ids.pt"
+    torch.jit.save(torch.jit.script(Ids()), str(model))
+    proc = run_cli("optimize", "--model", str(model), "--input-spec", "ids:int64:-1x8", "--out", str(tmp_path / "o"),
+                   "--path", "eager", "--budget", "5s", "--trials", "1", "--window", "0.05", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("navigator: warning:")]
+    assert len(warnings) == 1 and "ids" in warnings[0] and "--input-data" in warnings[0], proc.stderr
+    notes = json.loads((tmp_path / "o" / "report.json").read_text())["notes"]
+    assert any("drawn at random" in n and "--input-data" in n for n in notes), notes

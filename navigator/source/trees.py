@@ -150,7 +150,7 @@ def _skops(path: Path, trust_pickle: bool) -> Any:
     """A .skops file, loaded with scikit-learn's and NumPy's own types trusted; any other type it holds
     needs trust_pickle (skops then loads it as a pickle would)."""
     if not installed("skops"):
-        raise InputError(f"{path}: reading .skops files needs skops (pip install 'navigator[trees]')")
+        raise InputError(f"{path}: reading .skops files needs skops (pip install 'triton-navigator[trees]')")
     sio = require("skops.io")
     try:
         untrusted = sio.get_untrusted_types(file=str(path))
