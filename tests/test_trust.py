@@ -323,24 +323,15 @@ def test_check_model_takes_the_candidates_input_spec_and_data(tmp_path: Path) ->
     assert recorded["source"]["input_data"] == str(data.resolve())
 
 
-class Ids(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = torch.nn.Embedding(10, 3)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.emb(ids)
-
-
 def test_generated_integer_inputs_warn_once_and_the_report_notes_it(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 
     model = tmp_path / "ids.pt"
-    torch.jit.save(torch.jit.script(Ids()), str(model))
-    proc = run_cli("optimize", "--model", str(model), "--input-spec", "ids:int64:-1x8", "--out", str(tmp_path / "o"),
+    torch.jit.save(torch.jit.script(torch.nn.Embedding(10, 3)), str(model))  # forward(input): token ids
+    proc = run_cli("optimize", "--model", str(model), "--input-spec", "input:int64:-1x8", "--out", str(tmp_path / "o"),
                    "--path", "eager", "--budget", "5s", "--trials", "1", "--window", "0.05", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("navigator: warning:")]
-    assert len(warnings) == 1 and "ids" in warnings[0] and "--input-data" in warnings[0], proc.stderr
+    assert len(warnings) == 1 and "input" in warnings[0] and "--input-data" in warnings[0], proc.stderr
     notes = json.loads((tmp_path / "o" / "report.json").read_text())["notes"]
     assert any("drawn at random" in n and "--input-data" in n for n in notes), notes
