@@ -59,8 +59,8 @@ def files(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
                    "--out", str(study), "--window", "0.05", "--no-progress")
     assert done.returncode == 0, done.stderr
     for name in ("empty.pt", "text.pt", "truncated.onnx", "truncated.pt2", "archive.pt", "opset11.onnx",
-                 "pickle.pt", "weights.pt", "forest.pkl", "damaged.json", "damaged_lgb.txt", "wrong.npz", "empty_rows.npz",
-                 "float64.npz", "otherfiles", "mlp_study"):
+                 "pickle.pt", "weights.pt", "forest.pkl", "damaged.json", "damaged_lgb.txt", "wrong.npz",
+                 "empty_rows.npz", "float64.npz", "otherfiles", "mlp_study"):
         f[name] = str(tmp / name)
     return f
 
