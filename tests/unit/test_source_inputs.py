@@ -85,3 +85,20 @@ def test_generated_integer_inputs_carry_a_note_and_real_data_none(tmp_path: Path
     data = tmp_path / "ids.npz"
     np.savez(data, ids=np.arange(16, dtype=np.int64).reshape(2, 8) % 10)
     assert load_source(str(model), input_data=data).notes == ()
+
+
+def test_input_data_that_is_not_an_npz_of_arrays_is_refused(tmp_path: Path) -> None:
+    from navigator.source.iospec import load_input_data
+
+    single = tmp_path / "x.npy"
+    np.save(single, np.ones((2, 4), np.float32))
+    with pytest.raises(InputError, match="not a readable .npz file .*a single array"):
+        load_input_data(single)
+    archive = tmp_path / "archive.npz"
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x.npy", single.read_bytes())
+        zf.writestr("notes.txt", "hello")
+    with pytest.raises(InputError, match="other files than .npy arrays: notes.txt"):
+        load_input_data(archive)
