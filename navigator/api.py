@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -224,6 +225,10 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     from navigator.source import materialize
 
     model, spec_text, data, trust = materialized or materialize(source, settings.out / "source")
+    if trust:  # this process loaded the model with trust (or wrote it): runner() here may load it again
+        from navigator.results import vouch
+
+        vouch(model)
 
     out = settings.out
     outcomes = search.outcomes()
@@ -255,7 +260,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     from navigator.trial.validate import nonfinite_notes, reference_nonfinite
 
     nonfinite = reference_nonfinite(source.io.outputs, source.sample_outputs)
-    extra = {"notes": [n for n in [*notes, why, *deploy_notes, *nonfinite_notes(nonfinite)] if n],
+    extra = {"notes": [n for n in [*source.notes, *notes, why, *deploy_notes, *nonfinite_notes(nonfinite)] if n],
              "source_nonfinite": nonfinite,
              "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
@@ -366,6 +371,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
     dropped = sorted(set(asked or ()) - set(settings_args["batch_sizes"]))  # type: ignore[arg-type]
     notes = (f"batch sizes {', '.join(map(str, dropped))} not searched: the model has no dynamic batch axis, "
              "so one call is one inference (batch 1)",) if dropped else ()
+    for note in source.notes:  # also in the report's notes
+        print(f"navigator: warning: {note}", file=sys.stderr)
     target = Path(out) if out else Path("navigator-out") / _slug(source.name)
     _check_out(target, force, shared is not None)
     noise = nondeterminism(source)

@@ -300,7 +300,11 @@ def check(
     rounds: int = typer.Option(7, help="With --model: interleaved measurement rounds."),
     path: Optional[list[str]] = typer.Option(None, "--path", help="With --model: only search this path (repeatable)."),
     baseline_model: Optional[Path] = typer.Option(None, help="With --model: the baseline's model file, if it moved."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save model file."),
+    input_spec: Optional[str] = typer.Option(None, help="With --model: the candidate's inputs as name:dtype:shape,... "
+                                             "[default: the baseline's]."),
+    input_data: Optional[Path] = typer.Option(None, help="With --model: the candidate's validation inputs (.npz)."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save or scikit-learn "
+                                      "pickle model file (this invocation's choice, never the baseline report's)."),
     summary: Optional[Path] = typer.Option(None, help="Also write the Markdown summary to this file."),
     junit: Optional[Path] = typer.Option(None, help="Write JUnit XML (one test case per criterion) to this file."),
 ) -> None:
@@ -311,7 +315,8 @@ def check(
     try:
         verdict = run_check(baseline, candidate, model=str(model) if model else None, budget=budget, out=out,
                             max_regression=max_regression, max_metric_drop=max_metric_drop, rounds=rounds,
-                            paths=path or None, baseline_model=baseline_model, trust_pickle=trust_pickle)
+                            paths=path or None, baseline_model=baseline_model, trust_pickle=trust_pickle,
+                            input_spec=input_spec, input_data=input_data)
     except NavigatorError as exc:
         _fail(exc)
         return

@@ -8,7 +8,7 @@ import platform
 
 from navigator.search.space import ncpu
 
-LIBRARIES = ("navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "openvino", "optuna",
+LIBRARIES = ("triton-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "openvino", "optuna",
              "tritonclient", "protobuf", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "xgboost", "lightgbm",
              "scikit-learn", "skl2onnx", "onnxmltools", "treelite", "tl2cgen", "nvforest-cu12")
 

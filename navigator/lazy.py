@@ -48,5 +48,5 @@ def require(name: str) -> ModuleType:
         top = name.split(".")[0]
         extra = EXTRAS.get(top, top)
         raise UnavailableError(
-            f"{top} is not installed ({exc}); install it with: pip install 'navigator[{extra}]'"
+            f"{top} is not installed ({exc}); install it with: pip install 'triton-navigator[{extra}]'"
         ) from exc

@@ -1,4 +1,5 @@
-"""A finished run read back: `load_result(dir)` and the winner's Runner in the caller's process."""
+"""A finished run read back: `load_result(dir)` and the winner's Runner in the caller's process (trust to
+unpickle its model is the caller's, never the report's)."""
 
 from __future__ import annotations
 
@@ -55,26 +56,56 @@ def source_record(report: Path) -> dict[str, Any]:
     return record
 
 
-def load_source_of(report: Path, batch: int, model: Path | None = None) -> Any:
-    """The run's ModelSource, loaded again from what report.json recorded (`model` replaces its file)."""
-    from navigator.source import load_source
+# Model files this process may unpickle without a trust_pickle argument, by the hash they had then:
+# those a run here wrote itself (a live module handed to navigator.optimize) or was given trust for.
+# Trust is never read from a report: anyone who can write one can point it at any file.
+_VOUCHED: dict[Path, str] = {}
+
+
+def vouch(model: str | Path) -> None:
+    """Let later loads in this process unpickle `model` as long as its contents stay the same."""
+    from navigator.source import file_sha256
+
+    path = Path(model).resolve()
+    _VOUCHED[path] = file_sha256(path)
+
+
+def _vouched(path: Path) -> bool:
+    from navigator.source import file_sha256
+
+    known = _VOUCHED.get(path.resolve())
+    return known is not None and path.is_file() and file_sha256(path) == known
+
+
+def load_source_of(report: Path, batch: int, model: Path | None = None, trust_pickle: bool = False,
+                   changed: str = "pass the original file") -> Any:
+    """The run's ModelSource, loaded again from what report.json recorded (`model` replaces its file).
+
+    A model file must be the one the run measured: its hash is compared with the recorded one before
+    the file is opened. It is unpickled only with this call's `trust_pickle` (or when vouched for in
+    this process), never because the report says the run trusted it. `changed`: how to fix a mismatch.
+    """
+    from navigator.source import file_sha256, load_source
 
     record = source_record(report)
     model = model or Path(record["model"])
-    if not model.is_file():
+    if not model.exists():
         raise InputError(f"the model of {report} is gone: {model}")
+    recorded = record.get("fingerprint")
+    if recorded and file_sha256(model) != recorded:
+        raise InputError(f"the model {model} is not the one {report} measured (its contents differ); {changed}")
     return load_source(str(model), input_spec=record.get("input_spec"),
                        input_data=Path(record["input_data"]) if record.get("input_data") else None,
-                       trust_pickle=bool(record.get("trust_pickle")), batch=batch)
+                       trust_pickle=trust_pickle or _vouched(model), batch=batch)
 
 
-def load_runner(result: Result) -> Any:
+def load_runner(result: Result, trust_pickle: bool = False) -> Any:
     """The winner of `result` converted (from the run's cache) and loaded here as a Runner."""
-    return load_winner(result)[0]
+    return load_winner(result, trust_pickle)[0]
 
 
-def load_winner(result: Result) -> tuple[Any, Any]:
-    """(Runner, ModelSource) of the winner of `result`."""
+def load_winner(result: Result, trust_pickle: bool = False) -> tuple[Any, Any]:
+    """(Runner, ModelSource) of the winner of `result`; `trust_pickle` as in load_source_of."""
     from navigator import paths
     from navigator.trial.cache import Cache
 
@@ -83,7 +114,7 @@ def load_winner(result: Result) -> tuple[Any, Any]:
     if result.report is None:
         raise InputError("the result has no report.json to find its model and cache from")
     config = result.winner.config
-    source = load_source_of(result.report, config.batch_size)
+    source = load_source_of(result.report, config.batch_size, trust_pickle=trust_pickle)
     cache = Cache(result.report.parent / "cache", source.fingerprint)
     module = paths.get(config.path)
     artifact = module.convert(source, config.convert, cache)

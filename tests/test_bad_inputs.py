@@ -45,10 +45,11 @@ def files(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     model, example = mlp()
     torch.onnx.export(model, example, str(tmp / "opset11.onnx"), opset_version=11, dynamo=False)
     torch.save({"model": Marker(str(tmp / "unpickled.marker"))}, tmp / "pickle.pt")
+    torch.save(model.state_dict(), tmp / "weights.pt")
     (tmp / "forest.pkl").write_bytes(pickle.dumps({"model": Marker(str(tmp / "unpickled.marker"))}))
     (tmp / "damaged.json").write_text('{"learner": {"broken": true}}')
     (tmp / "damaged_lgb.txt").write_text("tree\nversion=v4\nnum_class=oops\n")
-    np.savez(tmp / "wrong.npz", other=np.zeros((2, 64), np.float32))
+    np.savez(tmp / "wrong.npz", other=np.zeros((2, 64), np.float32), extra=np.zeros((2, 64), np.float32))
     np.savez(tmp / "empty_rows.npz", input_0=np.zeros((0, 64), np.float32))
     np.savez(tmp / "float64.npz", input_0=np.zeros((2, 64), np.float64))
     (tmp / "otherfiles").mkdir()
@@ -58,8 +59,8 @@ def files(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
                    "--out", str(study), "--window", "0.05", "--no-progress")
     assert done.returncode == 0, done.stderr
     for name in ("empty.pt", "text.pt", "truncated.onnx", "truncated.pt2", "archive.pt", "opset11.onnx",
-                 "pickle.pt", "forest.pkl", "damaged.json", "damaged_lgb.txt", "wrong.npz", "empty_rows.npz",
-                 "float64.npz", "otherfiles", "mlp_study"):
+                 "pickle.pt", "weights.pt", "forest.pkl", "damaged.json", "damaged_lgb.txt", "wrong.npz",
+                 "empty_rows.npz", "float64.npz", "otherfiles", "mlp_study"):
         f[name] = str(tmp / name)
     return f
 

@@ -38,9 +38,12 @@ def test_example_trains_and_optimizes(tmp_path: Path) -> None:
     assert set(result.reports) == {"json", "md", "html"}
     report = json.loads(result.reports["json"].read_text())
     assert report["metric"]["winner"] == pytest.approx(accuracy)
-    # The Runner from a reloaded result answers like the source model on the validation inputs.
+    # The Runner from a reloaded result answers like the source model on the validation inputs. The run
+    # saved the live module as a pickle: this process unpickles it only when told to.
+    with pytest.raises(navigator.InputError, match="--trust-pickle"):
+        result.runner()
     data = np.load(out / "source" / "inputs.npz")
-    got = result.runner()({"x": data["x"]})[0]
+    got = result.runner(trust_pickle=True)({"x": data["x"]})[0]
     assert got.shape == (data["x"].shape[0], 4) and np.isfinite(got).all()
 
 

@@ -19,7 +19,7 @@ from navigator.triton import python_backend
 
 def available() -> str | None:
     if not installed("torch"):
-        return "torch is not installed (pip install 'navigator[torch]')"
+        return "torch is not installed (pip install 'triton-navigator[torch]')"
     if not require("torch").cuda.is_available():
         return "PyTorch sees no CUDA GPU"
     return None

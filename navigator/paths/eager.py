@@ -27,7 +27,7 @@ FILES = {"module": "model.pt", "torchscript": "model.pt", "exported": "model.pt2
 
 
 def available() -> str | None:
-    return None if installed("torch") else "torch is not installed (pip install 'navigator[torch]')"
+    return None if installed("torch") else "torch is not installed (pip install 'triton-navigator[torch]')"
 
 
 def _save(source: ModelSource, out: Path) -> None:

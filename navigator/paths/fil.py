@@ -3,8 +3,8 @@ CPU, loading the same model file the Triton FIL backend loads, with the FIL para
 layout, chunk_size and the OpenMP thread count (cpu_nthread in Triton).
 
 nvForest's Python API: docs.rapids.ai/api/nvforest (nvforest.load_model: model_type, device, layout,
-default_chunk_size, precision). It ships CUDA libraries as wheels and is not part of navigator[trees]:
-install navigator[fil]. FIL computes in float32 (precision "single"), as the Triton backend does.
+default_chunk_size, precision). It ships CUDA libraries as wheels and is not part of triton-navigator[trees]:
+install triton-navigator[fil]. FIL computes in float32 (precision "single"), as the Triton backend does.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ FRAMEWORKS = ("trees",)
 
 def available() -> str | None:
     if not installed("nvforest"):
-        return "nvForest (FIL's engine) is not installed (pip install 'navigator[fil]')"
-    return None if installed("threadpoolctl") else "threadpoolctl is not installed (pip install 'navigator[trees]')"
+        return "nvForest (FIL's engine) is not installed (pip install 'triton-navigator[fil]')"
+    if not installed("threadpoolctl"):
+        return "threadpoolctl is not installed (pip install 'triton-navigator[trees]')"
+    return None
 
 
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:

@@ -32,7 +32,7 @@ PRECISIONS = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16")}
 
 
 def available() -> str | None:
-    return None if installed("openvino") else "openvino is not installed (pip install 'navigator[openvino]')"
+    return None if installed("openvino") else "openvino is not installed (pip install 'triton-navigator[openvino]')"
 
 
 def narrow(spec: ParamSpec) -> ParamSpec:

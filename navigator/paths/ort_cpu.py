@@ -26,7 +26,7 @@ TRITON_GRAPH_LEVEL = {"all": 0, "basic": -1, "extended": 1, "disable": 2}
 
 
 def available() -> str | None:
-    return None if installed("onnxruntime") else "onnxruntime is not installed (pip install 'navigator[onnx]')"
+    return None if installed("onnxruntime") else "onnxruntime is not installed (pip install 'triton-navigator[onnx]')"
 
 
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:

@@ -35,7 +35,7 @@ PROVIDER_OPTIONS = ("cudnn_conv_algo_search", "use_tf32", "arena_extend_strategy
 
 def available() -> str | None:
     if not installed("onnxruntime"):
-        return "onnxruntime is not installed (pip install 'navigator[gpu]')"
+        return "onnxruntime is not installed (pip install 'triton-navigator[gpu]')"
     if "CUDAExecutionProvider" not in require("onnxruntime").get_available_providers():
         return "onnxruntime has no CUDA execution provider (install onnxruntime-gpu)"
     if installed("torch") and not require("torch").cuda.is_available():

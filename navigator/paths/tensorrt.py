@@ -50,7 +50,8 @@ def gpu_reason(need_torch: bool) -> str | None:
     """Why no CUDA GPU is usable here, asked through PyTorch; None when it sees one (or when PyTorch is
     absent and the caller can do without it)."""
     if not installed("torch"):
-        return "PyTorch is not installed (pip install 'navigator[torch]'); this path needs it" if need_torch else None
+        return ("PyTorch is not installed (pip install 'triton-navigator[torch]'); this path needs it"
+                if need_torch else None)
     if not require("torch").cuda.is_available():
         return "no CUDA GPU: PyTorch sees none (torch.cuda.is_available() is False)"
     return None

@@ -29,7 +29,7 @@ WARNING = ("tensorflow_savedmodel config: Triton's TensorFlow backend is depreca
 
 
 def available() -> str | None:
-    return None if installed("tensorflow") else "tensorflow is not installed (pip install 'navigator[tf]')"
+    return None if installed("tensorflow") else "tensorflow is not installed (pip install 'triton-navigator[tf]')"
 
 
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:

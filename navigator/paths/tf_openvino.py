@@ -27,8 +27,8 @@ precision = openvino.precision
 
 def available() -> str | None:
     if not installed("openvino"):
-        return "openvino is not installed (pip install 'navigator[openvino]')"
-    return None if installed("tensorflow") else "tensorflow is not installed (pip install 'navigator[tf]')"
+        return "openvino is not installed (pip install 'triton-navigator[openvino]')"
+    return None if installed("tensorflow") else "tensorflow is not installed (pip install 'triton-navigator[tf]')"
 
 
 def _build(source: ModelSource, savedmodel: Path, out: Path) -> None:

@@ -31,7 +31,7 @@ ORIGINAL = "original.txt"
 
 def available() -> str | None:
     if not installed("tensorflow"):
-        return "tensorflow is not installed (pip install 'navigator[tf]')"
+        return "tensorflow is not installed (pip install 'triton-navigator[tf]')"
     from navigator.source.tf import import_tf
 
     tf = import_tf()

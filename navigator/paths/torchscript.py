@@ -25,7 +25,7 @@ MODEL_FILE = "model.pt"
 
 
 def available() -> str | None:
-    return None if installed("torch") else "torch is not installed (pip install 'navigator[torch]')"
+    return None if installed("torch") else "torch is not installed (pip install 'triton-navigator[torch]')"
 
 
 def _script(source: ModelSource, params: Params) -> Any:

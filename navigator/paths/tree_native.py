@@ -29,7 +29,7 @@ FRAMEWORKS = ("trees",)
 def available() -> str | None:
     if any(installed(m) for m in ("xgboost", "lightgbm", "sklearn")):
         return None
-    return "no tree library is installed (pip install 'navigator[trees]')"
+    return "no tree library is installed (pip install 'triton-navigator[trees]')"
 
 
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:

@@ -33,9 +33,9 @@ ONNX_FILE = "model.onnx"
 
 def available() -> str | None:
     if not installed("onnxruntime"):
-        return "onnxruntime is not installed (pip install 'navigator[onnx]')"
+        return "onnxruntime is not installed (pip install 'triton-navigator[onnx]')"
     if not (installed("onnxmltools") or installed("skl2onnx")):
-        return "neither onnxmltools nor skl2onnx is installed (pip install 'navigator[trees]')"
+        return "neither onnxmltools nor skl2onnx is installed (pip install 'triton-navigator[trees]')"
     return None
 
 

@@ -38,7 +38,7 @@ def _compiler() -> str | None:
 def available() -> str | None:
     missing = [m for m in ("treelite", "tl2cgen") if not installed(m)]
     if missing:
-        return f"{' and '.join(missing)} not installed (pip install 'navigator[trees]')"
+        return f"{' and '.join(missing)} not installed (pip install 'triton-navigator[trees]')"
     return None if _compiler() else "no C compiler (gcc or cc) to compile the predictor"
 
 

@@ -184,7 +184,7 @@ def check(baseline: str | Path, candidate: str | Path | None = None, *, model: A
           budget: str | float = "2m", out: str | Path | None = None, max_regression: float = 0.10,
           max_metric_drop: float = 0.0, rounds: int = 7, paths: list[str] | None = None,
           baseline_model: str | Path | None = None, trust_pickle: bool = False,
-          progress: bool = False) -> Verdict:
+          progress: bool = False, input_spec: str | None = None, input_data: str | Path | None = None) -> Verdict:
     """Compare a candidate with a baseline report.json; `verdict.exit_code` is 0 or 1.
 
     Args:
@@ -196,7 +196,10 @@ def check(baseline: str | Path, candidate: str | Path | None = None, *, model: A
         max_regression: allowed slowdown (0.10 = 10%) of throughput and of p99 latency.
         max_metric_drop: allowed drop of the user metric where both reports have one.
         baseline_model: the baseline's model file when it moved since its report was written.
-        trust_pickle: allow unpickling a torch.save candidate model file.
+        trust_pickle: allow unpickling a torch.save or scikit-learn pickle model file (the candidate's
+            and the baseline's; never taken from the baseline's report).
+        input_spec, input_data: with `model`, the candidate's inputs, as `optimize` takes them
+            (default: the baseline's recorded --input-spec).
 
     Raises:
         InputError: unreadable or malformed reports, both or neither of candidate/model, bad margins.
@@ -219,5 +222,6 @@ def check(baseline: str | Path, candidate: str | Path | None = None, *, model: A
         raise InputError(f"the baseline {base_path} has no winner to compare with: {base.failure}")
     cand, base = optimize_and_remeasure(base_path, base, model, budget=budget, out=out, rounds=rounds,
                                         paths=paths, baseline_model=baseline_model, progress=progress,
-                                        trust_pickle=trust_pickle)
+                                        trust_pickle=trust_pickle, input_spec=input_spec,
+                                        input_data=input_data)
     return evaluate(base, cand, max_regression, paired=True, max_metric_drop=max_metric_drop)

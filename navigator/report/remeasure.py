@@ -60,17 +60,15 @@ def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
     return runner.prepare(resize_batch(samples, config.batch_size) if model.source.io.batched else samples)
 
 
-def _baseline_model(report: Path, model: str | Path | None) -> _Model:
-    """The baseline's model loaded from its recorded file (or `model`), with its run's cache."""
+def _baseline_model(report: Path, model: str | Path | None, trust_pickle: bool) -> _Model:
+    """The baseline's model loaded from its recorded file (or `model`), with its run's cache; checked to
+    be the file the report measured before it is opened, unpickled only with `trust_pickle`."""
     from navigator.records import TrialOutcome, from_dict
-    from navigator.results import load_source_of, read_report, source_record
+    from navigator.results import load_source_of, read_report
 
     winner = from_dict(TrialOutcome, read_report(report)["winner"]).config
-    source = load_source_of(report, winner.batch_size, model=Path(model) if model else None)
-    recorded = source_record(report).get("fingerprint")
-    if recorded and recorded != source.fingerprint:
-        raise InputError(f"the baseline model {source.file} is not the one {report} measured (its contents "
-                         "changed); pass the original with --baseline-model")
+    source = load_source_of(report, winner.batch_size, model=Path(model) if model else None,
+                            trust_pickle=trust_pickle, changed="pass the original with --baseline-model")
     return _Model(source, report.parent / "cache", winner)
 
 
@@ -85,8 +83,10 @@ def _describe(config: TrialConfig, whose: str) -> str:
 def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget: str | float,
                            out: str | Path | None, rounds: int, paths: list[str] | None,
                            baseline_model: str | Path | None, progress: bool,
-                           trust_pickle: bool = False) -> tuple[Side, Side]:
-    """(candidate, baseline) with `rounds` paired measurements each."""
+                           trust_pickle: bool = False, input_spec: str | None = None,
+                           input_data: str | Path | None = None) -> tuple[Side, Side]:
+    """(candidate, baseline) with `rounds` paired measurements each. The candidate's inputs are
+    `input_spec` / `input_data`, else (a model file) the baseline's recorded --input-spec."""
     from navigator.api import optimize
     from navigator.results import load_source_of, read_report, source_record
     from navigator.search.finalists import interleave
@@ -96,19 +96,20 @@ def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget:
         raise InputError(f"--rounds {rounds}: at least 3 rounds are needed for a confidence interval")
     settings = read_report(base_report).get("settings") or {}
     record = source_record(base_report)
+    theirs = _baseline_model(base_report, baseline_model, trust_pickle)  # before spending the budget
+    if input_spec is None and input_data is None and isinstance(model, (str, Path)):
+        input_spec = record.get("input_spec")
     target = Path(out) if out else Path(tempfile.mkdtemp(prefix="navigator-check-"))
     result = optimize(model, budget=budget, out=target, objective=settings.get("objective", "throughput"),
                       batch_size=",".join(str(b) for b in settings.get("batch_sizes", [1])), paths=paths,
                       window_s=float(settings.get("window_s", 0.25)),
                       window_calls=int(settings.get("window_calls", 0)),
-                      input_spec=record.get("input_spec") if isinstance(model, (str, Path)) else None,
-                      trust_pickle=trust_pickle, progress=progress)
+                      input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, progress=progress)
     cand = side("candidate", result)
     if cand.failure or result.winner is None or result.report is None:
         return cand, base
-    mine = _Model(load_source_of(result.report, result.winner.config.batch_size), target / "cache",
-                  result.winner.config)
-    theirs = _baseline_model(base_report, baseline_model)
+    mine = _Model(load_source_of(result.report, result.winner.config.batch_size, trust_pickle=trust_pickle),
+                  target / "cache", result.winner.config)
     # (side, configuration description, call): each model with its own winner, then with the other's.
     entries: list[tuple[str, str, Callable[[], Any], int]] = []
     for who, own in (("baseline", theirs), ("candidate", mine)):

@@ -112,7 +112,7 @@ def driver_url(url: str) -> str:
         scheme = "postgresql"
     if scheme == "postgresql" and importlib.util.find_spec("psycopg2") is None:
         if importlib.util.find_spec("psycopg") is None:
-            raise UnavailableError("a PostgreSQL storage needs a driver: pip install 'navigator[postgres]'")
+            raise UnavailableError("a PostgreSQL storage needs a driver: pip install 'triton-navigator[postgres]'")
         scheme = "postgresql+psycopg"
     return f"{scheme}://{rest}"
 

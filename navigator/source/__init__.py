@@ -35,6 +35,7 @@ class ModelSource:
     input_spec: str | None = None
     input_data: Path | None = None
     trust_pickle: bool = False
+    notes: tuple[str, ...] = ()  # what the report should say about the source (generated integer inputs)
     sample_outputs: list[np.ndarray] = field(default_factory=list, repr=False)  # reference(samples), once
     _session: Any = field(default=None, repr=False)
 
@@ -51,9 +52,10 @@ class ModelSource:
         return torch_source.run(self.kind, self.model, [t.name for t in self.io.inputs], inputs)
 
 
-def _sha256(path: Path, also: tuple[Path, ...] = ()) -> str:
-    """A file's hash; a directory's (a SavedModel) covers every file's relative name and content; `also`:
-    files beside `path` that belong to it (an ONNX model's external data), by relative name and content."""
+def file_sha256(path: Path) -> str:
+    """A file's hash; a directory's (a SavedModel) covers every file's relative name and content; an ONNX
+    model's covers its external data files too, by relative name and content."""
+    also = _external(path) if path.is_file() and path.suffix.lower() == ".onnx" else []
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files + [path.parent / rel for rel in also]:
@@ -63,6 +65,17 @@ def _sha256(path: Path, also: tuple[Path, ...] = ()) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def _external(path: Path) -> list[Path]:
+    """An ONNX file's external data files; none for a file ONNX cannot parse (its hash then matches
+    nothing, and loading it fails with its own message)."""
+    try:
+        return onnx_source.external_files(path)
+    except InputError:
+        raise
+    except Exception:  # not a readable ONNX protobuf
+        return []
 
 
 def _open(model: Any, trust_pickle: bool) -> tuple[str, str, Any, Path | None, str]:
@@ -123,14 +136,27 @@ def _input_specs(framework: str, kind: str, loaded: Any, spec: str | None,
     raise InputError("this model format does not record its inputs: pass --input-spec name:dtype:shape or --input-data file.npz")
 
 
-def _check_names(framework: str, kind: str, loaded: Any, inputs: tuple[TensorSpec, ...]) -> None:
+def _expected_names(framework: str, kind: str, loaded: Any) -> list[str] | None:
+    """The model's input names in order, or None where it does not say (a forward(*args))."""
     if framework in ("onnx", "tf", "trees"):
-        expected: list[str] | None = [t.name for t in _declared_io(framework, loaded)[0]]
-    else:
-        expected = torch_source.input_names(kind, loaded)
+        return [t.name for t in _declared_io(framework, loaded)[0]]
+    return torch_source.input_names(kind, loaded)
+
+
+def _check_names(expected: list[str] | None, inputs: tuple[TensorSpec, ...]) -> None:
     got = [t.name for t in inputs]
     if expected is not None and got != expected:
-        raise InputError(f"inputs {got} do not match the model's inputs {expected} (names and order)")
+        suggested = tuple(TensorSpec(n, t.dtype, t.shape) for n, t in zip(expected, inputs))
+        raise InputError(f"inputs {got} do not match the model's inputs {expected} (names and order); "
+                         + iospec.how_to_pass(expected, suggested if len(got) == len(expected) else ()))
+
+
+def _one_input(expected: list[str] | None, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Data for a model of one input is its input whatever the array's name (tree models name theirs
+    input__0, which no user would guess)."""
+    if expected is not None and len(expected) == 1 and len(data) == 1:
+        return {expected[0]: next(iter(data.values()))}
+    return data
 
 
 def _declared_io(framework: str, loaded: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -146,18 +172,19 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
                 input_data: Path | None = None, trust_pickle: bool = False, batch: int = 1) -> ModelSource:
     """Load and check the user's model; every problem is an InputError with a one-line message."""
     framework, kind, loaded, file, name = _open(model, trust_pickle)
-    names = torch_source.input_names(kind, loaded) if framework == "torch" else None
+    names = _expected_names(framework, kind, loaded)
     data = iospec.load_input_data(input_data) if input_data else (
         _as_arrays(sample_inputs, names) if sample_inputs is not None else None)
+    data = _one_input(names, data) if data is not None else None
     inputs = _input_specs(framework, kind, loaded, input_spec, data)
-    _check_names(framework, kind, loaded, inputs)
+    _check_names(names, inputs)
     if data is not None:
         iospec.check_data(inputs, data)
     samples = data if data is not None else iospec.make_inputs(inputs, batch)
-    external = tuple(onnx_source.external_files(file)) if framework == "onnx" and file else ()
-    fingerprint = _sha256(file, external) if file else torch_source.fingerprint_module(torch_source.callable_of(kind, loaded))
+    note = "" if data is not None else iospec.random_ints_note(inputs)
+    fingerprint = file_sha256(file) if file else torch_source.fingerprint_module(torch_source.callable_of(kind, loaded))
     src = ModelSource(framework, kind, name, file, loaded, IOSpec(inputs, ()), fingerprint, samples,
-                      input_spec, input_data, trust_pickle)
+                      input_spec, input_data, trust_pickle, (note,) if note else ())
     try:
         outs = src.reference(samples)
     except InputError:

@@ -43,7 +43,13 @@ def load_input_data(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise InputError(f"--input-data {path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # one .npy array (a memmap or an ndarray)
+            raise ValueError("a single array; save the inputs with np.savez(path, name=array)")
+        with npz:
+            other = [n for n in npz.zip.namelist() if not n.endswith(".npy")]
+            if other:  # NumPy would hand such members over as raw bytes
+                raise ValueError(f"an archive of other files than .npy arrays: {', '.join(other[:3])}")
             data = {k: np.asarray(npz[k]) for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise InputError(f"--input-data {path}: not a readable .npz file ({exc})") from None
@@ -57,11 +63,25 @@ def specs_from_data(data: dict[str, np.ndarray]) -> tuple[TensorSpec, ...]:
     return tuple(TensorSpec(k, v.dtype.name, (None, *v.shape[1:])) for k, v in data.items())
 
 
+def as_spec_text(inputs: tuple[TensorSpec, ...]) -> str:
+    """TensorSpecs written as --input-spec takes them: 'x:float32:-1x3x32x32,ids:int64:-1x16'."""
+    return ",".join(f"{t.name}:{t.dtype}:{'x'.join('-1' if d is None else str(d) for d in t.shape)}"
+                    for t in inputs)
+
+
+def how_to_pass(names: list[str], inputs: tuple[TensorSpec, ...] = ()) -> str:
+    """The fix for inputs that do not match the model's: what it expects and the two ways to say it."""
+    keys = ", ".join(f"{n}=..." for n in names)
+    spec = f"--input-spec {as_spec_text(inputs)}" if inputs else "--input-spec with these names"
+    return f"pass {spec}, or --input-data with an .npz of these keys (np.savez(path, {keys}))"
+
+
 def check_data(inputs: tuple[TensorSpec, ...], data: dict[str, np.ndarray]) -> None:
     """Raise InputError when sample data does not match the model's inputs."""
     names = [t.name for t in inputs]
     if sorted(data) != sorted(names):
-        raise InputError(f"input data has tensors {sorted(data)}, the model expects {names}")
+        raise InputError(f"input data has tensors {sorted(data)}, the model expects {as_spec_text(inputs)} "
+                         f"(name:dtype:shape); {how_to_pass(names, inputs)}")
     for spec in inputs:
         arr = data[spec.name]
         fixed = all(d is None or d == a for d, a in zip(spec.shape, arr.shape))
@@ -118,6 +138,16 @@ def make_inputs(inputs: tuple[TensorSpec, ...], batch: int, seed: int = 0) -> di
         else:
             raise InputError(f"input {spec.name!r}: cannot generate data of dtype {dtype}; pass --input-data")
     return out
+
+
+def random_ints_note(inputs: tuple[TensorSpec, ...]) -> str:
+    """A warning for the integer inputs make_inputs drew at random ("" when there are none)."""
+    ints = [t.name for t in inputs if np.dtype(t.dtype).kind in "iu"]
+    if not ints:
+        return ""
+    return (f"integer input{'s' if len(ints) > 1 else ''} {', '.join(ints)} drawn at random in [0, {INT_HIGH}): "
+            "ids or indices drawn at random may be out of the model's range (or take other branches than real "
+            "data); pass real ids with --input-data")
 
 
 def resize_batch(data: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:

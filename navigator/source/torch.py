@@ -1,16 +1,18 @@
-"""PyTorch sources: live nn.Module, TorchScript archive, ExportedProgram (.pt2), pickled module (trusted)."""
+"""PyTorch sources: live nn.Module, TorchScript archive, ExportedProgram (.pt2), pickled module (trusted;
+untrusted, only PyTorch's restricted loader reads it, to tell a state_dict from a refused pickle)."""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-from navigator.errors import InputError
+from navigator.errors import InputError, UntrustedPickleError
 from navigator.lazy import require
 from navigator.records import TensorSpec
 
@@ -41,25 +43,59 @@ def sniff(path: Path) -> str:
 
 
 def load_file(path: Path, trust_pickle: bool) -> tuple[str, Any]:
-    """(kind, model) from a file; a pickle is refused before it is opened unless trust_pickle."""
+    """(kind, model) from a file; without trust_pickle a pickle is only read by PyTorch's restricted
+    loader (see _restricted_load), never unpickled."""
     kind = sniff(path)
+    torch = require("torch")
     if kind == "pickle" and not trust_pickle:
-        raise InputError(
-            f"{path} is a pickled torch.save file; unpickling runs arbitrary code. "
-            "Pass --trust-pickle if you trust it, or save it with torch.jit.save / torch.export.save"
-        )
+        model = _restricted_load(path)
+    else:
+        try:
+            if kind == "exported":
+                return kind, torch.export.load(str(path))
+            if kind == "torchscript":
+                return kind, torch.jit.load(str(path), map_location="cpu").eval()
+            model = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as exc:  # a broken or hostile file: any failure of the loader is the user's input
+            raise InputError(f"{path}: PyTorch could not load it ({type(exc).__name__}: {exc})") from None
+    if not isinstance(model, torch.nn.Module):
+        if is_state_dict(model):
+            raise InputError(f"{path} holds a state_dict: weights without the model's code, which navigator cannot "
+                             "run. Load it into its module and save a loadable model with torch.export.save "
+                             "(model.pt2) or torch.jit.save (TorchScript), or pass the module to navigator.optimize")
+        raise InputError(f"{path}: holds a {type(model).__name__}, not an nn.Module")
+    return "module", model.eval()
+
+
+def _restricted_load(path: Path) -> Any:
+    """The file read by torch.load(weights_only=True), whose unpickler builds only tensors, containers
+    and plain values and refuses any other global, so no payload runs. What it refuses (a pickled
+    module, or anything else that needs code) is an UntrustedPickleError."""
     torch = require("torch")
     try:
-        if kind == "exported":
-            return kind, torch.export.load(str(path))
-        if kind == "torchscript":
-            return kind, torch.jit.load(str(path), map_location="cpu").eval()
-        model = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as exc:  # a broken or hostile file: any failure of the loader is the user's input
-        raise InputError(f"{path}: PyTorch could not load it ({type(exc).__name__}: {exc})") from None
-    if not isinstance(model, torch.nn.Module):
-        raise InputError(f"{path}: holds a {type(model).__name__}, not an nn.Module (a state_dict needs its class)")
-    return "module", model.eval()
+        with warnings.catch_warnings():  # its notes on pickle protocols would break the one-line error
+            warnings.simplefilter("ignore")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # pickle.UnpicklingError for a foreign global; anything else: not a weights file either
+        raise UntrustedPickleError(
+            f"{path} is a pickled torch.save file; unpickling runs arbitrary code. "
+            "Pass --trust-pickle if you trust it, or save it with torch.jit.save / torch.export.save"
+        ) from None
+
+
+def is_state_dict(value: Any) -> bool:
+    """Whether `value` is weights only: a mapping (nested mappings too, as in a checkpoint) whose leaves
+    are tensors or plain values, with at least one tensor."""
+    torch = require("torch")
+
+    def leaves(v: Any) -> list[Any]:
+        return [leaf for item in v.values() for leaf in leaves(item)] if isinstance(v, Mapping) else [v]
+
+    if not isinstance(value, Mapping):
+        return False
+    found = leaves(value)
+    return (any(isinstance(v, torch.Tensor) for v in found)
+            and all(isinstance(v, (torch.Tensor, int, float, str, bool, type(None))) for v in found))
 
 
 def callable_of(kind: str, model: Any) -> Any:

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from navigator.errors import InputError
+from navigator.errors import InputError, UntrustedPickleError
 from navigator.lazy import installed, require
 from navigator.records import TensorSpec
 
@@ -150,14 +150,14 @@ def _skops(path: Path, trust_pickle: bool) -> Any:
     """A .skops file, loaded with scikit-learn's and NumPy's own types trusted; any other type it holds
     needs trust_pickle (skops then loads it as a pickle would)."""
     if not installed("skops"):
-        raise InputError(f"{path}: reading .skops files needs skops (pip install 'navigator[trees]')")
+        raise InputError(f"{path}: reading .skops files needs skops (pip install 'triton-navigator[trees]')")
     sio = require("skops.io")
     try:
         untrusted = sio.get_untrusted_types(file=str(path))
         unknown = [t for t in untrusted if not t.startswith(("sklearn.", "numpy."))]
         if unknown and not trust_pickle:
-            raise InputError(f"{path}: holds types other than scikit-learn's ({', '.join(unknown[:3])}); "
-                             "pass --trust-pickle if you trust it")
+            raise UntrustedPickleError(f"{path}: holds types other than scikit-learn's "
+                                       f"({', '.join(unknown[:3])}); pass --trust-pickle if you trust it")
         return sio.load(str(path), trusted=untrusted)
     except InputError:
         raise
@@ -167,8 +167,8 @@ def _skops(path: Path, trust_pickle: bool) -> Any:
 
 def _pickle(path: Path, trust_pickle: bool) -> Any:
     if not trust_pickle:
-        raise InputError(f"{path} is a pickle; unpickling runs arbitrary code. Pass --trust-pickle if you trust it, "
-                         "or save the model with skops (skops.io.dump)")
+        raise UntrustedPickleError(f"{path} is a pickle; unpickling runs arbitrary code. Pass --trust-pickle if you "
+                                   "trust it, or save the model with skops (skops.io.dump)")
     require("sklearn")
     try:
         if path.suffix.lower() == ".joblib":

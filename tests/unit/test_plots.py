@@ -58,7 +58,7 @@ def test_without_the_report_extra_the_other_reports_are_still_written(tmp_path, 
     from navigator.report import build, html
 
     def missing(*_: object) -> str:
-        raise UnavailableError("plotly is not installed; install it with: pip install 'navigator[report]'")
+        raise UnavailableError("plotly is not installed; install it with: pip install 'triton-navigator[report]'")
 
     monkeypatch.setattr(html, "render", missing)
     trials = [_trial(i, "ort_cpu", 1 + i % 2, "a", 100.0 + i) for i in range(3)]

@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from navigator.errors import InputError  # noqa: E402
+from navigator.errors import InputError, UntrustedPickleError  # noqa: E402
 from navigator.source import torch as torch_source  # noqa: E402
 from navigator.source.torch import load_file, sniff  # noqa: E402
 
@@ -84,18 +84,22 @@ def test_legacy_non_zip_torch_save_is_pickle(tmp_path):
     assert sniff(plain) == "pickle"
 
 
-def test_pickle_refused_without_trust_and_never_opened(booby_file, marker, monkeypatch):
+def test_pickle_refused_without_trust_and_never_unpickled(booby_file, marker, monkeypatch):
+    """Without trust only PyTorch's restricted loader reads the file: it refuses the module's class."""
     calls = []
+    real_load = torch.load
 
-    def no_load(*args, **kwargs):
-        calls.append(args)
-        pytest.fail("torch.load was called on an untrusted pickle")  # BaseException: not swallowed
+    def restricted_only(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        if kwargs.get("weights_only") is not True:
+            pytest.fail("torch.load was called on an untrusted pickle without weights_only=True")
+        return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(torch, "load", no_load)
-    with pytest.raises(InputError, match="--trust-pickle") as info:
+    monkeypatch.setattr(torch, "load", restricted_only)
+    with pytest.raises(UntrustedPickleError, match="--trust-pickle") as info:
         load_file(booby_file, trust_pickle=False)
     assert str(booby_file) in str(info.value)
-    assert calls == []
+    assert calls == [True]
     assert not marker.exists()
 
 
@@ -113,7 +117,7 @@ def test_trusted_pickle_that_is_not_a_module_is_rejected(tmp_path):
     path = tmp_path / "state.pt"
     torch.save(Tiny().state_dict(), path)
     assert sniff(path) == "pickle"
-    with pytest.raises(InputError, match="not an nn.Module"):
+    with pytest.raises(InputError, match="a state_dict: weights without the model's code"):
         load_file(path, trust_pickle=True)
 
 
@@ -145,3 +149,41 @@ def test_exported_program(tmp_path):
     (spec,) = torch_source.exported_inputs(loaded)
     assert (spec.dtype, spec.shape) == ("float32", (2, 3))
 
+
+
+def test_untrusted_state_dict_is_named_without_the_trust_flag(tmp_path):
+    """A weights-only file is read by the restricted loader: the user learns it has no architecture and
+    how to save a loadable model, without being told to trust it."""
+    plain, nested = tmp_path / "weights.pt", tmp_path / "checkpoint.pt"
+    torch.save(Tiny().state_dict(), plain)
+    torch.save({"epoch": 3, "model": Tiny().state_dict(), "best": 0.9}, nested)  # OrderedDict inside a dict
+    for path in (plain, nested):
+        with pytest.raises(InputError, match="a state_dict: weights without the model's code") as info:
+            load_file(path, trust_pickle=False)
+        assert not isinstance(info.value, UntrustedPickleError)
+        assert "torch.export.save" in str(info.value) and "torch.jit.save" in str(info.value)
+        assert "--trust-pickle" not in str(info.value)
+
+
+def test_restricted_loader_runs_no_payload_hidden_in_a_state_dict(tmp_path, marker):
+    """A state_dict-looking file with a payload among its tensors: the restricted loader refuses it."""
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('ran')",))
+
+    path = tmp_path / "weights.pt"
+    torch.save({"lin.weight": torch.ones(2, 3), "lin.bias": Payload()}, path)
+    with pytest.raises(UntrustedPickleError, match="--trust-pickle"):
+        load_file(path, trust_pickle=False)
+    assert not marker.exists()
+    with pytest.raises(InputError):  # the payload does run once trusted: the marker detects it
+        load_file(path, trust_pickle=True)
+    assert marker.exists()
+
+
+def test_restricted_loader_names_what_else_it_read(tmp_path):
+    path = tmp_path / "tensors.pt"
+    torch.save([torch.ones(2)], path)
+    with pytest.raises(InputError, match="holds a list, not an nn.Module"):
+        load_file(path, trust_pickle=False)
