@@ -18,7 +18,6 @@ pytorch.org/TensorRT/tutorials/serving_torch_tensorrt_with_triton.html).
 
 from __future__ import annotations
 
-import copy
 import inspect
 import keyword
 import re
@@ -29,12 +28,12 @@ import numpy as np
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
+from navigator.paths import _torch_gpu
 from navigator.paths.base import Runner, TritonModel
 from navigator.paths.tensorrt import batches, gpu_reason, profile
 from navigator.records import Artifact, Params
 from navigator.search.space import ParamSpec
 from navigator.source import ModelSource
-from navigator.source import torch as torch_source
 from navigator.source.iospec import resize_batch
 from navigator.trial.cache import Cache
 
@@ -147,7 +146,7 @@ def _compile(source: ModelSource, params: Params, timing: Path, out: Path) -> No
                          "or an ExportedProgram")
     torch, tt = require("torch"), require("torch_tensorrt")
     kwargs, cast = options(params, _compile_parameters(), timing)
-    model = copy.deepcopy(torch_source.callable_of(source.kind, source.model)).to("cuda").eval()
+    model = _torch_gpu.on_device(source, "cuda")  # an ExportedProgram's module is in eval mode already
     if str(params["precision"]) in LOW:
         model = _served(source, model, cast)
     compiled = tt.compile(model, ir="dynamo", inputs=_inputs(source, params), **kwargs)

@@ -35,6 +35,25 @@ def _quiet_dlpack_deleter(hook):
 sys.unraisablehook = _quiet_dlpack_deleter(sys.unraisablehook)
 
 
+def _load_torch(torch, path, device):
+    """The model on `device`, with the devices its graph was captured on rewritten: `.to()` moves the
+    weights only, and an ExportedProgram or traced TorchScript creating tensors inside forward would
+    mix devices."""
+    if path.endswith(".pt2"):
+        from torch.export.passes import move_to_device_pass
+
+        return move_to_device_pass(torch.export.load(path), device).module()
+    try:
+        model = torch.jit.load(path, map_location=device).eval()
+    except RuntimeError:  # a torch.save pickle, trusted by whoever deployed it
+        return torch.load(path, map_location="cpu", weights_only=False).eval().to(device)
+    graphs = [getattr(getattr(sub, "forward", None), "graph", None) for sub in model.modules()]
+    for node in (n for g in graphs if g is not None for n in g.findAllNodes("prim::Constant")):
+        if node.output().type().kind() == "DeviceObjType":  # a traced device argument
+            node.s_("value", str(torch.device(device)))
+    return model
+
+
 class TorchModel:
     def __init__(self, path, p):
         import torch
@@ -54,14 +73,7 @@ class TorchModel:
         torch.backends.cudnn.allow_tf32 = precision != "fp32_strict"
         torch.backends.cudnn.benchmark = p.get("CUDNN_BENCHMARK", "False") == "True"
         self.graphs = {} if p.get("CUDA_GRAPHS") == "True" and self.device == "cuda" else None
-        if path.endswith(".pt2"):
-            model = torch.export.load(path).module()
-        else:
-            try:
-                model = torch.jit.load(path, map_location="cpu").eval()
-            except RuntimeError:  # a torch.save pickle, trusted by whoever deployed it
-                model = torch.load(path, map_location="cpu", weights_only=False).eval()
-        model = model.to(self.device)
+        model = _load_torch(torch, path, self.device)
         if not self.autocast and self.dtype != torch.float32:
             model = model.to(self.dtype)
         self.channels_last = p.get("CHANNELS_LAST") == "True"
