@@ -1,5 +1,6 @@
-"""ONNX (exported from PyTorch, or the user's file; optionally converted to fp16 with fp32 inputs and
-outputs) -> ONNX Runtime with the CUDA execution provider, timed through IO binding on the device.
+"""ONNX (exported from PyTorch, or the user's file; optionally fused by ONNX Runtime's transformer optimizer
+and converted to fp16 with fp32 inputs and outputs: _ort_transformers) -> ONNX Runtime with the CUDA
+execution provider, timed through IO binding on the device.
 
 Provider options: https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html
 Triton: the onnxruntime backend on KIND_GPU; the options go into the `cuda` gpu_execution_accelerator
@@ -11,10 +12,8 @@ optimization").
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export
+from navigator.paths import _ort_transformers
 from navigator.paths._ort import OrtCudaRunner
 from navigator.paths.base import Runner, TritonModel
 from navigator.paths.ort_cpu import TRITON_GRAPH_LEVEL
@@ -43,18 +42,8 @@ def available() -> str | None:
     return None
 
 
-def _fp16(src: Path, out: Path) -> None:
-    onnx = require("onnx")
-    float16 = require("onnxconverter_common.float16")
-    model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save(model, str(out / _onnx_export.ONNX_FILE))
-
-
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
-    model = _onnx_export.onnx_file(source, params, cache)
-    if params.get("precision") == "fp16":
-        key = {k: params[k] for k in ("exporter", "opset") if k in params}
-        model = cache.get("onnx_fp16", key, lambda out: _fp16(model, out)) / _onnx_export.ONNX_FILE
+    model = _ort_transformers.onnx_file(source, params, cache, use_gpu=True)
     return Artifact(NAME, model.parent, model.parent.name, dict(params), model)
 
 
