@@ -39,6 +39,7 @@ from navigator.trial.cache import Cache
 
 NAME = "torch_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: tracing plus TensorRT engine builds
+COST_S = 300.0  # expected seconds of one trial, for the search to order paths by: TensorRT engine builds
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
 MODEL_FILE = "model.pt"
