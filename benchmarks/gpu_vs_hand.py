@@ -11,7 +11,6 @@ Adds (or replaces) the case in DIR/gpu-vs-hand.json; copies navigator's report t
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import shutil
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gpu import build  # noqa: E402 - the same models as the earlier GPU benchmark
+from gpu import build, case_parser  # noqa: E402 - the same models and arguments as the earlier GPU benchmark
 
 ROUNDS = 5
 WINDOW_S = 0.25
@@ -67,9 +66,10 @@ def hand_calls(model: Any, example: Any, cnn: bool) -> dict[str, Callable[[], An
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                m(x)
+                out = m(x)
         label = f"{name} weights{' + channels_last' if cnn else ''} + CUDA graph"
-        calls[label] = _synced(torch, graph.replay)
+        # the replay reads and writes the captured addresses: the model, input and output must stay alive
+        calls[label] = _synced(torch, lambda g=graph, alive=(m, x, out): g.replay())
     return calls
 
 
@@ -100,58 +100,60 @@ def winner_call(report: Path) -> tuple[Callable[[], Any], dict[str, Any]]:
                                      "search_per_s": winner.bench.throughput if winner.bench else None}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", choices=["resnet50", "bert"], required=True)
-    parser.add_argument("--batch", type=int, required=True)
-    parser.add_argument("--budget", default="5m")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
+def optimize_cli(pt2: Path, budget: str, batch: int, out: Path) -> tuple[int, float]:
+    """`navigator optimize` as a user runs it on the GPU: (exit code, wall seconds)."""
+    cli = [sys.executable, "-m", "navigator", "optimize", "--model", str(pt2), "--budget", budget,
+           "--batch-size", str(batch), "--device", "cuda", "--out", str(out), "--no-progress"]
+    print("$", " ".join(cli), flush=True)
+    start = time.perf_counter()
+    rc = subprocess.run(cli, check=False).returncode
+    return rc, time.perf_counter() - start
+
+
+def paired(report: Path, hand: dict[str, float], calls: dict[str, Callable[[], Any]], batch: int) -> dict[str, Any]:
+    """The winner and the best hand configuration re-measured in interleaved rounds, ratio paired by round."""
     import numpy as np
-    import torch
 
     from navigator.report.check import ratio_interval
-    from navigator.settings import parse_budget
     from navigator.search.finalists import interleave
+
+    call, described = winner_call(report)
+    best = max(hand, key=lambda name: hand[name])
+    (nav_thr, _), (hand_thr, _) = interleave([(call, batch), (calls[best], batch)], ROUNDS, WINDOW_S)
+    ratio, low, high = ratio_interval(nav_thr, hand_thr, paired=True)
+    return {"navigator": {**described, "per_s": round(float(np.median(nav_thr)), 1)}, "best_hand": best,
+            "best_hand_per_s": round(float(np.median(hand_thr)), 1),
+            "rounds": {"navigator": [round(t, 1) for t in nav_thr], "hand": [round(t, 1) for t in hand_thr]},
+            "ratio": round(ratio, 3), "ratio_low": round(low, 3), "ratio_high": round(high, 3)}
+
+
+def main() -> None:
+    args = case_parser("5m").parse_args()
+    import torch
+
+    from navigator.settings import parse_budget
     from navigator.trial.bench import measure
 
-    out = Path(args.out)
+    out, stem = Path(args.out), f"{args.model}-b{args.batch}"
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.model}-b{args.batch}"
     work = Path("/tmp/gpu-vs-hand") / stem
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     model, (example,) = build(args.model, args.batch)
     calls = hand_calls(model, example, cnn=args.model == "resnet50")
-    hand = {}
-    for name, call in calls.items():
-        hand[name] = round(measure(call, args.batch, WINDOW_S).throughput, 1)
-        print(f"hand {name}: {hand[name]}/s", flush=True)
+    hand = {name: round(measure(call, args.batch, WINDOW_S).throughput, 1) for name, call in calls.items()}
+    print("hand:", hand, flush=True)
     export(model, example, work / f"{args.model}.pt2")
-    start = time.perf_counter()
-    cli = [sys.executable, "-m", "navigator", "optimize", "--model", str(work / f"{args.model}.pt2"),
-           "--budget", args.budget, "--batch-size", str(args.batch), "--device", "cuda",
-           "--out", str(work / "run"), "--no-progress"]
-    print("$", " ".join(cli), flush=True)
-    rc = subprocess.run(cli, check=False).returncode
-    wall = time.perf_counter() - start
+    rc, wall = optimize_cli(work / f"{args.model}.pt2", args.budget, args.batch, work / "run")
+    case: dict[str, Any] = {"model": args.model, "batch": args.batch, "budget_s": parse_budget(args.budget),
+                            "wall_s": round(wall, 1), "exit_code": rc, "hand": hand}
     report = work / "run" / "report.json"
-    case: dict[str, Any] = {"model": args.model, "batch": args.batch, "budget_s": parse_budget(args.budget), "wall_s": round(wall, 1),
-                            "exit_code": rc, "hand": hand}
-    if report.exists():
-        data = json.loads(report.read_text())
-        case["trials"] = sum(data.get("trials_by_status", {}).values())
-        case["trials_by_status"] = data.get("trials_by_status")
+    data = json.loads(report.read_text()) if report.exists() else {}
+    if data:
+        case.update(trials=sum(data.get("trials_by_status", {}).values()), trials_by_status=data.get("trials_by_status"))
         shutil.copyfile(report.with_suffix(".md"), out / f"{stem}.md")
-    if report.exists() and json.loads(report.read_text()).get("winner"):
-        call, described = winner_call(report)
-        best = max(hand, key=hand.get)
-        (nav_thr, _), (hand_thr, _) = interleave([(call, args.batch), (calls[best], args.batch)], ROUNDS, WINDOW_S)
-        ratio, low, high = ratio_interval(nav_thr, hand_thr, paired=True)
-        case["navigator"] = {**described, "per_s": round(float(np.median(nav_thr)), 1)}
-        case.update(best_hand=best, best_hand_per_s=round(float(np.median(hand_thr)), 1),
-                    rounds={"navigator": [round(t, 1) for t in nav_thr], "hand": [round(t, 1) for t in hand_thr]},
-                    ratio=round(ratio, 3), ratio_low=round(low, 3), ratio_high=round(high, 3))
+    if data.get("winner"):
+        case.update(paired(report, hand, calls, args.batch))
     case["gpu"] = torch.cuda.get_device_name()
     results = out / "gpu-vs-hand.json"
     cases = [c for c in (json.loads(results.read_text()) if results.exists() else [])
