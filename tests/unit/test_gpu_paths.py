@@ -115,3 +115,13 @@ def test_ort_graph_binding_reuses_fixed_buffers_per_shape(tmp_path: Path) -> Non
     call = runner.prepare({"x": c})
     call()
     assert np.array_equal(runner._graphs[next(iter(runner._graphs))][1][1].numpy(), c * c)
+
+
+def test_cuda_paths_declare_their_expected_cost() -> None:
+    """COST_S lets the search put torch.compile (max-autotune compiles for minutes) after the quick paths."""
+    from navigator.paths import torch_tensorrt
+
+    costs = {m.NAME: m.COST_S for m in (torch_cuda, torch_compile, ort_cuda, torch_tensorrt)}
+    assert all(0 < c <= m for c, m in zip(costs.values(), (torch_cuda.TIMEOUT_S, torch_compile.TIMEOUT_S,
+                                                            ort_cuda.TIMEOUT_S, torch_tensorrt.TIMEOUT_S)))
+    assert costs["torch_compile"] > max(costs["torch_cuda"], costs["ort_cuda"])
