@@ -60,12 +60,18 @@ def _print(o: "navigator.TrialOutcome") -> None:
           f"load {o.load_s:6.1f}s total {o.duration_s:6.1f}s {o.error[:160]}", flush=True)
 
 
-def main() -> None:
+def case_parser(budget: str) -> argparse.ArgumentParser:
+    """The arguments of one benchmark case: --model, --batch, --budget, --out."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", choices=["resnet50", "bert"], required=True)
     parser.add_argument("--batch", type=int, required=True)
-    parser.add_argument("--budget", default="6m")
+    parser.add_argument("--budget", default=budget)
     parser.add_argument("--out", required=True)
+    return parser
+
+
+def main() -> None:
+    parser = case_parser("6m")
     parser.add_argument("--paths", default="torch_cuda,torch_compile,ort_cuda,ort_tensorrt,tensorrt,torch_tensorrt")
     args = parser.parse_args()
     model, example = build(args.model, args.batch)

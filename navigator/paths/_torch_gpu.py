@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 from typing import Any
 
 from navigator.errors import TrialError
@@ -12,7 +13,6 @@ from navigator.paths._torch import DTYPES, CudaTorchRunner
 from navigator.paths.base import TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
-from navigator.source import torch as torch_source
 from navigator.trial.cache import Cache
 from navigator.triton import python_backend
 
@@ -31,10 +31,36 @@ def convert(name: str, source: ModelSource, cache: Cache) -> Artifact:
     return Artifact(name, saved.dir, saved.key, {}, saved.file)
 
 
+def on_device(source: ModelSource, device: str) -> Any:
+    """A copy of the source's callable whose weights and graph live on `device`, the source untouched.
+
+    `.to(device)` moves parameters and buffers only: an ExportedProgram's graph and a traced TorchScript
+    keep the device they were captured on in their ops' arguments (torch.arange, torch.zeros, .to), so
+    such a model fails on the GPU with "Expected all tensors to be on the same device". torch.export's
+    move_to_device_pass rewrites the program's state, constants and device arguments; a TorchScript is
+    reloaded with map_location and its graphs' Device constants are rewritten."""
+    torch = require("torch")
+    if source.kind == "exported":
+        from torch.export.passes import move_to_device_pass
+
+        return move_to_device_pass(copy.deepcopy(source.model), device).module()
+    if source.kind == "torchscript":
+        buffer = io.BytesIO()
+        torch.jit.save(source.model, buffer)
+        buffer.seek(0)
+        model = torch.jit.load(buffer, map_location=device).eval()
+        graphs = [getattr(getattr(sub, "forward", None), "graph", None) for sub in model.modules()]
+        for node in (n for g in graphs if g is not None for n in g.findAllNodes("prim::Constant")):
+            if node.output().type().kind() == "DeviceObjType":  # a traced torch.arange(..., device="cpu")
+                node.s_("value", str(torch.device(device)))
+        return model
+    return copy.deepcopy(source.model).to(device)
+
+
 def module(source: ModelSource, params: Params) -> Any:
     """A GPU copy of the source model in the trial's precision and memory format."""
     torch = require("torch")
-    model = copy.deepcopy(torch_source.callable_of(source.kind, source.model)).to("cuda")
+    model = on_device(source, "cuda")
     if params.get("cast", "weights") == "weights" and params["precision"] in ("fp16", "bf16"):
         model = model.to(getattr(torch, DTYPES[str(params["precision"])]))
     if params.get("channels_last"):

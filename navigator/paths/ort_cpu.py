@@ -1,4 +1,5 @@
-"""ONNX (exported from PyTorch, converted from TensorFlow by tf2onnx, or the user's file) -> ONNX Runtime, CPU.
+"""ONNX (exported from PyTorch, converted from TensorFlow by tf2onnx, or the user's file; optionally fused by
+ONNX Runtime's transformer optimizer: _ort_transformers) -> ONNX Runtime, CPU.
 
 Triton: the onnxruntime backend, with the session options mapped to its own keys
 (github.com/triton-inference-server/onnxruntime_backend README, "Other Optimization Options").
@@ -7,7 +8,7 @@ Triton: the onnxruntime backend, with the session options mapped to its own keys
 from __future__ import annotations
 
 from navigator.lazy import installed
-from navigator.paths import _onnx_export
+from navigator.paths import _ort_transformers
 from navigator.paths._ort import OrtRunner
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
@@ -30,7 +31,7 @@ def available() -> str | None:
 
 
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
-    model = _onnx_export.onnx_file(source, params, cache)
+    model = _ort_transformers.onnx_file(source, params, cache, use_gpu=False)
     return Artifact(NAME, model.parent, model.parent.name, dict(params), model)
 
 

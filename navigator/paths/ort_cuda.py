@@ -1,5 +1,6 @@
-"""ONNX (exported from PyTorch, or the user's file; optionally converted to fp16 with fp32 inputs and
-outputs) -> ONNX Runtime with the CUDA execution provider, timed through IO binding on the device.
+"""ONNX (exported from PyTorch, or the user's file; optionally fused by ONNX Runtime's transformer optimizer
+and converted to fp16 with fp32 inputs and outputs: _ort_transformers) -> ONNX Runtime with the CUDA
+execution provider, timed through IO binding on the device.
 
 Provider options: https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html
 Triton: the onnxruntime backend on KIND_GPU; the options go into the `cuda` gpu_execution_accelerator
@@ -11,26 +12,31 @@ optimization").
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export
+from navigator.paths import _ort_transformers
 from navigator.paths._ort import OrtCudaRunner
 from navigator.paths.base import Runner, TritonModel
 from navigator.paths.ort_cpu import TRITON_GRAPH_LEVEL
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
+from navigator.triton import python_backend
 
 NAME = "ort_cuda"
 TIMEOUT_S = 900.0  # default trial timeout: ONNX export, fp16 conversion, EXHAUSTIVE cuDNN search
+COST_S = 20.0  # expected seconds of one trial, for the search to order paths by: ONNX export (cached), session creation, cuDNN search
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch", "onnx", "tf")  # tf: converted by tf2onnx (_onnx_export)
 # The deprecated model-level parameters take numbers (onnxruntime_backend README).
 LEGACY_ALGO_SEARCH = {"EXHAUSTIVE": "0", "HEURISTIC": "1", "DEFAULT": "2"}
 LEGACY_ARENA = {"kNextPowerOfTwo": "0", "kSameAsRequested": "1"}
 PROVIDER_OPTIONS = ("cudnn_conv_algo_search", "use_tf32", "arena_extend_strategy", "do_copy_in_default_stream",
-                    "prefer_nhwc")
+                    "prefer_nhwc", "enable_cuda_graph")
+# Provider options the python-backend twin passes on as they are (templates/model.py, OrtModel).
+TWIN_OPTIONS = ("use_tf32", "prefer_nhwc", "enable_cuda_graph")
+GRAPHS_NOTE = ("served by the python backend (templates/model.py): Triton's onnxruntime backend has no CUDA graph "
+               "option for the CUDA execution provider, and ORT's CUDA graphs need inputs and outputs bound to "
+               "fixed device buffers, which the twin does per input shape")
 
 
 def available() -> str | None:
@@ -43,18 +49,8 @@ def available() -> str | None:
     return None
 
 
-def _fp16(src: Path, out: Path) -> None:
-    onnx = require("onnx")
-    float16 = require("onnxconverter_common.float16")
-    model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save(model, str(out / _onnx_export.ONNX_FILE))
-
-
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
-    model = _onnx_export.onnx_file(source, params, cache)
-    if params.get("precision") == "fp16":
-        key = {k: params[k] for k in ("exporter", "opset") if k in params}
-        model = cache.get("onnx_fp16", key, lambda out: _fp16(model, out)) / _onnx_export.ONNX_FILE
+    model = _ort_transformers.onnx_file(source, params, cache, use_gpu=True)
     return Artifact(NAME, model.parent, model.parent.name, dict(params), model)
 
 
@@ -72,7 +68,7 @@ def provider_options(params: Params) -> dict[str, str]:
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     assert artifact.file is not None
     providers = [("CUDAExecutionProvider", provider_options(params)), "CPUExecutionProvider"]
-    return OrtCudaRunner(artifact.file, params, providers)
+    return OrtCudaRunner(artifact.file, params, providers, cuda_graph=bool(params.get("enable_cuda_graph")))
 
 
 def precision(params: Params) -> str:
@@ -92,5 +88,11 @@ def triton(artifact: Artifact, params: Params) -> TritonModel:
     if "gpu_mem_limit" in options:
         legacy["gpu_mem_limit"] = options["gpu_mem_limit"]
     level = TRITON_GRAPH_LEVEL[str(params.get("graph_optimization_level", "all"))]
+    if params.get("enable_cuda_graph"):
+        twin = python_backend.model("onnxruntime", artifact.file, {
+            **legacy, **{k: options[k] for k in TWIN_OPTIONS if k in options}, "GRAPH_LEVEL": str(level)})
+        twin.kind, twin.warnings = "KIND_GPU", (GRAPHS_NOTE,)
+        return twin
+    options.pop("enable_cuda_graph", None)
     return TritonModel(backend="onnxruntime", files={"model.onnx": artifact.file}, parameters=legacy,
                        graph_level=level or None, gpu_accelerators={"cuda": options}, kind="KIND_GPU")

@@ -14,6 +14,7 @@ from navigator.trial.cache import Cache
 
 NAME = "torch_cuda"
 TIMEOUT_S = 300.0  # default trial timeout: cuDNN autotuning and CUDA graph capture included
+COST_S = 15.0  # expected seconds of one trial, for the search to order paths by: loading and timing, CUDA graph capture included
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
 available = _torch_gpu.available

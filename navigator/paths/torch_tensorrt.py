@@ -18,7 +18,6 @@ pytorch.org/TensorRT/tutorials/serving_torch_tensorrt_with_triton.html).
 
 from __future__ import annotations
 
-import copy
 import inspect
 import keyword
 import re
@@ -29,17 +28,18 @@ import numpy as np
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
+from navigator.paths import _torch_gpu
 from navigator.paths.base import Runner, TritonModel
 from navigator.paths.tensorrt import batches, gpu_reason, profile
 from navigator.records import Artifact, Params
 from navigator.search.space import ParamSpec
 from navigator.source import ModelSource
-from navigator.source import torch as torch_source
 from navigator.source.iospec import resize_batch
 from navigator.trial.cache import Cache
 
 NAME = "torch_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: tracing plus TensorRT engine builds
+COST_S = 300.0  # expected seconds of one trial, for the search to order paths by: TensorRT engine builds
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
 MODEL_FILE = "model.pt"
@@ -147,7 +147,7 @@ def _compile(source: ModelSource, params: Params, timing: Path, out: Path) -> No
                          "or an ExportedProgram")
     torch, tt = require("torch"), require("torch_tensorrt")
     kwargs, cast = options(params, _compile_parameters(), timing)
-    model = copy.deepcopy(torch_source.callable_of(source.kind, source.model)).to("cuda").eval()
+    model = _torch_gpu.on_device(source, "cuda")  # an ExportedProgram's module is in eval mode already
     if str(params["precision"]) in LOW:
         model = _served(source, model, cast)
     compiled = tt.compile(model, ir="dynamo", inputs=_inputs(source, params), **kwargs)

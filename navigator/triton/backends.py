@@ -140,6 +140,8 @@ BACKENDS: dict[str, Backend] = {
                     "CUDNN_BENCHMARK": one_of("True", "False"), "CUDA_GRAPHS": one_of("True", "False"),
                     "DEVICE": one_of("cpu", "cuda"), "PRECISION": one_of("fp32", "fp32_strict", "tf32", "fp16", "bf16"),
                     "CAST": one_of("weights", "autocast"), "GRAPH_LEVEL": one_of("-1", "0", "1", "2"),
+                    # the CUDA execution provider's options OrtModel passes on (CUDA graphs: IO bound per shape)
+                    "use_tf32": one_of("0", "1"), "prefer_nhwc": one_of("0", "1"), "enable_cuda_graph": one_of("0", "1"),
                     "COMPILE_MODE": one_of("default", "reduce-overhead", "max-autotune",
                                            "max-autotune-no-cudagraphs")}),
 }

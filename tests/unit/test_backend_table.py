@@ -101,11 +101,13 @@ def test_threads_go_to_each_backends_own_key(tmp_path):
         key = triton_config.thread_key(model)
         if key:
             assert config.parameters[key].string_value == "1"
-            keys[model.backend or model.platform] = key
+            runtime = model.parameters.get("RUNTIME", "") if model.backend == "python" else ""
+            keys[":".join(filter(None, (model.backend or model.platform, runtime)))] = key
     assert keys["onnxruntime"] == "intra_op_thread_count"
     assert keys["openvino"] == "INFERENCE_NUM_THREADS"
     assert keys["pytorch"] == "INTRA_OP_THREAD_COUNT"
-    assert keys["python"] == "THREADS"
+    assert keys["python:torch"] == "THREADS"
+    assert keys["python:onnxruntime"] == "intra_op_thread_count"  # ort_cuda's CUDA-graph twin
 
 
 @pytest.mark.parametrize("mutate, expected", [

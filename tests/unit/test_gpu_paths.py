@@ -74,3 +74,54 @@ def test_fp32_on_cuda_is_validated_as_tf32() -> None:
     # PyTorch's default runs cuDNN convolutions in TF32: the fp32 trial gets TF32's tolerance
     assert torch_cuda.precision({"precision": "fp32"}) == "tf32"
     assert torch_cuda.precision({"precision": "bf16"}) == "bf16"
+
+
+def test_ort_cuda_graphs_deploy_as_the_python_twin(tmp_path: Path) -> None:
+    params = {"precision": "fp32", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": False, "enable_cuda_graph": True}
+    graphed = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params)
+    assert graphed.backend == "python" and graphed.kind == "KIND_GPU" and "model.py" in graphed.files
+    assert graphed.parameters["RUNTIME"] == "onnxruntime" and graphed.parameters["enable_cuda_graph"] == "1"
+    assert graphed.parameters["use_tf32"] == "0" and graphed.parameters["cudnn_conv_algo_search"] == "1"
+    assert any("python backend" in w for w in graphed.warnings)
+    plain = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"),
+                            {**params, "enable_cuda_graph": False})
+    assert plain.backend == "onnxruntime" and "enable_cuda_graph" not in plain.gpu_accelerators["cuda"]
+    assert not plain.warnings
+
+
+def test_ort_graph_binding_reuses_fixed_buffers_per_shape(tmp_path: Path) -> None:
+    """The CUDA-graph runner's binding, on the CPU: the bound buffers stay, new inputs are copied in."""
+    onnx = pytest.importorskip("onnx")
+    np = pytest.importorskip("numpy")
+    from onnx import TensorProto, helper
+
+    from navigator.paths._ort import OrtCudaRunner
+
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+
+    class OnCpu(OrtCudaRunner):
+        device = "cpu"
+
+    runner = OnCpu(tmp_path / "m.onnx", {}, ["CPUExecutionProvider"], cuda_graph=True)
+    a, b, c = (np.full((2, 3), v, np.float32) for v in (2.0, 3.0, 4.0))
+    assert np.array_equal(runner({"x": a})[0], a * a)
+    first = runner._graphs[next(iter(runner._graphs))][1]
+    assert np.array_equal(runner({"x": b})[0], b * b) and runner._graphs[next(iter(runner._graphs))][1] is first
+    assert np.array_equal(runner({"x": np.ones((5, 3), np.float32)})[0], np.ones((5, 3)))
+    assert len(runner._graphs) == 2  # one graph per input signature
+    call = runner.prepare({"x": c})
+    call()
+    assert np.array_equal(runner._graphs[next(iter(runner._graphs))][1][1].numpy(), c * c)
+
+
+def test_cuda_paths_declare_their_expected_cost() -> None:
+    """COST_S lets the search put torch.compile (max-autotune compiles for minutes) after the quick paths."""
+    from navigator.paths import torch_tensorrt
+
+    costs = {m.NAME: m.COST_S for m in (torch_cuda, torch_compile, ort_cuda, torch_tensorrt)}
+    assert all(0 < c <= m for c, m in zip(costs.values(), (torch_cuda.TIMEOUT_S, torch_compile.TIMEOUT_S,
+                                                            ort_cuda.TIMEOUT_S, torch_tensorrt.TIMEOUT_S)))
+    assert costs["torch_compile"] > max(costs["torch_cuda"], costs["ort_cuda"])

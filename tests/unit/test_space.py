@@ -191,7 +191,7 @@ def test_suggest_with_a_real_trial_prefixes_names():
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
     convert, runtime = suggest(trial, space, TORCH)
     assert all(k.startswith("ort_cpu.") for k in trial.params), trial.params
-    assert set(convert) == {"exporter", "opset"}
+    assert set(convert) == {"exporter", "opset", "fusion"}
     for name, value in {**convert, **runtime}.items():
         assert trial.params[f"ort_cpu.{name}"] == value
     by_name = {p.name: p for p in space.params}
@@ -209,7 +209,7 @@ def test_suggest_sources_filter_torch_only_params():
     space = load("ort_cpu")
     trial = optuna.create_study().ask()
     convert, runtime = suggest(trial, space, ONNX)
-    assert convert == {}
+    assert set(convert) == {"fusion"}  # an ONNX file is fused, not exported
     assert not any(k in trial.params for k in ("ort_cpu.exporter", "ort_cpu.opset"))
     assert "graph_optimization_level" in runtime
 
@@ -226,6 +226,7 @@ def test_suggest_sources_match_on_kind():
 
 
 ORT_BASE = {
+    "ort_cpu.fusion": "off",
     "ort_cpu.graph_optimization_level": "basic",
     "ort_cpu.intra_op_num_threads": 1,
     "ort_cpu.enable_mem_pattern": True,
@@ -237,7 +238,7 @@ def test_suggest_when_skips_param_for_sequential():
     # FixedTrial raises for a name it was not given: inter_op_num_threads must not be asked for.
     trial = optuna.trial.FixedTrial({**ORT_BASE, "ort_cpu.execution_mode": "sequential"})
     convert, runtime = suggest(trial, load("ort_cpu"), ONNX)
-    assert convert == {}
+    assert convert == {"fusion": "off"}
     assert runtime == {
         "graph_optimization_level": "basic",
         "intra_op_num_threads": 1,
@@ -273,6 +274,7 @@ def test_defaults(fixed_ncpu):
     space = load("ort_cpu")
     onnx_defaults = defaults(space, ONNX, {})
     assert onnx_defaults == {
+        "ort_cpu.fusion": "off",
         "ort_cpu.graph_optimization_level": "all",
         "ort_cpu.intra_op_num_threads": fixed_ncpu,  # the high bound
         "ort_cpu.execution_mode": "sequential",

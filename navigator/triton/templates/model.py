@@ -7,7 +7,8 @@ config.pbtxt parameters:
               DEVICE=cuda, PRECISION (fp32/fp32_strict/tf32/fp16/bf16), CAST (weights/autocast), COMPILE_MODE,
               CUDNN_BENCHMARK, CUDA_GRAPHS (one graph per input shape, captured on its first request)
   onnxruntime the onnxruntime backend's own keys (intra_op_thread_count, inter_op_thread_count,
-              execution_mode, enable_mem_pattern, enable_mem_arena, cudnn_conv_algo_search, gpu_mem_limit)
+              execution_mode, enable_mem_pattern, enable_mem_arena, cudnn_conv_algo_search, gpu_mem_limit),
+              the CUDA provider's use_tf32, prefer_nhwc and enable_cuda_graph (IO bound per input shape)
               and GRAPH_LEVEL (ModelConfig.optimization.graph.level: 0 all, -1 basic, 1 extended, 2 off)
   openvino    the openvino backend's keys (PERFORMANCE_HINT, NUM_STREAMS, INFERENCE_NUM_THREADS, HINT_BF16)
 With max_batch_size > 0 the requests of one execute() call (Triton's dynamic batcher) run as one batch.
@@ -35,6 +36,25 @@ def _quiet_dlpack_deleter(hook):
 sys.unraisablehook = _quiet_dlpack_deleter(sys.unraisablehook)
 
 
+def _load_torch(torch, path, device):
+    """The model on `device`, with the devices its graph was captured on rewritten: `.to()` moves the
+    weights only, and an ExportedProgram or traced TorchScript creating tensors inside forward would
+    mix devices."""
+    if path.endswith(".pt2"):
+        from torch.export.passes import move_to_device_pass
+
+        return move_to_device_pass(torch.export.load(path), device).module()
+    try:
+        model = torch.jit.load(path, map_location=device).eval()
+    except RuntimeError:  # a torch.save pickle, trusted by whoever deployed it
+        return torch.load(path, map_location="cpu", weights_only=False).eval().to(device)
+    graphs = [getattr(getattr(sub, "forward", None), "graph", None) for sub in model.modules()]
+    for node in (n for g in graphs if g is not None for n in g.findAllNodes("prim::Constant")):
+        if node.output().type().kind() == "DeviceObjType":  # a traced device argument
+            node.s_("value", str(torch.device(device)))
+    return model
+
+
 class TorchModel:
     def __init__(self, path, p):
         import torch
@@ -54,14 +74,7 @@ class TorchModel:
         torch.backends.cudnn.allow_tf32 = precision != "fp32_strict"
         torch.backends.cudnn.benchmark = p.get("CUDNN_BENCHMARK", "False") == "True"
         self.graphs = {} if p.get("CUDA_GRAPHS") == "True" and self.device == "cuda" else None
-        if path.endswith(".pt2"):
-            model = torch.export.load(path).module()
-        else:
-            try:
-                model = torch.jit.load(path, map_location="cpu").eval()
-            except RuntimeError:  # a torch.save pickle, trusted by whoever deployed it
-                model = torch.load(path, map_location="cpu", weights_only=False).eval()
-        model = model.to(self.device)
+        model = _load_torch(torch, path, self.device)
         if not self.autocast and self.dtype != torch.float32:
             model = model.to(self.dtype)
         self.channels_last = p.get("CHANNELS_LAST") == "True"
@@ -132,14 +145,50 @@ class OrtModel:
         providers = ["CPUExecutionProvider"]
         if gpu:
             cuda = {"cudnn_conv_algo_search": self.ALGO_SEARCH[p.get("cudnn_conv_algo_search", "0")]}
-            if "gpu_mem_limit" in p:
-                cuda["gpu_mem_limit"] = p["gpu_mem_limit"]
+            cuda.update({k: p[k] for k in ("gpu_mem_limit", "use_tf32", "prefer_nhwc", "enable_cuda_graph") if k in p})
             providers.insert(0, ("CUDAExecutionProvider", cuda))
+        self.ort = ort
         self.session = ort.InferenceSession(path, so, providers=providers)
         self.names = [i.name for i in self.session.get_inputs()]
+        self.graphs = {} if gpu and p.get("enable_cuda_graph") == "1" else None
+
+    def _graph(self, arrays):
+        """ORT's CUDA graphs replay on fixed device addresses: per input signature (at most 32), inputs
+        and outputs are bound once to device buffers (outputs allocated by a first run with graph id -1,
+        which captures nothing), and its own graph id; a request's inputs are copied into the buffers."""
+        key = tuple((a.shape, a.dtype.str) for a in arrays)
+        if key not in self.graphs:
+            if len(self.graphs) >= 32:
+                return None
+            binding = self.session.io_binding()
+            buffers = [self.ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), "cuda", 0) for a in arrays]
+            for name, value in zip(self.names, buffers):
+                binding.bind_ortvalue_input(name, value)
+            for out in self.session.get_outputs():
+                binding.bind_output(out.name, "cuda", 0)
+            self.session.run_with_iobinding(binding, self._options(-1))
+            outputs = binding.get_outputs()
+            binding.clear_binding_outputs()
+            for out, value in zip(self.session.get_outputs(), outputs):
+                binding.bind_ortvalue_output(out.name, value)
+            self.graphs[key] = (binding, buffers, outputs, self._options(len(self.graphs)))
+        binding, buffers, _, options = self.graphs[key]
+        for value, array in zip(buffers, arrays):
+            value.update_inplace(np.ascontiguousarray(array))
+        self.session.run_with_iobinding(binding, options)
+        return binding.copy_outputs_to_cpu()
+
+    def _options(self, graph_id):
+        options = self.ort.RunOptions()
+        options.add_run_config_entry("gpu_graph_id", str(graph_id))
+        return options
 
     def __call__(self, arrays):
-        return self.session.run(None, dict(zip(self.names, arrays)))
+        graphed = self._graph(arrays) if self.graphs is not None else None
+        if graphed is not None:
+            return graphed
+        options = self._options(-1) if self.graphs is not None else None  # past the graphs kept: no capture
+        return self.session.run(None, dict(zip(self.names, arrays)), options)
 
 
 class OpenVinoModel:
