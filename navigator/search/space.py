@@ -188,3 +188,28 @@ def space_hash(spaces: list[PathSpace], source: tuple[str, str], extra: dict[str
     data = {s.path: [p.__dict__ for p in active(s, source)] for s in spaces}
     blob = json.dumps({"spaces": data, **extra}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def points(space: PathSpace, source: tuple[str, str], cap: int = 100_000) -> list[tuple[Params, Params]] | None:
+    """Every (convert, runtime) configuration of a path's conditional space, in file order (the first
+    is the defaults); None where there are more than `cap` (counted as unbounded)."""
+    params = active(space, source)
+    found: list[tuple[Params, Params]] = []
+
+    def walk(i: int, chosen: dict[str, Scalar]) -> None:
+        if len(found) > cap:
+            return
+        if i == len(params):
+            found.append(({k: v for k, v in chosen.items() if stage[k] == "convert"},
+                          {k: v for k, v in chosen.items() if stage[k] == "runtime"}))
+            return
+        p = params[i]
+        if not applies(p, chosen):
+            walk(i + 1, chosen)
+            return
+        for value in p.choices or range(p.high, p.low - 1, -1):  # ints from the high bound, as defaults()
+            walk(i + 1, {**chosen, p.name: value})
+
+    stage = {p.name: p.stage for p in params}
+    walk(0, {})
+    return None if len(found) > cap else found

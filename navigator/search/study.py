@@ -16,13 +16,18 @@ from typing import Any, Callable
 
 from navigator import env, paths
 from navigator.errors import InputError, StudyMismatchError
-from navigator.records import TrialConfig, TrialOutcome, from_dict, to_dict
+from navigator.records import MEASURED, Finalist, TrialConfig, TrialOutcome, from_dict, to_dict
+from navigator.search import budget as budget_mod
 from navigator.search import space as space_mod
+from navigator.search.seen import Answer, Seen
 from navigator.search.storage import StudyStorage
 from navigator.settings import OptimizeSettings
-from navigator.trial.bench import STABLE_WINDOWS
 
 OUTCOME_ATTR = "outcome"
+INTERRUPTED_ATTR = "interrupted"  # the outcome of a trial a killed run left RUNNING (failed, retried)
+REPEAT_ATTR = "answered_by"  # a proposed configuration answered from the study: the trial that answers it
+FINALISTS_ATTR = "finalists"  # the last re-measurement of the finalists and the trials it was chosen from
+MAX_IDLE = 200  # proposals in a row answered from the study before the search gives up on the sampler
 IDENTITY_WAIT_S = 60.0  # how long a joining worker waits for the creator of a shared study to describe it
 # Enqueued default trials that are re-measured with the finalists, for the speedups in the report.
 FINALIST_ROLES = ("baseline", "ort_cpu defaults", "ort_cuda defaults")
@@ -44,8 +49,8 @@ def sampler(settings: OptimizeSettings, shared: bool = False) -> Any:
     seed = int.from_bytes(os.urandom(4), "little") if shared else settings.seed
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if settings.sampler == "grid":  # every combination of the conditional space, define-by-run
-        return optuna.samplers.BruteForceSampler(seed=seed)
+    if settings.sampler == "grid":  # Search enqueues every configuration in order (Seen.unseen)
+        return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
                                       constant_liar=shared)
 
@@ -60,12 +65,13 @@ class Search:
     def __init__(self, storage: str | StudyStorage, settings: OptimizeSettings, source: tuple[str, str],
                  path_names: list[str], fingerprint: str,
                  enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
-                 publish: dict[str, Any] | None = None) -> None:
+                 publish: dict[str, Any] | None = None, started: float | None = None) -> None:
         """`source` is (framework, kind), e.g. ("torch", "exported"): it decides which params apply.
         `enqueue` names configurations to try first, role -> (path, params; the rest at defaults).
         A shared storage's study is created by the first worker, joined by the others; `publish`
         (study user attributes: the settings and model location that joining workers read) is written
-        before the identity, which joining workers wait for."""
+        before the identity, which joining workers wait for. `started`: when this run began (monotonic),
+        the start of its budget."""
         self.storage = storage if isinstance(storage, StudyStorage) else StudyStorage(storage)
         self.settings = settings
         self.enqueue = enqueue or {}
@@ -73,7 +79,7 @@ class Search:
         self.source = source
         self.path_names = path_names
         self.spaces = {n: paths.space(n) for n in path_names}
-        self.deadline: float | None = None  # monotonic time this worker stops at (its own --budget)
+        self.notes: list[str] = []  # what the report and the CLI say about this run of the search
         self.hardware = env.hardware(settings.device)
         identity = {
             "fingerprint": fingerprint,
@@ -94,10 +100,20 @@ class Search:
             self.study.set_user_attr("identity", identity)  # last: a joining worker waits for it
         elif {**old, "hardware": old.get("hardware", identity["hardware"])} != identity:  # older studies had none
             raise StudyMismatchError(self._mismatch(old, identity))
+        earlier = len(self.outcomes())
         if self.storage.shared:
             _optuna().storages.fail_stale_trials(self.study)
+            self.budget = budget_mod.Budget(settings.budget_s, trial_spent=self.elapsed)
         else:
-            self._retry_interrupted()
+            interrupted = self._retry_interrupted()
+            if earlier or interrupted:
+                self.notes.append(f"resumed: {earlier} trials from earlier runs" + "".join(
+                    f"; trial {k} was interrupted, retried as trial {n}" for k, n in interrupted))
+            self.budget = budget_mod.Budget(settings.budget_s, float(self.study.user_attrs.get(
+                budget_mod.SPENT_ATTR, self.elapsed())), started or time.monotonic())
+        self.seen = Seen(self.spaces, source, settings.batch_sizes, settings.seed)
+        for o in self.outcomes():
+            self.seen.add(o)
 
     def _open(self) -> bool:
         """Create the study, or load it where it exists; True when this process created it."""
@@ -156,12 +172,32 @@ class Search:
                 params["batch_size"] = batch
             self.study.enqueue_trial(params, user_attrs={"role": f"{USER_ROLE}{role}"})
 
-    def _retry_interrupted(self) -> None:
-        """Trials left RUNNING by a killed process are failed and their parameters enqueued again."""
+    def _retry_interrupted(self) -> list[tuple[int, int]]:
+        """Trials left RUNNING by a killed process are failed, with an outcome that says so, and their
+        parameters enqueued again; (interrupted, retry) trial numbers."""
         optuna = _optuna()
+        storage, retried = self.study._storage, []
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            self.study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
             self.study.enqueue_trial(t.params, user_attrs={**t.user_attrs, "retry_of": t.number})
+            retry = self.study.get_trials(deepcopy=False)[-1].number
+            config = self._config_of(t.number, t.params)
+            if config is not None:
+                outcome = TrialOutcome(config, "failed", f"interrupted, retried as trial {retry}")
+                storage.set_trial_user_attr(t._trial_id, INTERRUPTED_ATTR, json.dumps(to_dict(outcome)))
+            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            retried.append((t.number, retry))
+        return retried
+
+    def _config_of(self, number: int, params: dict[str, Any]) -> TrialConfig | None:
+        """The TrialConfig behind a trial's optuna params (None where it had not drawn its path)."""
+        path = params.get("path")
+        if path not in self.spaces:
+            return None
+        stages = {p.name: p.stage for p in self.spaces[path].params}
+        mine = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"{path}.")}
+        return TrialConfig(number, path, {k: v for k, v in mine.items() if stages.get(k) == "convert"},
+                           {k: v for k, v in mine.items() if stages.get(k) != "convert"},
+                           int(params.get("batch_size", self.settings.batch_sizes[0])))
 
     def config(self, trial: Any) -> TrialConfig:
         path = trial.suggest_categorical("path", self.path_names)
@@ -174,17 +210,6 @@ class Search:
         assert outcome.bench is not None
         return outcome.bench.throughput if self.settings.objective == "throughput" else outcome.bench.p99_ms
 
-    def finalist_reserve(self) -> float:
-        """Seconds kept from the budget for the interleaved re-measurement of the finalists (a third of
-        the budget at most: the search itself comes first)."""
-        return min(finalist_cost(self.settings, finalist_rounds(self.settings)), self.settings.budget_s / 3)
-
-    def remaining(self) -> float:
-        """Seconds of the budget left for trials: the finalists' reserve is not theirs to spend. In a
-        shared study the budget is trial time summed over all workers; a worker's own limit caps it."""
-        left = self.settings.budget_s - self.elapsed() - self.finalist_reserve()
-        return left if self.deadline is None else min(left, self.deadline - time.monotonic())
-
     def elapsed(self) -> float:
         """Seconds of trials this study has run, over every invocation. A trial interrupted by a
         killed process has no outcome and does not count: its end time is when it was found."""
@@ -194,54 +219,119 @@ class Search:
                 total += (t.datetime_complete - t.datetime_start).total_seconds()
         return total
 
-    def run(self, run_trial: Callable[[TrialConfig], TrialOutcome],
+    def run(self, run_trial: Callable[[TrialConfig, float], TrialOutcome],
             on_trial: Callable[[TrialOutcome], None] | None = None, wall_s: float | None = None) -> None:
-        """Trials until the study's budget (time or count, summed over reruns and workers) is spent, or
-        this worker's own `wall_s`."""
+        """Trials until the budget (wall-clock of the runs, or summed trial time in a shared study), the
+        trial cap or the search space runs out, or this worker's own `wall_s`. `run_trial` gets each
+        configuration and its timeout. A local study runs ask -> run -> tell; a shared one runs in
+        optuna's optimize, which keeps the heartbeats of its running trial."""
         optuna = _optuna()
         if wall_s is not None:
-            self.deadline = time.monotonic() + wall_s
-        done = sum(OUTCOME_ATTR in t.user_attrs for t in self.study.get_trials(deepcopy=False))
-        remaining_s = self.remaining()
-        remaining_n = None if self.settings.trials is None else self.settings.trials - done
-        if remaining_s <= 0 or (remaining_n is not None and remaining_n <= 0):
+            self.budget.deadline = time.monotonic() + wall_s
+        self._refresh_reserve()
+        if self._why_stop():
             return
-
-        def objective(trial: Any) -> float:
-            self._claim(trial)
-            outcome = run_trial(self.config(trial))
-            try:
-                trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
-            except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
-                self._stale = True
-                raise
-            if on_trial:
-                on_trial(outcome)
-            if outcome.status != "ok":
-                # Pruned, not failed: TPE ranks pruned trials below every complete one, so it learns to
-                # avoid a region that does not convert or validate (failed trials it would ignore).
-                raise optuna.TrialPruned(outcome.error)
-            return self.value(outcome)
-
         if not self.storage.shared:
-            # Stopped on the budget as elapsed() counts it (trial time), not on wall time: a wall-clock
-            # timeout also spends the time between trials, and a rerun would then find budget left.
-            self.study.optimize(objective, n_trials=remaining_n, callbacks=[self._stop_when_spent])
+            idle = 0
+            while not self._why_stop():
+                if self.settings.sampler == "grid" or idle:  # the sampler repeats itself: show it the unseen
+                    self._enqueue_unseen(first=self.settings.sampler == "grid")
+                trial = self.study.ask()
+                value, ran = self._evaluate(trial, run_trial, on_trial)
+                self.study.tell(trial, value, state=None if value is not None else optuna.trial.TrialState.PRUNED)
+                self.save_spent()
+                idle = 0 if ran else idle + 1
+                if idle >= MAX_IDLE:
+                    self.notes.append(f"search stopped: the sampler proposed {MAX_IDLE} configurations in a row "
+                                      "that the study had already answered")
+                    return
             return
         # Several workers: the count and the summed time are checked after each trial, against the
         # whole study; _claim fails a trial that one worker asked for as another filled the cap.
         # A trial whose heartbeats came late (an overloaded machine) may be failed as stale by another
         # worker while it runs; optuna then refuses to tell it (ValueError), and this worker goes on.
-        while remaining_s > 0:
+
+        def objective(trial: Any) -> float:
+            value, _ = self._evaluate(trial, run_trial, on_trial)
+            if value is None:
+                # Pruned, not failed: TPE ranks pruned trials below every complete one, so it learns to
+                # avoid a region that does not convert or validate (failed trials it would ignore).
+                raise optuna.TrialPruned(trial.user_attrs.get(REPEAT_ATTR, ""))
+            return value
+
+        while self.budget.search_left() > 0:
             self._stale = False
             try:
-                self.study.optimize(objective, timeout=remaining_s, catch=(_Surplus,),
+                self.study.optimize(objective, timeout=self.budget.search_left(), catch=(_Surplus,),
                                     callbacks=[self._stop_when_spent])
                 return
             except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
                 if not self._stale:
                     raise
-            remaining_s = self.remaining()
+
+    def _evaluate(self, trial: Any, run_trial: Callable[[TrialConfig, float], TrialOutcome],
+                  on_trial: Callable[[TrialOutcome], None] | None) -> tuple[float | None, bool]:
+        """(value to tell, or None: pruned; whether a trial ran). A configuration the study can answer
+        (a repeat, a conversion known to fail) is not run: it is marked with the trial that answers it."""
+        self._claim(trial)
+        config = self.config(trial)
+        answer = self.seen.answer(config)
+        if answer is not None:
+            trial.set_user_attr(REPEAT_ATTR, [answer.number, answer.reason])
+            return self._answered_value(answer), False
+        own = self.settings.trial_timeout_s or paths.get(config.path).TIMEOUT_S
+        outcome = run_trial(config, self.budget.trial_timeout(own))
+        try:
+            trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
+        except _optuna().exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
+            self._stale = True
+            raise
+        self.seen.add(outcome)
+        self._refresh_reserve()
+        if on_trial:
+            on_trial(outcome)
+        return (self.value(outcome) if outcome.status == "ok" else None), True
+
+    def _answered_value(self, answer: Answer) -> float | None:
+        o = answer.outcome
+        return self.value(o) if o is not None and o.status == "ok" else None
+
+    def _enqueue_unseen(self, first: bool) -> None:
+        """Enqueue a configuration not seen yet (unless one waits already)."""
+        waiting = _optuna().trial.TrialState.WAITING
+        point = self.seen.unseen(first)
+        if point is None or self.study.get_trials(deepcopy=False, states=(waiting,)):
+            return
+        path, convert, runtime, batch = point
+        params: dict[str, Any] = {"path": path, **{f"{path}.{k}": v for k, v in {**convert, **runtime}.items()}}
+        if len(self.settings.batch_sizes) > 1:
+            params["batch_size"] = batch
+        self.study.enqueue_trial(params)
+
+    def _refresh_reserve(self) -> None:
+        measured = [o for o in self.outcomes() if o.status in MEASURED]
+        self.budget.reserve_s = budget_mod.reserve(measured, self.settings)
+
+    def save_spent(self) -> None:
+        """Record what the runs of a local study spent (a rerun starts from it)."""
+        if not self.storage.shared:
+            self.study.set_user_attr(budget_mod.SPENT_ATTR, round(self.budget.spent(), 3))
+
+    def _why_stop(self) -> str:
+        """Why the search stops now ('' if it goes on); the first trial of a study always runs."""
+        trials = self.study.get_trials(deepcopy=False)
+        running = _optuna().trial.TrialState.RUNNING
+        taken = sum(1 for t in trials if OUTCOME_ATTR in t.user_attrs or (t.state == running and self.storage.shared))
+        if self.settings.trials is not None and taken >= self.settings.trials:
+            return "trial cap"
+        if self.seen.exhausted():
+            note = f"search space exhausted after {len(self.outcomes())} trials"
+            if note not in self.notes:
+                self.notes.append(note)
+            return note
+        if self.budget.search_left() <= 0 and taken:
+            return "budget"
+        return ""
 
     def _claim(self, trial: Any) -> None:
         """Record who runs the trial (host, hardware, versions); in a shared study, note which dead
@@ -263,10 +353,7 @@ class Search:
                 raise _Surplus()
 
     def _stop_when_spent(self, study: Any, _: Any) -> None:
-        trials = study.get_trials(deepcopy=False)
-        running = _optuna().trial.TrialState.RUNNING
-        taken = sum(1 for t in trials if t.state == running or OUTCOME_ATTR in t.user_attrs)
-        if self.remaining() <= 0 or (self.settings.trials is not None and taken >= self.settings.trials):
+        if self._why_stop():
             study.stop()
 
     def running_elsewhere(self) -> int:
@@ -306,8 +393,9 @@ class Search:
     def load(cls, storage: StudyStorage, settings: OptimizeSettings) -> Search:
         """A read-only view of an existing study (outcomes, roles, budget spent), for its report."""
         self = cls.__new__(cls)
-        self.storage, self.settings, self.deadline = storage, settings, None
+        self.storage, self.settings, self.notes = storage, settings, []
         self.study = existing(storage)
+        self.budget = budget_mod.Budget(settings.budget_s, trial_spent=self.elapsed if storage.shared else None)
         return self
 
     def outcomes(self, comparable: bool = False) -> list[TrialOutcome]:
@@ -323,25 +411,33 @@ class Search:
                 out.append(from_dict(TrialOutcome, json.loads(raw)))
         return out
 
+    def interrupted(self) -> list[TrialOutcome]:
+        """The outcomes of trials that killed runs left behind (failed, retried)."""
+        return [from_dict(TrialOutcome, json.loads(t.user_attrs[INTERRUPTED_ATTR]))
+                for t in self.study.get_trials(deepcopy=False) if INTERRUPTED_ATTR in t.user_attrs]
+
     def roles(self) -> dict[str, int]:
-        """'baseline' (and '<path> defaults') -> the number of the latest such trial with an outcome."""
-        return {t.user_attrs["role"]: t.number for t in self.study.get_trials(deepcopy=False)
-                if "role" in t.user_attrs and OUTCOME_ATTR in t.user_attrs}
+        """'baseline' (and '<path> defaults') -> the number of the latest such trial with an outcome (or
+        of the trial that answered it, where the study had measured that configuration already)."""
+        roles = {}
+        for t in self.study.get_trials(deepcopy=False):
+            if "role" in t.user_attrs and OUTCOME_ATTR in t.user_attrs:
+                roles[t.user_attrs["role"]] = t.number
+            elif "role" in t.user_attrs and REPEAT_ATTR in t.user_attrs:
+                roles[t.user_attrs["role"]] = t.user_attrs[REPEAT_ATTR][0]
+        return roles
 
+    def stored_finalists(self, chosen_from: list[int]) -> list[Finalist] | None:
+        """The finalists re-measured by an earlier run, where they were chosen from the same trials
+        (no trial ran since): a rerun keeps its winner instead of measuring again."""
+        raw = self.study.user_attrs.get(FINALISTS_ATTR)
+        if not raw or json.loads(raw).get("chosen_from") != chosen_from:
+            return None
+        return [from_dict(Finalist, f) for f in json.loads(raw)["finalists"]]
 
-def finalist_cost(settings: OptimizeSettings, rounds: int) -> float:
-    """Seconds the finalists take: per finalist a warm-up window, then per round a short warm-up and
-    at least STABLE_WINDOWS windows (see trial/bench.py)."""
-    count = settings.finalists + 2  # the top k, the baseline, ONNX Runtime's defaults
-    return count * settings.window_s * (2 + rounds * (STABLE_WINDOWS + 0.5))
-
-
-def finalist_rounds(settings: OptimizeSettings) -> int:
-    """settings.rounds, reduced (to 3 at least) where it would take over a third of the budget."""
-    rounds = settings.rounds
-    while rounds > 3 and finalist_cost(settings, rounds) > settings.budget_s / 3:
-        rounds -= 1
-    return rounds
+    def store_finalists(self, chosen_from: list[int], finalists: list[Finalist]) -> None:
+        self.study.set_user_attr(FINALISTS_ATTR, json.dumps({"chosen_from": chosen_from,
+                                                             "finalists": [to_dict(f) for f in finalists]}))
 
 
 def existing(storage: StudyStorage) -> Any:
