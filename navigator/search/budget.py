@@ -19,7 +19,7 @@ from navigator.settings import OptimizeSettings
 from navigator.trial.bench import MIN_CALLS_PER_WINDOW, STABLE_WINDOWS
 
 SPENT_ATTR = "spent_s"  # study user attribute: seconds the runs of a local study spent, all phases
-DEPLOY_S = 5.0  # kept for writing the repository and the reports (a cached conversion, files, plots)
+DEPLOY_S = 8.0  # kept for writing the repository and the reports (a cached conversion, files, plots)
 MIN_TRIAL_S = 20.0  # the shortest trial timeout: a trial cut shorter could never finish
 LOAD_OVERHEAD_S = 1.0  # per finalist: convert from the cache, build the inputs
 

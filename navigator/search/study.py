@@ -229,6 +229,9 @@ class Search:
         if wall_s is not None:
             self.budget.deadline = time.monotonic() + wall_s
         self._refresh_reserve()
+        if self._why_stop() == "budget":
+            self.notes.append(f"no trial ran: earlier runs spent the budget ({self.budget.spent():.0f} s of "
+                              f"{self.budget.total_s:.0f} s); rerun with a larger --budget to search further")
         if self._why_stop():
             return
         if not self.storage.shared:
