@@ -179,11 +179,12 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                       str(ctx.cache.root))
     with TrialWorker(spec, settings, out / "logs" / "worker.log") as worker:
         with Progress(settings, search.budget, enabled=settings.show_progress) as bar:
+            shown = len(search.notes)
             for note in search.notes:
                 bar.say(note)
             bar.warn(env.overloaded())
             search.run(*_trial_runner(worker, bar, on_trial), wall_s)
-            for note in search.notes[len(bar.said):]:
+            for note in search.notes[shown:]:
                 bar.say(note)
             if search.storage.shared and search.running_elsewhere():  # not the last worker: no report
                 return Result(model=source.name, objective=settings.objective, outcomes=tuple(search.outcomes()),

@@ -98,8 +98,9 @@ def test_api_live_module(tmp_path: Path) -> None:
 
     model, example = mlp()
     seen = []
-    result = navigator.optimize(model, example, budget="12s", out=tmp_path / "api", progress=False, window_s=0.05,
-                                batch_size=4, on_trial=seen.append)
+    # the budget is the run's wall clock, worker start included: a trial cap keeps the run short
+    result = navigator.optimize(model, example, budget="2m", trials=4, out=tmp_path / "api", progress=False,
+                                window_s=0.05, batch_size=4, on_trial=seen.append)
     assert isinstance(result, Result)
     assert result.best is not None and result.best.status == "ok"
     assert result.repository == tmp_path / "api" / "model_repository" / "mlp"
@@ -113,13 +114,13 @@ def test_api_live_module(tmp_path: Path) -> None:
 def test_rerun_continues_the_study(models: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ("optimize", "--model", str(models["mlp.pt2"]), "--batch-size", "4", "--out", str(out), *FAST)
-    first = run_cli(*args, "--budget", "10s")
+    first = run_cli(*args, "--budget", "15s")
     assert first.returncode == 0, first.stderr
     n1 = len(_report(out)["outcomes"])
-    again = run_cli(*args, "--budget", "10s")  # budget already spent: no new trial, report rebuilt
+    again = run_cli(*args, "--budget", "15s")  # budget already spent: no new trial, report rebuilt
     assert again.returncode == 0, again.stderr
-    assert len(_report(out)["outcomes"]) == n1
-    more = run_cli(*args, "--budget", "20s")
+    assert len(_report(out)["outcomes"]) == n1 and "no trial ran: earlier runs spent the budget" in again.stderr
+    more = run_cli(*args, "--budget", "75s")  # the wall clock of both runs counts
     assert more.returncode == 0, more.stderr
     outcomes = _report(out)["outcomes"]
     assert len(outcomes) > n1
