@@ -138,18 +138,18 @@ def test_budget_caps_trial_timeouts_and_keeps_the_reserve() -> None:
     assert budget.left() == pytest.approx(70.0, abs=0.5)
     assert budget.search_left() == pytest.approx(70.0 - 20.0 - DEPLOY_S, abs=0.5)
     # a trial may not outlast what the search has left plus half the grace (60 s at least)
-    assert budget.trial_timeout(600.0) == pytest.approx(45.0 + 30.0, abs=0.5)
+    assert budget.trial_timeout(600.0) == pytest.approx(50.0 - DEPLOY_S + 30.0, abs=0.5)
     assert budget.trial_timeout(10.0) == 10.0
     spent = Budget(100.0, prior_s=200.0, started=time.monotonic())
     assert spent.trial_timeout(600.0) == 20.0  # the shortest timeout where nothing is left
 
 
 def test_finalist_rounds_fit_what_is_left() -> None:
-    budget = Budget(100.0, prior_s=59.0, started=time.monotonic())  # 41 s left, 36 after the deploy
+    budget = Budget(100.0, prior_s=64.0 - DEPLOY_S, started=time.monotonic())  # 36 s left after the deploy
     rounds, timeout = budget.finalist_plan(load_s=5.0, round_s=10.0, want=5)
     assert rounds == 3 and timeout == pytest.approx(36.0 + 30.0, abs=0.5)
-    assert Budget(100.0, prior_s=100.0).finalist_plan(5.0, 8.0, 5)[0] == 2  # within the grace
-    assert Budget(100.0, prior_s=100.0).finalist_plan(5.0, 40.0, 5)[0] == 0  # not even that: skipped
+    assert Budget(100.0, prior_s=100.0 - DEPLOY_S).finalist_plan(5.0, 10.0, 5)[0] == 2  # within the grace
+    assert Budget(100.0, prior_s=100.0 - DEPLOY_S).finalist_plan(5.0, 40.0, 5)[0] == 0  # not even that: skipped
 
 
 def test_reserve_is_sized_from_measured_trials() -> None:
