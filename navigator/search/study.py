@@ -77,6 +77,7 @@ class Search(StudyView):
         self.path_names = path_names
         self.spaces = {n: paths.space(n) for n in path_names}
         self.notes: list[str] = []  # what the report and the CLI say about this run of the search
+        self.measured = False  # whether this run measured anything (a trial, the finalists)
         self.hardware = env.hardware(settings.device)
         identity = {
             "fingerprint": fingerprint,
@@ -268,6 +269,7 @@ class Search(StudyView):
             return self._answered_value(answer), False
         own = self.settings.trial_timeout_s or paths.get(config.path).TIMEOUT_S
         outcome = run_trial(config, self.budget.trial_timeout(own))
+        self.measured = True
         try:
             trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
         except _optuna().exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
@@ -300,8 +302,9 @@ class Search(StudyView):
         self.budget.reserve_s = budget_mod.reserve(measured, self.settings)
 
     def save_spent(self) -> None:
-        """Record what the runs of a local study spent (a rerun starts from it)."""
-        if not self.storage.shared:
+        """Record what the runs of a local study spent (a rerun starts from it); a run that measured
+        nothing (it rebuilt the report from the study) spends nothing."""
+        if self.measured and not self.storage.shared:
             self.study.set_user_attr(budget_mod.SPENT_ATTR, round(self.budget.spent(), 3))
 
     def _why_stop(self) -> str:
@@ -347,7 +350,7 @@ class Search(StudyView):
     def load(cls, storage: StudyStorage, settings: OptimizeSettings) -> Search:
         """A read-only view of an existing study (outcomes, roles, budget spent), for its report."""
         self = cls.__new__(cls)
-        self.storage, self.settings, self.notes = storage, settings, []
+        self.storage, self.settings, self.notes, self.measured = storage, settings, [], False
         self.study = existing(storage)
         self.budget = budget_mod.Budget(settings.budget_s, trial_spent=self.elapsed if storage.shared else None)
         return self

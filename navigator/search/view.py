@@ -31,6 +31,7 @@ class StudyView:
     study: Any
     budget: Budget
     notes: list[str]
+    measured: bool
 
     def value(self, outcome: TrialOutcome) -> float:
         assert outcome.bench is not None
@@ -116,5 +117,6 @@ class StudyView:
         return [from_dict(Finalist, f) for f in json.loads(raw)["finalists"]]
 
     def store_finalists(self, chosen_from: list[int], finalists: list[Finalist]) -> None:
+        self.measured = True
         self.study.set_user_attr(FINALISTS_ATTR, json.dumps({"chosen_from": chosen_from,
                                                              "finalists": [to_dict(f) for f in finalists]}))
