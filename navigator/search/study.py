@@ -152,23 +152,28 @@ class Search(StudyView):
     def _enqueue_baselines(self) -> None:
         """Trial 0 is the source framework's own runtime with defaults (the baseline); then every other
         path once with its defaults (ORT's default session options among them), so that each path is
-        seen before the sampler takes over."""
+        seen before the sampler takes over; then the caller's configurations, then each path's presets
+        (its searchspace YAML) that fit this device and batch."""
         batch = max(self.settings.batch_sizes) if self.settings.objective == "throughput" else min(self.settings.batch_sizes)
+        sized = {"batch_size": batch} if len(self.settings.batch_sizes) > 1 else {}
+
+        def enqueue(name: str, params: dict[str, Any], role: str) -> None:
+            self.study.enqueue_trial({"path": name, **params, **sized}, user_attrs={"role": role})
+
         baseline = paths.BASELINE[(self.framework, self.settings.device)]
         first = [baseline, paths.ORT_DEFAULTS[self.settings.device]]
         for name in dict.fromkeys(n for n in first + self.path_names if n in self.path_names):
-            params = {"path": name, **space_mod.defaults(self.spaces[name], self.source, {})}
-            if len(self.settings.batch_sizes) > 1:
-                params["batch_size"] = batch
-            role = "baseline" if name == baseline else f"{name} defaults"
-            self.study.enqueue_trial(params, user_attrs={"role": role})
+            enqueue(name, space_mod.defaults(self.spaces[name], self.source, {}),
+                    "baseline" if name == baseline else f"{name} defaults")
         for role, (name, overrides) in self.enqueue.items():
             if name not in self.path_names:
                 raise InputError(f"enqueued configuration {role!r}: path {name!r} is not searched here")
-            params = {"path": name, **space_mod.defaults(self.spaces[name], self.source, overrides)}
-            if len(self.settings.batch_sizes) > 1:
-                params["batch_size"] = batch
-            self.study.enqueue_trial(params, user_attrs={"role": f"{USER_ROLE}{role}"})
+            enqueue(name, space_mod.defaults(self.spaces[name], self.source, overrides), f"{USER_ROLE}{role}")
+        for name in self.path_names:
+            for i, preset in enumerate(self.spaces[name].presets, 1):
+                params = space_mod.preset_params(self.spaces[name], preset, self.source)
+                if params is not None and preset.applies(self.settings.device, batch):
+                    enqueue(name, params, f"{name} preset {i}")
 
     def _retry_interrupted(self) -> list[tuple[int, int]]:
         """Trials left RUNNING by a killed process are failed, with an outcome that says so, and their
