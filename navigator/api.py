@@ -190,7 +190,7 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
                 return Result(model=source.name, objective=settings.objective, outcomes=tuple(search.outcomes()),
                               winner=None, baseline=None, speedup=None, repository=None, report=None,
                               environment=env.snapshot())
-            notes = (*search.notes, *bar.warnings, *search.seen.notes())
+            notes = (*search.notes, *bar.warnings, *search.seen.notes(), *search.cost_notes())
             result = finish(source, settings, search, ctx, worker, candidates, notes, serving=serving,
                             materialized=(model, spec_text, data, trust), progress=bar)
         search.save_spent()

@@ -19,6 +19,7 @@ from navigator.trial.cache import Cache
 
 NAME = "torch_compile"
 TIMEOUT_S = 1200.0  # default trial timeout: max-autotune compiles for minutes
+COST_S = 60.0  # expected trial cost (until the study measures its own): inductor compiles on the first call
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
 available = _torch_gpu.available

@@ -22,6 +22,7 @@ SPENT_ATTR = "spent_s"  # study user attribute: seconds the runs of a local stud
 DEPLOY_S = 8.0  # kept for writing the repository and the reports (a cached conversion, files, plots)
 MIN_TRIAL_S = 20.0  # the shortest trial timeout: a trial cut shorter could never finish
 LOAD_OVERHEAD_S = 1.0  # per finalist: convert from the cache, build the inputs
+COST_SHARE = 0.25  # a trial expected to cost more of what is left waits while cheaper paths are untried
 
 
 @dataclass
@@ -103,3 +104,16 @@ def reserve(measured: list[TrialOutcome], settings: OptimizeSettings) -> float:
     else:
         load, one = 2 * settings.window_s + LOAD_OVERHEAD_S, (STABLE_WINDOWS + 0.25) * settings.window_s
     return min(count * (load + settings.rounds * one), settings.budget_s / 3)
+
+
+def expected_costs(path_names: list[str], outcomes: list[TrialOutcome]) -> dict[str, float]:
+    """Seconds a trial of each path is expected to take: the mean of the study's own trials of that
+    path, else the path's COST_S (a tenth of its timeout where it declares none)."""
+    from navigator import paths
+
+    costs = {}
+    for name in path_names:
+        seen = [o.duration_s for o in outcomes if o.config.path == name and o.duration_s > 0]
+        module = paths.get(name)
+        costs[name] = statistics.mean(seen) if seen else float(getattr(module, "COST_S", module.TIMEOUT_S / 10))
+    return costs

@@ -24,6 +24,7 @@ from navigator.search.storage import StudyStorage
 from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, StudyView
 from navigator.settings import OptimizeSettings
 
+DEFERRED_ATTR = "deferred"  # a trial that did not start for its expected cost: why
 MAX_IDLE = 200  # proposals in a row answered from the study before the search gives up on the sampler
 IDENTITY_WAIT_S = 60.0  # how long a joining worker waits for the creator of a shared study to describe it
 # Enqueued default trials that are re-measured with the finalists, for the speedups in the report.
@@ -78,6 +79,7 @@ class Search(StudyView):
         self.spaces = {n: paths.space(n) for n in path_names}
         self.notes: list[str] = []  # what the report and the CLI say about this run of the search
         self.measured = False  # whether this run measured anything (a trial, the finalists)
+        self.deferred: dict[str, str] = {}  # path -> why its trial waited for cheaper ones (cost)
         self.hardware = env.hardware(settings.device)
         identity = {
             "fingerprint": fingerprint,
@@ -231,7 +233,9 @@ class Search(StudyView):
                     self._enqueue_unseen(first=self.settings.sampler == "grid")
                 trial = self.study.ask()
                 value, ran = self._evaluate(trial, run_trial, on_trial)
-                self.study.tell(trial, value, state=None if value is not None else optuna.trial.TrialState.PRUNED)
+                pruned = optuna.trial.TrialState.FAIL if DEFERRED_ATTR in trial.user_attrs else \
+                    optuna.trial.TrialState.PRUNED
+                self.study.tell(trial, value, state=None if value is not None else pruned)
                 self.save_spent()
                 idle = 0 if ran else idle + 1
                 if idle >= MAX_IDLE:
@@ -272,6 +276,8 @@ class Search(StudyView):
         if answer is not None:
             trial.set_user_attr(REPEAT_ATTR, [answer.number, answer.reason])
             return self._answered_value(answer), False
+        if self._defer(trial, config):
+            return None, False
         own = self.settings.trial_timeout_s or paths.get(config.path).TIMEOUT_S
         outcome = run_trial(config, self.budget.trial_timeout(own))
         self.measured = True
@@ -285,6 +291,31 @@ class Search(StudyView):
         if on_trial:
             on_trial(outcome)
         return (self.value(outcome) if outcome.status == "ok" else None), True
+
+    def _defer(self, trial: Any, config: TrialConfig) -> bool:
+        """A trial expected to cost over COST_SHARE of what the search has left does not start while
+        paths not tried yet are cheaper: an enqueued one (defaults, preset) waits its turn again, a
+        sampled one is dropped (failed: TPE ignores it). Local studies only."""
+        outcomes = self.outcomes()
+        costs = budget_mod.expected_costs(self.path_names, outcomes)
+        tried = {o.config.path for o in outcomes}
+        cheaper = [n for n in self.path_names if n not in tried and costs[n] < costs[config.path]]
+        left = self.budget.search_left()
+        if self.storage.shared or not cheaper or costs[config.path] <= budget_mod.COST_SHARE * left:
+            return False
+        why = (f"{config.path} (expected {costs[config.path]:.0f} s, {left:.0f} s left) waited for cheaper "
+               f"untried paths: {', '.join(cheaper)}")
+        trial.set_user_attr(DEFERRED_ATTR, why)
+        if "role" in trial.user_attrs:
+            self.study.enqueue_trial(trial.params, user_attrs={"role": trial.user_attrs["role"]})
+        self.deferred[config.path] = why
+        return True
+
+    def cost_notes(self) -> list[str]:
+        """What waited for its expected cost, and what never ran for it."""
+        tried = {o.config.path for o in self.outcomes()}
+        return [f"deferred for cost: {why}" + ("" if path in tried else "; skipped: the budget ended first")
+                for path, why in self.deferred.items()]
 
     def _answered_value(self, answer: Answer) -> float | None:
         o = answer.outcome

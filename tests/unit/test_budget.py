@@ -158,3 +158,23 @@ def test_reserve_is_sized_from_measured_trials() -> None:
     # 5 finalists x (4 s load + 1 s + 2 windows, then 5 rounds of 3.25 windows)
     assert reserve([slow], settings) == pytest.approx(5 * (4.0 + 1.0 + 0.2 + 5 * 3.25 * 0.1))
     assert reserve([slow], OptimizeSettings(out=Path("."), budget_s=30)) == pytest.approx(10.0)  # a third
+
+
+def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spaces = {"eager": "path: eager\nparams:\n  threads: {stage: runtime, int: [1, 2]}\n",
+              "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
+    monkeypatch.setattr(paths, "space", lambda name: space_mod.parse(spaces[name], f"{name}.yaml"))
+    monkeypatch.setattr(paths.get("eager"), "COST_S", 500.0)  # over a quarter of what a 600 s budget leaves
+    settings = OptimizeSettings(out=tmp_path, budget_s=600, trials=2)
+    search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),
+                    ["eager", "ort_cpu"], "fp")
+    ran: list[str] = []
+
+    def run(config: TrialConfig, timeout: float) -> TrialOutcome:
+        ran.append(config.path)
+        return TrialOutcome(config, "ok", bench=_bench(1.0), duration_s=1.0)
+
+    search.run(run)
+    assert ran == ["ort_cpu", "eager"]  # the baseline came first in the queue, and waited
+    [note] = search.cost_notes()
+    assert note.startswith("deferred for cost: eager (expected 500 s") and "cheaper untried paths: ort_cpu" in note
