@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from navigator.errors import InputError
-from navigator.records import Params, Scalar
+from navigator.records import Params, Scalar, TrialConfig
 
 STAGES = ("convert", "runtime")
 SMALL_BATCH = 8  # a preset's `batch: small` is a batch of at most this many, `large` more
@@ -267,3 +267,12 @@ def points(space: PathSpace, source: tuple[str, str], cap: int = 100_000) -> lis
     stage = {p.name: p.stage for p in params}
     walk(0, {})
     return None if len(found) > cap else found
+
+
+def config_of(space: PathSpace, number: int, params: dict[str, Any], batch: int) -> TrialConfig:
+    """The TrialConfig behind an optuna trial's params (`<path>.<param>` names, batch_size if searched)."""
+    stages = {p.name: p.stage for p in space.params}
+    mine = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"{space.path}.")}
+    return TrialConfig(number, space.path, {k: v for k, v in mine.items() if stages.get(k) == "convert"},
+                       {k: v for k, v in mine.items() if stages.get(k) != "convert"},
+                       int(params.get("batch_size", batch)))

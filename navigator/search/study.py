@@ -19,7 +19,7 @@ from navigator.errors import InputError, StudyMismatchError
 from navigator.records import MEASURED, TrialConfig, TrialOutcome, to_dict
 from navigator.search import budget as budget_mod
 from navigator.search import space as space_mod
-from navigator.search.seen import Answer, Seen
+from navigator.search.seen import Seen
 from navigator.search.storage import StudyStorage
 from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, StudyView
 from navigator.settings import OptimizeSettings
@@ -183,26 +183,19 @@ class Search(StudyView):
         optuna = _optuna()
         storage, retried = self.study._storage, []
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if OUTCOME_ATTR in t.user_attrs:  # killed between storing its outcome and telling it: done
+                storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.PRUNED)
+                continue
             self.study.enqueue_trial(t.params, user_attrs={**t.user_attrs, "retry_of": t.number})
             retry = self.study.get_trials(deepcopy=False)[-1].number
-            config = self._config_of(t.number, t.params)
+            space = self.spaces.get(t.params.get("path", ""))
+            config = space_mod.config_of(space, t.number, t.params, self.settings.batch_sizes[0]) if space else None
             if config is not None:
                 outcome = TrialOutcome(config, "failed", f"interrupted, retried as trial {retry}")
                 storage.set_trial_user_attr(t._trial_id, INTERRUPTED_ATTR, json.dumps(to_dict(outcome)))
             storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
             retried.append((t.number, retry))
         return retried
-
-    def _config_of(self, number: int, params: dict[str, Any]) -> TrialConfig | None:
-        """The TrialConfig behind a trial's optuna params (None where it had not drawn its path)."""
-        path = params.get("path")
-        if path not in self.spaces:
-            return None
-        stages = {p.name: p.stage for p in self.spaces[path].params}
-        mine = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"{path}.")}
-        return TrialConfig(number, path, {k: v for k, v in mine.items() if stages.get(k) == "convert"},
-                           {k: v for k, v in mine.items() if stages.get(k) != "convert"},
-                           int(params.get("batch_size", self.settings.batch_sizes[0])))
 
     def config(self, trial: Any) -> TrialConfig:
         path = trial.suggest_categorical("path", self.path_names)
@@ -221,10 +214,11 @@ class Search(StudyView):
         if wall_s is not None:
             self.budget.deadline = time.monotonic() + wall_s
         self._refresh_reserve()
-        if self._why_stop() == "budget":
+        why = self._why_stop()
+        if why == "budget":
             self.notes.append(f"no trial ran: earlier runs spent the budget ({self.budget.spent():.0f} s of "
                               f"{self.budget.total_s:.0f} s); rerun with a larger --budget to search further")
-        if self._why_stop():
+        if why:
             return
         if not self.storage.shared:
             idle = 0
@@ -232,10 +226,9 @@ class Search(StudyView):
                 if self.settings.sampler == "grid" or idle:  # the sampler repeats itself: show it the unseen
                     self._enqueue_unseen(first=self.settings.sampler == "grid")
                 trial = self.study.ask()
-                value, ran = self._evaluate(trial, run_trial, on_trial)
-                pruned = optuna.trial.TrialState.FAIL if DEFERRED_ATTR in trial.user_attrs else \
-                    optuna.trial.TrialState.PRUNED
-                self.study.tell(trial, value, state=None if value is not None else pruned)
+                value, ran = self._evaluate(trial, run_trial, on_trial, tell=self._tell)
+                if not ran:
+                    self._tell(trial, value)
                 self.save_spent()
                 idle = 0 if ran else idle + 1
                 if idle >= MAX_IDLE:
@@ -266,16 +259,27 @@ class Search(StudyView):
                 if not self._stale:
                     raise
 
+    def _tell(self, trial: Any, value: float | None) -> None:
+        """Finish a trial of the local loop: its value; pruned without one (TPE ranks pruned trials
+        below complete ones); failed where it was deferred for cost (TPE ignores it)."""
+        state = _optuna().trial.TrialState
+        pruned = state.FAIL if DEFERRED_ATTR in trial.user_attrs else state.PRUNED
+        self.study.tell(trial, value, state=None if value is not None else pruned)
+
     def _evaluate(self, trial: Any, run_trial: Callable[[TrialConfig, float], TrialOutcome],
-                  on_trial: Callable[[TrialOutcome], None] | None) -> tuple[float | None, bool]:
+                  on_trial: Callable[[TrialOutcome], None] | None,
+                  tell: Callable[[Any, float | None], None] | None = None) -> tuple[float | None, bool]:
         """(value to tell, or None: pruned; whether a trial ran). A configuration the study can answer
-        (a repeat, a conversion known to fail) is not run: it is marked with the trial that answers it."""
+        (a repeat, a conversion known to fail) is not run: it is marked with the trial that answers it.
+        `tell` finishes a trial that ran as soon as its outcome is stored (a kill after that leaves no
+        RUNNING trial with an outcome behind)."""
         self._claim(trial)
         config = self.config(trial)
         answer = self.seen.answer(config)
         if answer is not None:
             trial.set_user_attr(REPEAT_ATTR, [answer.number, answer.reason])
-            return self._answered_value(answer), False
+            old = answer.outcome
+            return (self.value(old) if old is not None and old.status == "ok" else None), False
         if self._defer(trial, config):
             return None, False
         own = self.settings.trial_timeout_s or paths.get(config.path).TIMEOUT_S
@@ -286,11 +290,14 @@ class Search(StudyView):
         except _optuna().exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
             self._stale = True
             raise
+        value = self.value(outcome) if outcome.status == "ok" else None
+        if tell is not None:
+            tell(trial, value)
         self.seen.add(outcome)
         self._refresh_reserve()
         if on_trial:
             on_trial(outcome)
-        return (self.value(outcome) if outcome.status == "ok" else None), True
+        return value, True
 
     def _defer(self, trial: Any, config: TrialConfig) -> bool:
         """A trial expected to cost over COST_SHARE of what the search has left does not start while
@@ -316,10 +323,6 @@ class Search(StudyView):
         tried = {o.config.path for o in self.outcomes()}
         return [f"deferred for cost: {why}" + ("" if path in tried else "; skipped: the budget ended first")
                 for path, why in self.deferred.items()]
-
-    def _answered_value(self, answer: Answer) -> float | None:
-        o = answer.outcome
-        return self.value(o) if o is not None and o.status == "ok" else None
 
     def _enqueue_unseen(self, first: bool) -> None:
         """Enqueue a configuration not seen yet (unless one waits already)."""
