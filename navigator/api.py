@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
-from dataclasses import replace
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 from navigator import env
 from navigator import paths as registry
 from navigator.errors import InputError, NavigatorError, UnavailableError
-from navigator.records import (BROKEN, MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
+from navigator.records import (MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
                                TrialOutcome, WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
 from navigator.search.finalists import compare, is_top, pick, score
@@ -85,51 +84,51 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
 
 
 def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOutcome],
-               settings: OptimizeSettings) -> tuple[list[Finalist], str]:
-    """Re-measure the top trials and the baselines interleaved in the worker; ([], why) if it fails."""
-    from navigator.search.study import FINALIST_ROLES, USER_ROLE, finalist_cost, finalist_rounds
+               settings: OptimizeSettings, search: Any, progress: Any = None) -> tuple[list[Finalist], str]:
+    """Re-measure the top trials and the baselines interleaved in the worker, in as many rounds as the
+    budget has room for; ([], why) if it fails. Where no trial ran since the last re-measurement, its
+    finalists are reused (a rerun changes nothing)."""
+    from navigator.search.budget import finalists_cost
+    from navigator.search.study import FINALIST_ROLES, USER_ROLE
     from navigator.trial.isolate import WorkerDied
 
+    chosen_from = sorted(o.config.number for o in ranked)
+    stored = search.stored_finalists(chosen_from)
+    if stored is not None:
+        return stored, "finalists: no trial ran since they were re-measured; their rounds are reused"
     measured = {r: o for r, o in roles.items() if r in FINALIST_ROLES or r.startswith(USER_ROLE)}
     chosen = pick(ranked, measured, settings.finalists)
-    rounds = finalist_rounds(settings)
+    load_s, round_s = finalists_cost([o for _, o in chosen], settings)
+    rounds, timeout = search.budget.finalist_plan(load_s, round_s, settings.rounds)
+    if not rounds:
+        return [], f"finalists not re-measured: the budget is spent (a round takes about {round_s:.0f} s)"
+    if progress is not None:
+        progress.phase(f"finalists ({len(chosen)} x {rounds} rounds)", load_s + rounds * round_s)
     request = {"op": "remeasure", "rounds": rounds, "chosen": [[r, to_dict(o)] for r, o in chosen]}
-    # A window lasts window_s, or MIN_CALLS_PER_WINDOW calls of the slowest finalist when those take
-    # longer (a batch of 1024 images on a CPU): the timeout grows with it.
-    from navigator.trial.bench import MIN_CALLS_PER_WINDOW
-
-    slowest = max((o.bench.mean_ms / 1e3 for _, o in chosen if o.bench), default=0.0)
-    stretch = max(1.0, MIN_CALLS_PER_WINDOW * slowest / settings.window_s)
     try:
-        raw = worker.call(request, timeout=10 * finalist_cost(settings, rounds) * stretch + 60)
+        raw = worker.call(request, timeout=timeout)
     except (WorkerDied, RuntimeError) as exc:
         return [], f"finalists not re-measured: {exc}"
-    finalists = [from_dict(Finalist, f) for f in raw]
-    return sorted(finalists, key=lambda f: score(f, settings.objective), reverse=True), ""
+    finalists = sorted((from_dict(Finalist, f) for f in raw), key=lambda f: score(f, settings.objective), reverse=True)
+    search.store_finalists(chosen_from, finalists)
+    return finalists, ""
 
 
-def _trial_runner(worker: Any, settings: OptimizeSettings, done: list[TrialOutcome],
-                  remaining: Callable[[], float]) -> Callable[[TrialConfig], TrialOutcome]:
-    """Runs trials in the worker; an exact repeat of a configuration that crashed, hung, failed or gave
-    wrong outputs is not run again (a hang would cost the whole timeout each time). A trial may not
-    outlast the budget left (a minute at least): compile and conversion time count against it."""
-    def key(c: TrialConfig) -> str:
-        return json.dumps([c.path, c.convert, c.runtime, c.batch_size], sort_keys=True)
+def _trial_runner(worker: Any, progress: Any, on_trial: Callable[[TrialOutcome], None] | None
+                  ) -> tuple[Callable[[TrialConfig, float], TrialOutcome], Callable[[TrialOutcome], None]]:
+    """(run a trial in the worker with its timeout, after each trial); repeats never reach it (the
+    search answers them from the study). A loaded machine is warned about as soon as it is seen."""
+    def run(config: TrialConfig, timeout: float) -> TrialOutcome:
+        progress.start_trial(config)
+        return worker.run(config, timeout)
 
-    bad = {key(o.config): o for o in done if o.status in BROKEN}
+    def done(outcome: TrialOutcome) -> None:
+        progress.update(outcome)
+        progress.warn(env.overloaded())
+        if on_trial:
+            on_trial(outcome)
 
-    def run(config: TrialConfig) -> TrialOutcome:
-        if key(config) in bad:
-            old = bad[key(config)]
-            return replace(old, config=config, error=f"same as trial {old.config.number}: {old.error}",
-                           duration_s=0.0)
-        timeout = min(settings.trial_timeout_s or registry.get(config.path).TIMEOUT_S, max(60.0, remaining()))
-        outcome = worker.run(config, timeout)
-        if outcome.status in BROKEN:
-            bad[key(config)] = outcome
-        return outcome
-
-    return run
+    return run, done
 
 
 def _serve(out: Path, winner: TrialOutcome, batch_size: int, options: ServingOptions) -> ServingReport:
@@ -145,7 +144,7 @@ def _serve(out: Path, winner: TrialOutcome, batch_size: int, options: ServingOpt
 def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[TrialOutcome], None] | None = None,
         enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, storage: StudyStorage | None = None,
         wall_s: float | None = None, join: bool = False, serving: ServingOptions | None = None,
-        notes: tuple[str, ...] = (), own_trials: int | None = None) -> Result:
+        notes: tuple[str, ...] = (), own_trials: int | None = None, started: float | None = None) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source.
 
     `storage`: a shared study (default: SQLite in the output directory); `join`: this process joins it as
@@ -153,7 +152,8 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
     time limit; `own_trials`: its own trial cap. In a shared study, only the last worker to finish picks
     the winner and writes the repository and report; the others return their trials with `report` None.
     `serving`: how the winner is deployed and whether a real server checks, measures and tunes it;
-    `notes` go into the report."""
+    `notes` go into the report. `started`: when the run began (monotonic; default now), the start of
+    its budget."""
     from navigator.progress import Progress
     from navigator.search.study import Search
     from navigator.source import materialize
@@ -173,7 +173,8 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
         model, spec_text, data, trust = materialize(source, out / "source")
         search = Search(storage or study_storage.default(out), settings, (source.framework, source.kind), usable,
                         source.fingerprint, enqueue,
-                        publish=published(settings, model, spec_text, data) if storage and not join else None)
+                        publish=published(settings, model, spec_text, data) if storage and not join else None,
+                        started=started)
     except NavigatorError:  # e.g. a shared study of another model: leave no output behind
         if new_out is not None:
             shutil.rmtree(new_out, ignore_errors=True)
@@ -182,27 +183,31 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
     spec = WorkerSpec(model, source.name, source.fingerprint, spec_text, data, trust, max(settings.batch_sizes),
                       str(ctx.cache.root))
     with TrialWorker(spec, settings, out / "logs" / "worker.log") as worker:
-        with Progress(settings, search.elapsed(), enabled=settings.show_progress) as bar:
-            def tick(outcome: TrialOutcome) -> None:
-                bar.update(outcome)
-                if on_trial:
-                    on_trial(outcome)
-
-            run_trial = _trial_runner(worker, settings, search.outcomes(), search.remaining)
-            search.run(run_trial, tick, wall_s, own_trials)
+        with Progress(settings, search.budget, enabled=settings.show_progress) as bar:
+            shown = len(search.notes)
+            for note in search.notes:
+                bar.say(note)
+            bar.warn(env.overloaded())
+            run_trial = _trial_runner(worker, bar, on_trial)
+            search.run(*run_trial, wall_s, own_trials)
             running = 0
             while search.storage.shared:  # fail dead workers' trials; retry them here while the budget lasts
                 settled = study_storage.settle(search.study, search.storage.heartbeat_s)
                 running = settled.running
                 if not settled.failed:
                     break
-                search.run(run_trial, tick, None, own_trials)
-        if running:  # other workers are still running: the last of them writes the report
-            return Result(model=source.name, objective=settings.objective, outcomes=tuple(search.outcomes()),
-                          winner=None, baseline=None, speedup=None, repository=None, report=None,
-                          environment=env.snapshot())
-        return finish(source, settings, search, ctx, worker, candidates, notes, serving=serving,
-                      materialized=(model, spec_text, data, trust))
+                search.run(*run_trial, None, own_trials)
+            for note in search.notes[shown:]:
+                bar.say(note)
+            if running:  # other workers are still running: the last of them writes the report
+                return Result(model=source.name, objective=settings.objective, outcomes=tuple(search.outcomes()),
+                              winner=None, baseline=None, speedup=None, repository=None, report=None,
+                              environment=env.snapshot())
+            notes = (*notes, *search.notes, *bar.warnings, *search.seen.notes(), *search.cost_notes())
+            result = finish(source, settings, search, ctx, worker, candidates, notes, serving=serving,
+                            materialized=(model, spec_text, data, trust), progress=bar)
+        search.save_spent()
+        return result
 
 
 def published(settings: OptimizeSettings, model: str, input_spec: str | None, data: str | None) -> dict[str, Any]:
@@ -216,11 +221,11 @@ def published(settings: OptimizeSettings, model: str, input_spec: str | None, da
 
 def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: Any, worker: Any,
            candidates: list[Any], notes: tuple[str, ...] = (), serving: ServingOptions | None = None,
-           materialized: tuple[str, str | None, str | None, bool] | None = None) -> Result:
+           materialized: tuple[str, str | None, str | None, bool] | None = None, progress: Any = None) -> Result:
     """From the study's trials (every worker's): the finalists re-measured in `worker` (None: not
     re-measured, the trials' own figures decide), the winner deployed (and served, with `serving`),
     the reports written. `materialized`: the source as saved for the trial workers (materialize()'s
-    answer), recorded in the report so that the model can be found again."""
+    answer), recorded in the report so that the model can be found again. `progress` shows the phases."""
     from navigator.report import build as report
     from navigator.source import materialize
 
@@ -231,11 +236,13 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
         vouch(model)
 
     out = settings.out
-    outcomes = search.outcomes()
+    outcomes = sorted(search.outcomes() + search.interrupted(), key=lambda o: o.config.number)
     by_number = {o.config.number: o for o in outcomes}
     roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
     ranked = _rank(search.outcomes(comparable=True), settings.objective)
-    finalists, why = _finalists(worker, ranked, roles, settings) if ranked and worker else ([], "")
+    finalists, why = _finalists(worker, ranked, roles, settings, search, progress) if ranked and worker else ([], "")
+    if progress is not None:
+        progress.phase("deploying", 0.0)
     first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
     serving = serving or ServingOptions()
     winner, deploy_notes = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
@@ -344,6 +351,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         NavigatorError: bad model, inputs or settings (InputError), nothing can run (UnavailableError),
             or the output directory holds another study (StudyMismatchError).
     """
+    started = time.monotonic()  # the budget covers the whole run, loading the model included
     asked = parse_batch_sizes(batch_size) if batch_size is not None else None
     settings_args = dict(budget_s=parse_budget(budget), trials=trials, batch_sizes=asked or (1,),
                          objective=objective, sampler=sampler, paths=tuple(paths) if paths else None,
@@ -378,7 +386,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
     noise = nondeterminism(source)
     settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
     try:
-        return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options, notes=notes)
+        return run(source, settings, on_trial, enqueue, storage=shared, serving=serving_options, notes=notes,
+                   started=started)
     except KeyboardInterrupt:
         raise study_storage.interrupted(shared or study_storage.default(target)) from None
 

@@ -131,3 +131,17 @@ def snapshot() -> dict[str, str]:
     info.update(gpu())
     info.update({f"version.{k}": v for k, v in versions().items() if v})
     return info
+
+
+def overloaded() -> str:
+    """A warning when the 1-minute load average exceeds this process's cores (other work competes with
+    the measurements, so timings are noisy); '' otherwise."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # not available on this platform
+        return ""
+    cores = ncpu()
+    if load <= cores:
+        return ""
+    return (f"the machine is loaded (load average {load:.1f} on {cores} cores): other work competes with "
+            "the measurements, timings are noisy")

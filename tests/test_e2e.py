@@ -41,7 +41,7 @@ def test_cli_default_cnn(models: dict[str, Path], tmp_path: Path) -> None:
     from fixtures.make import cnn
 
     out = tmp_path / "out"
-    proc = run_cli("optimize", "--model", str(models["cnn.pt2"]), "--budget", "25s", "--batch-size", "4",
+    proc = run_cli("optimize", "--model", str(models["cnn.pt2"]), "--budget", "5m", "--trials", "8", "--batch-size", "4",
                    "--out", str(out), *FAST)
     assert proc.returncode == 0, proc.stderr
     assert "triton repository:" in proc.stdout and "report:" in proc.stdout
@@ -70,7 +70,7 @@ def test_cli_default_cnn(models: dict[str, Path], tmp_path: Path) -> None:
 def test_cli_torchscript_transformer_int64(models: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli("optimize", "--model", str(models["transformer.ts.pt"]), "--input-spec", "input_ids:int64:-1x16",
-                   "--budget", "15s", "--batch-size", "1:4", "--out", str(out), *FAST)
+                   "--budget", "3m", "--trials", "5", "--batch-size", "1:4", "--out", str(out), *FAST)
     assert proc.returncode == 0, proc.stderr
     report = _report(out)
     assert {o["config"]["batch_size"] for o in report["outcomes"]} <= {1, 2, 4}
@@ -101,8 +101,9 @@ def test_api_live_module(tmp_path: Path) -> None:
 
     model, example = mlp()
     seen = []
-    result = navigator.optimize(model, example, budget="12s", out=tmp_path / "api", progress=False, window_s=0.05,
-                                batch_size=4, on_trial=seen.append)
+    # the budget is the run's wall clock, worker start included: a trial cap keeps the run short
+    result = navigator.optimize(model, example, budget="2m", trials=6, out=tmp_path / "api", progress=False,
+                                window_s=0.05, batch_size=4, on_trial=seen.append)
     assert isinstance(result, Result)
     assert result.best is not None and result.best.status == "ok"
     assert result.repository == tmp_path / "api" / "model_repository" / "mlp"
@@ -116,13 +117,14 @@ def test_api_live_module(tmp_path: Path) -> None:
 def test_rerun_continues_the_study(models: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ("optimize", "--model", str(models["mlp.pt2"]), "--batch-size", "4", "--out", str(out), *FAST)
-    first = run_cli(*args, "--budget", "10s")
+    # trial caps, not budgets: the budget counts each run's wall clock (tests/test_budget.py checks it)
+    first = run_cli(*args, "--budget", "10m", "--trials", "2")
     assert first.returncode == 0, first.stderr
     n1 = len(_report(out)["outcomes"])
-    again = run_cli(*args, "--budget", "10s")  # budget already spent: no new trial, report rebuilt
+    again = run_cli(*args, "--budget", "10m", "--trials", "2")  # cap already reached: no new trial, report rebuilt
     assert again.returncode == 0, again.stderr
-    assert len(_report(out)["outcomes"]) == n1
-    more = run_cli(*args, "--budget", "20s")
+    assert len(_report(out)["outcomes"]) == n1 == 2 and "resumed: 2 trials from earlier runs" in again.stderr
+    more = run_cli(*args, "--budget", "10m", "--trials", "4")
     assert more.returncode == 0, more.stderr
     outcomes = _report(out)["outcomes"]
     assert len(outcomes) > n1
@@ -144,7 +146,7 @@ def test_other_model_in_same_out_is_refused(models: dict[str, Path], tmp_path: P
 @pytest.mark.parametrize("objective", ["latency"])
 def test_latency_objective(models: dict[str, Path], tmp_path: Path, objective: str) -> None:
     out = tmp_path / "out"
-    proc = run_cli("optimize", "--model", str(models["mlp.onnx"]), "--budget", "8s", "--objective", objective,
+    proc = run_cli("optimize", "--model", str(models["mlp.onnx"]), "--budget", "3m", "--trials", "3", "--objective", objective,
                    "--out", str(out), *FAST)
     assert proc.returncode == 0, proc.stderr
     report = _report(out)

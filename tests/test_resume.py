@@ -58,6 +58,12 @@ def test_kill_9_then_rerun_resumes(models: dict[str, Path], tmp_path: Path) -> N
     retries = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
     # the retry has the interrupted trial's parameters (those it had drawn before the kill)
     assert len(retries) == 1 and killed.params.items() <= retries[0].params.items() and retries[0].number in after
+    # the rerun says so, and the report lists the interrupted trial beside the 8 that finished
+    assert f"resumed: {len(before)} trials from earlier runs; trial {killed.number} was interrupted, retried " \
+           f"as trial {retries[0].number}" in again.stderr
     report = json.loads((out / "report.json").read_text())
-    assert len(report["outcomes"]) == 8
+    assert len(report["outcomes"]) == 9
+    lost = next(o for o in report["outcomes"] if o["config"]["number"] == killed.number)
+    assert lost["status"] == "failed" and lost["error"] == f"interrupted, retried as trial {retries[0].number}"
+    assert any(n.startswith(f"resumed: {len(before)} trials") for n in report["notes"])
     assert report["cache"]["hits"] > 0  # the rerun used conversions made before the kill

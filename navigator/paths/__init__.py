@@ -7,7 +7,7 @@ Candidate; one broken path never breaks a study.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from navigator.errors import InputError
@@ -47,7 +47,7 @@ def space(name: str) -> space_mod.PathSpace:
     narrow = getattr(get(name), "narrow", None)
     if narrow is None:
         return loaded
-    return space_mod.PathSpace(loaded.path, tuple(narrow(p) for p in loaded.params))
+    return replace(loaded, params=tuple(narrow(p) for p in loaded.params))
 
 
 def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = None) -> list[Candidate]:

@@ -21,6 +21,7 @@ from navigator.triton import python_backend
 
 NAME = "eager"
 TIMEOUT_S = 120.0  # default trial timeout: loading and timing the source model
+COST_S = 5.0  # expected trial cost (until the study measures its own): loading and timing the source model
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch",)
 FILES = {"module": "model.pt", "torchscript": "model.pt", "exported": "model.pt2"}

@@ -24,6 +24,7 @@ from navigator.trial.cache import Cache
 
 NAME = "openvino"
 TIMEOUT_S = 600.0  # default trial timeout: ONNX export plus OpenVINO conversion
+COST_S = 25.0  # expected trial cost (until the study measures its own): ONNX export plus OpenVINO conversion
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
 XML = "model.xml"

@@ -17,6 +17,7 @@ from navigator.trial.cache import Cache
 
 NAME = "ort_cpu"
 TIMEOUT_S = 600.0  # default trial timeout: an ONNX export of a large model takes minutes
+COST_S = 20.0  # expected trial cost (until the study measures its own): an ONNX export, then a session
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
 

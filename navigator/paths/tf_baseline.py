@@ -21,6 +21,7 @@ from navigator.trial.cache import Cache
 
 NAME = "tf_baseline"
 TIMEOUT_S = 300.0  # default trial timeout: XLA compiles on the first call
+COST_S = 20.0  # expected trial cost (until the study measures its own): XLA compiles on the first call
 DEVICES = ("cpu",)
 FRAMEWORKS = ("tf",)
 DEPRECATED = (25, 3)  # the first release whose TensorFlow backend is deprecated

@@ -19,6 +19,7 @@ from navigator.trial.cache import Cache
 
 NAME = "tf_openvino"
 TIMEOUT_S = 600.0  # default trial timeout: SavedModel conversion
+COST_S = 30.0  # expected trial cost (until the study measures its own): SavedModel conversion
 DEVICES = ("cpu",)
 FRAMEWORKS = ("tf",)
 narrow = openvino.narrow  # the inference precisions this CPU supports

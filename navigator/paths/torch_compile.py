@@ -19,7 +19,7 @@ from navigator.trial.cache import Cache
 
 NAME = "torch_compile"
 TIMEOUT_S = 1200.0  # default trial timeout: max-autotune compiles for minutes
-COST_S = 90.0  # expected seconds of one trial, for the search to order paths by: inductor compiles on the first call; max-autotune for minutes
+COST_S = 90.0  # expected seconds of one trial (until the study measures its own): inductor compiles on the first call; max-autotune for minutes
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
 available = _torch_gpu.available

@@ -19,6 +19,7 @@ from navigator.trial.cache import Cache
 
 NAME = "torchscript"
 TIMEOUT_S = 300.0  # default trial timeout: tracing/scripting, freezing
+COST_S = 10.0  # expected trial cost (until the study measures its own): tracing, freezing
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch",)
 MODEL_FILE = "model.pt"

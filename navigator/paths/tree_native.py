@@ -22,6 +22,7 @@ from navigator.trial.cache import Cache
 
 NAME = "tree_native"
 TIMEOUT_S = 120.0  # default trial timeout: predict only
+COST_S = 5.0  # expected trial cost (until the study measures its own): predict only
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
 

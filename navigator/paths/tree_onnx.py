@@ -26,6 +26,7 @@ from navigator.trial.cache import Cache
 
 NAME = "tree_onnx"
 TIMEOUT_S = 300.0  # default trial timeout: conversion of a large forest takes a while
+COST_S = 15.0  # expected trial cost (until the study measures its own): converting the forest to ONNX
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
 ONNX_FILE = "model.onnx"

@@ -27,9 +27,10 @@ from typing import Any
 import yaml
 
 from navigator.errors import InputError
-from navigator.records import Params, Scalar
+from navigator.records import Params, Scalar, TrialConfig
 
 STAGES = ("convert", "runtime")
+SMALL_BATCH = 8  # a preset's `batch: small` is a batch of at most this many, `large` more
 SOURCES = ("torch", "onnx", "module", "torchscript", "exported",  # frameworks and source kinds
            "tf", "savedmodel", "keras", "trees", "xgboost", "lightgbm", "sklearn")
 
@@ -47,9 +48,24 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
+class Preset:
+    """A configuration of one path tried before the sampler takes over (the rest at defaults), where
+    `device` and `batch` ('small': 8 or less, 'large': more) match the study's, if given."""
+
+    params: Params
+    device: str | None = None
+    batch: str | None = None
+
+    def applies(self, device: str, batch: int) -> bool:
+        size = "small" if batch <= SMALL_BATCH else "large"
+        return self.device in (None, device) and self.batch in (None, size)
+
+
+@dataclass(frozen=True)
 class PathSpace:
     path: str
     params: tuple[ParamSpec, ...]
+    presets: tuple[Preset, ...] = ()
 
 
 def ncpu() -> int:
@@ -114,7 +130,45 @@ def parse(text: str, where: str) -> PathSpace:
         if missing:
             raise InputError(f"{where}: parameter {p.name!r}: when refers to {sorted(missing)}, not defined before it")
         seen.add(p.name)
-    return PathSpace(raw["path"], params)
+    presets = raw.get("presets") or []
+    if not isinstance(presets, list):
+        raise InputError(f"{where}: presets must be a list of mappings of this path's params")
+    return PathSpace(raw["path"], params, tuple(_preset(i, p, params, where) for i, p in enumerate(presets, 1)))
+
+
+def _preset(number: int, raw: Any, params: tuple[ParamSpec, ...], where: str) -> Preset:
+    """One entry of `presets:`; a param it names must exist and the value be one the param takes."""
+    if not isinstance(raw, dict) or not raw:
+        raise InputError(f"{where}: preset {number} must be a non-empty mapping of params")
+    values = dict(raw)
+    when = values.pop("when", {})
+    if not isinstance(when, dict) or set(when) - {"device", "batch"} or \
+            when.get("device", "cpu") not in ("cpu", "cuda") or when.get("batch", "small") not in ("small", "large"):
+        raise InputError(f"{where}: preset {number}: when takes device: cpu|cuda and batch: small|large")
+    specs = {p.name: p for p in params}
+    for name, value in values.items():
+        spec = specs.get(str(name))
+        if spec is None:
+            raise InputError(f"{where}: preset {number} names {name!r}, not a parameter of this path")
+        if spec.choices and value not in spec.choices:
+            raise InputError(f"{where}: preset {number}: {name}={value!r} is not one of {list(spec.choices)}")
+        if not spec.choices:
+            values[name] = value = _bound(value, f"{where}: preset {number}: {name}")
+            if not spec.low <= value <= spec.high:
+                raise InputError(f"{where}: preset {number}: {name}={value} is outside [{spec.low}, {spec.high}]")
+    return Preset({str(k): v for k, v in values.items()}, when.get("device"), when.get("batch"))
+
+
+def preset_params(space: PathSpace, preset: Preset, source: tuple[str, str]) -> dict[str, Scalar] | None:
+    """A preset as a full prefixed parameter set (the rest at defaults), or None where it does not apply
+    to this source (a param it sets is inactive, or narrowed away from its value on this machine)."""
+    full = defaults(space, source, preset.params)
+    specs = {p.name: p for p in active(space, source)}
+    for name, value in preset.params.items():
+        spec = specs.get(name)
+        if f"{space.path}.{name}" not in full or spec is None or (spec.choices and value not in spec.choices):
+            return None
+    return full
 
 
 def packaged_dir() -> Any:
@@ -188,3 +242,37 @@ def space_hash(spaces: list[PathSpace], source: tuple[str, str], extra: dict[str
     data = {s.path: [p.__dict__ for p in active(s, source)] for s in spaces}
     blob = json.dumps({"spaces": data, **extra}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def points(space: PathSpace, source: tuple[str, str], cap: int = 100_000) -> list[tuple[Params, Params]] | None:
+    """Every (convert, runtime) configuration of a path's conditional space, in file order (the first
+    is the defaults); None where there are more than `cap` (counted as unbounded)."""
+    params = active(space, source)
+    found: list[tuple[Params, Params]] = []
+
+    def walk(i: int, chosen: dict[str, Scalar]) -> None:
+        if len(found) > cap:
+            return
+        if i == len(params):
+            found.append(({k: v for k, v in chosen.items() if stage[k] == "convert"},
+                          {k: v for k, v in chosen.items() if stage[k] == "runtime"}))
+            return
+        p = params[i]
+        if not applies(p, chosen):
+            walk(i + 1, chosen)
+            return
+        for value in p.choices or range(p.high, p.low - 1, -1):  # ints from the high bound, as defaults()
+            walk(i + 1, {**chosen, p.name: value})
+
+    stage = {p.name: p.stage for p in params}
+    walk(0, {})
+    return None if len(found) > cap else found
+
+
+def config_of(space: PathSpace, number: int, params: dict[str, Any], batch: int) -> TrialConfig:
+    """The TrialConfig behind an optuna trial's params (`<path>.<param>` names, batch_size if searched)."""
+    stages = {p.name: p.stage for p in space.params}
+    mine = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"{space.path}.")}
+    return TrialConfig(number, space.path, {k: v for k, v in mine.items() if stages.get(k) == "convert"},
+                       {k: v for k, v in mine.items() if stages.get(k) != "convert"},
+                       int(params.get("batch_size", batch)))

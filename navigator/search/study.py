@@ -16,13 +16,16 @@ from typing import Any, Callable
 
 from navigator import env, paths
 from navigator.errors import InputError, StudyMismatchError
-from navigator.records import TrialConfig, TrialOutcome, from_dict, to_dict
+from navigator.records import MEASURED, TrialConfig, TrialOutcome, to_dict
+from navigator.search import budget as budget_mod
 from navigator.search import space as space_mod
+from navigator.search.seen import Seen
 from navigator.search.storage import StudyStorage
+from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, StudyView
 from navigator.settings import OptimizeSettings
-from navigator.trial.bench import STABLE_WINDOWS
 
-OUTCOME_ATTR = "outcome"
+DEFERRED_ATTR = "deferred"  # a trial that did not start for its expected cost: why
+MAX_IDLE = 200  # proposals in a row answered from the study before the search gives up on the sampler
 IDENTITY_WAIT_S = 60.0  # how long a joining worker waits for the creator of a shared study to describe it
 # Enqueued default trials that are re-measured with the finalists, for the speedups in the report.
 FINALIST_ROLES = ("baseline", "ort_cpu defaults", "ort_cuda defaults")
@@ -44,8 +47,8 @@ def sampler(settings: OptimizeSettings, shared: bool = False) -> Any:
     seed = int.from_bytes(os.urandom(4), "little") if shared else settings.seed
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if settings.sampler == "grid":  # every combination of the conditional space, define-by-run
-        return optuna.samplers.BruteForceSampler(seed=seed)
+    if settings.sampler == "grid":  # Search enqueues every configuration in order (Seen.unseen)
+        return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
                                       constant_liar=shared)
 
@@ -54,18 +57,19 @@ class _Surplus(Exception):
     """A trial asked for after other workers' trials reached the study's trial cap: failed unrun."""
 
 
-class Search:
+class Search(StudyView):
     """One study over the given paths for one source."""
 
     def __init__(self, storage: str | StudyStorage, settings: OptimizeSettings, source: tuple[str, str],
                  path_names: list[str], fingerprint: str,
                  enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
-                 publish: dict[str, Any] | None = None) -> None:
+                 publish: dict[str, Any] | None = None, started: float | None = None) -> None:
         """`source` is (framework, kind), e.g. ("torch", "exported"): it decides which params apply.
         `enqueue` names configurations to try first, role -> (path, params; the rest at defaults).
         A shared storage's study is created by the first worker, joined by the others; `publish`
         (study user attributes: the settings and model location that joining workers read) is written
-        before the identity, which joining workers wait for."""
+        before the identity, which joining workers wait for. `started`: when this run began (monotonic),
+        the start of its budget."""
         self.storage = storage if isinstance(storage, StudyStorage) else StudyStorage(storage)
         self.settings = settings
         self.enqueue = enqueue or {}
@@ -73,9 +77,11 @@ class Search:
         self.source = source
         self.path_names = path_names
         self.spaces = {n: paths.space(n) for n in path_names}
-        self.deadline: float | None = None  # monotonic time this worker stops at (its own --budget)
+        self.notes: list[str] = []  # what the report and the CLI say about this run of the search
         self.own_trials: int | None = None  # this worker's own trial cap (worker --trials)
         self.ran = 0  # trials this process ran
+        self.measured = False  # whether this run measured anything (a trial, the finalists)
+        self.deferred: dict[str, str] = {}  # path -> why its trial waited for cheaper ones (cost)
         self.hardware = env.hardware(settings.device)
         identity = {
             "fingerprint": fingerprint,
@@ -96,10 +102,20 @@ class Search:
             self.study.set_user_attr("identity", identity)  # last: a joining worker waits for it
         elif {**old, "hardware": old.get("hardware", identity["hardware"])} != identity:  # older studies had none
             raise StudyMismatchError(self._mismatch(old, identity))
+        earlier = len(self.outcomes())
         if self.storage.shared:
             _optuna().storages.fail_stale_trials(self.study)
+            self.budget = budget_mod.Budget(settings.budget_s, trial_spent=self.elapsed)
         else:
-            self._retry_interrupted()
+            interrupted = self._retry_interrupted()
+            if earlier or interrupted:
+                self.notes.append(f"resumed: {earlier} trials from earlier runs" + "".join(
+                    f"; trial {k} was interrupted, retried as trial {n}" for k, n in interrupted))
+            self.budget = budget_mod.Budget(settings.budget_s, float(self.study.user_attrs.get(
+                budget_mod.SPENT_ATTR, self.elapsed())), started or time.monotonic())
+        self.seen = Seen(self.spaces, source, settings.batch_sizes, settings.seed)
+        for o in self.outcomes():
+            self.seen.add(o)
 
     def _open(self) -> bool:
         """Create the study, or load it where it exists; True when this process created it."""
@@ -141,30 +157,48 @@ class Search:
     def _enqueue_baselines(self) -> None:
         """Trial 0 is the source framework's own runtime with defaults (the baseline); then every other
         path once with its defaults (ORT's default session options among them), so that each path is
-        seen before the sampler takes over."""
+        seen before the sampler takes over; then the caller's configurations, then each path's presets
+        (its searchspace YAML) that fit this device and batch."""
         batch = max(self.settings.batch_sizes) if self.settings.objective == "throughput" else min(self.settings.batch_sizes)
+        sized = {"batch_size": batch} if len(self.settings.batch_sizes) > 1 else {}
+
+        def enqueue(name: str, params: dict[str, Any], role: str) -> None:
+            self.study.enqueue_trial({"path": name, **params, **sized}, user_attrs={"role": role})
+
         baseline = paths.BASELINE[(self.framework, self.settings.device)]
         first = [baseline, paths.ORT_DEFAULTS[self.settings.device]]
         for name in dict.fromkeys(n for n in first + self.path_names if n in self.path_names):
-            params = {"path": name, **space_mod.defaults(self.spaces[name], self.source, {})}
-            if len(self.settings.batch_sizes) > 1:
-                params["batch_size"] = batch
-            role = "baseline" if name == baseline else f"{name} defaults"
-            self.study.enqueue_trial(params, user_attrs={"role": role})
+            enqueue(name, space_mod.defaults(self.spaces[name], self.source, {}),
+                    "baseline" if name == baseline else f"{name} defaults")
         for role, (name, overrides) in self.enqueue.items():
             if name not in self.path_names:
                 raise InputError(f"enqueued configuration {role!r}: path {name!r} is not searched here")
-            params = {"path": name, **space_mod.defaults(self.spaces[name], self.source, overrides)}
-            if len(self.settings.batch_sizes) > 1:
-                params["batch_size"] = batch
-            self.study.enqueue_trial(params, user_attrs={"role": f"{USER_ROLE}{role}"})
+            enqueue(name, space_mod.defaults(self.spaces[name], self.source, overrides), f"{USER_ROLE}{role}")
+        for name in self.path_names:
+            for i, preset in enumerate(self.spaces[name].presets, 1):
+                params = space_mod.preset_params(self.spaces[name], preset, self.source)
+                if params is not None and preset.applies(self.settings.device, batch):
+                    enqueue(name, params, f"{name} preset {i}")
 
-    def _retry_interrupted(self) -> None:
-        """Trials left RUNNING by a killed process are failed and their parameters enqueued again."""
+    def _retry_interrupted(self) -> list[tuple[int, int]]:
+        """Trials left RUNNING by a killed process are failed, with an outcome that says so, and their
+        parameters enqueued again; (interrupted, retry) trial numbers."""
         optuna = _optuna()
+        storage, retried = self.study._storage, []
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            self.study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            if OUTCOME_ATTR in t.user_attrs:  # killed between storing its outcome and telling it: done
+                storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.PRUNED)
+                continue
             self.study.enqueue_trial(t.params, user_attrs={**t.user_attrs, "retry_of": t.number})
+            retry = self.study.get_trials(deepcopy=False)[-1].number
+            space = self.spaces.get(t.params.get("path", ""))
+            config = space_mod.config_of(space, t.number, t.params, self.settings.batch_sizes[0]) if space else None
+            if config is not None:
+                outcome = TrialOutcome(config, "failed", f"interrupted, retried as trial {retry}")
+                storage.set_trial_user_attr(t._trial_id, INTERRUPTED_ATTR, json.dumps(to_dict(outcome)))
+            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            retried.append((t.number, retry))
+        return retried
 
     def config(self, trial: Any) -> TrialConfig:
         path = trial.suggest_categorical("path", self.path_names)
@@ -173,81 +207,169 @@ class Search:
         batch = trial.suggest_categorical("batch_size", list(sizes)) if len(sizes) > 1 else sizes[0]
         return TrialConfig(trial.number, path, convert, runtime, int(batch))
 
-    def value(self, outcome: TrialOutcome) -> float:
-        assert outcome.bench is not None
-        return outcome.bench.throughput if self.settings.objective == "throughput" else outcome.bench.p99_ms
-
-    def finalist_reserve(self) -> float:
-        """Seconds kept from the budget for the interleaved re-measurement of the finalists (a third of
-        the budget at most: the search itself comes first)."""
-        return min(finalist_cost(self.settings, finalist_rounds(self.settings)), self.settings.budget_s / 3)
-
-    def remaining(self) -> float:
-        """Seconds of the budget left for trials: the finalists' reserve is not theirs to spend. In a
-        shared study the budget is trial time summed over all workers; a worker's own limit caps it."""
-        left = self.settings.budget_s - self.elapsed() - self.finalist_reserve()
-        return left if self.deadline is None else min(left, self.deadline - time.monotonic())
-
-    def elapsed(self) -> float:
-        """Seconds of trials this study has run, over every invocation. A trial interrupted by a
-        killed process has no outcome and does not count: its end time is when it was found."""
-        total = 0.0
-        for t in self.study.get_trials(deepcopy=False):
-            if t.datetime_start and t.datetime_complete and OUTCOME_ATTR in t.user_attrs:
-                total += (t.datetime_complete - t.datetime_start).total_seconds()
-        return total
-
-    def run(self, run_trial: Callable[[TrialConfig], TrialOutcome],
+    def run(self, run_trial: Callable[[TrialConfig, float], TrialOutcome],
             on_trial: Callable[[TrialOutcome], None] | None = None, wall_s: float | None = None,
             own_trials: int | None = None) -> None:
-        """Trials until the study's budget (time or count, summed over reruns and workers) is spent, or
-        this worker's own `wall_s` or `own_trials` (counted over this process's calls)."""
+        """Trials until the budget (wall-clock of the runs, or summed trial time in a shared study), the
+        trial cap or the search space runs out, or this worker's own `wall_s` or `own_trials` (counted
+        over this process's calls). `run_trial` gets each
+        configuration and its timeout. A local study runs ask -> run -> tell; a shared one runs in
+        optuna's optimize, which keeps the heartbeats of its running trial."""
         optuna = _optuna()
         if wall_s is not None:
-            self.deadline = time.monotonic() + wall_s
+            self.budget.deadline = time.monotonic() + wall_s
         self.own_trials = own_trials
-        done = sum(OUTCOME_ATTR in t.user_attrs for t in self.study.get_trials(deepcopy=False))
-        remaining_s = self.remaining()
-        remaining_n = None if self.settings.trials is None else self.settings.trials - done
-        if remaining_s <= 0 or (remaining_n is not None and remaining_n <= 0) or self._own_cap_reached():
+        self._refresh_reserve()
+        why = self._why_stop()
+        if why == "budget":
+            self.notes.append(f"no trial ran: earlier runs spent the budget ({self.budget.spent():.0f} s of "
+                              f"{self.budget.total_s:.0f} s); rerun with a larger --budget to search further")
+        if why:
             return
-
-        def objective(trial: Any) -> float:
-            self._claim(trial)
-            outcome = run_trial(self.config(trial))
-            self.ran += 1
-            try:
-                trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
-            except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
-                self._stale = True
-                raise
-            if on_trial:
-                on_trial(outcome)
-            if outcome.status != "ok":
-                # Pruned, not failed: TPE ranks pruned trials below every complete one, so it learns to
-                # avoid a region that does not convert or validate (failed trials it would ignore).
-                raise optuna.TrialPruned(outcome.error)
-            return self.value(outcome)
-
         if not self.storage.shared:
-            # Stopped on the budget as elapsed() counts it (trial time), not on wall time: a wall-clock
-            # timeout also spends the time between trials, and a rerun would then find budget left.
-            self.study.optimize(objective, n_trials=remaining_n, callbacks=[self._stop_when_spent])
+            idle = 0
+            while not self._why_stop():
+                if self.settings.sampler == "grid" or idle:  # the sampler repeats itself: show it the unseen
+                    self._enqueue_unseen(first=self.settings.sampler == "grid")
+                trial = self.study.ask()
+                value, ran = self._evaluate(trial, run_trial, on_trial, tell=self._tell)
+                if not ran:
+                    self._tell(trial, value)
+                self.save_spent()
+                idle = 0 if ran else idle + 1
+                if idle >= MAX_IDLE:
+                    self.notes.append(f"search stopped: the sampler proposed {MAX_IDLE} configurations in a row "
+                                      "that the study had already answered")
+                    return
             return
         # Several workers: the count and the summed time are checked after each trial, against the
         # whole study; _claim fails a trial that one worker asked for as another filled the cap.
         # A trial whose heartbeats came late (an overloaded machine) may be failed as stale by another
         # worker while it runs; optuna then refuses to tell it (ValueError), and this worker goes on.
-        while remaining_s > 0:
+
+        def objective(trial: Any) -> float:
+            value, _ = self._evaluate(trial, run_trial, on_trial)
+            if value is None:
+                # Pruned, not failed: TPE ranks pruned trials below every complete one, so it learns to
+                # avoid a region that does not convert or validate (failed trials it would ignore).
+                raise optuna.TrialPruned(trial.user_attrs.get(REPEAT_ATTR, ""))
+            return value
+
+        while self.budget.search_left() > 0:
             self._stale = False
             try:
-                self.study.optimize(objective, timeout=remaining_s, catch=(_Surplus,),
+                self.study.optimize(objective, timeout=self.budget.search_left(), catch=(_Surplus,),
                                     callbacks=[self._stop_when_spent])
                 return
             except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
                 if not self._stale:
                     raise
-            remaining_s = self.remaining()
+
+    def _tell(self, trial: Any, value: float | None) -> None:
+        """Finish a trial of the local loop: its value; pruned without one (TPE ranks pruned trials
+        below complete ones); failed where it was deferred for cost (TPE ignores it)."""
+        state = _optuna().trial.TrialState
+        pruned = state.FAIL if DEFERRED_ATTR in trial.user_attrs else state.PRUNED
+        self.study.tell(trial, value, state=None if value is not None else pruned)
+
+    def _evaluate(self, trial: Any, run_trial: Callable[[TrialConfig, float], TrialOutcome],
+                  on_trial: Callable[[TrialOutcome], None] | None,
+                  tell: Callable[[Any, float | None], None] | None = None) -> tuple[float | None, bool]:
+        """(value to tell, or None: pruned; whether a trial ran). A configuration the study can answer
+        (a repeat, a conversion known to fail) is not run: it is marked with the trial that answers it.
+        `tell` finishes a trial that ran as soon as its outcome is stored (a kill after that leaves no
+        RUNNING trial with an outcome behind)."""
+        self._claim(trial)
+        config = self.config(trial)
+        answer = self.seen.answer(config)
+        if answer is not None:
+            trial.set_user_attr(REPEAT_ATTR, [answer.number, answer.reason])
+            old = answer.outcome
+            return (self.value(old) if old is not None and old.status == "ok" else None), False
+        if self._defer(trial, config):
+            return None, False
+        own = self.settings.trial_timeout_s or paths.get(config.path).TIMEOUT_S
+        outcome = run_trial(config, self.budget.trial_timeout(own))
+        self.measured = True
+        self.ran += 1
+        try:
+            trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
+        except _optuna().exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
+            self._stale = True
+            raise
+        value = self.value(outcome) if outcome.status == "ok" else None
+        if tell is not None:
+            tell(trial, value)
+        self.seen.add(outcome)
+        self._refresh_reserve()
+        if on_trial:
+            on_trial(outcome)
+        return value, True
+
+    def _defer(self, trial: Any, config: TrialConfig) -> bool:
+        """A trial expected to cost over COST_SHARE of what the search has left does not start while
+        paths not tried yet are cheaper: an enqueued one (defaults, preset) waits its turn again, a
+        sampled one is dropped (failed: TPE ignores it). Local studies only."""
+        outcomes = self.outcomes()
+        costs = budget_mod.expected_costs(self.path_names, outcomes)
+        tried = {o.config.path for o in outcomes}
+        cheaper = [n for n in self.path_names if n not in tried and costs[n] < costs[config.path]]
+        left = self.budget.search_left()
+        if self.storage.shared or not cheaper or costs[config.path] <= budget_mod.COST_SHARE * left:
+            return False
+        why = (f"{config.path} (expected {costs[config.path]:.0f} s, {left:.0f} s left) waited for cheaper "
+               f"untried paths: {', '.join(cheaper)}")
+        trial.set_user_attr(DEFERRED_ATTR, why)
+        if "role" in trial.user_attrs:
+            self.study.enqueue_trial(trial.params, user_attrs={"role": trial.user_attrs["role"]})
+        self.deferred[config.path] = why
+        return True
+
+    def cost_notes(self) -> list[str]:
+        """What waited for its expected cost, and what never ran for it."""
+        tried = {o.config.path for o in self.outcomes()}
+        return [f"deferred for cost: {why}" + ("" if path in tried else "; skipped: the budget ended first")
+                for path, why in self.deferred.items()]
+
+    def _enqueue_unseen(self, first: bool) -> None:
+        """Enqueue a configuration not seen yet (unless one waits already)."""
+        waiting = _optuna().trial.TrialState.WAITING
+        point = self.seen.unseen(first)
+        if point is None or self.study.get_trials(deepcopy=False, states=(waiting,)):
+            return
+        path, convert, runtime, batch = point
+        params: dict[str, Any] = {"path": path, **{f"{path}.{k}": v for k, v in {**convert, **runtime}.items()}}
+        if len(self.settings.batch_sizes) > 1:
+            params["batch_size"] = batch
+        self.study.enqueue_trial(params)
+
+    def _refresh_reserve(self) -> None:
+        measured = [o for o in self.outcomes() if o.status in MEASURED]
+        self.budget.reserve_s = budget_mod.reserve(measured, self.settings)
+
+    def save_spent(self) -> None:
+        """Record what the runs of a local study spent (a rerun starts from it); a run that measured
+        nothing (it rebuilt the report from the study) spends nothing."""
+        if self.measured and not self.storage.shared:
+            self.study.set_user_attr(budget_mod.SPENT_ATTR, round(self.budget.spent(), 3))
+
+    def _why_stop(self) -> str:
+        """Why the search stops now ('' if it goes on); the first trial of a study always runs."""
+        trials = self.study.get_trials(deepcopy=False)
+        running = _optuna().trial.TrialState.RUNNING
+        taken = sum(1 for t in trials if OUTCOME_ATTR in t.user_attrs or (t.state == running and self.storage.shared))
+        if self.settings.trials is not None and taken >= self.settings.trials:
+            return "trial cap"
+        if self.own_trials is not None and self.ran >= self.own_trials:
+            return "this worker's trial cap"
+        if self.seen.exhausted():
+            note = f"search space exhausted after {len(self.outcomes())} trials"
+            if note not in self.notes:
+                self.notes.append(note)
+            return note
+        if self.budget.search_left() <= 0 and taken:
+            return "budget"
+        return ""
 
     def _claim(self, trial: Any) -> None:
         """Record who runs the trial (host, hardware, versions); in a shared study, note which dead
@@ -269,83 +391,18 @@ class Search:
                 raise _Surplus()
 
     def _stop_when_spent(self, study: Any, _: Any) -> None:
-        trials = study.get_trials(deepcopy=False)
-        running = _optuna().trial.TrialState.RUNNING
-        taken = sum(1 for t in trials if t.state == running or OUTCOME_ATTR in t.user_attrs)
-        if self.remaining() <= 0 or (self.settings.trials is not None and taken >= self.settings.trials) \
-                or self._own_cap_reached():
+        if self._why_stop():
             study.stop()
-
-    def _own_cap_reached(self) -> bool:
-        return self.own_trials is not None and self.ran >= self.own_trials
-
-    def summary(self) -> dict[str, Any]:
-        """Who ran what in a shared study: each worker's hardware and trials, the trials of dead workers
-        and their retries, trials left out of the ranking (another hardware class), library versions
-        that differ between workers."""
-        optuna = _optuna()
-        study_class = self.study.user_attrs.get("hardware")
-        trials = self.study.get_trials(deepcopy=False)
-        workers: dict[str, dict[str, Any]] = {}
-        for t in trials:
-            if OUTCOME_ATTR in t.user_attrs and "worker" in t.user_attrs:
-                entry = workers.setdefault(t.user_attrs["worker"], {"hardware": t.user_attrs.get("hardware", {}),
-                                                                    "trials": []})
-                entry["trials"].append(t.number)
-        versions = {k for w in workers.values() for k in w["hardware"] if k.startswith("version.")}
-        return {"name": self.storage.study, "storage": self.storage.describe(), "hardware_class": study_class,
-                "workers": workers,
-                "dead_worker_trials": [t.number for t in trials if t.state == optuna.trial.TrialState.FAIL
-                                       and "skipped" not in t.user_attrs],
-                "retries": {t.number: t.user_attrs["retry_of"] for t in trials
-                            if "retry_of" in t.user_attrs and OUTCOME_ATTR in t.user_attrs},
-                "not_ranked_other_hardware": [t.number for t in trials if OUTCOME_ATTR in t.user_attrs and
-                                              t.user_attrs.get("hardware", {}).get("class", study_class) != study_class],
-                "versions_differ": sorted(k for k in versions
-                                          if len({w["hardware"].get(k) for w in workers.values()}) > 1),
-                "still_running": sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)}
 
     @classmethod
     def load(cls, storage: StudyStorage, settings: OptimizeSettings) -> Search:
         """A read-only view of an existing study (outcomes, roles, budget spent), for its report."""
         self = cls.__new__(cls)
-        self.storage, self.settings, self.deadline = storage, settings, None
+        self.storage, self.settings, self.notes, self.measured = storage, settings, [], False
+        self.own_trials, self.ran = None, 0
         self.study = existing(storage)
+        self.budget = budget_mod.Budget(settings.budget_s, trial_spent=self.elapsed if storage.shared else None)
         return self
-
-    def outcomes(self, comparable: bool = False) -> list[TrialOutcome]:
-        """Every trial's outcome; `comparable`: only those measured on the study's hardware class (the
-        ranking never mixes classes; trials that recorded none count as the study's)."""
-        study_class = self.study.user_attrs.get("hardware")
-        out = []
-        for t in self.study.get_trials(deepcopy=False):
-            raw = t.user_attrs.get(OUTCOME_ATTR)
-            if comparable and study_class and t.user_attrs.get("hardware", {}).get("class", study_class) != study_class:
-                continue
-            if raw:
-                out.append(from_dict(TrialOutcome, json.loads(raw)))
-        return out
-
-    def roles(self) -> dict[str, int]:
-        """'baseline' (and '<path> defaults') -> the number of the latest such trial with an outcome."""
-        return {t.user_attrs["role"]: t.number for t in self.study.get_trials(deepcopy=False)
-                if "role" in t.user_attrs and OUTCOME_ATTR in t.user_attrs}
-
-
-def finalist_cost(settings: OptimizeSettings, rounds: int) -> float:
-    """Seconds the finalists take: per finalist a warm-up window, then per round a short warm-up and
-    at least STABLE_WINDOWS windows (see trial/bench.py)."""
-    count = settings.finalists + 2  # the top k, the baseline, ONNX Runtime's defaults
-    return count * settings.window_s * (2 + rounds * (STABLE_WINDOWS + 0.5))
-
-
-def finalist_rounds(settings: OptimizeSettings) -> int:
-    """settings.rounds, reduced (to 3 at least) where it would take over a third of the budget."""
-    rounds = settings.rounds
-    while rounds > 3 and finalist_cost(settings, rounds) > settings.budget_s / 3:
-        rounds -= 1
-    return rounds
-
 
 def existing(storage: StudyStorage) -> Any:
     """An existing study; InputError where the storage holds none of that name."""

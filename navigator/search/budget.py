@@ -1,0 +1,119 @@
+"""The budget of a study: wall-clock time of whole runs (search, finalists, deploy), summed over reruns.
+
+A local study records the seconds its runs spent (SPENT_ATTR), so that a rerun with the same budget finds
+none left. A shared study counts trial time summed over its workers instead (they run side by side).
+One run ends within the budget plus a grace of max(60 s, 10%): the search stops early enough to leave the
+finalists their reserve (sized from the study's own measured trials) and the deploy its share, and no
+trial may run past what is left plus half the grace.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from navigator.records import TrialOutcome
+from navigator.settings import OptimizeSettings
+from navigator.trial.bench import MIN_CALLS_PER_WINDOW, STABLE_WINDOWS
+
+SPENT_ATTR = "spent_s"  # study user attribute: seconds the runs of a local study spent, all phases
+DEPLOY_S = 8.0  # kept for writing the repository and the reports (a cached conversion, files, plots)
+MIN_TRIAL_S = 20.0  # the shortest trial timeout: a trial cut shorter could never finish
+LOAD_OVERHEAD_S = 1.0  # per finalist: convert from the cache, build the inputs
+COST_SHARE = 0.25  # a trial expected to cost more of what is left waits while cheaper paths are untried
+
+
+@dataclass
+class Budget:
+    """`total_s` of budget, `prior_s` of it spent by earlier runs; `trial_spent` replaces the clock in a
+    shared study (trial time summed over workers); `deadline` is a worker's own limit (monotonic)."""
+
+    total_s: float
+    prior_s: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    deadline: float | None = None
+    reserve_s: float = 0.0  # the finalists' reserve
+    trial_spent: Callable[[], float] | None = None
+
+    def spent(self) -> float:
+        return self.trial_spent() if self.trial_spent else self.prior_s + time.monotonic() - self.started
+
+    def left(self) -> float:
+        left = self.total_s - self.spent()
+        return left if self.deadline is None else min(left, self.deadline - time.monotonic())
+
+    def grace(self) -> float:
+        return max(60.0, 0.1 * self.total_s)
+
+    def search_left(self) -> float:
+        """Seconds the search may still start trials in: the finalists' reserve and the deploy are not
+        its to spend."""
+        return self.left() - self.reserve_s - DEPLOY_S
+
+    def trial_timeout(self, own_s: float) -> float:
+        """A trial's timeout: its path's own, capped by what the search has left plus half the grace."""
+        return min(own_s, max(MIN_TRIAL_S, self.search_left() + self.grace() / 2))
+
+    def finalist_plan(self, load_s: float, round_s: float, want: int) -> tuple[int, float]:
+        """(rounds, timeout) for re-measuring finalists that take `load_s` to load and `round_s` a round:
+        as many of `want` rounds as fit in what is left; 2 where only the grace has room; 0 (skip)
+        where not even that fits."""
+        window = self.left() - DEPLOY_S
+        if self.trial_spent is not None:  # a shared study kept the reserve out of its summed trial time
+            window = max(window, self.reserve_s)
+        rounds = min(want, int(max(window - load_s, 0.0) // max(round_s, 1e-3)))
+        if rounds < 2:
+            rounds = 2 if load_s + 2 * round_s <= window + self.grace() / 2 else 0
+        return rounds, max(window, load_s + rounds * round_s) + self.grace() / 2
+
+
+def window_s(o: TrialOutcome, settings: OptimizeSettings) -> float:
+    """How long one benchmark window of this trial lasts (time windows stretch to MIN_CALLS_PER_WINDOW
+    calls of a slow model)."""
+    mean = o.bench.mean_ms / 1e3 if o.bench else 0.0
+    if settings.window_calls:
+        return settings.window_calls * mean
+    return max(settings.window_s, MIN_CALLS_PER_WINDOW * mean)
+
+
+def entry_cost(o: TrialOutcome, settings: OptimizeSettings) -> tuple[float, float]:
+    """(load, one round) seconds of re-measuring a trial's configuration, from its own trial: its load
+    time and a warm-up of two windows, then per round a quarter-window warm-up and as many windows as
+    its own measurement took to settle."""
+    window = window_s(o, settings)
+    windows = o.bench.windows if o.bench else STABLE_WINDOWS
+    return o.load_s + LOAD_OVERHEAD_S + 2 * window, (windows + 0.25) * window
+
+
+def finalists_cost(chosen: list[TrialOutcome], settings: OptimizeSettings) -> tuple[float, float]:
+    """(load, one round) seconds of re-measuring all `chosen` configurations."""
+    costs = [entry_cost(o, settings) for o in chosen]
+    return sum(c[0] for c in costs), sum(c[1] for c in costs)
+
+
+def reserve(measured: list[TrialOutcome], settings: OptimizeSettings) -> float:
+    """Seconds kept for the finalists (the top k, the baseline, ONNX Runtime's defaults): at the mean
+    cost of the study's measured trials, or by the window settings before there are any; a third of
+    the budget at most (the search comes first)."""
+    count = settings.finalists + 2
+    if measured:
+        costs = [entry_cost(o, settings) for o in measured]
+        load, one = statistics.mean(c[0] for c in costs), statistics.mean(c[1] for c in costs)
+    else:
+        load, one = 2 * settings.window_s + LOAD_OVERHEAD_S, (STABLE_WINDOWS + 0.25) * settings.window_s
+    return min(count * (load + settings.rounds * one), settings.budget_s / 3)
+
+
+def expected_costs(path_names: list[str], outcomes: list[TrialOutcome]) -> dict[str, float]:
+    """Seconds a trial of each path is expected to take: the mean of the study's own trials of that
+    path, else the path's COST_S (a tenth of its timeout where it declares none)."""
+    from navigator import paths
+
+    costs = {}
+    for name in path_names:
+        seen = [o.duration_s for o in outcomes if o.config.path == name and o.duration_s > 0]
+        module = paths.get(name)
+        costs[name] = statistics.mean(seen) if seen else float(getattr(module, "COST_S", module.TIMEOUT_S / 10))
+    return costs

@@ -1,0 +1,180 @@
+"""The search loop and its budget without a worker: repeats answered from the study, conversion failures
+that do not depend on a parameter, an exhausted space, interrupted trials, the budget's rules."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from navigator import paths
+from navigator.records import Bench, Finalist, TrialConfig, TrialOutcome, to_dict
+from navigator.search import space as space_mod
+from navigator.search.budget import DEPLOY_S, Budget, reserve
+from navigator.search.seen import Seen
+from navigator.search.storage import StudyStorage
+from navigator.search.study import Search
+from navigator.settings import OptimizeSettings
+
+SPACE = """
+path: ort_cpu
+params:
+  exporter: {stage: convert, choices: [dynamo, torchscript]}
+  opset:    {stage: convert, int: [13, 18], when: {exporter: torchscript}}
+  level:    {stage: convert, choices: [all, basic]}
+  threads:  {stage: runtime, int: [1, 2]}
+"""
+
+
+def _bench(throughput: float) -> Bench:
+    return Bench(1, throughput, 1.0, 1.0, 1.0, 1.0, 1.0, 0.01, 3, 30, True)
+
+
+def _search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str = SPACE, **kw: object) -> Search:
+    monkeypatch.setattr(paths, "space", lambda name: space_mod.parse(text, "test.yaml"))
+    settings = OptimizeSettings(out=tmp_path, budget_s=600, sampler="random", **kw)  # type: ignore[arg-type]
+    storage = StudyStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    return Search(storage, settings, ("onnx", "file"), ["ort_cpu"], "fp")
+
+
+def test_points_count_the_conditional_space() -> None:
+    found = space_mod.points(space_mod.parse(SPACE, "t"), ("onnx", "file"))
+    assert found is not None
+    # dynamo: 2 levels x 2 threads; torchscript: 6 opsets x 2 levels x 2 threads
+    assert len(found) == 4 + 24 and len({repr(p) for p in found}) == len(found)
+    assert found[0] == ({"exporter": "dynamo", "level": "all"}, {"threads": 2})  # the defaults come first
+    assert space_mod.points(space_mod.parse(SPACE, "t"), ("onnx", "file"), cap=10) is None
+
+
+def test_a_small_space_ends_the_search_without_repeats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path with few points (tree_native threads) used to spend most trials on one configuration."""
+    search = _search(tmp_path, monkeypatch, "path: ort_cpu\nparams:\n  threads: {stage: runtime, int: [1, 3]}\n")
+    ran: list[TrialConfig] = []
+
+    def run(config: TrialConfig, timeout: float) -> TrialOutcome:
+        ran.append(config)
+        return TrialOutcome(config, "ok", bench=_bench(100.0 + config.runtime["threads"]), duration_s=0.01)
+
+    search.run(run)
+    assert sorted(c.runtime["threads"] for c in ran) == [1, 2, 3]  # each point once, then it stops
+    assert "search space exhausted after 3 trials" in search.notes
+
+
+def test_a_conversion_failure_independent_of_a_param_skips_its_other_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export that fails whatever the opset is tried with two opsets, not with all six."""
+    search = _search(tmp_path, monkeypatch, trials=40)
+    ran: list[TrialConfig] = []
+
+    def run(config: TrialConfig, timeout: float) -> TrialOutcome:
+        ran.append(config)
+        if config.convert["exporter"] == "torchscript":  # a message with numbers that change
+            return TrialOutcome(config, "failed", f"export failed at node {config.number * 7}: unsupported op",
+                                duration_s=0.01)
+        return TrialOutcome(config, "ok", bench=_bench(100.0), convert_s=0.01, duration_s=0.01)
+
+    search.run(run)
+    torchscript = [c for c in ran if c.convert["exporter"] == "torchscript"]
+    keys = [repr(sorted({**c.convert, **c.runtime}.items())) for c in ran]
+    assert len(keys) == len(set(keys))  # nothing ran twice
+    # failures with two opsets (for each level, at worst) show that the opset does not matter: at most
+    # 4 of the 12 torchscript configurations run
+    assert 2 <= len(torchscript) <= 4 and len({c.convert["opset"] for c in torchscript}) <= 4
+    assert len([c for c in ran if c.convert["exporter"] == "dynamo"]) == 4
+    assert any("search space exhausted" in n for n in search.notes)
+    assert any("whatever its opset" in n for n in search.seen.notes())
+
+
+def test_a_proposed_repeat_is_answered_from_the_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = Seen({"ort_cpu": space_mod.parse(SPACE, "t")}, ("onnx", "file"), (1,))
+    first = TrialOutcome(TrialConfig(3, "ort_cpu", {"exporter": "dynamo", "level": "all"}, {"threads": 1}, 1), "ok",
+                         bench=_bench(5.0))
+    seen.add(first)
+    again = TrialConfig(9, "ort_cpu", {"exporter": "dynamo", "level": "all"}, {"threads": 1}, 1)
+    answer = seen.answer(again)
+    assert answer is not None and answer.number == 3 and answer.outcome is first
+    assert seen.answer(TrialConfig(9, "ort_cpu", {"exporter": "dynamo", "level": "all"}, {"threads": 2}, 1)) is None
+    # a failed conversion fails again with other runtime params, not with another conversion setting
+    broken = TrialOutcome(TrialConfig(4, "ort_cpu", {"exporter": "dynamo", "level": "basic"}, {"threads": 1}, 1),
+                          "failed", "boom")
+    seen.add(broken)
+    assert seen.answer(TrialConfig(10, "ort_cpu", {"exporter": "dynamo", "level": "basic"}, {"threads": 2}, 1))
+    assert seen.answer(TrialConfig(10, "ort_cpu", {"exporter": "torchscript", "opset": 13, "level": "basic"},
+                                   {"threads": 2}, 1)) is None
+
+
+def test_an_interrupted_trial_is_reported_and_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    search = _search(tmp_path, monkeypatch)
+    done = search.study.ask()
+    done.set_user_attr("outcome", json.dumps(to_dict(TrialOutcome(search.config(done), "ok", bench=_bench(1.0)))))
+    search.study.tell(done, 1.0)
+    killed = search.study.ask()  # left RUNNING, as by kill -9
+    search.config(killed)
+    again = _search(tmp_path, monkeypatch)
+    [lost] = again.interrupted()
+    retry = again.study.get_trials(deepcopy=False)[-1]
+    assert lost.config.number == killed.number and lost.status == "failed"
+    assert lost.error == f"interrupted, retried as trial {retry.number}"
+    assert retry.user_attrs["retry_of"] == killed.number
+    assert f"resumed: 1 trials from earlier runs; trial {killed.number} was interrupted, retried as trial " \
+           f"{retry.number}" in again.notes
+    assert again.study.trials[killed.number].state == optuna.trial.TrialState.FAIL
+
+
+def test_stored_finalists_are_reused_only_for_the_same_trials(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    search = _search(tmp_path, monkeypatch)
+    finalists = [Finalist(2, "ort_cpu", "top 1", (1.0, 2.0), (3.0, 4.0))]
+    search.store_finalists([0, 1, 2], finalists)
+    assert _search(tmp_path, monkeypatch).stored_finalists([0, 1, 2]) == finalists
+    assert search.stored_finalists([0, 1, 2, 3]) is None
+
+
+def test_budget_caps_trial_timeouts_and_keeps_the_reserve() -> None:
+    budget = Budget(100.0, prior_s=30.0, started=time.monotonic(), reserve_s=20.0)
+    assert budget.left() == pytest.approx(70.0, abs=0.5)
+    assert budget.search_left() == pytest.approx(70.0 - 20.0 - DEPLOY_S, abs=0.5)
+    # a trial may not outlast what the search has left plus half the grace (60 s at least)
+    assert budget.trial_timeout(600.0) == pytest.approx(50.0 - DEPLOY_S + 30.0, abs=0.5)
+    assert budget.trial_timeout(10.0) == 10.0
+    spent = Budget(100.0, prior_s=200.0, started=time.monotonic())
+    assert spent.trial_timeout(600.0) == 20.0  # the shortest timeout where nothing is left
+
+
+def test_finalist_rounds_fit_what_is_left() -> None:
+    budget = Budget(100.0, prior_s=64.0 - DEPLOY_S, started=time.monotonic())  # 36 s left after the deploy
+    rounds, timeout = budget.finalist_plan(load_s=5.0, round_s=10.0, want=5)
+    assert rounds == 3 and timeout == pytest.approx(36.0 + 30.0, abs=0.5)
+    assert Budget(100.0, prior_s=100.0 - DEPLOY_S).finalist_plan(5.0, 10.0, 5)[0] == 2  # within the grace
+    assert Budget(100.0, prior_s=100.0 - DEPLOY_S).finalist_plan(5.0, 40.0, 5)[0] == 0  # not even that: skipped
+
+
+def test_reserve_is_sized_from_measured_trials() -> None:
+    settings = OptimizeSettings(out=Path("."), budget_s=3600, window_s=0.1, finalists=3, rounds=5)
+    slow = TrialOutcome(TrialConfig(0, "eager", {}, {}, 1), "ok", bench=_bench(1.0), load_s=4.0)
+    # 5 finalists x (4 s load + 1 s + 2 windows, then 5 rounds of 3.25 windows)
+    assert reserve([slow], settings) == pytest.approx(5 * (4.0 + 1.0 + 0.2 + 5 * 3.25 * 0.1))
+    assert reserve([slow], OptimizeSettings(out=Path("."), budget_s=30)) == pytest.approx(10.0)  # a third
+
+
+def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spaces = {"eager": "path: eager\nparams:\n  threads: {stage: runtime, int: [1, 2]}\n",
+              "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
+    monkeypatch.setattr(paths, "space", lambda name: space_mod.parse(spaces[name], f"{name}.yaml"))
+    monkeypatch.setattr(paths.get("eager"), "COST_S", 500.0)  # over a quarter of what a 600 s budget leaves
+    settings = OptimizeSettings(out=tmp_path, budget_s=600, trials=2)
+    search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),
+                    ["eager", "ort_cpu"], "fp")
+    ran: list[str] = []
+
+    def run(config: TrialConfig, timeout: float) -> TrialOutcome:
+        ran.append(config.path)
+        return TrialOutcome(config, "ok", bench=_bench(1.0), duration_s=1.0)
+
+    search.run(run)
+    assert ran == ["ort_cpu", "eager"]  # the baseline came first in the queue, and waited
+    [note] = search.cost_notes()
+    assert note.startswith("deferred for cost: eager (expected 500 s") and "cheaper untried paths: ort_cpu" in note
