@@ -17,7 +17,7 @@ from navigator.errors import InputError, NavigatorError, UnavailableError
 from navigator.records import (BROKEN, MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
                                TrialOutcome, WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
-from navigator.search.finalists import compare, is_top, pick, score
+from navigator.search.finalists import TUNED_BASELINE, compare_all, pick, score, tuned_baseline
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, parse_concurrency, save_validation
 from navigator.settings import (OptimizeSettings, default_memory_cap, parse_batch_sizes, parse_budget,
@@ -42,15 +42,7 @@ def _rank(outcomes: list[TrialOutcome], objective: str) -> list[TrialOutcome]:
 
 def _compare(winner: TrialOutcome | None, finalists: list[Finalist], objective: str) -> list[Comparison]:
     """The winner against every baseline role and against the runner-up, from the interleaved rounds."""
-    mine = next((f for f in finalists if winner and f.number == winner.config.number), None)
-    if mine is None:
-        return []
-    others = [f for f in finalists if f is not mine]
-    runner_up = next((f for f in others if is_top(f.role)), None)
-    picked = [f for f in others if not is_top(f.role) or "," in f.role]
-    if runner_up is not None:
-        picked.append(Finalist(runner_up.number, runner_up.path, "runner-up", runner_up.throughput, runner_up.p99_ms))
-    return [compare(mine, f, objective) for f in picked]
+    return compare_all(winner.config.number, finalists, objective) if winner else []
 
 
 def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings: OptimizeSettings,
@@ -86,7 +78,8 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
     from navigator.search.study import FINALIST_ROLES, USER_ROLE, finalist_cost, finalist_rounds
     from navigator.trial.isolate import WorkerDied
 
-    measured = {r: o for r, o in roles.items() if r in FINALIST_ROLES or r.startswith(USER_ROLE)}
+    measured = {r: o for r, o in roles.items()
+                if r in FINALIST_ROLES or r == TUNED_BASELINE or r.startswith(USER_ROLE)}
     chosen = pick(ranked, measured, settings.finalists)
     rounds = finalist_rounds(settings)
     request = {"op": "remeasure", "rounds": rounds, "chosen": [[r, to_dict(o)] for r, o in chosen]}
@@ -217,6 +210,9 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     by_number = {o.config.number: o for o in outcomes}
     roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
     ranked = _rank(search.outcomes(comparable=True), settings.objective)
+    tuned = tuned_baseline(ranked, roles.get("baseline"))
+    if tuned is not None:
+        roles[TUNED_BASELINE] = tuned
     finalists, why = _finalists(worker, ranked, roles, settings) if ranked and worker else ([], "")
     first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
     serving = serving or ServingOptions()
@@ -231,10 +227,10 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
             served = ServingReport(serving.deployment, _slug(source.name), notes=(f"serving failed: {exc}",))
     comparisons = _compare(winner, finalists, settings.objective)
     baseline = roles.get("baseline")
-    vs_base = next((c for c in comparisons if c.against.endswith("baseline")), None)
+    headline = next((c for c in comparisons if c.against == TUNED_BASELINE), None)
     result = Result(
         model=source.name, objective=settings.objective, outcomes=tuple(outcomes), winner=winner,
-        baseline=baseline, speedup=vs_base.ratio if vs_base else (1.0 if winner and winner is baseline else None),
+        baseline=baseline, speedup=headline.ratio if headline else None,
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served)

@@ -87,13 +87,16 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
                    f"({sum(o.status == 'ok' for o in result.outcomes)} valid); other workers are still running: "
                    "the last to finish writes the report, or run navigator report --storage URL --study NAME --out DIR")
         return
+    from navigator.report import headline
+    from navigator.results import read_report
+
     w = result.winner
     ok = sum(o.status == "ok" for o in result.outcomes)
     typer.echo(f"trials: {len(result.outcomes)} ({ok} valid)")
     if w is not None and w.bench is not None:
-        speed = f", {result.speedup:.2f}x the baseline" if result.speedup else ""
-        typer.echo(f"winner: trial {w.config.number} {w.config.path} batch {w.config.batch_size}: "
-                   f"{w.bench.throughput:.1f} inferences/s, p99 {w.bench.p99_ms:.3f} ms{speed}")
+        extra = read_report(result.report) if result.report.is_file() else {}
+        for line in headline.build(result, extra).lines:  # the report's own header, word for word
+            typer.echo(line)
         typer.echo(f"triton repository: {result.repository}")
     elif any(o.status in ("ok", "unstable") for o in result.outcomes):
         typer.echo("no valid trial could be written as a Triton model; see the report's notes")

@@ -1,0 +1,130 @@
+"""The numbers a run reports: the re-measured finalist medians with their intervals everywhere (CLI,
+report.md, report.html, report.json), two baselines (as given / with its own best settings, the
+headline against the second), unstable baselines given as intervals, and the engines of a tree winner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from navigator.records import Bench, Finalist, OutputCheck, Result, TrialConfig, TrialOutcome, Validation
+from navigator.report import build, headline
+from navigator.search.finalists import TUNED_BASELINE, compare_all, pick, tuned_baseline
+
+OK = Validation(True, "", (OutputCheck("y", 1e-7, 1e-6, 1e-4, 1e-3, 0, True),))
+
+
+def _trial(number: int, path: str, thr: float, threads: int | None = None) -> TrialOutcome:
+    bench = Bench(1, thr, 1000 / thr, 1000 / thr, 1000 / thr, 1000 / thr, 1000 / thr, 0.01, 3, 30, True)
+    runtime = {"threads": threads} if threads else {}
+    return TrialOutcome(TrialConfig(number, path, {}, runtime, 1), "ok", validation=OK, bench=bench)
+
+
+def _fin(o: TrialOutcome, role: str, rounds: tuple[float, ...]) -> Finalist:
+    return Finalist(o.config.number, o.config.path, role, rounds, tuple(1000 / r for r in rounds))
+
+
+# Search-time figures that differ from the re-measured ones, as on a busy machine.
+BASE, TUNED, WIN = _trial(0, "eager", 55.3), _trial(7, "eager", 1294.8, threads=1), _trial(5, "ort_cpu", 2751.4)
+WIN_ROUNDS = (2000.0, 2010.0, 1990.0, 2020.0, 2005.0, 1995.0, 2007.0)
+
+
+def _result(tuned_rounds: tuple[float, ...], base_rounds: tuple[float, ...] = (100.0, 102.0, 98.0, 101.0, 99.0, 100.0, 103.0),
+            winner: TrialOutcome = WIN) -> Result:
+    finalists = [_fin(winner, "top 1", WIN_ROUNDS), _fin(TUNED, f"top 2, {TUNED_BASELINE}", tuned_rounds),
+                 _fin(BASE, "baseline", base_rounds)]
+    comparisons = compare_all(winner.config.number, finalists, "throughput")
+    return Result("m", "throughput", (BASE, WIN, TUNED), winner, BASE, None, None, None,
+                  finalists=tuple(finalists), comparisons=tuple(comparisons))
+
+
+def test_the_tuned_baseline_is_the_best_trial_of_the_baselines_path() -> None:
+    ranked = [WIN, TUNED, BASE]
+    assert tuned_baseline(ranked, BASE) is TUNED
+    assert tuned_baseline([WIN, BASE], BASE) is BASE  # none beats the defaults: the defaults
+    assert tuned_baseline(ranked, None) is None
+    chosen = pick(ranked, {"baseline": BASE, TUNED_BASELINE: TUNED}, k=2)
+    assert [(r, o.config.number) for r, o in chosen] == [("top 1", 5), (f"top 2, {TUNED_BASELINE}", 7),
+                                                         ("baseline", 0)]
+
+
+def test_headline_speedup_is_against_the_tuned_baseline_with_remeasured_medians() -> None:
+    tuned = tuple(r * 0.5 for r in WIN_ROUNDS)  # the winner is clearly 2x the tuned baseline
+    head = headline.build(_result(tuned))
+    assert head.speedups[0].against == TUNED_BASELINE and head.speedups[1].against == "baseline"
+    assert head.winner is not None and head.winner.throughput == pytest.approx(2005.0)  # not 2751.4
+    text = "\n".join(head.lines)
+    assert "2751.4" not in text and "2005.0 inferences/s" in text and "median of 7 interleaved rounds" in text
+    assert "1294.8" not in text and "1002.5 inferences/s" in text  # the tuned baseline re-measured
+    speed = next(line for line in head.lines if line.startswith("speedup: "))
+    assert speed.startswith("speedup: 2.00x the throughput of the source framework with its own best settings")
+    assert "20.00x the throughput of the source framework as given (trial 0; 95% CI" in speed  # the defaults second
+
+
+def test_an_interval_holding_1_is_not_distinguishable_not_a_ratio() -> None:
+    # Per-round ratios from 0.98 to 1.13: the median is 1.09, but the interval holds 1.
+    factors = (1.13, 0.98, 1.09, 1.10, 0.99, 1.12, 1.09)
+    head = headline.build(_result(tuple(w / f for w, f in zip(WIN_ROUNDS, factors))))
+    s = head.speedups[0]
+    assert not s.distinct and s.low <= 1.0 <= s.high
+    assert s.text.startswith("not distinguishable from the source framework with its own best settings")
+    assert "1.09x" not in s.text and f"{s.low:.2f}-{s.high:.2f}x" in s.text
+
+
+def test_an_unstable_baseline_gives_its_interval_and_is_flagged() -> None:
+    # A baseline whose rounds read 2, 2, 28, 2, 34 (a resumed run on a loaded machine).
+    rounds = WIN_ROUNDS[:5]
+    finalists = [_fin(WIN, "top 1", rounds), _fin(BASE, f"baseline, {TUNED_BASELINE}", (2.0, 2.0, 28.0, 2.0, 34.0))]
+    comparisons = compare_all(5, finalists, "throughput")
+    assert {c.against for c in comparisons} == {"baseline", TUNED_BASELINE} and all(c.unstable for c in comparisons)
+    result = Result("m", "throughput", (BASE, WIN), WIN, BASE, None, None, None,
+                    finalists=tuple(finalists), comparisons=tuple(comparisons))
+    speed = next(line for line in headline.build(result).lines if line.startswith("speedup: "))
+    assert "not measured steadily" in speed and "no point ratio" in speed
+    assert f"{comparisons[0].ratio:.2f}x" not in speed.replace(f"-{comparisons[0].ratio:.2f}x", "")
+
+
+def test_a_winner_that_is_the_tuned_baseline_says_so() -> None:
+    finalists = [_fin(TUNED, f"top 1, {TUNED_BASELINE}", WIN_ROUNDS), _fin(BASE, "baseline", (100.0,) * 7)]
+    comparisons = compare_all(7, finalists, "throughput")
+    result = Result("m", "throughput", (BASE, TUNED), TUNED, BASE, None, None, None,
+                    finalists=tuple(finalists), comparisons=tuple(comparisons))
+    speed = next(line for line in headline.build(result).lines if line.startswith("speedup: "))
+    assert speed.startswith("speedup: the winner is the source framework with its own best settings (trial 7)")
+
+
+def test_not_remeasured_gives_no_ratio() -> None:
+    result = Result("m", "throughput", (BASE, WIN), WIN, BASE, None, None, None)
+    lines = headline.build(result).lines
+    assert "search-time figure, not re-measured" in lines[0] and "2751.4" in lines[0]
+    assert any(line.startswith("speedup: not given") for line in lines)
+
+
+def test_every_report_and_the_cli_say_the_same(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from navigator.cli import _summary
+
+    factors = (1.13, 0.98, 1.09, 1.10, 0.99, 1.12, 1.09)
+    result = _result(tuple(w / f for w, f in zip(WIN_ROUNDS, factors)))
+    from dataclasses import replace
+
+    result = replace(result, report=tmp_path / "report.json", repository=tmp_path / "model_repository" / "m")
+    extra = {"engines": {"measured": "XGBoost's own predict", "served": "Triton's FIL backend"}}
+    build.write(result, tmp_path, extra)
+    data = json.loads((tmp_path / "report.json").read_text())
+    lines = data["headline"]["lines"]
+    assert any(line.startswith("speedup: not distinguishable from") for line in lines)
+    assert lines[-1] == "engine: measured with XGBoost's own predict; the written config runs Triton's FIL backend"
+    md = (tmp_path / "report.md").read_text()
+    header = md.split("## ")[0]
+    for line in lines:
+        assert line[1:] in header
+    assert "2751.4" not in header and "1.09x" not in header
+    _summary(result)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1:1 + len(lines)] == lines
+    html = (tmp_path / "report.html")
+    if html.is_file():  # the report extra (jinja2, plotly) installed
+        text = html.read_text()
+        assert "not distinguishable (95% CI holds 1)" in text and "2005.0/s" in text
