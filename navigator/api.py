@@ -46,9 +46,9 @@ def _compare(winner: TrialOutcome | None, finalists: list[Finalist], objective: 
 
 
 def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings: OptimizeSettings,
-            repository: Path, python: bool = False) -> tuple[TrialOutcome | None, list[str]]:
+            repository: Path, python: bool = False) -> tuple[TrialOutcome | None, list[str], str]:
     """Write the best trial that can be served (as its python-backend twin with `python`); a winner whose
-    Triton export fails yields to the next."""
+    Triton export fails yields to the next. Also returns the backend of the written config."""
     from navigator.records import ServingConfig
     from navigator.triton.deployment import Deployment
     from navigator.trial.run import convert, one_line
@@ -66,10 +66,10 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
                                     ServingConfig(max(settings.batch_sizes)))
             (deployment.python() if python else deployment).write(repository)
             notes += [f"warning: {w}" for w in model.warnings]
-            return o, notes
+            return o, notes, "python" if python else (model.backend or model.platform)
         except Exception as exc:  # a path's Triton export failing: record it, try the runner-up
             notes.append(f"trial {o.config.number} ({o.config.path}) not deployable: {one_line(exc)}")
-    return None, notes
+    return None, notes, ""
 
 
 def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOutcome],
@@ -201,6 +201,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     the reports written. `materialized`: the source as saved for the trial workers (materialize()'s
     answer), recorded in the report so that the model can be found again."""
     from navigator.report import build as report
+    from navigator.report import headline
     from navigator.source import materialize
 
     model, spec_text, data, trust = materialized or materialize(source, settings.out / "source")
@@ -216,7 +217,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     finalists, why = _finalists(worker, ranked, roles, settings) if ranked and worker else ([], "")
     first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
     serving = serving or ServingOptions()
-    winner, deploy_notes = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
+    winner, deploy_notes, backend = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
                                    out / "model_repository", python=serving.deployment == "python")
     save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)
     served = None
@@ -227,14 +228,15 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
             served = ServingReport(serving.deployment, _slug(source.name), notes=(f"serving failed: {exc}",))
     comparisons = _compare(winner, finalists, settings.objective)
     baseline = roles.get("baseline")
-    headline = next((c for c in comparisons if c.against == TUNED_BASELINE), None)
+    vs_tuned = next((c for c in comparisons if c.against == TUNED_BASELINE), None)
     result = Result(
         model=source.name, objective=settings.objective, outcomes=tuple(outcomes), winner=winner,
-        baseline=baseline, speedup=headline.ratio if headline else None,
+        baseline=baseline, speedup=vs_tuned.ratio if vs_tuned else None,
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served)
     extra = {"notes": [n for n in [*notes, why, *deploy_notes] if n],
+             "engines": headline.engines(winner.config.path, source.kind, backend) if winner else {},
              "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
              "source": {"model": str(Path(model).resolve()), "input_spec": spec_text,

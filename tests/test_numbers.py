@@ -128,3 +128,43 @@ def test_every_report_and_the_cli_say_the_same(tmp_path: Path, capsys: pytest.Ca
     if html.is_file():  # the report extra (jinja2, plotly) installed
         text = html.read_text()
         assert "not distinguishable (95% CI holds 1)" in text and "2005.0/s" in text
+
+
+def test_engines_of_a_tree_winner() -> None:
+    native = headline.engines("tree_native", "xgboost", "fil")
+    assert native["measured"] == "XGBoost's own predict"
+    assert native["served"].startswith("Triton's FIL backend") and "not what measured" in native["served"]
+    fil = headline.engines("fil", "lightgbm", "fil")
+    assert fil["measured"] == "FIL (nvForest) on the CPU" and "not what measured" not in fil["served"]
+    assert headline.engines("tree_onnx", "sklearn", "onnxruntime")["served"] == "Triton's onnxruntime backend"
+
+
+def test_a_tree_run_reports_both_engines_and_both_baselines(tmp_path: Path) -> None:
+    """The whole pipeline on a small XGBoost model: the CLI's last lines are the report's headline,
+    which names the engines and compares with the baseline as given and with its own best settings."""
+    xgboost = pytest.importorskip("xgboost")
+    import numpy as np
+
+    from tests.conftest import run_cli
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 6)).astype(np.float32)
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3}, xgboost.DMatrix(x, label=x[:, 0] > 0),
+                            num_boost_round=8)
+    model = tmp_path / "forest.json"
+    booster.save_model(str(model))
+    out = tmp_path / "out"
+    proc = run_cli("optimize", "--model", str(model), "--budget", "20s", "--batch-size", "16", "--path",
+                   "tree_native", "--out", str(out), "--no-progress", "--window", "0.05")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((out / "report.json").read_text())
+    lines = data["headline"]["lines"]
+    assert proc.stdout.splitlines()[1:1 + len(lines)] == lines
+    roles = ", ".join(f["role"] for f in data["finalists"])
+    assert "baseline" in roles and TUNED_BASELINE in roles
+    assert {c["against"] for c in data["comparisons"]} >= {"baseline", TUNED_BASELINE}
+    assert lines[-1].startswith("engine: measured with XGBoost's own predict; the written config runs "
+                                "Triton's FIL backend")
+    assert data["engines"]["measured"] == "XGBoost's own predict"
+    md = (out / "report.md").read_text().split("## ")[0]
+    assert "Engine: measured with XGBoost's own predict" in md and "Speedup: " in md

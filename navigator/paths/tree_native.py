@@ -24,6 +24,8 @@ NAME = "tree_native"
 TIMEOUT_S = 120.0  # default trial timeout: predict only
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+# What measured the trial (the report names it beside the engine the written FIL config runs).
+ENGINE = "{library}'s own predict"
 
 
 def available() -> str | None:

@@ -28,6 +28,7 @@ NAME = "tree_onnx"
 TIMEOUT_S = 300.0  # default trial timeout: conversion of a large forest takes a while
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+ENGINE = "ONNX Runtime (the ONNX-ML tree ensemble)"
 ONNX_FILE = "model.onnx"
 
 

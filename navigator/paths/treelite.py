@@ -28,6 +28,7 @@ NAME = "treelite"
 TIMEOUT_S = 900.0  # default trial timeout: compiling thousands of trees with gcc takes minutes
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+ENGINE = "Treelite (a predictor compiled by TL2cgen)"
 LIBRARY = "predictor.so"
 
 

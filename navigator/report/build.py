@@ -51,7 +51,7 @@ def _finalists(result: Result) -> list[str]:
     lines += ["", "| winner vs | ratio (%s) | 95%% CI | distinguishable |" % result.objective, "|---|---|---|---|"]
     for c in result.comparisons:
         lines.append(f"| {c.against} (trial {c.number}) | {c.ratio:.3f}x | {c.low:.3f}-{c.high:.3f} | "
-                     f"{'yes' if c.distinct else 'no: within measurement noise'} |")
+                     f"{headline.distinguishable(c)} |")
     return lines
 
 

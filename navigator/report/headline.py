@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from navigator.records import Comparison, Finalist, Result, TrialOutcome
-from navigator.search.finalists import TUNED_BASELINE
+from navigator.search.finalists import TUNED_BASELINE, UNSTABLE_SPREAD
 
 # Role -> how the reports name it.
 NAMES = {"baseline": "the source framework as given", TUNED_BASELINE: "the source framework with its own best settings",
@@ -59,6 +59,25 @@ class Headline:
     lines: tuple[str, ...]  # all of the above in words, for the CLI and the report headers
 
 
+LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "sklearn": "scikit-learn"}
+# What a written config's backend runs.
+BACKENDS = {"fil": "Triton's FIL backend (the FIL engine, cpu_nthread = the trial's threads)",
+            "python": "Triton's python backend running the measured runtime (model.py)"}
+
+
+def engines(path: str, kind: str, backend: str) -> dict[str, str]:
+    """Which engine measured the winner (a path's ENGINE, else the path) and which one the written
+    config runs (its backend); a FIL config written for a winner FIL did not measure says so."""
+    from navigator import paths
+
+    template = getattr(paths.get(path), "ENGINE", f"the {path} path's runtime")
+    measured = template.format(library=LIBRARIES.get(kind, kind))
+    served = BACKENDS.get(backend, f"Triton's {backend} backend")
+    if backend == "fil" and path != "fil":
+        served += ", which was not what measured the figures above (navigator serve-check measures it)"
+    return {"measured": measured, "served": served}
+
+
 def params(o: TrialOutcome) -> str:
     items = {**o.config.convert, **o.config.runtime}
     return ", ".join(f"{k}={v}" for k, v in items.items()) or "defaults"
@@ -80,6 +99,12 @@ def _figure(role: str, o: TrialOutcome, finalists: tuple[Finalist, ...]) -> Figu
                   f.throughput if f else (), text)
 
 
+def distinguishable(c: Comparison) -> str:
+    """The finalists table's verdict on one comparison."""
+    text = "yes" if c.distinct else "no: within measurement noise"
+    return f"{text}; unstable rounds, the interval is the figure" if c.unstable else text
+
+
 def _speedup(c: Comparison, winner: int, objective: str) -> Speedup:
     name = NAMES.get(c.against, c.against)
     unit = "the throughput of" if objective == "throughput" else "lower p99 than"
@@ -87,8 +112,8 @@ def _speedup(c: Comparison, winner: int, objective: str) -> Speedup:
     if c.number == winner:
         text = f"the winner is {name} (trial {c.number})"
     elif c.unstable:
-        text = (f"{name} (trial {c.number}) was not measured steadily (rounds differ by more than 2x): "
-                f"{interval} {unit} it, no point ratio")
+        text = (f"{interval} {unit} {name} (trial {c.number}), unstable: its rounds or the ratio vary by more "
+                f"than {UNSTABLE_SPREAD:g}x, no point ratio")
     elif not c.distinct:
         text = f"not distinguishable from {name} (trial {c.number}): {interval} (95% CI)"
     else:

@@ -38,7 +38,7 @@ def render(result: Result, extra: dict[str, Any]) -> str:
     offline = require("plotly.offline")
     env = jinja2.Environment(loader=jinja2.PackageLoader("navigator.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=False)
-    env.globals.update(params=_params, err=_err, median=statistics.median)
+    env.globals.update(params=_params, err=_err, median=statistics.median, distinguishable=headline.distinguishable)
     w = result.winner
     head = headline.build(result, extra)
     vs_base = next((s for s in head.speedups if s.against == TUNED_BASELINE), None)
