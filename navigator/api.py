@@ -13,7 +13,8 @@ import numpy as np
 
 from navigator import env
 from navigator import paths as registry
-from navigator.errors import InputError, NavigatorError, UnavailableError
+from navigator.errors import (InputError, InvalidModelError, NavigatorError, UnavailableError,
+                              UntrustedPickleError)
 from navigator.records import (BROKEN, MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
                                TrialOutcome, WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
@@ -334,9 +335,14 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         find("tritonserver"), find("perf_analyzer")
     for name in paths or ():
         registry.get(name)  # an unknown path name is an InputError before anything loads
-    source = load_source(model, sample_inputs=sample_inputs, input_spec=input_spec,
-                         input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
-                         batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
+    try:
+        source = load_source(model, sample_inputs=sample_inputs, input_spec=input_spec,
+                             input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
+                             batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
+    except (UntrustedPickleError, InvalidModelError):
+        raise
+    except InputError as exc:  # the model (or its inputs) did not load: `navigator check` exits 3 on it
+        raise InvalidModelError(str(exc)) from exc
     target = Path(out) if out else Path("navigator-out") / _slug(source.name)
     _check_out(target, force, shared is not None)
     noise = nondeterminism(source)

@@ -16,10 +16,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Find the fastest correct way to serve a model on NVIDIA Triton Inference Server.")
 
 
-def _fail(exc: NavigatorError) -> None:
+def _fail(exc: NavigatorError, code: int = 2) -> None:
     message = " ".join(str(exc).split())  # always one line
     typer.echo(f"navigator: error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -255,16 +255,19 @@ def check(
     summary: Optional[Path] = typer.Option(None, help="Also write the Markdown summary to this file."),
     junit: Optional[Path] = typer.Option(None, help="Write JUnit XML (one test case per criterion) to this file."),
 ) -> None:
-    """CI regression gate: exit 0 (no regression), 1 (regression), 2 (bad input)."""
+    """CI regression gate: exit 0 pass, 1 regression or output drift (the candidate's winner on the
+    baseline's validation inputs is off its reference outputs), 2 usage error, 3 invalid model file,
+    4 pickle refused (pass --trust-pickle), 5 no valid trial."""
     from navigator.report import gate
     from navigator.report.check import check as run_check
+    from navigator.report.check import exit_code_of
 
     try:
         verdict = run_check(baseline, candidate, model=str(model) if model else None, budget=budget, out=out,
                             max_regression=max_regression, max_metric_drop=max_metric_drop, rounds=rounds,
                             paths=path or None, baseline_model=baseline_model, trust_pickle=trust_pickle)
     except NavigatorError as exc:
-        _fail(exc)
+        _fail(exc, exit_code_of(exc))
         return
     text = gate.markdown(verdict)
     typer.echo(text)

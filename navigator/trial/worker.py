@@ -2,7 +2,7 @@
 
 It loads the source once (from a file, as the parent did), then answers requests, one JSON line each
 on its own protocol pipe: {"op": "trial", "config": TrialConfig} -> TrialOutcome,
-{"op": "remeasure", ...} -> [Finalist]. Everything the libraries print goes to stderr, which the
+{"op": "remeasure", ...} -> [Finalist], {"op": "outputs", ...} -> output names (the arrays in a file). Everything the libraries print goes to stderr, which the
 parent keeps in a log file and quotes when this process dies.
 """
 
@@ -48,6 +48,11 @@ def _handle(ctx: Any, request: dict[str, Any]) -> Any:
 
         chosen = [(role, from_dict(TrialOutcome, o)) for role, o in request["chosen"]]
         return to_dict(remeasure(ctx, chosen, int(request["rounds"])))
+    if request["op"] == "outputs":  # the gate's output check: a winner run on other inputs
+        from navigator.report.drift import outputs_on
+
+        return outputs_on(ctx, from_dict(TrialConfig, request["config"]), Path(request["inputs"]),
+                          Path(request["out"]))
     raise ValueError(f"unknown request {request['op']!r}")
 
 
