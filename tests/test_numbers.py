@@ -168,3 +168,111 @@ def test_a_tree_run_reports_both_engines_and_both_baselines(tmp_path: Path) -> N
     assert data["engines"]["measured"] == "XGBoost's own predict"
     md = (out / "report.md").read_text().split("## ")[0]
     assert "Engine: measured with XGBoost's own predict" in md and "Speedup: " in md
+
+
+# The gate's output check and exit codes, on small real runs (tests/gate_runs.py).
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tests.gate_runs import linear_onnx, optimized
+
+    root = tmp_path_factory.mktemp("gate-outputs")
+    return {"base": optimized(linear_onnx(root / "base.onnx"), root / "base"),
+            # The same weights in another file and run: outputs equal, figures within noise.
+            "same": optimized(linear_onnx(root / "same.onnx"), root / "same"),
+            # Same graph, same speed, weights three times larger: outputs far off.
+            "drift": optimized(linear_onnx(root / "drift.onnx", scale=3.0), root / "drift"),
+            "root": root}
+
+
+def test_gate_fails_a_candidate_whose_outputs_drift(runs: dict[str, Path], tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from tests.conftest import run_cli
+
+    proc = run_cli("check", "--baseline", str(runs["base"]), "--candidate", str(runs["drift"]),
+                   "--junit", str(tmp_path / "junit.xml"), "--summary", str(tmp_path / "summary.md"),
+                   "--max-regression", "0.9")  # speed is not what fails it
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failures = {c.get("name"): c.find("failure") for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")}
+    assert failures["outputs"] is not None and "outputs drift from the baseline's: output y" in \
+        failures["outputs"].get("message", "")
+    assert [n for n, f in failures.items() if f is not None] == ["outputs"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| outputs | **FAIL** | outputs drift" in summary and "regression (outputs)" in summary
+
+
+def test_gate_passes_the_same_model_from_another_run(runs: dict[str, Path]) -> None:
+    from navigator.report.check import check
+
+    verdict = check(runs["base"], runs["same"], max_regression=0.9)
+    outputs = next(c for c in verdict.criteria if c.name == "outputs")
+    assert outputs.ok and "matches the baseline's reference outputs" in outputs.detail, outputs.detail
+    assert verdict.exit_code == 0
+
+
+def _copy_run(run: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run.parent, to)
+    return to / "report.json"
+
+
+def test_gate_exit_codes(runs: dict[str, Path], tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    # 3: the candidate's recorded model file is no model any more.
+    broken = _copy_run(runs["same"], tmp_path / "broken")
+    data = json.loads(broken.read_text())
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00not an onnx model" * 10)
+    data["source"]["model"] = str(garbage)
+    broken.write_text(json.dumps(data))
+    proc = run_cli("check", "--baseline", str(runs["base"]), "--candidate", str(broken))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("navigator: error: the candidate's model did not load") and "Traceback" not in proc.stderr
+    # 3 as well for a --model that is no model.
+    proc = run_cli("check", "--baseline", str(runs["base"]), "--model", str(garbage), "--budget", "5s")
+    assert proc.returncode == 3 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    # 5: a candidate without a valid trial (every trial invalid), with the verdict printed.
+    none = _copy_run(runs["same"], tmp_path / "none")
+    data = json.loads(none.read_text())
+    data["outcomes"] = [{**o, "status": "invalid", "bench": None} for o in data["outcomes"]]
+    data["winner"] = None
+    none.write_text(json.dumps(data))
+    proc = run_cli("check", "--baseline", str(runs["base"]), "--candidate", str(none))
+    assert proc.returncode == 5 and "no valid trial" in proc.stdout, proc.stdout + proc.stderr
+    # 5 for a baseline without one; 2 for a usage error (a missing --model file).
+    proc = run_cli("check", "--baseline", str(none), "--candidate", str(runs["base"]))
+    assert proc.returncode == 5 and "has no winner" in proc.stderr
+    proc = run_cli("check", "--baseline", str(runs["base"]), "--model", str(tmp_path / "nope.onnx"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    # 2: the baseline's validation data is gone.
+    bare = _copy_run(runs["base"], tmp_path / "bare")
+    import shutil
+
+    shutil.rmtree(bare.parent / "validation")
+    proc = run_cli("check", "--baseline", str(bare), "--candidate", str(runs["same"]))
+    assert proc.returncode == 2 and "validation data" in proc.stderr
+
+
+def test_an_untrusted_pickle_exits_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from navigator import cli
+    from navigator.errors import UntrustedPickleError
+    from navigator.report import check, drift
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise UntrustedPickleError("model.pt is a pickle; pass --trust-pickle")
+
+    monkeypatch.setattr(check, "check", refuse)
+    result = CliRunner().invoke(cli.app, ["check", "--baseline", "b.json", "--candidate", "c.json"])
+    assert result.exit_code == 4, result.output
+    # The refusal comes back from the trial worker by name and is raised again as itself.
+    with pytest.raises(UntrustedPickleError):
+        drift._reraise("UntrustedPickleError: model.pt is a pickle")
+    from navigator.errors import InvalidModelError
+
+    with pytest.raises(InvalidModelError):
+        drift._reraise("InputError: model.onnx: not an ONNX model")
