@@ -276,3 +276,27 @@ def test_an_untrusted_pickle_exits_4(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(InvalidModelError):
         drift._reraise("InputError: model.onnx: not an ONNX model")
+
+
+def test_a_study_rebuilt_from_its_trials_gives_no_ratio(tmp_path: Path) -> None:
+    """A killed run (no summary on the study): the report shows the trials' figures as such, and
+    neither its header nor report.json's speedup is a ratio of two search-time figures."""
+    import optuna
+
+    from navigator.records import to_dict
+    from navigator.report import store
+    from navigator.search.study import OUTCOME_ATTR, storage_url
+
+    url = storage_url(tmp_path)
+    study = optuna.create_study(storage=url, study_name="navigator")
+    for outcome, role in ((BASE, "baseline"), (WIN, None)):
+        trial = study.ask()
+        trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
+        if role:
+            trial.set_user_attr("role", role)
+        study.tell(trial, 1.0)
+    store.render_from_storage(url, "navigator", tmp_path)
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["speedup"] is None
+    assert any(line.startswith("speedup: not given") for line in data["headline"]["lines"])
+    assert "2751.4 inferences/s" in data["headline"]["lines"][0] and "not re-measured" in data["headline"]["lines"][0]
