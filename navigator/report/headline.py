@@ -11,7 +11,7 @@ from 1 and both sides were measured steadily; otherwise the interval is what is 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from navigator.records import Comparison, Finalist, Result, TrialOutcome
@@ -39,15 +39,10 @@ class Figure:
 
 
 @dataclass(frozen=True)
-class Speedup:
-    against: str
-    number: int
-    ratio: float
-    low: float
-    high: float
-    distinct: bool
-    unstable: bool
-    text: str
+class Speedup(Comparison):
+    """A comparison of the winner and what the reports say of it."""
+
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,7 +113,7 @@ def _speedup(c: Comparison, winner: int, objective: str) -> Speedup:
         text = f"not distinguishable from {name} (trial {c.number}): {interval} (95% CI)"
     else:
         text = f"{c.ratio:.2f}x {unit} {name} (trial {c.number}; 95% CI {interval})"
-    return Speedup(c.against, c.number, c.ratio, c.low, c.high, c.distinct, c.unstable, text)
+    return Speedup(**{f.name: getattr(c, f.name) for f in fields(c)}, text=text)
 
 
 def build(result: Result, extra: dict[str, Any] | None = None) -> Headline:
