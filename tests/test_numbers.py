@@ -300,3 +300,14 @@ def test_a_study_rebuilt_from_its_trials_gives_no_ratio(tmp_path: Path) -> None:
     assert data["speedup"] is None
     assert any(line.startswith("speedup: not given") for line in data["headline"]["lines"])
     assert "2751.4 inferences/s" in data["headline"]["lines"][0] and "not re-measured" in data["headline"]["lines"][0]
+
+
+def test_gate_model_mode_fails_on_drift(runs: dict[str, Path], tmp_path: Path) -> None:
+    """--model: the candidate is optimized here, then its winner runs on the baseline's inputs."""
+    from tests.conftest import run_cli
+
+    proc = run_cli("check", "--baseline", str(runs["base"]), "--model", str(runs["root"] / "drift.onnx"),
+                   "--budget", "6s", "--path", "ort_cpu", "--rounds", "3", "--max-regression", "0.9",
+                   "--out", str(tmp_path / "cand"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "| outputs | **FAIL** | outputs drift from the baseline's: output y" in proc.stdout
