@@ -311,3 +311,13 @@ def test_gate_model_mode_fails_on_drift(runs: dict[str, Path], tmp_path: Path) -
                    "--out", str(tmp_path / "cand"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "| outputs | **FAIL** | outputs drift from the baseline's: output y" in proc.stdout
+
+
+def test_a_winner_outside_the_finalists_gives_no_ratio() -> None:
+    """The finalists' best could not be deployed: the written winner's figures are the search's."""
+    finalists = (_fin(TUNED, f"top 1, {TUNED_BASELINE}", WIN_ROUNDS), _fin(BASE, "baseline", (100.0,) * 7))
+    result = Result("m", "throughput", (BASE, TUNED, WIN), WIN, BASE, None, None, None, finalists=finalists,
+                    comparisons=tuple(compare_all(5, list(finalists), "throughput")))
+    lines = headline.build(result).lines
+    assert "search-time figure, not re-measured" in lines[0]
+    assert lines[-1] == "speedup: not given (the written winner was not among the re-measured finalists)"

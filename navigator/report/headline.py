@@ -139,6 +139,8 @@ def build(result: Result, extra: dict[str, Any] | None = None) -> Headline:
         lines.append("speedup: not given (the finalists were not re-measured; the figures above are the search's)")
     elif headline:
         lines.append("speedup: " + "; ".join(s.text for s in headline))
+    elif w and winner and not winner.rounds:
+        lines.append("speedup: not given (the written winner was not among the re-measured finalists)")
     if engine_text:
         lines.append(f"engine: {engine_text}")
     return Headline(winner, baselines, speedups, engine_text, tuple(lines))
