@@ -57,7 +57,7 @@ class Headline:
 LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "sklearn": "scikit-learn"}
 # What a written config's backend runs.
 BACKENDS = {"fil": "Triton's FIL backend (the FIL engine, cpu_nthread = the trial's threads)",
-            "python": "Triton's python backend running the measured runtime (model.py)"}
+            "python": "Triton's python backend (model.py, running what was measured)"}
 
 
 def engines(path: str, kind: str, backend: str) -> dict[str, str]:
@@ -65,7 +65,7 @@ def engines(path: str, kind: str, backend: str) -> dict[str, str]:
     config runs (its backend); a FIL config written for a winner FIL did not measure says so."""
     from navigator import paths
 
-    template = getattr(paths.get(path), "ENGINE", f"the {path} path's runtime")
+    template = getattr(paths.get(path), "ENGINE", f"the {path} path")
     measured = template.format(library=LIBRARIES.get(kind, kind))
     served = BACKENDS.get(backend, f"Triton's {backend} backend")
     if backend == "fil" and path != "fil":
