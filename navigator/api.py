@@ -11,11 +11,12 @@ from typing import Any, Callable
 
 from navigator import env
 from navigator import paths as registry
-from navigator.errors import InputError, NavigatorError, UnavailableError
+from navigator.errors import (InputError, InvalidModelError, NavigatorError, UnavailableError,
+                              UntrustedPickleError)
 from navigator.records import (MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
                                TrialOutcome, WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
-from navigator.search.finalists import compare, is_top, pick, score
+from navigator.search.finalists import TUNED_BASELINE, compare_all, pick, score, tuned_baseline
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, parse_concurrency, save_validation
 from navigator.settings import (OptimizeSettings, default_memory_cap, parse_batch_sizes, parse_budget,
@@ -41,22 +42,14 @@ def _rank(outcomes: list[TrialOutcome], objective: str) -> list[TrialOutcome]:
 
 def _compare(winner: TrialOutcome | None, finalists: list[Finalist], objective: str) -> list[Comparison]:
     """The winner against every baseline role and against the runner-up, from the interleaved rounds."""
-    mine = next((f for f in finalists if winner and f.number == winner.config.number), None)
-    if mine is None:
-        return []
-    others = [f for f in finalists if f is not mine]
-    runner_up = next((f for f in others if is_top(f.role)), None)
-    picked = [f for f in others if not is_top(f.role) or "," in f.role]
-    if runner_up is not None:
-        picked.append(Finalist(runner_up.number, runner_up.path, "runner-up", runner_up.throughput, runner_up.p99_ms))
-    return [compare(mine, f, objective) for f in picked]
+    return compare_all(winner.config.number, finalists, objective) if winner else []
 
 
 def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings: OptimizeSettings,
-            repository: Path, python: bool = False, worker: Any = None) -> tuple[TrialOutcome | None, list[str]]:
+            repository: Path, python: bool = False, worker: Any = None) -> tuple[TrialOutcome | None, list[str], str]:
     """Write the best trial that can be served (as its python-backend twin with `python`); a winner whose
     Triton export fails yields to the next. A dynamic-batch model's max_batch_size is the largest batch
-    the trial validates at (trial/served.py), checked in `worker`."""
+    the trial validates at (trial/served.py), checked in `worker`. Also returns the written backend."""
     from navigator.records import ServingConfig
     from navigator.triton.deployment import Deployment
     from navigator.trial.run import convert, one_line
@@ -77,10 +70,10 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
                                     ServingConfig(served, dynamic_batching=settings.dynamic_batching))
             (deployment.python() if python else deployment).write(repository)
             notes += [f"warning: {w}" for w in model.warnings] + ([why] if why else [])
-            return o, notes
+            return o, notes, "python" if python else (model.backend or model.platform)
         except Exception as exc:  # a path's Triton export failing: record it, try the runner-up
             notes.append(f"trial {o.config.number} ({o.config.path}) not deployable: {one_line(exc)}")
-    return None, notes
+    return None, notes, ""
 
 
 def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOutcome],
@@ -96,7 +89,8 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
     stored = search.stored_finalists(chosen_from)
     if stored is not None:
         return stored, "finalists: no trial ran since they were re-measured; their rounds are reused"
-    measured = {r: o for r, o in roles.items() if r in FINALIST_ROLES or r.startswith(USER_ROLE)}
+    measured = {r: o for r, o in roles.items()
+                if r in FINALIST_ROLES or r == TUNED_BASELINE or r.startswith(USER_ROLE)}
     chosen = pick(ranked, measured, settings.finalists)
     load_s, round_s = finalists_cost([o for _, o in chosen], settings)
     rounds, timeout = search.budget.finalist_plan(load_s, round_s, settings.rounds)
@@ -227,6 +221,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     the reports written. `materialized`: the source as saved for the trial workers (materialize()'s
     answer), recorded in the report so that the model can be found again. `progress` shows the phases."""
     from navigator.report import build as report
+    from navigator.report import headline
     from navigator.source import materialize
 
     model, spec_text, data, trust = materialized or materialize(source, settings.out / "source")
@@ -240,14 +235,17 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     by_number = {o.config.number: o for o in outcomes}
     roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
     ranked = _rank(search.outcomes(comparable=True), settings.objective)
+    tuned = tuned_baseline(ranked, roles.get("baseline"))
+    if tuned is not None:
+        roles[TUNED_BASELINE] = tuned
     finalists, why = _finalists(worker, ranked, roles, settings, search, progress) if ranked and worker else ([], "")
     if progress is not None:
         progress.phase("deploying", 0.0)
     first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
     serving = serving or ServingOptions()
-    winner, deploy_notes = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
-                                   out / "model_repository", python=serving.deployment == "python",
-                                   worker=worker)
+    winner, deploy_notes, backend = _deploy(source, ctx, first + [o for o in ranked if o not in first], settings,
+                                            out / "model_repository", python=serving.deployment == "python",
+                                            worker=worker)
     save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)
     served = None
     if winner is not None and serving.active:
@@ -257,10 +255,10 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
             served = ServingReport(serving.deployment, _slug(source.name), notes=(f"serving failed: {exc}",))
     comparisons = _compare(winner, finalists, settings.objective)
     baseline = roles.get("baseline")
-    vs_base = next((c for c in comparisons if c.against.endswith("baseline")), None)
+    vs_tuned = next((c for c in comparisons if c.against == TUNED_BASELINE), None)
     result = Result(
         model=source.name, objective=settings.objective, outcomes=tuple(outcomes), winner=winner,
-        baseline=baseline, speedup=vs_base.ratio if vs_base else (1.0 if winner and winner is baseline else None),
+        baseline=baseline, speedup=vs_tuned.ratio if vs_tuned else None,
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served)
@@ -269,6 +267,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     nonfinite = reference_nonfinite(source.io.outputs, source.sample_outputs)
     extra = {"notes": [n for n in [*source.notes, *notes, why, *deploy_notes, *nonfinite_notes(nonfinite)] if n],
              "source_nonfinite": nonfinite,
+             "engines": headline.engines(winner.config.path, source.kind, backend) if winner else {},
              "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
              "unavailable": {c.name: c.reason for c in candidates if c.reason},
              "source": {"model": str(Path(model).resolve()), "input_spec": spec_text,
@@ -372,9 +371,14 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         find("tritonserver"), find("perf_analyzer")
     for name in paths or ():
         registry.get(name)  # an unknown path name is an InputError before anything loads
-    source = load_source(model, sample_inputs=sample_inputs, input_spec=input_spec,
-                         input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
-                         batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
+    try:
+        source = load_source(model, sample_inputs=sample_inputs, input_spec=input_spec,
+                             input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
+                             batch=max(settings_args["batch_sizes"]))  # type: ignore[arg-type]
+    except (UntrustedPickleError, InvalidModelError):
+        raise
+    except InputError as exc:  # the model (or its inputs) did not load: `navigator check` exits 3 on it
+        raise InvalidModelError(str(exc)) from exc
     settings_args["batch_sizes"] = searched_batches(source.io, source.samples, asked)
     dropped = sorted(set(asked or ()) - set(settings_args["batch_sizes"]))  # type: ignore[arg-type]
     notes = (f"batch sizes {', '.join(map(str, dropped))} not searched: the model has no dynamic batch axis, "

@@ -16,10 +16,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Find the fastest correct way to serve a model on NVIDIA Triton Inference Server.")
 
 
-def _fail(exc: NavigatorError) -> None:
+def _fail(exc: NavigatorError, code: int = 2) -> None:
     message = " ".join(str(exc).split())  # always one line
     typer.echo(f"navigator: error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
@@ -106,13 +106,16 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
                    f"({sum(o.status == 'ok' for o in result.outcomes)} valid); other workers are still running: "
                    "the last to finish writes the report, or run navigator report --storage URL --study NAME --out DIR")
         return
+    from navigator.report import headline
+    from navigator.results import read_report
+
     w = result.winner
     ok = sum(o.status == "ok" for o in result.outcomes)
     typer.echo(f"trials: {len(result.outcomes)} ({ok} valid)")
     if w is not None and w.bench is not None:
-        speed = f", {result.speedup:.2f}x the baseline" if result.speedup else ""
-        typer.echo(f"winner: trial {w.config.number} {w.config.path} batch {w.config.batch_size}: "
-                   f"{w.bench.throughput:.1f} inferences/s, p99 {w.bench.p99_ms:.3f} ms{speed}")
+        extra = read_report(result.report) if result.report.is_file() else {}
+        for line in headline.build(result, extra).lines:  # the report's own header, word for word
+            typer.echo(line)
         typer.echo(f"triton repository: {result.repository}")
     elif any(o.status in ("ok", "unstable") for o in result.outcomes):
         typer.echo("no valid trial could be written as a Triton model; see the report's notes")
@@ -308,9 +311,12 @@ def check(
     summary: Optional[Path] = typer.Option(None, help="Also write the Markdown summary to this file."),
     junit: Optional[Path] = typer.Option(None, help="Write JUnit XML (one test case per criterion) to this file."),
 ) -> None:
-    """CI regression gate: exit 0 (no regression), 1 (regression), 2 (bad input)."""
+    """CI regression gate: exit 0 pass, 1 regression or output drift (the candidate's winner on the
+    baseline's validation inputs is off its reference outputs), 2 usage error, 3 invalid model file,
+    4 pickle refused (pass --trust-pickle), 5 no valid trial."""
     from navigator.report import gate
     from navigator.report.check import check as run_check
+    from navigator.report.check import exit_code_of
 
     try:
         verdict = run_check(baseline, candidate, model=str(model) if model else None, budget=budget, out=out,
@@ -318,7 +324,7 @@ def check(
                             paths=path or None, baseline_model=baseline_model, trust_pickle=trust_pickle,
                             input_spec=input_spec, input_data=input_data)
     except NavigatorError as exc:
-        _fail(exc)
+        _fail(exc, exit_code_of(exc))
         return
     text = gate.markdown(verdict)
     typer.echo(text)

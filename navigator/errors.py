@@ -13,6 +13,11 @@ class UntrustedPickleError(InputError):
     """A model file is a pickle (unpickling runs its code) and this invocation did not pass --trust-pickle."""
 
 
+class InvalidModelError(InputError):
+    """A model file (or the inputs given for it) that cannot be loaded as a model: corrupt, truncated,
+    of an unknown format, or not matching its input spec."""
+
+
 class UnavailableError(NavigatorError):
     """A framework, runtime or device that a step needs is not installed or not present."""
 

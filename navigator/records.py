@@ -148,7 +148,8 @@ class Finalist:
 @dataclass(frozen=True)
 class Comparison:
     """Winner vs another finalist: ratio of the objective (>1 = winner better), paired by round,
-    with a 95% bootstrap confidence interval; `distinct` is False when the interval holds 1."""
+    with a 95% bootstrap confidence interval; `distinct` is False when the interval holds 1;
+    `unstable` when either side's rounds vary too much for a ratio to mean anything by itself."""
 
     against: str
     number: int
@@ -156,6 +157,7 @@ class Comparison:
     low: float
     high: float
     distinct: bool
+    unstable: bool = False
 
 
 @dataclass(frozen=True)

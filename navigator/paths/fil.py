@@ -28,6 +28,7 @@ NAME = "fil"
 TIMEOUT_S = 300.0  # default trial timeout: loading the forest
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+ENGINE = "FIL (nvForest) on the CPU"
 
 
 def available() -> str | None:

@@ -25,6 +25,8 @@ TIMEOUT_S = 120.0  # default trial timeout: predict only
 COST_S = 5.0  # expected trial cost (until the study measures its own): predict only
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+# What measured the trial (the report names it beside the engine the written FIL config runs).
+ENGINE = "{library}'s own predict"
 
 
 def available() -> str | None:

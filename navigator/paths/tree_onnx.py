@@ -29,6 +29,7 @@ TIMEOUT_S = 300.0  # default trial timeout: conversion of a large forest takes a
 COST_S = 15.0  # expected trial cost (until the study measures its own): converting the forest to ONNX
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+ENGINE = "ONNX Runtime (the ONNX-ML tree ensemble)"
 ONNX_FILE = "model.onnx"
 
 

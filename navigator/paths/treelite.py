@@ -29,6 +29,7 @@ TIMEOUT_S = 900.0  # default trial timeout: compiling thousands of trees with gc
 COST_S = 60.0  # expected trial cost (until the study measures its own): compiling the trees with gcc
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+ENGINE = "Treelite (a predictor compiled by TL2cgen)"
 LIBRARY = "predictor.so"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.records import STATUSES, Result, TrialOutcome, to_dict
+from navigator.report import headline
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -17,9 +18,7 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _params(o: TrialOutcome) -> str:
-    items = {**o.config.convert, **o.config.runtime}
-    return ", ".join(f"{k}={v}" for k, v in items.items()) or "defaults"
+_params = headline.params
 
 
 def _row(o: TrialOutcome, winner: int | None) -> str:
@@ -52,7 +51,7 @@ def _finalists(result: Result) -> list[str]:
     lines += ["", "| winner vs | ratio (%s) | 95%% CI | distinguishable |" % result.objective, "|---|---|---|---|"]
     for c in result.comparisons:
         lines.append(f"| {c.against} (trial {c.number}) | {c.ratio:.3f}x | {c.low:.3f}-{c.high:.3f} | "
-                     f"{'yes' if c.distinct else 'no: within measurement noise'} |")
+                     f"{headline.distinguishable(c)} |")
     return lines
 
 
@@ -90,19 +89,14 @@ def _serving(result: Result) -> list[str]:
 
 
 def markdown(result: Result, extra: dict[str, Any]) -> str:
-    w, b = result.winner, result.baseline
+    w = result.winner
     lines = [f"# navigator report: {result.model}", ""]
-    if w and w.bench:
-        lines += [f"**Winner:** trial {w.config.number}, path `{w.config.path}` ({_params(w)}), batch "
-                  f"{w.config.batch_size}: {w.bench.throughput:.1f} inferences/s, p99 {w.bench.p99_ms:.3f} ms."]
-        if w.bench.host_throughput:
-            lines += [f"With the host copies a Triton client pays: {w.bench.host_throughput:.1f} inferences/s, "
-                      f"p99 {w.bench.host_p99_ms:.3f} ms."]
-    else:
-        lines += ["**No trial passed validation and benchmarking.**"]
-    if b and b.bench:
-        lines += [f"**Baseline** (trial {b.config.number}, `{b.config.path}` defaults): {b.bench.throughput:.1f} "
-                  f"inferences/s, p99 {b.bench.p99_ms:.3f} ms."]
+    head = headline.build(result, extra)
+    lines += [f"- **{text[0].upper()}{text[1:]}.**" if i == 0 else f"- {text[0].upper()}{text[1:]}."
+              for i, text in enumerate(head.lines)]
+    if w and w.bench and w.bench.host_throughput:
+        lines += [f"- With the host copies a Triton client pays (search-time figure): {w.bench.host_throughput:.1f} "
+                  f"inferences/s, p99 {w.bench.host_p99_ms:.3f} ms."]
     metric = extra.get("metric") or {}
     if metric:
         lines += ["**Metric** (user's, higher is better): " +
@@ -152,6 +146,7 @@ def _workers(study: dict[str, Any] | None) -> list[str]:
 def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
     """report.json and report.md in `out`; returns report.json's path."""
     data = {**to_dict(result), **extra}
+    data["headline"] = to_dict(headline.build(result, extra))  # what the header and the CLI say
     data["trials_by_status"] = {s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))}
     _atomic_write(out / "report.json", json.dumps(data, indent=2, default=str) + "\n")
     _atomic_write(out / "report.md", markdown(result, extra))

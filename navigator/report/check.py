@@ -4,6 +4,8 @@ the baseline's?
 Criteria (each one a JUnit test case):
 - validation: the candidate has a winner, i.e. a trial that matched its source model within tolerance;
   where both reports carry a user metric, the candidate's may not drop by more than max_metric_drop;
+- outputs: the candidate's winner, run on the baseline's validation inputs, gives the baseline's
+  reference outputs within tolerance (drift.py): a model that got fast by computing something else fails;
 - winner path: the path that won for the baseline still has a valid trial in the candidate;
 - throughput / p99 latency: the candidate's winner is not worse than the baseline's by more than
   max_regression *beyond measurement noise*: a regression is declared only when the whole 95% confidence
@@ -11,6 +13,9 @@ Criteria (each one a JUnit test case):
   repeated measurements in the reports (the finalists' interleaved rounds, bootstrapped), or, when the
   gate benchmarks (`--model`), from both winners re-measured here in interleaved rounds and paired by
   round, so that a slow moment of a noisy CI runner hits both sides alike.
+
+Exit codes (`navigator check`): 0 pass, 1 regression or output drift, 2 usage error (flags, unreadable
+reports), 3 invalid model file, 4 pickle refused without --trust-pickle, 5 no valid trial.
 """
 
 from __future__ import annotations
@@ -22,10 +27,24 @@ from typing import Any
 
 import numpy as np
 
-from navigator.errors import InputError
+from navigator.errors import InputError, InvalidModelError, NavigatorError, UntrustedPickleError
 from navigator.records import MEASURED, Result
 
 Z95 = 1.96
+PASS, REGRESSION, USAGE, INVALID_MODEL, UNTRUSTED_PICKLE, NO_VALID_TRIAL = range(6)
+
+
+class NoValidTrialError(InputError):
+    """The baseline has no winner to compare with (exit code NO_VALID_TRIAL)."""
+
+
+def exit_code_of(exc: NavigatorError) -> int:
+    """The gate's exit code for an error that stopped it."""
+    for cls, code in ((UntrustedPickleError, UNTRUSTED_PICKLE), (InvalidModelError, INVALID_MODEL),
+                      (NoValidTrialError, NO_VALID_TRIAL)):
+        if isinstance(exc, cls):
+            return code
+    return USAGE
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,9 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.regression else 0
+        if self.candidate.failure:
+            return NO_VALID_TRIAL
+        return REGRESSION if self.regression else PASS
 
 
 def side(label: str, result: Result, metric: float | None = None) -> Side:
@@ -148,16 +169,18 @@ def _speed(name: str, cand: Side, base: Side, paired: bool, margin: float) -> Cr
 
 
 def evaluate(base: Side, cand: Side, max_regression: float, paired: bool,
-             max_metric_drop: float = 0.0) -> Verdict:
-    """Every criterion for a candidate against a baseline."""
+             max_metric_drop: float = 0.0, outputs: Criterion | None = None) -> Verdict:
+    """Every criterion for a candidate against a baseline; `outputs`: the output check (drift.py)."""
     if base.failure:
-        raise InputError(f"the baseline {base.report} has no winner to compare with: {base.failure}")
+        raise NoValidTrialError(f"the baseline {base.report} has no winner to compare with: {base.failure}")
     criteria = []
     if cand.failure:
         criteria.append(Criterion("validation", False, f"candidate: {cand.failure}"))
     else:
         text = f"the candidate's winner matches its source model (max abs error {cand.max_abs:.3g})"
         criteria.append(Criterion("validation", True, text))
+    if outputs is not None:
+        criteria.append(outputs)
     if cand.metric is not None and base.metric is not None:
         drop = base.metric - cand.metric
         criteria.append(Criterion("metric", drop <= max_metric_drop,
@@ -185,7 +208,8 @@ def check(baseline: str | Path, candidate: str | Path | None = None, *, model: A
           max_metric_drop: float = 0.0, rounds: int = 7, paths: list[str] | None = None,
           baseline_model: str | Path | None = None, trust_pickle: bool = False,
           progress: bool = False, input_spec: str | None = None, input_data: str | Path | None = None) -> Verdict:
-    """Compare a candidate with a baseline report.json; `verdict.exit_code` is 0 or 1.
+    """Compare a candidate with a baseline report.json; `verdict.exit_code` is 0 (pass), 1 (regression
+    or output drift) or 5 (the candidate has no valid trial).
 
     Args:
         baseline: the baseline run's report.json.
@@ -202,7 +226,8 @@ def check(baseline: str | Path, candidate: str | Path | None = None, *, model: A
             (default: the baseline's recorded --input-spec).
 
     Raises:
-        InputError: unreadable or malformed reports, both or neither of candidate/model, bad margins.
+        InputError: unreadable or malformed reports, both or neither of candidate/model, bad margins;
+            InvalidModelError, UntrustedPickleError, NoValidTrialError (see exit_code_of).
     """
     from navigator.results import result_from_report
 
@@ -215,13 +240,29 @@ def check(baseline: str | Path, candidate: str | Path | None = None, *, model: A
     if candidate is not None:
         cand_path = Path(candidate)
         cand = side("candidate", result_from_report(cand_path), _metric(cand_path))
-        return evaluate(base, cand, max_regression, paired=False, max_metric_drop=max_metric_drop)
+        return evaluate(base, cand, max_regression, paired=False, max_metric_drop=max_metric_drop,
+                        outputs=_outputs(base, cand, trust_pickle))
     from navigator.report.remeasure import optimize_and_remeasure
 
     if base.failure:  # before spending the budget
-        raise InputError(f"the baseline {base_path} has no winner to compare with: {base.failure}")
+        raise NoValidTrialError(f"the baseline {base_path} has no winner to compare with: {base.failure}")
+    if isinstance(model, (str, Path)) and not Path(model).exists():
+        raise InputError(f"--model {model}: no such file or directory")
+    from navigator.serving import load_validation
+
+    load_validation(base_path.parent / "validation")  # the output check's data, before spending the budget
     cand, base = optimize_and_remeasure(base_path, base, model, budget=budget, out=out, rounds=rounds,
                                         paths=paths, baseline_model=baseline_model, progress=progress,
                                         trust_pickle=trust_pickle, input_spec=input_spec,
                                         input_data=input_data)
-    return evaluate(base, cand, max_regression, paired=True, max_metric_drop=max_metric_drop)
+    return evaluate(base, cand, max_regression, paired=True, max_metric_drop=max_metric_drop,
+                    outputs=_outputs(base, cand, trust_pickle))
+
+
+def _outputs(base: Side, cand: Side, trust_pickle: bool) -> Criterion | None:
+    """The output check of `cand` against `base` (None where either has no winner)."""
+    from navigator.report import drift
+
+    if base.failure or cand.failure:
+        return None
+    return drift.criterion(Path(base.report), Path(cand.report), trust_pickle)

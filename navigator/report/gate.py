@@ -21,7 +21,9 @@ def _figures(s: Side) -> str:
 
 
 def markdown(v: Verdict) -> str:
-    head = ("### :x: navigator check: regression" if v.regression
+    failed = ", ".join(c.name for c in v.criteria if not c.ok)
+    head = ("### :x: navigator check: no valid trial" if v.candidate.failure
+            else f"### :x: navigator check: regression ({failed})" if v.regression
             else "### :white_check_mark: navigator check: no regression")
     how = ("both winners re-measured here in interleaved rounds, compared round by round"
            if v.mode == "interleaved" else "figures from both reports (their finalists' repeated rounds)")

@@ -8,12 +8,11 @@ from typing import Any
 
 from navigator.lazy import require
 from navigator.records import STATUSES, Result, TrialOutcome
-from navigator.report import plots
+from navigator.report import headline, plots
+from navigator.search.finalists import TUNED_BASELINE
 
 
-def _params(o: TrialOutcome) -> str:
-    items = {**o.config.convert, **o.config.runtime}
-    return ", ".join(f"{k}={v}" for k, v in items.items()) or "defaults"
+_params = headline.params
 
 
 def _err(o: TrialOutcome) -> float:
@@ -39,11 +38,12 @@ def render(result: Result, extra: dict[str, Any]) -> str:
     offline = require("plotly.offline")
     env = jinja2.Environment(loader=jinja2.PackageLoader("navigator.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=False)
-    env.globals.update(params=_params, err=_err, median=statistics.median)
+    env.globals.update(params=_params, err=_err, median=statistics.median, distinguishable=headline.distinguishable)
     w = result.winner
-    vs_base = next((c for c in result.comparisons if c.against.endswith("baseline")), None)
+    head = headline.build(result, extra)
+    vs_base = next((s for s in head.speedups if s.against == TUNED_BASELINE), None)
     return env.get_template("report.html.j2").render(
-        r=result, w=w, b=result.baseline, vs_base=vs_base,
+        r=result, w=w, b=result.baseline, vs_base=vs_base, head=head,
         max_err=_err(w) if w else 0.0,
         by_status={s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))},
         settings=extra.get("settings", {}), metric=extra.get("metric") or {}, notes=extra.get("notes", []),

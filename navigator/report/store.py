@@ -87,12 +87,10 @@ def _from_trials(study: Any, outcomes: tuple[TrialOutcome, ...]) -> Result:
     winner = ranked[0] if ranked else None
     roles = {t.user_attrs.get("role"): t.number for t in study.get_trials(deepcopy=False)}
     baseline = next((o for o in outcomes if o.config.number == roles.get("baseline")), None)
-    speedup = None
-    if winner and baseline and baseline.bench and winner.bench:
-        speedup = (winner.bench.throughput / baseline.bench.throughput if objective == "throughput"
-                   else baseline.bench.p99_ms / winner.bench.p99_ms)
+    # No speedup: the trials' own figures were measured at different moments of a loaded machine, and
+    # a ratio of two of them is not a measurement (the headline says the finalists were not re-measured).
     return Result(model=study.user_attrs.get("model", study.study_name), objective=objective, outcomes=outcomes,
-                  winner=winner, baseline=baseline, speedup=speedup, repository=None, report=None,
+                  winner=winner, baseline=baseline, speedup=None, repository=None, report=None,
                   environment=env.snapshot())
 
 

@@ -5,6 +5,7 @@ paired by round (the same moment of machine noise) with a bootstrap confidence i
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -12,6 +13,22 @@ import numpy as np
 from navigator import paths
 from navigator.records import MEASURED, Comparison, Finalist, TrialOutcome
 from navigator.trial.bench import measure, warm_up
+
+
+# The source framework with its own best settings: the best valid trial of the baseline's path (threads,
+# its own options), re-measured with the finalists; the headline speedup is against it, so that a
+# thread setting the baseline could have had is not sold as the conversion's gain.
+TUNED_BASELINE = "tuned baseline"
+# A finalist whose rounds differ by more than this factor (or a ratio whose 95% interval spans more)
+# was not measured steadily: its ratio is reported as the interval, flagged unstable.
+UNSTABLE_SPREAD = 2.0
+
+
+def tuned_baseline(ranked: list[TrialOutcome], baseline: TrialOutcome | None) -> TrialOutcome | None:
+    """The best-ranked valid trial on the baseline's path (the baseline itself when none beats it)."""
+    if baseline is None:
+        return None
+    return next((o for o in ranked if o.config.path == baseline.config.path), None)
 
 
 def pick(ranked: list[TrialOutcome], roles: dict[str, TrialOutcome], k: int) -> list[tuple[str, TrialOutcome]]:
@@ -73,12 +90,19 @@ def score(f: Finalist, objective: str) -> float:
     return statistics.median(f.throughput) if objective == "throughput" else -statistics.median(f.p99_ms)
 
 
+def _rounds(f: Finalist, objective: str) -> np.ndarray:
+    return np.asarray(f.throughput if objective == "throughput" else f.p99_ms, dtype=float)
+
+
+def _spread(values: np.ndarray) -> float:
+    """Largest / smallest round (inf when a round measured nothing)."""
+    return float(values.max() / values.min()) if values.size and values.min() > 0 else float("inf")
+
+
 def compare(winner: Finalist, other: Finalist, objective: str, seed: int = 0) -> Comparison:
     """Winner / other per round (for latency: other p99 / winner p99), median and 95% bootstrap CI."""
-    if objective == "throughput":
-        ratios = np.asarray(winner.throughput) / np.asarray(other.throughput)
-    else:
-        ratios = np.asarray(other.p99_ms) / np.asarray(winner.p99_ms)
+    mine, theirs = _rounds(winner, objective), _rounds(other, objective)
+    ratios = mine / theirs if objective == "throughput" else theirs / mine
     if ratios.size < 2 or np.ptp(ratios) == 0:
         low = high = float(np.median(ratios))
     else:
@@ -87,4 +111,21 @@ def compare(winner: Finalist, other: Finalist, objective: str, seed: int = 0) ->
         ci = stats.bootstrap((ratios,), np.median, confidence_level=0.95, method="percentile",
                              n_resamples=2000, rng=np.random.default_rng(seed)).confidence_interval
         low, high = float(ci.low), float(ci.high)
-    return Comparison(other.role, other.number, float(np.median(ratios)), low, high, not (low <= 1.0 <= high))
+    width = high / low if low > 0 else float("inf")
+    unstable = max(_spread(mine), _spread(theirs), width) > UNSTABLE_SPREAD
+    return Comparison(other.role, other.number, float(np.median(ratios)), low, high, not (low <= 1.0 <= high),
+                      unstable)
+
+
+def compare_all(winner: int, finalists: list[Finalist], objective: str) -> list[Comparison]:
+    """The winner against every role a finalist holds (the baselines, ORT's defaults, enqueued
+    configurations; the winner's own roles give 1.0) and against the runner-up, from the rounds."""
+    mine = next((f for f in finalists if f.number == winner), None)
+    if mine is None:
+        return []
+    out = [compare(mine, replace(f, role=role), objective)
+           for f in finalists for role in f.role.split(", ") if not is_top(role)]
+    runner_up = next((f for f in finalists if f is not mine and is_top(f.role)), None)
+    if runner_up is not None:
+        out.append(compare(mine, replace(runner_up, role="runner-up"), objective))
+    return out

@@ -113,6 +113,11 @@ class TrialWorker:
             raise RuntimeError(reply["error"])
         return reply.get("result")
 
+    def start(self) -> None:
+        """Start the worker and load the source now, if it is not running (RuntimeError: the load failed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+
     def call(self, request: dict[str, Any], timeout: float) -> Any:
         """Send one request, starting the worker first if needed (its start is not part of `timeout`)."""
         if self.proc is None or self.proc.poll() is not None:

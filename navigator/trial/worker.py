@@ -2,7 +2,7 @@
 
 It loads the source once (from a file, as the parent did), then answers requests, one JSON line each
 on its own protocol pipe: {"op": "trial", "config": TrialConfig} -> TrialOutcome,
-{"op": "remeasure", ...} -> [Finalist],
+{"op": "remeasure", ...} -> [Finalist], {"op": "outputs", ...} -> output names (the arrays in a file),
 {"op": "served_max", "config": TrialConfig, "sizes": [int]} -> [batch, [failures]]. Everything the libraries print goes to stderr, which the
 parent keeps in a log file and quotes when this process dies.
 """
@@ -53,6 +53,11 @@ def _handle(ctx: Any, request: dict[str, Any]) -> Any:
         from navigator.trial.served import largest_valid
 
         return list(largest_valid(ctx, from_dict(TrialConfig, request["config"]), list(request["sizes"])))
+    if request["op"] == "outputs":  # the gate's output check: a winner run on other inputs
+        from navigator.report.drift import outputs_on
+
+        return outputs_on(ctx, from_dict(TrialConfig, request["config"]), Path(request["inputs"]),
+                          Path(request["out"]))
     raise ValueError(f"unknown request {request['op']!r}")
 
 

@@ -1,5 +1,5 @@
 """The regression gate's decisions on recorded reports: noise-aware intervals, each criterion, the exit
-codes of the CLI (0 / 1 / 2), the Markdown summary and the JUnit XML."""
+codes of the CLI (0 / 1 / 2 / 5), the Markdown summary and the JUnit XML."""
 
 from __future__ import annotations
 
@@ -39,10 +39,29 @@ def _result(rounds: tuple[float, ...], p99: tuple[float, ...] | None = None, pat
                   None, None, finalists=fin)
 
 
-def _write(tmp: Path, name: str, result: Result, **extra: object) -> Path:
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run whose model, validation data and cache the reports of a check point at: the gate runs
+    the candidate's winner on the baseline's validation inputs."""
+    from tests.gate_runs import linear_onnx, optimized
+
+    root = tmp_path_factory.mktemp("real")
+    return optimized(linear_onnx(root / "model.onnx"), root / "run")
+
+
+def _write(tmp: Path, name: str, result: Result, real: Path | None = None, **extra: object) -> Path:
+    """`result` as a report.json; with `real`, its winner is that run's (under its own number) and
+    the report has that run's model, validation data and cache, for the gate's output check."""
     path = tmp / name / "report.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({**to_dict(result), **extra}))
+    data = {**to_dict(result), **extra}
+    if real is not None:
+        ran = json.loads(real.read_text())
+        data["source"] = ran["source"]
+        data["winner"]["config"] = {**ran["winner"]["config"], "number": data["winner"]["config"]["number"]}
+        for name in ("validation", "cache"):
+            (path.parent / name).symlink_to(real.parent / name)
+    path.write_text(json.dumps(data))
     return path
 
 
@@ -87,23 +106,24 @@ def test_latency_only_regression() -> None:
 def test_no_valid_candidate_and_a_vanished_winner_path() -> None:
     base = side("baseline", _result(BASE))
     invalid = evaluate(base, side("candidate", _result(BASE, valid=False)), 0.1, paired=False)
-    assert invalid.exit_code == 1 and not invalid.criteria[0].ok and "invalid" in invalid.criteria[0].detail
+    assert invalid.exit_code == 5 and not invalid.criteria[0].ok and "invalid" in invalid.criteria[0].detail
     moved = evaluate(base, side("candidate", _result(BASE, path="openvino", extra_paths=("eager",))), 0.1, False)
     assert [c.name for c in moved.criteria if not c.ok] == ["winner path"]
     with pytest.raises(InputError, match="baseline"):
         evaluate(side("baseline", _result(BASE, valid=False)), base, 0.1, paired=False)
 
 
-def test_metric_drop(tmp_path: Path) -> None:
-    b = _write(tmp_path, "b", _result(BASE), metric={"winner": 0.91})
-    assert check(b, _write(tmp_path, "c", _result(BASE), metric={"winner": 0.90})).exit_code == 1
-    assert check(b, _write(tmp_path, "d", _result(BASE), metric={"winner": 0.90}), max_metric_drop=0.02).exit_code == 0
+def test_metric_drop(tmp_path: Path, real: Path) -> None:
+    b = _write(tmp_path, "b", _result(BASE), real, metric={"winner": 0.91})
+    assert check(b, _write(tmp_path, "c", _result(BASE), real, metric={"winner": 0.90})).exit_code == 1
+    assert check(b, _write(tmp_path, "d", _result(BASE), real, metric={"winner": 0.90}),
+                 max_metric_drop=0.02).exit_code == 0
 
 
-def test_cli_exit_codes_summary_and_junit(tmp_path: Path) -> None:
-    base = _write(tmp_path, "base", _result(BASE))
-    same = _write(tmp_path, "same", _result(tuple(reversed(BASE))))
-    slow = _write(tmp_path, "slow", _result(tuple(t * 0.5 for t in BASE)))
+def test_cli_exit_codes_summary_and_junit(tmp_path: Path, real: Path) -> None:
+    base = _write(tmp_path, "base", _result(BASE), real)
+    same = _write(tmp_path, "same", _result(tuple(reversed(BASE))), real)
+    slow = _write(tmp_path, "slow", _result(tuple(t * 0.5 for t in BASE)), real)
     proc = run_cli("check", "--baseline", str(base), "--candidate", str(same), "--junit", str(tmp_path / "ok.xml"))
     assert proc.returncode == 0, proc.stderr
     assert "no regression" in proc.stdout

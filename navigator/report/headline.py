@@ -1,0 +1,146 @@
+"""The numbers the decision used, in words: the winner's and the baselines' re-measured medians and the
+winner's speedups with their 95% intervals. The CLI's last lines, the header of report.md and
+report.html and report.json's "headline" all come from here, so that they cannot disagree.
+
+Two baselines: the source framework as given (its defaults, trial 0) and the source framework with its
+own best settings (the best valid trial of the baseline's path, e.g. eager with one thread); the
+headline speedup is against the second. A ratio is given as a point only when it is distinguishable
+from 1 and both sides were measured steadily; otherwise the interval is what is said.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, fields
+from typing import Any
+
+from navigator.records import Comparison, Finalist, Result, TrialOutcome
+from navigator.search.finalists import TUNED_BASELINE, UNSTABLE_SPREAD
+
+# Role -> how the reports name it.
+NAMES = {"baseline": "the source framework as given", TUNED_BASELINE: "the source framework with its own best settings",
+         "runner-up": "the runner-up"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One trial's figures as the decision saw them: the medians of its interleaved rounds, or (not
+    re-measured) its search-time benchmark."""
+
+    role: str
+    number: int
+    path: str
+    params: str
+    batch_size: int
+    throughput: float
+    p99_ms: float
+    rounds: tuple[float, ...]  # infer/s per interleaved round; () when not re-measured
+    text: str
+
+
+@dataclass(frozen=True)
+class Speedup(Comparison):
+    """A comparison of the winner and what the reports say of it."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Headline:
+    winner: Figure | None
+    baselines: tuple[Figure, ...]
+    speedups: tuple[Speedup, ...]  # the headline one (against the tuned baseline) first
+    engines: str  # which engine measured the winner and which one the written config runs
+    lines: tuple[str, ...]  # all of the above in words, for the CLI and the report headers
+
+
+LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "sklearn": "scikit-learn"}
+# What a written config's backend runs.
+BACKENDS = {"fil": "Triton's FIL backend (the FIL engine, cpu_nthread = the trial's threads)",
+            "python": "Triton's python backend (model.py, running what was measured)"}
+
+
+def engines(path: str, kind: str, backend: str) -> dict[str, str]:
+    """Which engine measured the winner (a path's ENGINE, else the path) and which one the written
+    config runs (its backend); a FIL config written for a winner FIL did not measure says so."""
+    from navigator import paths
+
+    template = getattr(paths.get(path), "ENGINE", f"the {path} path")
+    measured = template.format(library=LIBRARIES.get(kind, kind))
+    served = BACKENDS.get(backend, f"Triton's {backend} backend")
+    if backend == "fil" and path != "fil":
+        served += ", which was not what measured the figures above (navigator serve-check measures it)"
+    return {"measured": measured, "served": served}
+
+
+def params(o: TrialOutcome) -> str:
+    items = {**o.config.convert, **o.config.runtime}
+    return ", ".join(f"{k}={v}" for k, v in items.items()) or "defaults"
+
+
+def _figure(role: str, o: TrialOutcome, finalists: tuple[Finalist, ...]) -> Figure | None:
+    f = next((f for f in finalists if f.number == o.config.number), None)
+    if f is not None:
+        thr, p99 = statistics.median(f.throughput), statistics.median(f.p99_ms)
+        how = f"median of {len(f.throughput)} interleaved rounds"
+    elif o.bench is not None:
+        thr, p99, how = o.bench.throughput, o.bench.p99_ms, "search-time figure, not re-measured"
+    else:
+        return None
+    name = "winner" if role == "winner" else NAMES.get(role, role)
+    text = (f"{name}: trial {o.config.number} {o.config.path} ({params(o)}), batch {o.config.batch_size}: "
+            f"{thr:.1f} inferences/s, p99 {p99:.3f} ms ({how})")
+    return Figure(role, o.config.number, o.config.path, params(o), o.config.batch_size, thr, p99,
+                  f.throughput if f else (), text)
+
+
+def distinguishable(c: Comparison) -> str:
+    """The finalists table's verdict on one comparison."""
+    text = "yes" if c.distinct else "no: within measurement noise"
+    return f"{text}; unstable rounds, the interval is the figure" if c.unstable else text
+
+
+def _speedup(c: Comparison, winner: int, objective: str) -> Speedup:
+    name = NAMES.get(c.against, c.against)
+    unit = "the throughput of" if objective == "throughput" else "lower p99 than"
+    interval = f"{c.low:.2f}-{c.high:.2f}x"
+    if c.number == winner:
+        text = f"the winner is {name} (trial {c.number})"
+    elif c.unstable:
+        text = (f"{interval} {unit} {name} (trial {c.number}), unstable: its rounds or the ratio vary by more "
+                f"than {UNSTABLE_SPREAD:g}x, no point ratio")
+    elif not c.distinct:
+        text = f"not distinguishable from {name} (trial {c.number}): {interval} (95% CI)"
+    else:
+        text = f"{c.ratio:.2f}x {unit} {name} (trial {c.number}; 95% CI {interval})"
+    return Speedup(**{f.name: getattr(c, f.name) for f in fields(c)}, text=text)
+
+
+def build(result: Result, extra: dict[str, Any] | None = None) -> Headline:
+    """The headline of `result`; `extra` is the report's extra sections (its "engines")."""
+    w = result.winner
+    winner = _figure("winner", w, result.finalists) if w else None
+    tuned_number = next((f.number for f in result.finalists if TUNED_BASELINE in f.role.split(", ")), None)
+    by_number = {o.config.number: o for o in result.outcomes}
+    bases = [("baseline", result.baseline)]
+    if tuned_number is not None and tuned_number in by_number:
+        bases.append((TUNED_BASELINE, by_number[tuned_number]))
+    baselines = tuple(f for role, o in bases if o is not None and (f := _figure(role, o, result.finalists)))
+    order = {TUNED_BASELINE: 0, "baseline": 1}
+    speedups = tuple(_speedup(c, w.config.number, result.objective)
+                     for c in sorted(result.comparisons, key=lambda c: order.get(c.against, 2))) if w else ()
+    engines = (extra or {}).get("engines") or {}
+    engine_text = (f"measured with {engines['measured']}; the written config runs {engines['served']}"
+                   if engines.get("measured") and engines.get("served") else "")
+    lines = [winner.text if winner else "no trial passed validation and benchmarking"]
+    lines += [b.text for b in baselines]
+    headline = [s for s in speedups if s.against in order]
+    if w and not result.finalists:
+        lines.append("speedup: not given (the finalists were not re-measured; the figures above are the search's)")
+    elif headline:
+        lines.append("speedup: " + "; ".join(s.text for s in headline))
+    elif w and winner and not winner.rounds:
+        lines.append("speedup: not given (the written winner was not among the re-measured finalists)")
+    if engine_text:
+        lines.append(f"engine: {engine_text}")
+    return Headline(winner, baselines, speedups, engine_text, tuple(lines))
