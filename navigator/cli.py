@@ -60,6 +60,8 @@ def optimize(
     heartbeat: int = typer.Option(10, help="Seconds between a shared study's heartbeats (3 missed: worker dead)."),
     triton_server: Optional[str] = typer.Option(None, help="Triton release the config targets, e.g. 25.02 "
                                                 "(older servers: tensorflow_savedmodel, FIL's old parameter names)."),
+    allow_traced: bool = typer.Option(False, "--allow-traced", help="Let a traced artifact win although tracing "
+                                      "found control flow that depends on the input values."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
     from navigator.api import optimize as run_optimize
@@ -73,7 +75,8 @@ def optimize(
                               device=device, storage=storage, study=study, heartbeat=heartbeat,
                               serving=serving, serve_check=serve_check, tune_serving=tune_serving,
                               serving_budget=serving_budget, concurrency=concurrency,
-                              latency_limit_ms=latency_limit_ms, triton_server=triton_server)
+                              latency_limit_ms=latency_limit_ms, triton_server=triton_server,
+                              allow_traced=allow_traced)
     except NavigatorError as exc:
         _fail(exc)
         return

@@ -99,6 +99,10 @@ class OptimizeSettings:
     # Triton release the configs target ("25.02"); None = a current server. Older releases get the
     # configs only they take (tensorflow_savedmodel before 25.03, FIL's pre-25.09 parameter names).
     triton_server: str | None = None
+    # A traced artifact (TorchScript trace, the tracing ONNX exporter) of a model whose control flow
+    # depends on its input values (a TracerWarning, or torch.export's data-dependent guard) replays the
+    # branches the samples took: not eligible to win unless allowed.
+    allow_traced: bool = False
 
     def __post_init__(self) -> None:
         if self.objective not in ("throughput", "latency"):

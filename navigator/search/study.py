@@ -72,7 +72,7 @@ class Search:
         self.framework = source[0]
         self.source = source
         self.path_names = path_names
-        self.spaces = {n: paths.space(n) for n in path_names}
+        self.spaces = {n: paths.space(n, source[0]) for n in path_names}
         self.deadline: float | None = None  # monotonic time this worker stops at (its own --budget)
         self.hardware = env.hardware(settings.device)
         identity = {

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from navigator import paths
-from navigator.records import Artifact, TrialConfig, TrialOutcome
+from navigator.records import Artifact, TrialConfig, TrialOutcome, Validation
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
-from navigator.source.iospec import resize_batch
+from navigator.source.iospec import perturb, resize_batch, shape_variants
+from navigator.trial import traced
 from navigator.trial.bench import STABLE_WINDOWS, measure
 from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
@@ -34,6 +36,7 @@ class TrialContext:
     settings: OptimizeSettings
     _inputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     _references: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    _second: dict[int, list[tuple[str, dict[str, np.ndarray], list[np.ndarray]]]] = field(default_factory=dict)
 
     def inputs(self, batch: int) -> dict[str, np.ndarray]:
         if batch not in self._inputs:
@@ -46,9 +49,42 @@ class TrialContext:
             self._references[batch] = self.source.reference(self.inputs(batch))
         return self._references[batch]
 
+    def second_sets(self, batch: int) -> list[tuple[str, dict[str, np.ndarray], list[np.ndarray]]]:
+        """(label, inputs, source outputs) beyond the samples: each group of dynamic axes at another
+        size, and the samples perturbed; a set the source itself fails on is left out."""
+        if batch not in self._second:
+            sets = [*shape_variants(self.source.io.inputs, self.inputs(batch)),
+                    ("perturbed inputs", perturb(self.inputs(batch)))]
+            self._second[batch] = []
+            for label, data in sets:
+                try:
+                    self._second[batch].append((label, data, self.source.reference(data)))
+                except Exception:  # no reference there, nothing to compare with
+                    continue
+        return self._second[batch]
+
 
 def convert(ctx: TrialContext, config: TrialConfig) -> Artifact:
     return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache)
+
+
+def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: float,
+                  rtol: float) -> tuple[str, str, Validation | None] | None:
+    """(status, reason, validation) of the first check beyond the samples that fails: another size of
+    each dynamic axis, perturbed inputs, and whether a traced artifact may win; None when all pass."""
+    for label, data, reference in ctx.second_sets(config.batch_size):
+        try:
+            got = runner(data)
+        except Exception as exc:  # e.g. an artifact that fixed a dynamic axis at the sample's size
+            return "failed", f"fails on {label}: {one_line(exc)}", None
+        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol)
+        if not validation.ok:
+            return "invalid", f"on {label}: {validation.reason}", validation
+    if traced.is_traced(ctx.source, config) and not ctx.settings.allow_traced:
+        found = traced.evidence(ctx.source, ctx.cache)
+        if found:
+            return "invalid", traced.reason(found), None
+    return None
 
 
 def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
@@ -71,9 +107,11 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
         atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
         atol += ctx.settings.noise_atol
         validation = validate(ctx.source.io.outputs, got, reference, atol, rtol)
-        if not validation.ok:
-            return TrialOutcome(config, "invalid", validation.reason, validation, None, convert_s, cached,
-                                time.perf_counter() - start, load_s)
+        second = None if not validation.ok else second_checks(ctx, config, runner, atol, rtol)
+        if not validation.ok or second is not None:
+            status, reason, checked = ("invalid", validation.reason, validation) if second is None else second
+            return TrialOutcome(config, status, reason, checked or validation, None,  # type: ignore[arg-type]
+                                convert_s, cached, time.perf_counter() - start, load_s)
         bench = measure(runner.prepare(inputs), config.batch_size, ctx.settings.window_s,
                         window_calls=ctx.settings.window_calls)
         host_call = getattr(runner, "host_call", None)
