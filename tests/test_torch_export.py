@@ -280,7 +280,7 @@ def test_tracing_evidence_alone_sets_a_traced_artifact_aside(tmp_path):
 
 def test_default_torchscript_trial_works_on_a_cnn(tmp_path):
     source = load_source(SmallCNN().eval(), sample_inputs=torch.randn(2, 3, 16, 16))
-    defaults = space_mod.defaults(paths.space("torchscript", "torch"), ("torch", "module"), {})
+    defaults = space_mod.defaults(paths.space("torchscript"), ("torch", "module"), {})
     convert = {k.split(".", 1)[1]: v for k, v in defaults.items() if not k.endswith(".threads")}
     outcome = _trial(source, tmp_path, "torchscript", convert)
     assert outcome.status in ("ok", "unstable"), (convert, outcome.error)

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from navigator.errors import TrialError
+from navigator.errors import TrialError, strip_ansi
 from navigator.lazy import require
 from navigator.paths._torch import example_args
 from navigator.records import IOSpec, Params, TensorSpec
@@ -98,7 +98,6 @@ def _quiet() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # What the exporters say when an operator has no ONNX conversion -> the operator's name.
 UNSUPPORTED = (
     re.compile(r"Unsupported: ONNX export of operator ([\w:.]+)"),
@@ -113,7 +112,7 @@ SPECIALIZED = re.compile(r"You marked (\w+) as dynamic but your code specialized
 def exporter_error(exc: BaseException, exporter: str, opset: int) -> str:
     """One line for an exporter's failure, without terminal colours: the operator it cannot handle,
     or the dynamic axis the model fixes, where its message names them."""
-    text = ANSI.sub("", str(exc))
+    text = strip_ansi(str(exc))
     for pattern in UNSUPPORTED:
         if match := pattern.search(text):
             return f"the {exporter} exporter cannot handle operator {match.group(1)} (opset {opset})"

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from navigator import paths
+from navigator.errors import strip_ansi
 from navigator.records import Artifact, TrialConfig, TrialOutcome, Validation
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
@@ -23,7 +24,7 @@ from navigator.trial.validate import tolerance, validate
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = strip_ansi(str(exc)).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
