@@ -305,3 +305,18 @@ def test_exporter_errors_name_the_operator_without_colours(tmp_path, exporter):
     assert outcome.status == "failed"
     assert "\x1b" not in outcome.error
     assert f"the {exporter} exporter cannot handle operator" in outcome.error and "cummax" in outcome.error
+
+
+def test_another_length_stays_within_the_declared_range(tmp_path):
+    from navigator.source.iospec import shape_variants
+
+    dims = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("T", min=4, max=18)},)
+    program = tmp_path / "bounded.pt2"
+    torch.export.save(torch.export.export(Tokens().eval(), (torch.from_numpy(_ids(16)),), dynamic_shapes=dims),
+                      str(program))
+    source = load_source(program)
+    assert source.bounds[("ids", 1)] == (4, 18)
+    [(label, data)] = shape_variants(source.io.inputs, source.samples, source.bounds)
+    assert label == "ids axis 1 of size 13" and data["ids"].shape[1] == 13
+    outcome = _trial(source, tmp_path, "ort_cpu", {"exporter": "dynamo", "opset": 18})
+    assert outcome.status in ("ok", "unstable"), outcome.error

@@ -36,6 +36,8 @@ class ModelSource:
     input_data: Path | None = None
     trust_pickle: bool = False
     sample_outputs: list[np.ndarray] = field(default_factory=list, repr=False)  # reference(samples), once
+    # (input, axis) -> (lowest, highest or None) declared for a dynamic axis (an ExportedProgram's Dims)
+    bounds: dict[tuple[str, int], tuple[int, int | None]] = field(default_factory=dict)
     _session: Any = field(default=None, repr=False)
 
     def reference(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -155,6 +157,8 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
     fingerprint = _sha256(file) if file else torch_source.fingerprint_module(torch_source.callable_of(kind, loaded))
     src = ModelSource(framework, kind, name, file, loaded, IOSpec(inputs, ()), fingerprint, samples,
                       input_spec, input_data, trust_pickle)
+    if kind == "exported" and not input_spec:
+        src.bounds = torch_source.exported_bounds(loaded)
     try:
         outs = src.reference(samples)
     except InputError:
@@ -178,7 +182,7 @@ def _other_sizes(src: ModelSource, inputs: tuple[TensorSpec, ...]) -> list[list[
     """The source's outputs with each group of dynamic axes (besides batch) at another size; a model
     that fails there does not have the dynamic axis its inputs declare."""
     outs = []
-    for label, data in iospec.shape_variants(inputs, src.samples):
+    for label, data in iospec.shape_variants(inputs, src.samples, src.bounds):
         try:
             outs.append(src.reference(data))
         except Exception as exc:  # the declaration is wrong: a config with -1 there would lie

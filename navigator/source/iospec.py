@@ -142,11 +142,31 @@ def resize_axes(data: dict[str, np.ndarray], axes: tuple[tuple[str, int], ...], 
     return out
 
 
-def shape_variants(inputs: tuple[TensorSpec, ...], samples: dict[str, np.ndarray]) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """(label, inputs) with each group of dynamic axes at another size than the samples': a model
-    exported with such an axis fixed at the sample's size fails or differs there."""
-    return [(g.label(g.size + OTHER_SIZE_STEP), resize_axes(samples, g.axes, g.size + OTHER_SIZE_STEP))
-            for g in dynamic_groups(inputs, samples)]
+Bounds = dict[tuple[str, int], tuple[int, "int | None"]]  # (input, axis) -> declared (lowest, highest)
+
+
+def _other_size(group: AxisGroup, bounds: Bounds) -> int | None:
+    """A size besides the samples' that every axis of the group admits: a few more, a few fewer, or
+    the declared bound nearest to the samples'; None when the range holds no other size."""
+    low = max([1] + [bounds[a][0] for a in group.axes if a in bounds])
+    highs = [h for a in group.axes if a in bounds and (h := bounds[a][1]) is not None]
+    high = min(highs) if highs else None
+    for size in (group.size + OTHER_SIZE_STEP, group.size - OTHER_SIZE_STEP, high, low):
+        if size is not None and size != group.size and size >= low and (high is None or size <= high):
+            return size
+    return None
+
+
+def shape_variants(inputs: tuple[TensorSpec, ...], samples: dict[str, np.ndarray],
+                   bounds: Bounds | None = None) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(label, inputs) with each group of dynamic axes at another size than the samples' (within any
+    declared range): a model exported with such an axis fixed at the sample's size fails or differs there."""
+    out = []
+    for group in dynamic_groups(inputs, samples):
+        size = _other_size(group, bounds or {})
+        if size is not None:
+            out.append((group.label(size), resize_axes(samples, group.axes, size)))
+    return out
 
 
 def perturb(data: dict[str, np.ndarray], seed: int = 1) -> dict[str, np.ndarray]:

@@ -103,6 +103,31 @@ def call(kind: str, model: Any, names: list[str], inputs: dict[str, np.ndarray])
         return fn(*args)
 
 
+def _finite(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError, AttributeError):  # sympy's (int_)oo: no bound
+        return None
+
+
+def exported_bounds(model: Any) -> dict[tuple[str, int], tuple[int, int | None]]:
+    """(input, axis) -> (lowest, highest or None) of each symbolic input dimension of an
+    ExportedProgram, as its range constraints declare (torch.export.Dim(min=, max=))."""
+    torch = require("torch")
+    user = set(model.graph_signature.user_inputs)
+    bounds = {}
+    for node in model.graph.nodes:
+        val = node.meta.get("val")
+        if node.op != "placeholder" or node.name not in user or not isinstance(val, torch.Tensor):
+            continue
+        for axis, dim in enumerate(val.shape):
+            expr = dim.node.expr if isinstance(dim, torch.SymInt) else None
+            if expr in model.range_constraints:
+                rng = model.range_constraints[expr]
+                bounds[(node.name, axis)] = (int(rng.lower), _finite(rng.upper))
+    return bounds
+
+
 def run(kind: str, model: Any, names: list[str], inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Reference outputs: call the model in inference mode, flatten the output pytree to arrays."""
     return flatten(call(kind, model, names, inputs))

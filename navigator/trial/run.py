@@ -54,7 +54,7 @@ class TrialContext:
         """(label, inputs, source outputs) beyond the samples: each group of dynamic axes at another
         size, and the samples perturbed; a set the source itself fails on is left out."""
         if batch not in self._second:
-            sets = [*shape_variants(self.source.io.inputs, self.inputs(batch)),
+            sets = [*shape_variants(self.source.io.inputs, self.inputs(batch), self.source.bounds),
                     ("perturbed inputs", perturb(self.inputs(batch)))]
             self._second[batch] = []
             for label, data in sets:
