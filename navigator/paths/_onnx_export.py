@@ -106,6 +106,7 @@ UNSUPPORTED = (
     re.compile(r"No decomposition for ([\w:.]+)"),
     re.compile(r"Unsupported FX nodes: \{'call_function': \['([\w:.]+)'"),
 )
+DATA_DEPENDENT = re.compile(r"Could not guard on data-dependent expression ([^\n]+?) \(unhinted")
 SPECIALIZED = re.compile(r"You marked (\w+) as dynamic but your code specialized it to be a constant \((\d+)\)")
 
 
@@ -119,6 +120,9 @@ def exporter_error(exc: BaseException, exporter: str, opset: int) -> str:
     if match := SPECIALIZED.search(text):
         return (f"the model fixes dynamic axis {match.group(1)} at {match.group(2)}: "
                 "torch.export cannot keep it dynamic")
+    if match := DATA_DEPENDENT.search(text):
+        return (f"torch.export cannot capture the model: its control flow depends on input values "
+                f"(a branch on {match.group(1)})")
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]
 

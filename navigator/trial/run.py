@@ -73,18 +73,18 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
                   rtol: float) -> tuple[str, str, Validation | None] | None:
     """(status, reason, validation) of the first check beyond the samples that fails: another size of
     each dynamic axis, perturbed inputs, and whether a traced artifact may win; None when all pass."""
+    found = traced.evidence(ctx.source, ctx.cache) if traced.is_traced(ctx.source, config) else ""
+    why = f"; {traced.reason(found)}" if found else ""  # the likely cause of a traced artifact's divergence
     for label, data, reference in ctx.second_sets(config.batch_size):
         try:
             got = runner(data)
         except Exception as exc:  # e.g. an artifact that fixed a dynamic axis at the sample's size
-            return "failed", f"fails on {label}: {one_line(exc)}", None
+            return "failed", f"fails on {label}: {one_line(exc)}{why}", None
         validation = validate(ctx.source.io.outputs, got, reference, atol, rtol)
         if not validation.ok:
-            return "invalid", f"on {label}: {validation.reason}", validation
-    if traced.is_traced(ctx.source, config) and not ctx.settings.allow_traced:
-        found = traced.evidence(ctx.source, ctx.cache)
-        if found:
-            return "invalid", traced.reason(found), None
+            return "invalid", f"on {label}: {validation.reason}{why}", validation
+    if found and not ctx.settings.allow_traced:
+        return "invalid", traced.reason(found), None
     return None
 
 

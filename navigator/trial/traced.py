@@ -85,7 +85,7 @@ def reason(found: str) -> str:
 
 def note(outcomes: list[TrialOutcome] | tuple[TrialOutcome, ...]) -> str:
     """The report's note when traced trials were set aside ('' when none were)."""
-    numbers = [o.config.number for o in outcomes if o.error.startswith(REASON)]
+    numbers = [o.config.number for o in outcomes if REASON in o.error]
     if not numbers:
         return ""
     return (f"{len(numbers)} traced trial(s) not eligible to win ({', '.join(map(str, numbers[:10]))}"
