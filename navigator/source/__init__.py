@@ -195,9 +195,11 @@ def _other_sizes(src: ModelSource, inputs: tuple[TensorSpec, ...]) -> list[list[
 def _output_dims(index: int, sample: np.ndarray, batched: bool, varied: list[list[np.ndarray]]) -> tuple[int | None, ...]:
     """An output's shape with None on the batch axis and on every axis whose size follows an input's
     dynamic axis (it differs when those axes change size)."""
-    return tuple(None if (batched and axis == 0) or any(
-        len(v) > index and (v[index].ndim != sample.ndim or v[index].shape[axis] != size) for v in varied) else size
-        for axis, size in enumerate(sample.shape))
+    def follows(axis: int) -> bool:
+        return any(len(v) > index and (v[index].ndim != sample.ndim or v[index].shape[axis] != sample.shape[axis])
+                   for v in varied)
+
+    return tuple(None if (batched and axis == 0) or follows(axis) else size for axis, size in enumerate(sample.shape))
 
 
 def materialize(source: ModelSource, directory: Path) -> tuple[str, str | None, str | None, bool]:
