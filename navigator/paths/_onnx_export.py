@@ -82,7 +82,11 @@ def _traceable(source: ModelSource) -> Any:
     module = torch_source.flat_module(source.kind, source.model)
     if source.kind != "torchscript":
         return module
-    return require("torch").jit.trace(module, example_args(source), strict=False, check_trace=False)
+    torch = require("torch")
+    out = source.model(*example_args(source))
+    if isinstance(out, torch.Tensor) or (isinstance(out, tuple) and all(isinstance(t, torch.Tensor) for t in out)):
+        return source.model  # already flat: the exporter keeps the scripted graph's shape information
+    return torch.jit.trace(module, example_args(source), strict=False, check_trace=False)
 
 
 @contextlib.contextmanager
