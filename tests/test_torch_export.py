@@ -127,6 +127,7 @@ def test_torchscript_source_with_dynamic_length_exports_it_dynamic(recurrent_fil
 def test_exported_program_with_dim_on_length_keeps_it_dynamic(recurrent_files, tmp_path):
     source = load_source(recurrent_files["exported"])
     assert source.io.inputs[0].shape == (None, None)
+    assert [(t.name, t.shape) for t in source.io.outputs] == [("states", (None, None, 6)), ("last", (None, 6))]
     outcome = _trial(source, tmp_path, "ort_cpu", {"exporter": "dynamo", "opset": 18})
     assert outcome.status in ("ok", "unstable"), outcome.error
     assert isinstance(_onnx_dims(tmp_path / "cache")["ids"][1], str)

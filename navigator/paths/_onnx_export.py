@@ -2,8 +2,10 @@
 cached under its own key.
 
 Two exporters, chosen by the `exporter` conversion parameter: "dynamo" (torch.export-based,
-torch.onnx.export(dynamo=True)) and "torchscript" (the tracing exporter). The batch axis is exported
-as dynamic when the IOSpec says so. An ONNX source is used as it is.
+torch.onnx.export(dynamo=True)) and "torchscript" (the tracing exporter). Every dynamic axis of the
+IOSpec is exported dynamic (torch.export Dims, the tracing exporter's dynamic_axes), the outputs get
+the IOSpec's names (dict keys of the source's output), and the exported graph's dims are checked
+against the IOSpec the Triton config is written from. An ONNX source is used as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ ONNX_FILE = "model.onnx"
 
 
 def _dim_name(name: str, axis: int) -> str:
-    return re.sub(r"\W", "_", f"{name}_axis{axis}")
+    """A symbol for a dynamic axis: an identifier, as torch.export.Dim requires."""
+    symbol = re.sub(r"\W", "_", f"{name}_axis{axis}")
+    return symbol if symbol[0].isalpha() else f"d_{symbol}"
 
 
 def _axis_names(source: ModelSource) -> dict[str, dict[int, str]]:
