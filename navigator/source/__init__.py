@@ -170,7 +170,8 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
     if framework in ("onnx", "tf", "trees"):
         outputs = _declared_io(framework, loaded)[1]
     else:
-        names = torch_source.output_names(torch_source.call(kind, loaded, [t.name for t in inputs], samples))
+        one = iospec.resize_batch(samples, 1) if IOSpec(inputs, ()).batched else samples  # names only: one row
+        names = torch_source.output_names(torch_source.call(kind, loaded, [t.name for t in inputs], one))
         outputs = tuple(TensorSpec(n, o.dtype.name, _output_dims(i, o, IOSpec(inputs, ()).batched, varied))
                         for i, (n, o) in enumerate(zip(names, outs)))
     src.io = IOSpec(inputs, outputs)
