@@ -86,11 +86,10 @@ def _traceable(source: ModelSource) -> Any:
     module = torch_source.flat_module(source.kind, source.model)
     if source.kind != "torchscript":
         return module
-    torch = require("torch")
-    out = source.model(*example_args(source))
-    if isinstance(out, torch.Tensor) or (isinstance(out, tuple) and all(isinstance(t, torch.Tensor) for t in out)):
-        return source.model  # already flat: the exporter keeps the scripted graph's shape information
-    return torch.jit.trace(module, example_args(source), strict=False, check_trace=False)
+    as_is = torch_source.flat_script(source.model, example_args(source))
+    if as_is is not None:  # (a ScriptModule's truth value is its scripted __len__: test for None)
+        return as_is
+    return require("torch").jit.trace(module, example_args(source), strict=False, check_trace=False)
 
 
 @contextlib.contextmanager

@@ -34,6 +34,8 @@ def _script(source: ModelSource, params: Params) -> Any:
     """The TorchScript module, returning its output tensors as a flat tuple (Triton's libtorch backend
     maps a tuple to the config's outputs in order; it takes no dict)."""
     torch = require("torch")
+    if source.kind == "torchscript" and (as_is := torch_source.flat_script(source.model, example_args(source))) is not None:
+        return as_is
     if source.kind == "module" and params.get("method") == "script":
         kind, inner = "module", torch.jit.script(source.model)
     else:

@@ -157,6 +157,16 @@ def output_names(out: Any) -> list[str]:
     return chosen if len(set(chosen)) == len(chosen) and all(chosen) else positional
 
 
+def flat_script(model: Any, args: tuple[Any, ...]) -> Any | None:
+    """A TorchScript source as it is when its output is a tensor or a tuple of tensors (what the
+    tracing ONNX exporter and Triton's libtorch backend take, with the scripted graph's shape
+    information); None when it returns a dict or nested structure, to be flattened by flat_module."""
+    torch = require("torch")
+    out = model(*args)
+    flat = isinstance(out, torch.Tensor) or (isinstance(out, tuple) and all(isinstance(t, torch.Tensor) for t in out))
+    return model if flat else None
+
+
 def flat_module(kind: str, model: Any) -> Any:
     """An nn.Module calling the source positionally and returning its output's tensors as a flat
     tuple, in flatten order (the exporters and Triton's libtorch backend take tensors or tuples, not
