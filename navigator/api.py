@@ -17,6 +17,7 @@ from navigator.records import (MEASURED, Comparison, Finalist, Result, ServingRe
                                TrialOutcome, WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
 from navigator.search.finalists import TUNED_BASELINE, compare_all, pick, score, tuned_baseline
+from navigator.trial import traced
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, parse_concurrency, save_validation
 from navigator.settings import (OptimizeSettings, default_memory_cap, parse_batch_sizes, parse_budget,
@@ -265,7 +266,8 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     from navigator.trial.validate import nonfinite_notes, reference_nonfinite
 
     nonfinite = reference_nonfinite(source.io.outputs, source.sample_outputs)
-    extra = {"notes": [n for n in [*source.notes, *notes, why, *deploy_notes, *nonfinite_notes(nonfinite)] if n],
+    extra = {"notes": [n for n in [*source.notes, *notes, why, *deploy_notes, traced.note(outcomes),
+                                   *nonfinite_notes(nonfinite)] if n],
              "source_nonfinite": nonfinite,
              "engines": headline.engines(winner.config.path, source.kind, backend) if winner else {},
              "cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
@@ -279,6 +281,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
                           "trial_timeout_s": settings.trial_timeout_s, "memory_bytes": settings.memory_bytes,
                           "window_calls": settings.window_calls, "noise_atol": settings.noise_atol,
                           "triton_server": settings.triton_server, "dynamic_batching": settings.dynamic_batching,
+                          "allow_traced": settings.allow_traced,
                           "study_elapsed_s": round(search.elapsed(), 1)}}
     if search.storage.shared:
         extra["study"] = search.summary()
@@ -301,7 +304,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              study: str | None = None, heartbeat: int = 10, serving: str = "native", serve_check: bool = False,
              tune_serving: bool = False, serving_budget: str | float = "2m", concurrency: str = "1,4",
              latency_limit_ms: float | None = None,
-             triton_server: str | None = None, dynamic_batching: bool = True) -> Result:
+             triton_server: str | None = None, dynamic_batching: bool = True, allow_traced: bool = False) -> Result:
     """Find the fastest correct way to serve `model` on Triton.
 
     Args:
@@ -328,6 +331,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         triton_server: the Triton release the config targets ('25.02'; default: a current server). Before
             25.03 a TensorFlow winner may be written for tensorflow_savedmodel; before 25.09 FIL configs
             use the old parameter names (output_class, algo, threads_per_tree).
+        allow_traced: let a traced artifact win although tracing found control flow that depends on the
+            input values (it is still validated on perturbed inputs).
         on_trial: called with each TrialOutcome as it finishes.
         storage, study: a database URL (postgresql://user@host/db) and a study name: create or join a study
             that several workers share (`navigator worker`); default: SQLite in `out`.
@@ -359,7 +364,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                          memory_bytes=None if device == "cuda" else (
                              default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
                          window_calls=window_calls, device=env.default_device() if device == "auto" else device,
-                         triton_server=triton_server, dynamic_batching=dynamic_batching)
+                         triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced)
     OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
     shared = study_storage.shared(storage, study, heartbeat)
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),

@@ -75,6 +75,8 @@ def optimize(
                                                 "(older servers: tensorflow_savedmodel, FIL's old parameter names)."),
     dynamic_batching: bool = typer.Option(True, "--dynamic-batching/--no-dynamic-batching",
                                           help="Write dynamic_batching {} for models with max_batch_size > 0."),
+    allow_traced: bool = typer.Option(False, "--allow-traced", help="Let a traced artifact win although tracing "
+                                      "found control flow that depends on the input values."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
     from navigator.api import optimize as run_optimize
@@ -89,7 +91,7 @@ def optimize(
                               serving=serving, serve_check=serve_check, tune_serving=tune_serving,
                               serving_budget=serving_budget, concurrency=concurrency,
                               latency_limit_ms=latency_limit_ms, triton_server=triton_server,
-                              dynamic_batching=dynamic_batching)
+                              dynamic_batching=dynamic_batching, allow_traced=allow_traced)
     except NavigatorError as exc:
         _fail(exc)
         return

@@ -1,5 +1,15 @@
 """One root error and a few leaves; only the CLI turns them into exit code 2."""
 
+import re
+
+# Terminal colour and cursor codes that some libraries (the torch ONNX exporter) put in messages.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    """The text without terminal escape codes, for reports and one-line errors."""
+    return _ANSI.sub("", text)
+
 
 class NavigatorError(Exception):
     """Root of every error navigator raises on purpose. The message names the problem and the fix."""

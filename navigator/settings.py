@@ -101,6 +101,10 @@ class OptimizeSettings:
     triton_server: str | None = None
     # dynamic_batching {} in the written config of every model with max_batch_size > 0 (False: none)
     dynamic_batching: bool = True
+    # A traced artifact (TorchScript trace, the tracing ONNX exporter) of a model whose control flow
+    # depends on its input values (a TracerWarning, or torch.export's data-dependent guard) replays the
+    # branches the samples took: not eligible to win unless allowed.
+    allow_traced: bool = False
 
     def __post_init__(self) -> None:
         if self.objective not in ("throughput", "latency"):

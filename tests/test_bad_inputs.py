@@ -52,6 +52,7 @@ def files(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     np.savez(tmp / "wrong.npz", other=np.zeros((2, 64), np.float32), extra=np.zeros((2, 64), np.float32))
     np.savez(tmp / "empty_rows.npz", input_0=np.zeros((0, 64), np.float32))
     np.savez(tmp / "float64.npz", input_0=np.zeros((2, 64), np.float64))
+    np.savez(tmp / "features.npz", features=np.zeros((2, 64), np.float32))
     (tmp / "otherfiles").mkdir()
     (tmp / "otherfiles" / "keep.txt").write_text("mine")
     study = tmp / "mlp_study"
@@ -60,7 +61,7 @@ def files(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     assert done.returncode == 0, done.stderr
     for name in ("empty.pt", "text.pt", "truncated.onnx", "truncated.pt2", "archive.pt", "opset11.onnx",
                  "pickle.pt", "weights.pt", "forest.pkl", "damaged.json", "damaged_lgb.txt", "wrong.npz",
-                 "empty_rows.npz", "float64.npz", "otherfiles", "mlp_study"):
+                 "empty_rows.npz", "float64.npz", "features.npz", "otherfiles", "mlp_study"):
         f[name] = str(tmp / name)
     return f
 

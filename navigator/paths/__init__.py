@@ -41,13 +41,29 @@ def get(name: str) -> ConversionPath:
     return cast(ConversionPath, importlib.import_module(f"navigator.paths.{name}"))
 
 
-def space(name: str) -> space_mod.PathSpace:
-    """The path's search space, narrowed by the path's optional `narrow` hook (e.g. CPU features)."""
+def space(name: str, framework: str | None = None) -> space_mod.PathSpace:
+    """The path's search space, narrowed by the path's optional `narrow` hook (e.g. CPU features)
+    and, for a source of `framework`, to the ONNX opsets its installed converter accepts."""
     loaded = space_mod.load(name)
     narrow = getattr(get(name), "narrow", None)
-    if narrow is None:
-        return loaded
-    return replace(loaded, params=tuple(narrow(p) for p in loaded.params))
+    params = tuple(narrow(p) for p in loaded.params) if narrow is not None else loaded.params
+    if framework is not None:
+        params = tuple(_opsets(p, framework) for p in params)
+    return replace(loaded, params=params)
+
+
+def _opsets(spec: space_mod.ParamSpec, framework: str) -> space_mod.ParamSpec:
+    """An `opset` parameter without the values above what the framework's ONNX converter supports
+    (tf2onnx stops below the newest opsets)."""
+    if spec.name != "opset" or (spec.sources and framework not in spec.sources):
+        return spec
+    from navigator.paths._onnx_export import max_opset
+
+    highest = max_opset(framework)
+    if highest is None:
+        return spec
+    kept = tuple(c for c in spec.choices if int(c) <= highest) or (highest,)
+    return replace(spec, choices=kept)
 
 
 def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = None) -> list[Candidate]:

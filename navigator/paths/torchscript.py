@@ -10,11 +10,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths._torch import TorchRunner, example_args
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
+from navigator.source import torch as torch_source
 from navigator.trial.cache import Cache
 
 NAME = "torchscript"
@@ -30,25 +32,35 @@ def available() -> str | None:
 
 
 def _script(source: ModelSource, params: Params) -> Any:
+    """The TorchScript module, returning its output tensors as a flat tuple (Triton's libtorch backend
+    maps a tuple to the config's outputs in order; it takes no dict)."""
     torch = require("torch")
-    if source.kind == "torchscript":
-        return source.model
-    model = source.model.module() if source.kind == "exported" else source.model
-    if params.get("method") == "script":
-        return torch.jit.script(model)
-    return torch.jit.trace(model, example_args(source), strict=False, check_trace=False)
+    if source.kind == "torchscript" and (as_is := torch_source.flat_script(source.model, example_args(source))) is not None:
+        return as_is
+    if source.kind == "module" and params.get("method") == "script":
+        kind, inner = "module", torch.jit.script(source.model)
+    else:
+        kind, inner = source.kind, source.model
+    # Tracing the flattening wrapper keeps a scripted module's code (its branches) as it is.
+    return torch.jit.trace(torch_source.flat_module(kind, inner), example_args(source), strict=False,
+                           check_trace=False)
 
 
 def _build(source: ModelSource, params: Params, out: Path) -> None:
     torch = require("torch")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
+        warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings (see trial/traced.py)
         scripted = _script(source, params).eval()
         if params.get("freeze"):
             scripted = torch.jit.freeze(scripted)
             if params.get("optimize_for_inference"):
                 scripted = torch.jit.optimize_for_inference(scripted)
         torch.jit.save(scripted, str(out / MODEL_FILE))
+        try:  # Triton loads the file: an artifact that cannot be read back is no artifact
+            torch.jit.load(str(out / MODEL_FILE), map_location="cpu")
+        except Exception as exc:  # optimize_for_inference's MKLDNN constants do not reload on every build
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise TrialError(f"the saved TorchScript does not load back ({type(exc).__name__}: {first})") from None
 
 
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:

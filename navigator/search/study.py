@@ -76,7 +76,7 @@ class Search(StudyView):
         self.framework = source[0]
         self.source = source
         self.path_names = path_names
-        self.spaces = {n: paths.space(n) for n in path_names}
+        self.spaces = {n: paths.space(n, source[0]) for n in path_names}
         self.notes: list[str] = []  # what the report and the CLI say about this run of the search
         self.own_trials: int | None = None  # this worker's own trial cap (worker --trials)
         self.ran = 0  # trials this process ran

@@ -37,6 +37,8 @@ class ModelSource:
     trust_pickle: bool = False
     notes: tuple[str, ...] = ()  # what the report should say about the source (generated integer inputs)
     sample_outputs: list[np.ndarray] = field(default_factory=list, repr=False)  # reference(samples), once
+    # (input, axis) -> (lowest, highest or None) declared for a dynamic axis (an ExportedProgram's Dims)
+    bounds: dict[tuple[str, int], tuple[int, int | None]] = field(default_factory=dict)
     _session: Any = field(default=None, repr=False)
 
     def reference(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -185,6 +187,8 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
     fingerprint = file_sha256(file) if file else torch_source.fingerprint_module(torch_source.callable_of(kind, loaded))
     src = ModelSource(framework, kind, name, file, loaded, IOSpec(inputs, ()), fingerprint, samples,
                       input_spec, input_data, trust_pickle, (note,) if note else ())
+    if kind == "exported" and not input_spec:
+        src.bounds = torch_source.exported_bounds(loaded)
     try:
         outs = src.reference(samples)
     except InputError:
@@ -192,15 +196,41 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
     except Exception as exc:  # the model itself fails on its inputs: wrong spec or broken model
         raise InputError(f"the model fails on inputs {[(t.name, t.dtype, t.shape) for t in inputs]}: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    batched = IOSpec(inputs, ()).batched
+    varied = _other_sizes(src, inputs)
     if framework in ("onnx", "tf", "trees"):
         outputs = _declared_io(framework, loaded)[1]
     else:
-        outputs = tuple(TensorSpec(f"output__{i}", o.dtype.name, ((None,) + o.shape[1:]) if batched else o.shape)
-                        for i, o in enumerate(outs))
+        one = iospec.resize_batch(samples, 1) if IOSpec(inputs, ()).batched else samples  # names only: one row
+        names = torch_source.output_names(torch_source.call(kind, loaded, [t.name for t in inputs], one))
+        outputs = tuple(TensorSpec(n, o.dtype.name, _output_dims(i, o, IOSpec(inputs, ()).batched, varied))
+                        for i, (n, o) in enumerate(zip(names, outs)))
     src.io = IOSpec(inputs, outputs)
     src.sample_outputs = outs
     return src
+
+
+def _other_sizes(src: ModelSource, inputs: tuple[TensorSpec, ...]) -> list[list[np.ndarray]]:
+    """The source's outputs with each group of dynamic axes (besides batch) at another size; a model
+    that fails there does not have the dynamic axis its inputs declare."""
+    outs = []
+    for label, data in iospec.shape_variants(inputs, src.samples, src.bounds):
+        try:
+            outs.append(src.reference(data))
+        except Exception as exc:  # the declaration is wrong: a config with -1 there would lie
+            raise InputError(f"the inputs declare dynamic axes, but the model fails with {label}: "
+                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                             "(give that axis its size in --input-spec)") from None
+    return outs
+
+
+def _output_dims(index: int, sample: np.ndarray, batched: bool, varied: list[list[np.ndarray]]) -> tuple[int | None, ...]:
+    """An output's shape with None on the batch axis and on every axis whose size follows an input's
+    dynamic axis (it differs when those axes change size)."""
+    def follows(axis: int) -> bool:
+        return any(len(v) > index and (v[index].ndim != sample.ndim or v[index].shape[axis] != sample.shape[axis])
+                   for v in varied)
+
+    return tuple(None if (batched and axis == 0) or follows(axis) else size for axis, size in enumerate(sample.shape))
 
 
 def materialize(source: ModelSource, directory: Path) -> tuple[str, str | None, str | None, bool]:

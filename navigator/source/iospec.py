@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ DYNAMIC_AXIS_SIZE = 16
 # Generated integer inputs (token ids, indices) are drawn from [0, INT_HIGH): small enough for any
 # embedding table; pass --input-data for real values.
 INT_HIGH = 10
+# A dynamic axis other than the batch axis is validated at its sample size and at this much more.
+OTHER_SIZE_STEP = 3
 
 
 def parse_input_spec(text: str) -> tuple[TensorSpec, ...]:
@@ -156,4 +159,81 @@ def resize_batch(data: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarra
     for name, arr in data.items():
         reps = -(-batch // arr.shape[0])
         out[name] = np.ascontiguousarray(np.concatenate([arr] * reps, axis=0)[:batch])
+    return out
+
+
+@dataclass(frozen=True)
+class AxisGroup:
+    """Dynamic axes other than the batch axis that have the same size in the samples (ids and mask
+    [B, T]): they change size together."""
+
+    size: int
+    axes: tuple[tuple[str, int], ...]  # (input name, axis)
+
+    def label(self, size: int) -> str:
+        return f"{' and '.join(f'{n} axis {a}' for n, a in self.axes)} of size {size}"
+
+
+def dynamic_groups(inputs: tuple[TensorSpec, ...], samples: dict[str, np.ndarray]) -> list[AxisGroup]:
+    """The inputs' dynamic axes besides the batch axis (axis 0 when every input has it dynamic),
+    grouped by their size in the samples."""
+    batched = bool(inputs) and all(t.shape and t.shape[0] is None for t in inputs)
+    groups: dict[int, list[tuple[str, int]]] = {}
+    for spec in inputs:
+        for axis, dim in enumerate(spec.shape):
+            if dim is None and not (batched and axis == 0):
+                groups.setdefault(int(samples[spec.name].shape[axis]), []).append((spec.name, axis))
+    return [AxisGroup(size, tuple(axes)) for size, axes in groups.items()]
+
+
+def resize_axes(data: dict[str, np.ndarray], axes: tuple[tuple[str, int], ...], size: int) -> dict[str, np.ndarray]:
+    """The samples tiled or cut to `size` along the given (input, axis) pairs; the rest unchanged."""
+    out = dict(data)
+    for name, axis in axes:
+        arr = out[name]
+        reps = -(-size // arr.shape[axis])
+        out[name] = np.ascontiguousarray(np.take(np.concatenate([arr] * reps, axis=axis), range(size), axis=axis))
+    return out
+
+
+Bounds = dict[tuple[str, int], tuple[int, "int | None"]]  # (input, axis) -> declared (lowest, highest)
+
+
+def _other_size(group: AxisGroup, bounds: Bounds) -> int | None:
+    """A size besides the samples' that every axis of the group admits: a few more, a few fewer, or
+    the declared bound nearest to the samples'; None when the range holds no other size."""
+    low = max([1] + [bounds[a][0] for a in group.axes if a in bounds])
+    highs = [h for a in group.axes if a in bounds and (h := bounds[a][1]) is not None]
+    high = min(highs) if highs else None
+    for size in (group.size + OTHER_SIZE_STEP, group.size - OTHER_SIZE_STEP, high, low):
+        if size is not None and size != group.size and size >= low and (high is None or size <= high):
+            return size
+    return None
+
+
+def shape_variants(inputs: tuple[TensorSpec, ...], samples: dict[str, np.ndarray],
+                   bounds: Bounds | None = None) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(label, inputs) with each group of dynamic axes at another size than the samples' (within any
+    declared range): a model exported with such an axis fixed at the sample's size fails or differs there."""
+    out = []
+    for group in dynamic_groups(inputs, samples):
+        size = _other_size(group, bounds or {})
+        if size is not None:
+            out.append((group.label(size), resize_axes(samples, group.axes, size)))
+    return out
+
+
+def perturb(data: dict[str, np.ndarray], seed: int = 1) -> dict[str, np.ndarray]:
+    """A second validation set from the samples: floats negated, rescaled and noised; integers and
+    booleans shuffled (the same, valid, values elsewhere). A traced artifact that froze a branch the
+    samples took diverges from the source here."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, arr in data.items():
+        if arr.dtype.kind == "f":
+            std = float(np.std(arr)) or 1.0
+            noisy = -1.5 * arr.astype(np.float64) + 0.1 * std * rng.standard_normal(arr.shape)
+            out[name] = noisy.astype(arr.dtype)
+        else:
+            out[name] = rng.permutation(arr.reshape(-1)).reshape(arr.shape)
     return out

@@ -130,14 +130,100 @@ def exported_inputs(model: Any) -> tuple[TensorSpec, ...]:
     return tuple(specs)
 
 
-def run(kind: str, model: Any, names: list[str], inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Reference outputs: call the model in inference mode, flatten the output pytree to arrays."""
+def call(kind: str, model: Any, names: list[str], inputs: dict[str, np.ndarray]) -> Any:
+    """The model's own output (a pytree) on these inputs, in inference mode."""
     torch = require("torch")
     fn = callable_of(kind, model)
     args = [torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in names]
     with torch.inference_mode():
-        out = fn(*args)
-    return flatten(out)
+        return fn(*args)
+
+
+def _finite(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError, AttributeError):  # sympy's (int_)oo: no bound
+        return None
+
+
+def exported_bounds(model: Any) -> dict[tuple[str, int], tuple[int, int | None]]:
+    """(input, axis) -> (lowest, highest or None) of each symbolic input dimension of an
+    ExportedProgram, as its range constraints declare (torch.export.Dim(min=, max=))."""
+    torch = require("torch")
+    user = set(model.graph_signature.user_inputs)
+    bounds = {}
+    for node in model.graph.nodes:
+        val = node.meta.get("val")
+        if node.op != "placeholder" or node.name not in user or not isinstance(val, torch.Tensor):
+            continue
+        for axis, dim in enumerate(val.shape):
+            expr = dim.node.expr if isinstance(dim, torch.SymInt) else None
+            if expr in model.range_constraints:
+                rng = model.range_constraints[expr]
+                bounds[(node.name, axis)] = (int(rng.lower), _finite(rng.upper))
+    return bounds
+
+
+def run(kind: str, model: Any, names: list[str], inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Reference outputs: call the model in inference mode, flatten the output pytree to arrays."""
+    return flatten(call(kind, model, names, inputs))
+
+
+def _part(entry: Any) -> tuple[str, bool]:
+    """(text, names something) of one pytree key: a dict key or namedtuple field names, a position does not."""
+    if hasattr(entry, "key"):  # MappingKey
+        return str(entry.key), True
+    if hasattr(entry, "name"):  # GetAttrKey: a namedtuple field
+        return str(entry.name), True
+    return str(getattr(entry, "idx", "")), False
+
+
+def output_names(out: Any) -> list[str]:
+    """Names of the tensor leaves of an output pytree, in flatten order: dict keys and namedtuple
+    fields ("logits", "aux.0" for a tuple under a key), positional output__<i> where nothing names
+    a leaf, or for every leaf where names would collide (a plain tuple keeps output__0, output__1, ...)."""
+    torch = require("torch")
+    paths = [path for path, leaf in torch.utils._pytree.tree_flatten_with_path(out)[0]
+             if isinstance(leaf, torch.Tensor)]
+    positional = [f"output__{i}" for i in range(len(paths))]
+    chosen = []
+    for path, fallback in zip(paths, positional):
+        parts = [_part(e) for e in path]
+        chosen.append(".".join(t for t, _ in parts) if any(named for _, named in parts) else fallback)
+    return chosen if len(set(chosen)) == len(chosen) and all(chosen) else positional
+
+
+def flat_script(model: Any, args: tuple[Any, ...]) -> Any | None:
+    """A TorchScript source as it is when its output is a tensor or a tuple of tensors (what the
+    tracing ONNX exporter and Triton's libtorch backend take, with the scripted graph's shape
+    information); None when it returns a dict or nested structure, to be flattened by flat_module."""
+    torch = require("torch")
+    out = model(*args)
+    flat = isinstance(out, torch.Tensor) or (isinstance(out, tuple) and all(isinstance(t, torch.Tensor) for t in out))
+    return model if flat else None
+
+
+def flat_module(kind: str, model: Any) -> Any:
+    """An nn.Module calling the source positionally and returning its output's tensors as a flat
+    tuple, in flatten order (the exporters and Triton's libtorch backend take tensors or tuples, not
+    dicts). It stays in eval mode: an ExportedProgram's module refuses train(), which the tracing
+    ONNX exporter calls."""
+    torch = require("torch")
+
+    class FlatOutputs(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+            self.training = False  # torch.jit.freeze takes eval-mode modules only
+
+        def forward(self, *args: Any) -> Any:
+            leaves = torch.utils._pytree.tree_flatten(self.inner(*args))[0]
+            return tuple(t for t in leaves if isinstance(t, torch.Tensor))
+
+        def train(self, mode: bool = True) -> Any:
+            return self
+
+    return FlatOutputs(callable_of(kind, model))
 
 
 def flatten(out: Any) -> list[np.ndarray]:

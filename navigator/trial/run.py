@@ -12,17 +12,19 @@ from typing import Any
 import numpy as np
 
 from navigator import paths
+from navigator.errors import strip_ansi
 from navigator.records import Artifact, TrialConfig, TrialOutcome, Validation
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
-from navigator.source.iospec import resize_batch
+from navigator.source.iospec import perturb, resize_batch, shape_variants
+from navigator.trial import traced
 from navigator.trial.bench import STABLE_WINDOWS, measure, uncounted_rows
 from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = strip_ansi(str(exc)).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
@@ -35,6 +37,7 @@ class TrialContext:
     settings: OptimizeSettings
     _inputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     _references: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    _second: dict[int, list[tuple[str, dict[str, np.ndarray], list[np.ndarray]]]] = field(default_factory=dict)
 
     def inputs(self, batch: int) -> dict[str, np.ndarray]:
         if batch not in self._inputs:
@@ -47,19 +50,58 @@ class TrialContext:
             self._references[batch] = self.source.reference(self.inputs(batch))
         return self._references[batch]
 
+    def second_sets(self, batch: int) -> list[tuple[str, dict[str, np.ndarray], list[np.ndarray]]]:
+        """(label, inputs, source outputs) beyond the samples: each group of dynamic axes at another
+        size, and the samples perturbed; a set the source itself fails on is left out."""
+        if batch not in self._second:
+            sets = [*shape_variants(self.source.io.inputs, self.inputs(batch), self.source.bounds),
+                    ("perturbed inputs", perturb(self.inputs(batch)))]
+            self._second[batch] = []
+            for label, data in sets:
+                try:
+                    self._second[batch].append((label, data, self.source.reference(data)))
+                except Exception:  # no reference there, nothing to compare with
+                    continue
+        return self._second[batch]
+
 
 def convert(ctx: TrialContext, config: TrialConfig) -> Artifact:
     return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache)
 
 
-def check(ctx: TrialContext, config: TrialConfig, runner: Any, batch: int) -> tuple[list[np.ndarray], Validation]:
-    """A loaded runner's outputs at `batch` and their validation against the source, with the tolerances
-    of the trial's precision."""
+def tolerances(ctx: TrialContext, config: TrialConfig) -> tuple[float, float]:
+    """(atol, rtol) of the trial's precision, the source's own run-to-run noise added to atol."""
     module = paths.get(config.path)
     precision = getattr(module, "precision", lambda p: "fp32")({**config.convert, **config.runtime})
     atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
+    return atol + ctx.settings.noise_atol, rtol
+
+
+def check(ctx: TrialContext, config: TrialConfig, runner: Any, batch: int) -> tuple[list[np.ndarray], Validation]:
+    """A loaded runner's outputs at `batch` and their validation against the source, with the tolerances
+    of the trial's precision."""
+    atol, rtol = tolerances(ctx, config)
     got = runner(ctx.inputs(batch))
-    return got, validate(ctx.source.io.outputs, got, ctx.reference(batch), atol + ctx.settings.noise_atol, rtol)
+    return got, validate(ctx.source.io.outputs, got, ctx.reference(batch), atol, rtol)
+
+
+def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: float,
+                  rtol: float) -> tuple[str, str, Validation | None] | None:
+    """(status, reason, validation) of the first check beyond the samples that fails: another size of
+    each dynamic axis, perturbed inputs, and whether a traced artifact may win; None when all pass."""
+    found = traced.evidence(ctx.source, ctx.cache) if traced.is_traced(ctx.source, config) else ""
+    why = f"; {traced.reason(found)}" if found else ""  # the likely cause of a traced artifact's divergence
+    for label, data, reference in ctx.second_sets(config.batch_size):
+        try:
+            got = runner(data)
+        except Exception as exc:  # e.g. an artifact that fixed a dynamic axis at the sample's size
+            return "failed", f"fails on {label}: {one_line(exc)}{why}", None
+        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol)
+        if not validation.ok:
+            return "invalid", f"on {label}: {validation.reason}{why}", validation
+    if found and not ctx.settings.allow_traced:
+        return "invalid", traced.reason(found), None
+    return None
 
 
 def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
@@ -78,9 +120,11 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
         inputs = ctx.inputs(config.batch_size)
         got, validation = check(ctx, config, runner, config.batch_size)
         load_s = time.perf_counter() - loading
-        if not validation.ok:
-            return TrialOutcome(config, "invalid", validation.reason, validation, None, convert_s, cached,
-                                time.perf_counter() - start, load_s)
+        second = None if not validation.ok else second_checks(ctx, config, runner, *tolerances(ctx, config))
+        if not validation.ok or second is not None:
+            status, reason, checked = ("invalid", validation.reason, validation) if second is None else second
+            return TrialOutcome(config, status, reason, checked or validation, None,  # type: ignore[arg-type]
+                                convert_s, cached, time.perf_counter() - start, load_s)
         uncounted = uncounted_rows(ctx.source.io, got, config.batch_size)
         if uncounted:
             return TrialOutcome(config, "failed", uncounted, validation, None, convert_s, cached,

@@ -225,3 +225,22 @@ def test_searched_batches_default_to_the_sample_rows_of_a_dynamic_batch_model():
     assert searched_batches(dynamic, {"x": np.zeros((8, 3), np.float32)}, (2, 4)) == (2, 4)
     fixed = IOSpec((TensorSpec("x", "float32", (4, 3)),), ())
     assert searched_batches(fixed, {"x": np.zeros((4, 3), np.float32)}, None) == (1,)
+
+
+def test_dynamic_axes_besides_batch_are_grouped_by_size_and_varied_together():
+    from navigator.source.iospec import dynamic_groups, perturb, shape_variants
+
+    specs = (TensorSpec("ids", "int64", (None, None)), TensorSpec("mask", "bool", (None, None)),
+             TensorSpec("image", "float32", (None, 3, None)))
+    data = {"ids": np.arange(32).reshape(2, 16) % 7, "mask": np.ones((2, 16), bool),
+            "image": np.random.default_rng(0).standard_normal((2, 3, 5)).astype(np.float32)}
+    groups = dynamic_groups(specs, data)
+    assert [(g.size, g.axes) for g in groups] == [(16, (("ids", 1), ("mask", 1))), (5, (("image", 2),))]
+    variants = shape_variants(specs, data, {("image", 2): (1, 6)})
+    assert [label for label, _ in variants] == ["ids axis 1 and mask axis 1 of size 19", "image axis 2 of size 2"]
+    longer = variants[0][1]
+    assert longer["ids"].shape == (2, 19) and longer["mask"].shape == (2, 19) and longer["image"].shape == (2, 3, 5)
+    assert np.array_equal(longer["ids"][:, :16], data["ids"]) and np.array_equal(longer["ids"][:, 16:], data["ids"][:, :3])
+    moved = perturb(data)
+    assert sorted(moved["ids"].ravel()) == sorted(data["ids"].ravel()) and not np.array_equal(moved["ids"], data["ids"])
+    assert moved["image"].dtype == np.float32 and np.corrcoef(moved["image"].ravel(), data["image"].ravel())[0, 1] < -0.9
