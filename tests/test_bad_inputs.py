@@ -118,7 +118,7 @@ def test_nondeterministic_model_is_reported_and_tolerated(tmp_path: Path) -> Non
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.linear(x) + 1e-3 * torch.rand(x.shape[0], 4)
 
-    result = navigator.optimize(Noisy().eval(), torch.randn(4, 16), budget="15s", out=tmp_path / "o", trials=3,
+    result = navigator.optimize(Noisy().eval(), torch.randn(4, 16), budget="60s", out=tmp_path / "o", trials=3,
                                 progress=False, window_s=0.05, paths=["eager", "ort_cpu"])
     import json
 

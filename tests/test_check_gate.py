@@ -1,5 +1,6 @@
 """`navigator check --model` end to end: the candidate is optimized with the baseline's settings and both
-winners are re-measured interleaved. A planted regression (the same network with more layers) exits 1;
+winners are re-measured interleaved. A planted regression (the same network with 15 more layers, about 10x the work, so that
+it stands out of a loaded machine's noise) exits 1;
 the unchanged model exits 0 on every one of repeated runs (no flapping on a busy machine)."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _model(path: Path, hidden_layers: int) -> Path:
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     root = tmp_path_factory.mktemp("gate")
-    fast, slow = _model(root / "model.pt2", 1), _model(root / "model_slow.pt2", 7)
+    fast, slow = _model(root / "model.pt2", 1), _model(root / "model_slow.pt2", 16)
     proc = run_cli("optimize", "--model", str(fast), "--budget", "15s", "--batch-size", "8", "--out",
                    str(root / "base"), "--window", "0.05", "--no-progress", *FAST)
     assert proc.returncode == 0, proc.stderr

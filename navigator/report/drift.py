@@ -77,7 +77,7 @@ def _candidate_outputs(report: Path, winner: TrialOutcome, inputs_file: Path, tr
     from navigator import paths
     from navigator.results import read_report, source_record
     from navigator.settings import OptimizeSettings
-    from navigator.source import _sha256
+    from navigator.source import file_sha256
     from navigator.trial.isolate import TrialWorker, WorkerDied
 
     record = source_record(report)
@@ -87,7 +87,7 @@ def _candidate_outputs(report: Path, winner: TrialOutcome, inputs_file: Path, tr
     memory = (read_report(report).get("settings") or {}).get("memory_bytes")
     settings = OptimizeSettings(out=work, show_progress=False, memory_bytes=memory)
     # The cache is keyed by the file's contents: a model changed since its run is converted again.
-    spec = WorkerSpec(str(model), model.stem, _sha256(model), record.get("input_spec"), record.get("input_data"),
+    spec = WorkerSpec(str(model), model.stem, file_sha256(model), record.get("input_spec"), record.get("input_data"),
                       trust_pickle, winner.config.batch_size, str(report.parent / "cache"))
     out_file = work / "candidate_outputs.npz"
     with TrialWorker(spec, settings, work / "worker.log") as worker:
