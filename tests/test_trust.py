@@ -88,7 +88,15 @@ def _report(directory: Path, model: Path, fingerprint: str | None) -> Path:
               "fingerprint": fingerprint}
     path.write_text(json.dumps({**to_dict(result), "source": source,
                                 "settings": {"batch_sizes": [1], "objective": "throughput", "window_s": 0.05}}))
+    _validation(directory)
     return path
+
+
+def _validation(directory: Path) -> None:
+    """Readable validation data (no pickles), which the gate's output check reads before any model."""
+    (directory / "validation").mkdir(exist_ok=True)
+    np.savez(directory / "validation" / "inputs.npz", input=np.zeros((2, 4), np.float32))
+    np.savez(directory / "validation" / "reference.npz", output__0=np.zeros((2, 2), np.float32))
 
 
 def _shared_study(tmp: Path, model: Path) -> str:
@@ -129,7 +137,6 @@ def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kit:
     _report(run_dir, models["torch.save zip"], _sha(models["torch.save zip"]))
     (run_dir / "source").mkdir()
     shutil.copy(models["torch.save zip"], run_dir / "source" / "model.pt")
-    (run_dir / "validation").mkdir()
     for name in ("inputs.npz", "reference.npz"):
         (run_dir / "validation" / name).write_bytes(blob)
     (run_dir / "model_repository" / "m").mkdir(parents=True)
@@ -186,12 +193,10 @@ RUN_FEEDS: dict[tuple[str, str], tuple[Feed, str]] = {
     ("serve-check", "out"): (lambda k, d: ["serve-check", str(d)], "no readable validation data"),
     ("report", "directory"): (lambda k, d: ["report", str(d)], "no navigator study"),
     ("check", "baseline"): (lambda k, d: ["check", "--baseline", str(d / "report.json"), "--model", str(k.benign),
-                                          "--out", k.fresh(), "--budget", "5s"], "--trust-pickle"),
+                                          "--out", k.fresh(), "--budget", "5s"], "no readable validation data"),
     ("check", "candidate"): (lambda k, d: ["check", "--baseline", str(d / "report.json"),
-                                           "--candidate", str(d / "report.json")], "no regression"),
+                                           "--candidate", str(d / "report.json")], "no readable validation data"),
 }
-# Comparing two reports loads no model: these succeed, without running a payload.
-NO_MODEL_LOADED = {("check", "candidate")}
 OUTPUTS = {("optimize", "out"), ("worker", "out"), ("report", "out"), ("check", "out"), ("check", "summary"),
            ("check", "junit")}
 
@@ -214,6 +219,15 @@ def test_every_path_option_is_in_the_walk() -> None:
     assert ("check", "baseline_model") in _path_options()  # the enumeration does see the options
 
 
+def _exit_code(command: str, kind: str) -> int:
+    """What the refusal exits with: 2 everywhere, but `navigator check` tells an untrusted pickle (4) and
+    an unreadable model or input file (3) apart (docs/ci.md); a run directory whose validation files are
+    pickles is refused (2) before any model of it is opened."""
+    if command != "check" or kind == "run dir":
+        return 2
+    return 3 if kind.startswith("data:") else 4
+
+
 def _walk() -> list[tuple[str, str, Feed, str, str]]:
     """(command, option, feed, hostile file kind, what the refusal must say)."""
     cases = [(c, o, feed, kind, "--trust-pickle") for (c, o), feed in MODEL_FEEDS.items()
@@ -231,7 +245,7 @@ def test_hostile_pickle_never_runs(kit: Kit, command: str, option: str, feed: Fe
     hostile = kit.run_dir if kind == "run dir" else kit.data[kind[5:]] if kind.startswith("data:") else kit.models[kind]
     result = CliRunner().invoke(app, feed(kit, hostile))
     assert not kit.marker.exists(), f"navigator {command} --{option} ran the payload of a {kind}"
-    expected = 0 if (command, option) in NO_MODEL_LOADED else 2
+    expected = _exit_code(command, kind)
     assert result.exit_code == expected, (result.exit_code, result.output, result.exception)
     assert "Traceback" not in result.output and says in result.output, result.output
 
@@ -245,8 +259,11 @@ def test_api_entries_never_take_trust_from_a_report_or_a_study(kit: Kit) -> None
     with pytest.raises(UntrustedPickleError):
         navigator.check(kit.live_report, model=str(kit.benign), baseline_model=evil, budget="5s",
                         out=kit.fresh())
+    readable = Path(kit.fresh())  # the hostile run with readable validation data: its model is what is refused
+    shutil.copytree(kit.run_dir, readable)
+    _validation(readable)
     with pytest.raises(UntrustedPickleError):
-        navigator.check(kit.run_dir / "report.json", model=str(kit.benign), budget="5s", out=kit.fresh())
+        navigator.check(readable / "report.json", model=str(kit.benign), budget="5s", out=kit.fresh())
     with pytest.raises(UntrustedPickleError):  # the study's creator's model path, this machine's trust
         workers.worker(kit.storage(evil), "s", out=kit.fresh(), budget="5s", progress=False)
     with pytest.raises(UntrustedPickleError):
@@ -309,7 +326,8 @@ def test_check_model_takes_the_candidates_input_spec_and_data(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     report = str(tmp_path / "base" / "report.json")
     proc = run_cli("check", "--baseline", report, "--model", str(cand_model), "--out", str(tmp_path / "c0"), *fast)
-    assert proc.returncode == 2 and "do not match the model's inputs ['features']" in proc.stderr  # x: the baseline's
+    # x: the baseline's spec; a model that does not take its inputs is an invalid model to the gate (exit 3)
+    assert proc.returncode == 3 and "do not match the model's inputs ['features']" in proc.stderr
     proc = run_cli("check", "--baseline", report, "--model", str(cand_model), "--input-spec", "features:float32:-1x4",
                    "--out", str(tmp_path / "c1"), "--rounds", "3", *fast)
     assert proc.returncode in (0, 1), proc.stderr

@@ -34,7 +34,7 @@ def _bench(throughput: float) -> Bench:
 
 
 def _search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str = SPACE, **kw: object) -> Search:
-    monkeypatch.setattr(paths, "space", lambda name: space_mod.parse(text, "test.yaml"))
+    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(text, "test.yaml"))
     settings = OptimizeSettings(out=tmp_path, budget_s=600, sampler="random", **kw)  # type: ignore[arg-type]
     storage = StudyStorage(f"sqlite:///{tmp_path / 'study.db'}")
     return Search(storage, settings, ("onnx", "file"), ["ort_cpu"], "fp")
@@ -163,7 +163,7 @@ def test_reserve_is_sized_from_measured_trials() -> None:
 def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spaces = {"eager": "path: eager\nparams:\n  threads: {stage: runtime, int: [1, 2]}\n",
               "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
-    monkeypatch.setattr(paths, "space", lambda name: space_mod.parse(spaces[name], f"{name}.yaml"))
+    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
     monkeypatch.setattr(paths.get("eager"), "COST_S", 500.0)  # over a quarter of what a 600 s budget leaves
     settings = OptimizeSettings(out=tmp_path, budget_s=600, trials=2)
     search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),
