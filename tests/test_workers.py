@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -134,17 +135,20 @@ def test_killed_worker_leaves_no_running_trial(models: dict[str, Path], tmp_path
     victim = _start("optimize", "--model", str(models["mlp.pt2"]), "--trials", str(trials), *FAST,
                     "--out", str(tmp_path / "a"), "--storage", postgres, "--study", study, *HEARTBEAT)
 
+    def measuring(t: Any) -> bool:
+        """Running and not measured yet: a trial whose outcome is stored is not retried (storage.settle)."""
+        return t.state.name == "RUNNING" and "worker" in t.user_attrs and "outcome" not in t.user_attrs
+
     def mid_trial() -> bool:
         current = _trials(postgres, study)
-        return sum("outcome" in t.user_attrs for t in current) >= 2 and \
-            any(t.state.name == "RUNNING" and "worker" in t.user_attrs for t in current)
+        return sum("outcome" in t.user_attrs for t in current) >= 2 and any(measuring(t) for t in current)
 
     def frozen_mid_trial() -> bool:
         """Freeze the worker (it cannot tell a result while stopped); keep it frozen only mid-trial."""
         if not mid_trial():
             return False
         victim.send_signal(signal.SIGSTOP)
-        if any(t.state.name == "RUNNING" for t in _trials(postgres, study)):
+        if any(measuring(t) for t in _trials(postgres, study)):
             return True
         victim.send_signal(signal.SIGCONT)  # it finished that trial in between: try again
         return False
