@@ -32,13 +32,20 @@ def test_kill_9_then_rerun_resumes(models: dict[str, Path], tmp_path: Path) -> N
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     parent = subprocess.Popen([sys.executable, "-m", "navigator", *args], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def measuring() -> bool:
+        """A trial runs and has no outcome yet (one killed after its outcome was stored is closed on the
+        rerun, not retried)."""
+        trials = _trials(out)
+        return sum("outcome" in t.user_attrs for t in trials) >= 3 and any(
+            t.state == optuna.trial.TrialState.RUNNING and "outcome" not in t.user_attrs for t in trials)
+
     deadline = time.time() + 240
     while time.time() < deadline:
-        trials = _trials(out)
-        finished = [t for t in trials if "outcome" in t.user_attrs]
-        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
-        if len(finished) >= 3 and running:
-            break
+        if measuring():
+            parent.send_signal(signal.SIGSTOP)  # frozen, it cannot store an outcome while checked again
+            if measuring():
+                break
+            parent.send_signal(signal.SIGCONT)
         time.sleep(0.1)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
