@@ -23,7 +23,7 @@ def test_cli_xgboost_binary_all_tree_paths(tree_models: dict[str, Path], tmp_pat
 
     need_compiler()
     out = tmp_path / "out"
-    proc = run_cli("optimize", "--model", str(tree_models["xgb_binary.json"]), "--budget", "20s", "--batch-size", "16",
+    proc = run_cli("optimize", "--model", str(tree_models["xgb_binary.json"]), "--budget", "90s", "--trials", "3", "--batch-size", "16",
                    "--out", str(out), *FAST)
     assert proc.returncode == 0, proc.stderr
     report = _report(out)
