@@ -9,7 +9,8 @@ then with the study's conversion cache, where the search compiled it (what a rer
 
     PYTHONPATH=.:/tmp/site python benchmarks/gpu_vs_hand.py --model bert --batch 64 --budget 5m --out DIR
 
-Adds (or replaces) the case in DIR/gpu-vs-hand.json; copies navigator's report to DIR/<model>-b<batch>.md.
+Adds (or replaces) the case in DIR/gpu-vs-hand.json; copies navigator's report to DIR/<model>-b<batch>.md
+and .report.json.
 """
 
 from __future__ import annotations
@@ -193,6 +194,7 @@ def main() -> None:
         case.update(trials=sum(data.get("trials_by_status", {}).values()), trials_by_status=data.get("trials_by_status"),
                     phases=data.get("phases"), spend=data.get("spend"))
         shutil.copyfile(report.with_suffix(".md"), out / f"{stem}.md")
+        shutil.copyfile(report, out / f"{stem}.report.json")
     if data.get("winner"):
         case.update(paired(report, hand, calls, args.batch))
     if args.compile_cache:
