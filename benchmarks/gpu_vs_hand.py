@@ -2,11 +2,15 @@
 (PyTorch eager defaults; fp16 weights (+ channels_last for the CNN) with one CUDA graph capture; the
 same in bf16) timed by navigator's harness (navigator/trial/bench.py), then `navigator optimize` through
 the CLI on a .pt2 file (torch.export, dynamic batch), then the winner and the best hand configuration
-re-measured in interleaved rounds, paired by round.
+re-measured in interleaved rounds, paired by round. Every figure is timed with CUDA events, as the
+search times its trials. With --compile-cache, also the first call of torch.compile (default mode, fp16
+weights) through navigator's torch_compile path in two fresh processes: with an empty inductor cache,
+then with the study's conversion cache, where the search compiled it (what a rerun pays).
 
     PYTHONPATH=.:/tmp/site python benchmarks/gpu_vs_hand.py --model bert --batch 64 --budget 5m --out DIR
 
-Adds (or replaces) the case in DIR/gpu-vs-hand.json; copies navigator's report to DIR/<model>-b<batch>.md.
+Adds (or replaces) the case in DIR/gpu-vs-hand.json; copies navigator's report to DIR/<model>-b<batch>.md
+and .report.json.
 """
 
 from __future__ import annotations
@@ -110,16 +114,47 @@ def optimize_cli(pt2: Path, budget: str, batch: int, out: Path) -> tuple[int, fl
     return rc, time.perf_counter() - start
 
 
+COMPILE_PARAMS = {"mode": "default", "precision": "fp16", "cast": "weights", "channels_last": True}
+
+
+def compile_child(pt2: Path, cache_root: Path, batch: int) -> None:
+    """(In a fresh process) navigator's torch_compile path on the .pt2: convert, load, first call; prints
+    the seconds of load + first call (where inductor compiles, or reads its cache)."""
+    from navigator import paths
+    from navigator.source import load_source
+    from navigator.trial.cache import Cache
+
+    source = load_source(str(pt2), batch=batch)
+    module = paths.get("torch_compile")
+    artifact = module.convert(source, COMPILE_PARAMS, Cache(cache_root, source.fingerprint))
+    start = time.perf_counter()
+    module.load(artifact, source, COMPILE_PARAMS)(source.samples)
+    print(json.dumps({"first_call_s": round(time.perf_counter() - start, 2)}), flush=True)
+
+
+def compile_cache(pt2: Path, study_cache: Path, batch: int, work: Path) -> dict[str, Any]:
+    """First-call seconds of torch.compile with an empty inductor cache and with the study's cache."""
+    figures = {}
+    for label, root in (("empty cache", work / "empty-cache"), ("study's cache", study_cache)):
+        child = subprocess.run([sys.executable, __file__, "--compile-child", str(pt2), str(root), str(batch)],
+                               capture_output=True, text=True, check=False)
+        lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
+        figures[label] = json.loads(lines[-1])["first_call_s"] if lines else f"failed: {child.stderr[-400:]}"
+    return {"params": COMPILE_PARAMS, "first_call_s": figures}
+
+
 def paired(report: Path, hand: dict[str, float], calls: dict[str, Callable[[], Any]], batch: int) -> dict[str, Any]:
     """The winner and the best hand configuration re-measured in interleaved rounds, ratio paired by round."""
     import numpy as np
 
     from navigator.report.check import ratio_interval
     from navigator.search.finalists import interleave
+    from navigator.trial.bench import cuda_timer
 
     call, described = winner_call(report)
     best = max(hand, key=lambda name: hand[name])
-    (nav_thr, _), (hand_thr, _) = interleave([(call, batch), (calls[best], batch)], ROUNDS, WINDOW_S)
+    (nav_thr, _), (hand_thr, _) = interleave([(call, batch), (calls[best], batch)], ROUNDS, WINDOW_S,
+                                                clock=cuda_timer())
     ratio, low, high = ratio_interval(nav_thr, hand_thr, paired=True)
     return {"navigator": {**described, "per_s": round(float(np.median(nav_thr)), 1)}, "best_hand": best,
             "best_hand_per_s": round(float(np.median(hand_thr)), 1),
@@ -128,11 +163,16 @@ def paired(report: Path, hand: dict[str, float], calls: dict[str, Callable[[], A
 
 
 def main() -> None:
-    args = case_parser("5m").parse_args()
+    if sys.argv[1:2] == ["--compile-child"]:
+        compile_child(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        return
+    parser = case_parser("5m")
+    parser.add_argument("--compile-cache", action="store_true", help="also time torch.compile's first call cold and warm")
+    args = parser.parse_args()
     import torch
 
     from navigator.settings import parse_budget
-    from navigator.trial.bench import measure
+    from navigator.trial.bench import cuda_timer, measure
 
     out, stem = Path(args.out), f"{args.model}-b{args.batch}"
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +181,8 @@ def main() -> None:
     work.mkdir(parents=True)
     model, (example,) = build(args.model, args.batch)
     calls = hand_calls(model, example, cnn=args.model == "resnet50")
-    hand = {name: round(measure(call, args.batch, WINDOW_S).throughput, 1) for name, call in calls.items()}
+    hand = {name: round(measure(call, args.batch, WINDOW_S, timer=cuda_timer()).throughput, 1)
+            for name, call in calls.items()}
     print("hand:", hand, flush=True)
     export(model, example, work / f"{args.model}.pt2")
     rc, wall = optimize_cli(work / f"{args.model}.pt2", args.budget, args.batch, work / "run")
@@ -150,10 +191,14 @@ def main() -> None:
     report = work / "run" / "report.json"
     data = json.loads(report.read_text()) if report.exists() else {}
     if data:
-        case.update(trials=sum(data.get("trials_by_status", {}).values()), trials_by_status=data.get("trials_by_status"))
+        case.update(trials=sum(data.get("trials_by_status", {}).values()), trials_by_status=data.get("trials_by_status"),
+                    phases=data.get("phases"), spend=data.get("spend"))
         shutil.copyfile(report.with_suffix(".md"), out / f"{stem}.md")
+        shutil.copyfile(report, out / f"{stem}.report.json")
     if data.get("winner"):
         case.update(paired(report, hand, calls, args.batch))
+    if args.compile_cache:
+        case["compile_cache"] = compile_cache(work / f"{args.model}.pt2", work / "run" / "cache", args.batch, work)
     case["gpu"] = torch.cuda.get_device_name()
     results = out / "gpu-vs-hand.json"
     cases = [c for c in (json.loads(results.read_text()) if results.exists() else [])

@@ -110,12 +110,12 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
 
 
 def _trial_runner(worker: Any, progress: Any, on_trial: Callable[[TrialOutcome], None] | None
-                  ) -> tuple[Callable[[TrialConfig, float], TrialOutcome], Callable[[TrialOutcome], None]]:
+                  ) -> tuple[Callable[[TrialConfig, float, float | None], TrialOutcome], Callable[[TrialOutcome], None]]:
     """(run a trial in the worker with its timeout, after each trial); repeats never reach it (the
     search answers them from the study). A loaded machine is warned about as soon as it is seen."""
-    def run(config: TrialConfig, timeout: float) -> TrialOutcome:
+    def run(config: TrialConfig, timeout: float, bar: float | None) -> TrialOutcome:
         progress.start_trial(config)
-        return worker.run(config, timeout)
+        return worker.run(config, timeout, bar)
 
     def done(outcome: TrialOutcome) -> None:
         progress.update(outcome)
@@ -222,7 +222,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     the reports written. `materialized`: the source as saved for the trial workers (materialize()'s
     answer), recorded in the report so that the model can be found again. `progress` shows the phases."""
     from navigator.report import build as report
-    from navigator.report import headline
+    from navigator.report import headline, spend
     from navigator.source import materialize
 
     model, spec_text, data, trust = materialized or materialize(source, settings.out / "source")
@@ -236,10 +236,12 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     by_number = {o.config.number: o for o in outcomes}
     roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
     ranked = _rank(search.outcomes(comparable=True), settings.objective)
+    phases = {"search": time.monotonic() - search.budget.started}
     tuned = tuned_baseline(ranked, roles.get("baseline"))
     if tuned is not None:
         roles[TUNED_BASELINE] = tuned
     finalists, why = _finalists(worker, ranked, roles, settings, search, progress) if ranked and worker else ([], "")
+    phases["finalists"] = time.monotonic() - search.budget.started - phases["search"]
     if progress is not None:
         progress.phase("deploying", 0.0)
     first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
@@ -254,6 +256,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
             served = _serve(out, winner, max(settings.batch_sizes), serving)
         except NavigatorError as exc:  # the search's result stands; the report says what the server did
             served = ServingReport(serving.deployment, _slug(source.name), notes=(f"serving failed: {exc}",))
+    phases["deploy"] = time.monotonic() - search.budget.started - phases["search"] - phases["finalists"]
     comparisons = _compare(winner, finalists, settings.objective)
     baseline = roles.get("baseline")
     vs_tuned = next((c for c in comparisons if c.against == TUNED_BASELINE), None)
@@ -262,7 +265,10 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
         baseline=baseline, speedup=vs_tuned.ratio if vs_tuned else None,
         repository=(out / "model_repository" / _slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
-        comparisons=tuple(comparisons), serving=served)
+        comparisons=tuple(comparisons), serving=served,
+        spend=spend.per_path(outcomes, [p for p, _ in search.deferred.values()],
+                             [label.split()[0] for label in search.skipped]),
+        phases={k: round(v, 1) for k, v in phases.items()})
     from navigator.trial.validate import nonfinite_notes, reference_nonfinite
 
     nonfinite = reference_nonfinite(source.io.outputs, source.sample_outputs)
@@ -298,7 +304,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              input_data: str | Path | None = None, trust_pickle: bool = False, atol: float | None = None,
              rtol: float | None = None, progress: bool = True, window_s: float = 0.25,
              trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
-             window_calls: int = 0, force: bool = False, device: str = "auto",
+             window_calls: int = 0, screen: bool = True, force: bool = False, device: str = "auto",
              enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
              on_trial: Callable[[TrialOutcome], None] | None = None, storage: str | None = None,
              study: str | None = None, heartbeat: int = 10, serving: str = "native", serve_check: bool = False,
@@ -324,6 +330,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         trial_timeout: limit of one trial ('90s', '10m'); default: each path's own.
         trial_memory: address-space cap of the trial worker ('8G'; '0' or None: none; default 80% of RAM).
         window_calls: count-based benchmark windows of this many calls (default: time windows of window_s).
+        screen: once 3 trials are measured, measure a new one in full only where its short first
+            measurement comes within 15% of the third best (the others are recorded as `screened`).
         device: 'cpu', 'cuda' or 'auto' (cuda when PyTorch sees a GPU).
         enqueue: configurations to try first and re-measure beside the winner, as
             {name: (path, {param: value})}, unnamed params at their defaults.
@@ -363,7 +371,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                          trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
                          memory_bytes=None if device == "cuda" else (
                              default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
-                         window_calls=window_calls, device=env.default_device() if device == "auto" else device,
+                         window_calls=window_calls, screen=screen, device=env.default_device() if device == "auto" else device,
                          triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced)
     OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
     shared = study_storage.shared(storage, study, heartbeat)

@@ -55,6 +55,8 @@ def optimize(
     trial_memory: str = typer.Option("default", help="Memory cap of the trial worker, e.g. 8G; 0 = none [default: 80% of RAM]."),
     window: float = typer.Option(0.25, help="Benchmark window in seconds (windows repeat until 3 agree within 10%)."),
     window_calls: int = typer.Option(0, help="Count-based benchmark windows of N calls instead of --window seconds."),
+    screen: bool = typer.Option(True, "--screen/--no-screen", help="Measure a trial in full only where its short "
+                                "first measurement could reach the top 3 (once 3 trials are measured)."),
     device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when PyTorch sees a GPU)."),
     force: bool = typer.Option(False, "--force", help="Use an --out directory that holds other files or another study."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -86,7 +88,7 @@ def optimize(
                               objective=objective, sampler=sampler, paths=path or None, input_spec=input_spec,
                               input_data=input_data, trust_pickle=trust_pickle, atol=atol, rtol=rtol,
                               progress=progress, window_s=window, trial_timeout=trial_timeout,
-                              trial_memory=trial_memory, window_calls=window_calls, force=force,
+                              trial_memory=trial_memory, window_calls=window_calls, screen=screen, force=force,
                               device=device, storage=storage, study=study, heartbeat=heartbeat,
                               serving=serving, serve_check=serve_check, tune_serving=tune_serving,
                               serving_budget=serving_budget, concurrency=concurrency,
@@ -113,7 +115,12 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
 
     w = result.winner
     ok = sum(o.status == "ok" for o in result.outcomes)
-    typer.echo(f"trials: {len(result.outcomes)} ({ok} valid)")
+    screened = sum(o.status == "screened" for o in result.outcomes)
+    typer.echo(f"trials: {len(result.outcomes)} ({ok} valid" + (f"; {screened} more valid, screened out by a short "
+               "first measurement" if screened else "") + ")")
+    if result.phases:
+        typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
+                   " (per path: the report's \"Where the budget went\")")
     if w is not None and w.bench is not None:
         extra = read_report(result.report) if result.report.is_file() else {}
         for line in headline.build(result, extra).lines:  # the report's own header, word for word

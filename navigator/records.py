@@ -13,10 +13,12 @@ Scalar = Union[str, int, float, bool]
 Params = dict[str, Scalar]
 # ok: valid and stable; unstable: valid, but the benchmark never met the stability rule;
 # invalid: outputs differ from the source; failed: an exception; timeout / crashed: the worker process
-# ran past the trial timeout / died (signal, abort, out of memory).
-Status = Literal["ok", "unstable", "invalid", "failed", "timeout", "crashed"]
-STATUSES = ("ok", "unstable", "invalid", "failed", "timeout", "crashed")
-MEASURED = ("ok", "unstable")  # valid outputs and a benchmark figure
+# ran past the trial timeout / died (signal, abort, out of memory); screened: valid, but its short first
+# measurement showed it could not join the top trials, so it was not measured in full (never a finalist).
+Status = Literal["ok", "unstable", "screened", "invalid", "failed", "timeout", "crashed"]
+STATUSES = ("ok", "unstable", "screened", "invalid", "failed", "timeout", "crashed")
+MEASURED = ("ok", "unstable")  # valid outputs and a full benchmark figure
+SCORED = ("ok", "screened")  # a figure the sampler is told (a screened trial's is its short measurement)
 BROKEN = ("invalid", "failed", "timeout", "crashed")  # no usable figure; repeating it changes nothing
 T = TypeVar("T")
 
@@ -105,6 +107,7 @@ class Bench:
     # Triton client's request pays); 0.0 where not measured (CPU runners have no copies to add).
     host_throughput: float = 0.0
     host_p99_ms: float = 0.0
+    clock: str = "host"  # what timed each call: the host's perf_counter, or "cuda events" on a GPU
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,21 @@ class ServingReport:
 
 
 @dataclass(frozen=True)
+class Spend:
+    """Where one path's share of the budget went: its trials by status, their seconds (converting;
+    loading, which includes compiling on first call; in all), and its trials kept back for cost."""
+
+    path: str
+    trials: int
+    by_status: dict[str, int]
+    trial_s: float
+    convert_s: float
+    load_s: float
+    deferred: int = 0  # enqueued trials that waited for cheaper untried paths
+    skipped: int = 0  # configurations never started: expected to cost more than the search had left
+
+
+@dataclass(frozen=True)
 class Result:
     """What a study produced: every outcome, the winner, the baseline and where the outputs are."""
 
@@ -243,6 +261,8 @@ class Result:
     finalists: tuple[Finalist, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
     serving: ServingReport | None = None
+    spend: tuple[Spend, ...] = ()  # per path, in the order the study first ran them
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of this run: search, finalists, deploy
 
     @property
     def best(self) -> TrialOutcome | None:

@@ -90,6 +90,7 @@ class OptimizeSettings:
     seed: int = 0
     window_s: float = 0.25
     window_calls: int = 0  # > 0: count-based benchmark windows of this many calls instead of window_s
+    screen: bool = True  # a short first measurement; in full only where it could reach the top 3
     show_progress: bool = True
     trial_timeout_s: float | None = None  # None: each path's own TIMEOUT_S
     memory_bytes: int | None = None  # address-space cap of the trial worker (Linux); None: no cap

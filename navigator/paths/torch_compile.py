@@ -19,7 +19,10 @@ from navigator.trial.cache import Cache
 
 NAME = "torch_compile"
 TIMEOUT_S = 1200.0  # default trial timeout: max-autotune compiles for minutes
-COST_S = 90.0  # expected seconds of one trial (until the study measures its own): inductor compiles on the first call; max-autotune for minutes
+COST_S = 45.0  # expected seconds of one trial (until the study measures its own): inductor compiles on the first call
+# The mode decides the cost: max-autotune benchmarks kernel choices for minutes (a 5-minute study
+# cannot afford it; a 2-hour one can). The study learns each mode's cost from its own trials.
+COST_BY = {"mode": {"default": 45.0, "reduce-overhead": 60.0, "max-autotune": 600.0}}
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
 available = _torch_gpu.available

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.records import STATUSES, Result, TrialOutcome, to_dict
-from navigator.report import headline
+from navigator.report import headline, spend
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -110,6 +110,7 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
               "| # | path | batch | params | status | infer/s | p50 ms | p99 ms | stable | max abs err | convert s | error |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [_row(o, w.config.number if w else None) for o in result.outcomes]
+    lines += spend.markdown(result)
     if extra.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in extra["notes"]]
     unavailable = extra.get("unavailable", {})

@@ -20,8 +20,8 @@ from navigator.records import MEASURED, Result, TrialOutcome
 # One colour per path, stable across figures (plotly's qualitative palette).
 _PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880",
             "#FF97FF", "#FECB52")
-_STATUS_SYMBOL = {"ok": "circle", "unstable": "circle-open", "invalid": "x", "failed": "x-thin",
-                  "timeout": "hourglass", "crashed": "star-triangle-down"}
+_STATUS_SYMBOL = {"ok": "circle", "unstable": "circle-open", "screened": "circle-dot", "invalid": "x",
+                  "failed": "x-thin", "timeout": "hourglass", "crashed": "star-triangle-down"}
 
 
 def _go() -> Any:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
-from navigator.records import TrialOutcome
+from navigator.records import Params, TrialOutcome
 from navigator.settings import OptimizeSettings
 from navigator.trial.bench import MIN_CALLS_PER_WINDOW, STABLE_WINDOWS
 
@@ -23,6 +23,7 @@ DEPLOY_S = 8.0  # kept for writing the repository and the reports (a cached conv
 MIN_TRIAL_S = 20.0  # the shortest trial timeout: a trial cut shorter could never finish
 LOAD_OVERHEAD_S = 1.0  # per finalist: convert from the cache, build the inputs
 COST_SHARE = 0.25  # a trial expected to cost more of what is left waits while cheaper paths are untried
+SCREEN_TOP = 3  # a trial is measured in full only while its short first figure could enter the top 3
 
 
 @dataclass
@@ -106,14 +107,53 @@ def reserve(measured: list[TrialOutcome], settings: OptimizeSettings) -> float:
     return min(count * (load + settings.rounds * one), settings.budget_s / 3)
 
 
-def expected_costs(path_names: list[str], outcomes: list[TrialOutcome]) -> dict[str, float]:
-    """Seconds a trial of each path is expected to take: the mean of the study's own trials of that
-    path, else the path's COST_S (a tenth of its timeout where it declares none)."""
+def screen_bar(outcomes: list[TrialOutcome], objective: str) -> float | None:
+    """The figure a new trial's short first measurement is held against: the SCREEN_TOP-th best full
+    measurement of the study (throughput per second, or p99 ms); None while fewer trials have one,
+    so that the first ones are all measured in full."""
+    full = [o.bench for o in outcomes if o.status == "ok" and o.bench is not None]
+    if len(full) < SCREEN_TOP:
+        return None
+    if objective == "throughput":
+        return sorted((b.throughput for b in full), reverse=True)[SCREEN_TOP - 1]
+    return sorted(b.p99_ms for b in full)[SCREEN_TOP - 1]
+
+
+def _cost_key(module: object, params: Params) -> tuple[Any, ...]:
+    """The values of the params that decide a path's trial cost (its COST_BY, e.g. torch.compile's mode)."""
+    return tuple(params.get(k) for k in sorted(getattr(module, "COST_BY", {})))
+
+
+def cost_label(path: str, params: Params) -> str:
+    """The path and the params that decide its cost, as the report names them."""
     from navigator import paths
 
-    costs = {}
-    for name in path_names:
-        seen = [o.duration_s for o in outcomes if o.config.path == name and o.duration_s > 0]
-        module = paths.get(name)
-        costs[name] = statistics.mean(seen) if seen else float(getattr(module, "COST_S", module.TIMEOUT_S / 10))
-    return costs
+    by = sorted(getattr(paths.get(path), "COST_BY", {}))
+    return " ".join([path, *(f"{k}={params[k]}" for k in by if k in params)])
+
+
+def expected_cost(path: str, params: Params, outcomes: list[TrialOutcome]) -> float:
+    """Seconds a trial of `path` with `params` is expected to take: the mean of the study's own trials
+    with the same cost-deciding params; else the path's declared cost for those params (COST_BY); else
+    the mean of the path's trials; else its COST_S (a tenth of its timeout where it declares none).
+    A trial stopped by its timeout says only that the cost is at least that long."""
+    from navigator import paths
+
+    module = paths.get(path)
+    declared = float(getattr(module, "COST_S", module.TIMEOUT_S / 10))
+    for name, table in getattr(module, "COST_BY", {}).items():
+        if params.get(name) in table:
+            declared = float(table[params[name]])
+    mine = [o for o in outcomes if o.config.path == path and o.duration_s > 0]
+    same = [o for o in mine if _cost_key(module, {**o.config.convert, **o.config.runtime}) == _cost_key(module, params)]
+    for group in (same, [] if any(n in params for n in getattr(module, "COST_BY", {})) else mine):
+        if group:
+            finished = [o.duration_s for o in group if o.status != "timeout"]
+            longest_cut = max((o.duration_s for o in group if o.status == "timeout"), default=0.0)
+            return max(statistics.mean(finished) if finished else declared, longest_cut)
+    return declared
+
+
+def expected_costs(path_names: list[str], outcomes: list[TrialOutcome]) -> dict[str, float]:
+    """Seconds a trial of each path is expected to take, whatever its params."""
+    return {name: expected_cost(name, {}, outcomes) for name in path_names}

@@ -12,7 +12,7 @@ import numpy as np
 
 from navigator import paths
 from navigator.records import MEASURED, Comparison, Finalist, TrialOutcome
-from navigator.trial.bench import measure, warm_up
+from navigator.trial.bench import Timer, measure, warm_up
 
 
 # The source framework with its own best settings: the best valid trial of the baseline's path (threads,
@@ -56,7 +56,7 @@ def is_top(role: str) -> bool:
 
 def remeasure(ctx: Any, chosen: list[tuple[str, TrialOutcome]], rounds: int) -> list[Finalist]:
     """Each finalist once per round, the order rotated every round; runners stay loaded and warm."""
-    from navigator.trial.run import convert
+    from navigator.trial.run import convert, timer
 
     calls = []
     for _, o in chosen:
@@ -66,12 +66,12 @@ def remeasure(ctx: Any, chosen: list[tuple[str, TrialOutcome]], rounds: int) -> 
         warm_up(call, 2 * ctx.settings.window_s)
         calls.append(call)
     figures = interleave([(c, o.config.batch_size) for c, (_, o) in zip(calls, chosen)], rounds,
-                         ctx.settings.window_s, ctx.settings.window_calls)
+                         ctx.settings.window_s, ctx.settings.window_calls, timer(ctx))
     return [Finalist(o.config.number, o.config.path, role, t, p) for (role, o), (t, p) in zip(chosen, figures)]
 
 
 def interleave(calls: list[tuple[Callable[[], Any], int]], rounds: int, window_s: float,
-               window_calls: int = 0) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+               window_calls: int = 0, clock: Timer | None = None) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
     """Measure each (warm call, batch size) once per round, the order rotated every round, so that each
     round sees every call under the same machine noise; (throughputs, p99s) per call."""
     thr: list[list[float]] = [[] for _ in calls]
@@ -79,7 +79,7 @@ def interleave(calls: list[tuple[Callable[[], Any], int]], rounds: int, window_s
     for r in range(rounds):
         for i in np.roll(np.arange(len(calls)), -r):
             call, batch = calls[i]
-            b = measure(call, batch, window_s, warmup_s=window_s / 4, window_calls=window_calls)
+            b = measure(call, batch, window_s, warmup_s=window_s / 4, window_calls=window_calls, timer=clock)
             thr[i].append(b.throughput)
             p99[i].append(b.p99_ms)
     return [(tuple(t), tuple(p)) for t, p in zip(thr, p99)]

@@ -82,6 +82,10 @@ class Seen:
         if o.status == "failed" and o.convert_s == 0.0 and c.convert:
             self._conversion_failed(o)
 
+    def drop(self, c: TrialConfig) -> None:
+        """A configuration that will not run (skipped for its cost): no longer among the unseen."""
+        self.uncovered.pop(key(c.path, c.convert, c.runtime, c.batch_size), None)
+
     def _conversion_failed(self, o: TrialOutcome) -> None:
         c, message = o.config, _message(o.error)
         known = [f for f in self.failing if f.path == c.path and f.message == message]

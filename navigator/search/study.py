@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from navigator import env, paths
 from navigator.errors import InputError, StudyMismatchError
-from navigator.records import MEASURED, TrialConfig, TrialOutcome, to_dict
+from navigator.records import MEASURED, SCORED, TrialConfig, TrialOutcome, to_dict
 from navigator.search import budget as budget_mod
 from navigator.search import space as space_mod
 from navigator.search.seen import Seen
@@ -81,7 +81,8 @@ class Search(StudyView):
         self.own_trials: int | None = None  # this worker's own trial cap (worker --trials)
         self.ran = 0  # trials this process ran
         self.measured = False  # whether this run measured anything (a trial, the finalists)
-        self.deferred: dict[str, str] = {}  # path -> why its trial waited for cheaper ones (cost)
+        self.deferred: dict[str, tuple[str, str]] = {}  # cost label -> (path, why it waited for cheaper ones)
+        self.skipped: dict[str, str] = {}  # cost label -> why it never started: it could not finish in time
         self.hardware = env.hardware(settings.device)
         identity = {
             "fingerprint": fingerprint,
@@ -158,7 +159,7 @@ class Search(StudyView):
         """Trial 0 is the source framework's own runtime with defaults (the baseline); then every other
         path once with its defaults (ORT's default session options among them), so that each path is
         seen before the sampler takes over; then the caller's configurations, then each path's presets
-        (its searchspace YAML) that fit this device and batch."""
+        (its searchspace YAML) that fit this device and batch, round-robin over the paths."""
         batch = max(self.settings.batch_sizes) if self.settings.objective == "throughput" else min(self.settings.batch_sizes)
         sized = {"batch_size": batch} if len(self.settings.batch_sizes) > 1 else {}
 
@@ -174,11 +175,13 @@ class Search(StudyView):
             if name not in self.path_names:
                 raise InputError(f"enqueued configuration {role!r}: path {name!r} is not searched here")
             enqueue(name, space_mod.defaults(self.spaces[name], self.source, overrides), f"{USER_ROLE}{role}")
-        for name in self.path_names:
-            for i, preset in enumerate(self.spaces[name].presets, 1):
-                params = space_mod.preset_params(self.spaces[name], preset, self.source)
-                if params is not None and preset.applies(self.settings.device, batch):
-                    enqueue(name, params, f"{name} preset {i}")
+        # presets round-robin over the paths (each path's first, then each one's second, ...): a short
+        # budget sees every path's best guess before any path's second one
+        listed = [(i, name, preset) for name in self.path_names for i, preset in enumerate(self.spaces[name].presets, 1)]
+        for i, name, preset in sorted(listed, key=lambda e: e[0]):
+            params = space_mod.preset_params(self.spaces[name], preset, self.source)
+            if params is not None and preset.applies(self.settings.device, batch):
+                enqueue(name, params, f"{name} preset {i}")
 
     def _retry_interrupted(self) -> list[tuple[int, int]]:
         """Trials left RUNNING by a killed process are failed, with an outcome that says so, and their
@@ -207,13 +210,13 @@ class Search(StudyView):
         batch = trial.suggest_categorical("batch_size", list(sizes)) if len(sizes) > 1 else sizes[0]
         return TrialConfig(trial.number, path, convert, runtime, int(batch))
 
-    def run(self, run_trial: Callable[[TrialConfig, float], TrialOutcome],
+    def run(self, run_trial: Callable[[TrialConfig, float, float | None], TrialOutcome],
             on_trial: Callable[[TrialOutcome], None] | None = None, wall_s: float | None = None,
             own_trials: int | None = None) -> None:
         """Trials until the budget (wall-clock of the runs, or summed trial time in a shared study), the
         trial cap or the search space runs out, or this worker's own `wall_s` or `own_trials` (counted
         over this process's calls). `run_trial` gets each
-        configuration and its timeout. A local study runs ask -> run -> tell; a shared one runs in
+        configuration, its timeout and the bar of its short first measurement (None: measure in full). A local study runs ask -> run -> tell; a shared one runs in
         optuna's optimize, which keeps the heartbeats of its running trial."""
         optuna = _optuna()
         if wall_s is not None:
@@ -272,7 +275,7 @@ class Search(StudyView):
         pruned = state.FAIL if DEFERRED_ATTR in trial.user_attrs else state.PRUNED
         self.study.tell(trial, value, state=None if value is not None else pruned)
 
-    def _evaluate(self, trial: Any, run_trial: Callable[[TrialConfig, float], TrialOutcome],
+    def _evaluate(self, trial: Any, run_trial: Callable[[TrialConfig, float, float | None], TrialOutcome],
                   on_trial: Callable[[TrialOutcome], None] | None,
                   tell: Callable[[Any, float | None], None] | None = None) -> tuple[float | None, bool]:
         """(value to tell, or None: pruned; whether a trial ran). A configuration the study can answer
@@ -285,11 +288,11 @@ class Search(StudyView):
         if answer is not None:
             trial.set_user_attr(REPEAT_ATTR, [answer.number, answer.reason])
             old = answer.outcome
-            return (self.value(old) if old is not None and old.status == "ok" else None), False
+            return (self.value(old) if old is not None and old.status in SCORED else None), False
         if self._defer(trial, config):
             return None, False
         own = self.settings.trial_timeout_s or paths.get(config.path).TIMEOUT_S
-        outcome = run_trial(config, self.budget.trial_timeout(own))
+        outcome = run_trial(config, self.budget.trial_timeout(own), self._bar(trial))
         self.measured = True
         self.ran += 1
         try:
@@ -297,7 +300,7 @@ class Search(StudyView):
         except _optuna().exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
             self._stale = True
             raise
-        value = self.value(outcome) if outcome.status == "ok" else None
+        value = self.value(outcome) if outcome.status in SCORED else None
         if tell is not None:
             tell(trial, value)
         self.seen.add(outcome)
@@ -307,29 +310,49 @@ class Search(StudyView):
         return value, True
 
     def _defer(self, trial: Any, config: TrialConfig) -> bool:
-        """A trial expected to cost over COST_SHARE of what the search has left does not start while
-        paths not tried yet are cheaper: an enqueued one (defaults, preset) waits its turn again, a
-        sampled one is dropped (failed: TPE ignores it). Local studies only."""
+        """Cost rules (local studies): a trial expected to cost more than what the search has left (plus
+        half the grace) is skipped: it could not finish; one expected to cost over COST_SHARE of what is
+        left does not start while paths not tried yet are cheaper: an enqueued one (defaults, preset)
+        waits its turn again, a sampled one is dropped. Either is failed unrun (TPE ignores it)."""
+        if self.storage.shared:
+            return False
         outcomes = self.outcomes()
+        params = {**config.convert, **config.runtime}
+        cost = budget_mod.expected_cost(config.path, params, outcomes)
+        label = budget_mod.cost_label(config.path, params)
+        left = self.budget.search_left()
         costs = budget_mod.expected_costs(self.path_names, outcomes)
         tried = {o.config.path for o in outcomes}
-        cheaper = [n for n in self.path_names if n not in tried and costs[n] < costs[config.path]]
-        left = self.budget.search_left()
-        if self.storage.shared or not cheaper or costs[config.path] <= budget_mod.COST_SHARE * left:
+        cheaper = [n for n in self.path_names if n not in tried and costs[n] < cost]
+        if outcomes and cost > left + self.budget.grace() / 2:
+            why = f"{label} (expected {cost:.0f} s) cannot finish in the {max(left, 0):.0f} s the search had left"
+            self.skipped.setdefault(label, why)
+            self.seen.drop(config)
+        elif cheaper and cost > budget_mod.COST_SHARE * left:
+            why = f"{label} (expected {cost:.0f} s, {left:.0f} s left) waited for cheaper untried paths: {', '.join(cheaper)}"
+            if "role" in trial.user_attrs:
+                self.study.enqueue_trial(trial.params, user_attrs={"role": trial.user_attrs["role"]})
+            self.deferred.setdefault(label, (config.path, why))
+        else:
             return False
-        why = (f"{config.path} (expected {costs[config.path]:.0f} s, {left:.0f} s left) waited for cheaper "
-               f"untried paths: {', '.join(cheaper)}")
         trial.set_user_attr(DEFERRED_ATTR, why)
-        if "role" in trial.user_attrs:
-            self.study.enqueue_trial(trial.params, user_attrs={"role": trial.user_attrs["role"]})
-        self.deferred[config.path] = why
         return True
 
+    def _bar(self, trial: Any) -> float | None:
+        """The bar of a trial's short first measurement (budget.screen_bar); None for the baselines and
+        the caller's configurations, which are always measured in full (the finalists re-measure them),
+        and where screening is off."""
+        role = str(trial.user_attrs.get("role", ""))
+        if not self.settings.screen or role in FINALIST_ROLES or role.startswith(USER_ROLE):
+            return None
+        return budget_mod.screen_bar(self.outcomes(), self.settings.objective)
+
     def cost_notes(self) -> list[str]:
-        """What waited for its expected cost, and what never ran for it."""
+        """What waited for its expected cost (and whether it ever ran), and what was skipped for it."""
         tried = {o.config.path for o in self.outcomes()}
-        return [f"deferred for cost: {why}" + ("" if path in tried else "; skipped: the budget ended first")
-                for path, why in self.deferred.items()]
+        return [*(f"deferred for cost: {why}" + ("" if path in tried else "; skipped: the budget ended first")
+                  for path, why in self.deferred.values()),
+                *(f"skipped for cost: {why}" for why in self.skipped.values())]
 
     def _enqueue_unseen(self, first: bool) -> None:
         """Enqueue a configuration not seen yet (unless one waits already)."""
@@ -399,7 +422,7 @@ class Search(StudyView):
         """A read-only view of an existing study (outcomes, roles, budget spent), for its report."""
         self = cls.__new__(cls)
         self.storage, self.settings, self.notes, self.measured = storage, settings, [], False
-        self.own_trials, self.ran = None, 0
+        self.own_trials, self.ran, self.deferred, self.skipped = None, 0, {}, {}
         self.study = existing(storage)
         self.budget = budget_mod.Budget(settings.budget_s, trial_spent=self.elapsed if storage.shared else None)
         return self

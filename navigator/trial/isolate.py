@@ -124,12 +124,13 @@ class TrialWorker:
             self._start()
         return self._request(request, timeout)
 
-    def run(self, config: TrialConfig, timeout: float) -> TrialOutcome:
+    def run(self, config: TrialConfig, timeout: float, bar: float | None = None) -> TrialOutcome:
+        """One trial in the worker; `bar`: what its short first measurement must come near (None: full)."""
         from navigator.records import from_dict
 
         start = time.perf_counter()
         try:
-            return from_dict(TrialOutcome, self.call({"op": "trial", "config": to_dict(config)}, timeout))
+            return from_dict(TrialOutcome, self.call({"op": "trial", "config": to_dict(config), "bar": bar}, timeout))
         except WorkerDied as died:
             return TrialOutcome(config, died.status, str(died), duration_s=time.perf_counter() - start)  # type: ignore[arg-type]
         except RuntimeError as exc:  # the worker could not load the source

@@ -13,12 +13,13 @@ import numpy as np
 
 from navigator import paths
 from navigator.errors import strip_ansi
-from navigator.records import Artifact, TrialConfig, TrialOutcome, Validation
+from navigator.records import Artifact, Bench, TrialConfig, TrialOutcome, Validation
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
 from navigator.source.iospec import perturb, resize_batch, shape_variants
 from navigator.trial import traced
-from navigator.trial.bench import STABLE_WINDOWS, measure, uncounted_rows
+from navigator.trial.bench import (SCREEN_MARGIN, STABLE_WINDOWS, Timer, could_lead, cuda_timer, measure, screen,
+                                   uncounted_rows)
 from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
 
@@ -104,7 +105,31 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
     return None
 
 
-def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
+def timer(ctx: TrialContext) -> Timer | None:
+    """CUDA events on a GPU study, the host clock elsewhere."""
+    return cuda_timer() if ctx.settings.device == "cuda" else None
+
+
+def _bench(ctx: TrialContext, config: TrialConfig, runner: Any, inputs: dict[str, np.ndarray],
+           bar: float | None) -> tuple[Bench, bool]:
+    """The trial's benchmark: with a `bar`, a short first measurement, and the full one (stability
+    windows, then the host copies a GPU client pays) only where that could still reach the top trials.
+    Also whether it stopped at the short measurement."""
+    call, clock, s = runner.prepare(inputs), timer(ctx), ctx.settings
+    if bar is not None:
+        quick = screen(call, config.batch_size, s.window_s, s.window_calls, clock)
+        if not could_lead(quick, bar, s.objective):
+            return quick, True
+    bench = measure(call, config.batch_size, s.window_s, window_calls=s.window_calls, timer=clock)
+    host_call = getattr(runner, "host_call", None)
+    if host_call is not None:
+        host = measure(host_call(inputs), config.batch_size, s.window_s, window_calls=s.window_calls, timer=clock)
+        bench = replace(bench, host_throughput=host.throughput, host_p99_ms=host.p99_ms)
+    return bench, False
+
+
+def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) -> TrialOutcome:
+    """One trial; `bar` (budget.screen_bar): the figure its short first measurement is held against."""
     start = time.perf_counter()
     module = paths.get(config.path)
     params = {**config.convert, **config.runtime}
@@ -129,17 +154,17 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
         if uncounted:
             return TrialOutcome(config, "failed", uncounted, validation, None, convert_s, cached,
                                 time.perf_counter() - start, load_s)
-        bench = measure(runner.prepare(inputs), config.batch_size, ctx.settings.window_s,
-                        window_calls=ctx.settings.window_calls)
-        host_call = getattr(runner, "host_call", None)
-        if host_call is not None:
-            host = measure(host_call(inputs), config.batch_size, ctx.settings.window_s,
-                           window_calls=ctx.settings.window_calls)
-            bench = replace(bench, host_throughput=host.throughput, host_p99_ms=host.p99_ms)
-        status = "ok" if bench.stable else "unstable"
-        error = "" if bench.stable else f"no {STABLE_WINDOWS} windows agreed within 10% in {bench.windows} windows (CV {bench.cv:.1%})"
-        return TrialOutcome(config, status, error, validation, bench, convert_s, cached, time.perf_counter() - start,
-                            load_s)
+        bench, screened = _bench(ctx, config, runner, inputs, bar)
+        if screened:
+            status, error = "screened", (f"its short first measurement was over {SCREEN_MARGIN:.0%} behind the "
+                                         f"third best trial's {bar:.4g}: not measured in full")
+        elif bench.stable:
+            status, error = "ok", ""
+        else:
+            status, error = "unstable", (f"no {STABLE_WINDOWS} windows agreed within 10% in {bench.windows} "
+                                         f"windows (CV {bench.cv:.1%})")
+        return TrialOutcome(config, status, error, validation, bench, convert_s, cached,  # type: ignore[arg-type]
+                            time.perf_counter() - start, load_s)
     except Exception as exc:  # a conversion path failing in any way is this trial's outcome
         return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,
                             time.perf_counter() - start)

@@ -43,7 +43,7 @@ def _handle(ctx: Any, request: dict[str, Any]) -> Any:
     from navigator.trial.run import run_trial
 
     if request["op"] == "trial":
-        return to_dict(run_trial(ctx, from_dict(TrialConfig, request["config"])))
+        return to_dict(run_trial(ctx, from_dict(TrialConfig, request["config"]), request.get("bar")))
     if request["op"] == "remeasure":
         from navigator.search.finalists import remeasure
 

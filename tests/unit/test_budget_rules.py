@@ -54,7 +54,7 @@ def test_a_small_space_ends_the_search_without_repeats(tmp_path: Path, monkeypat
     search = _search(tmp_path, monkeypatch, "path: ort_cpu\nparams:\n  threads: {stage: runtime, int: [1, 3]}\n")
     ran: list[TrialConfig] = []
 
-    def run(config: TrialConfig, timeout: float) -> TrialOutcome:
+    def run(config: TrialConfig, timeout: float, bar: float | None = None) -> TrialOutcome:
         ran.append(config)
         return TrialOutcome(config, "ok", bench=_bench(100.0 + config.runtime["threads"]), duration_s=0.01)
 
@@ -69,7 +69,7 @@ def test_a_conversion_failure_independent_of_a_param_skips_its_other_values(
     search = _search(tmp_path, monkeypatch, trials=40)
     ran: list[TrialConfig] = []
 
-    def run(config: TrialConfig, timeout: float) -> TrialOutcome:
+    def run(config: TrialConfig, timeout: float, bar: float | None = None) -> TrialOutcome:
         ran.append(config)
         if config.convert["exporter"] == "torchscript":  # a message with numbers that change
             return TrialOutcome(config, "failed", f"export failed at node {config.number * 7}: unsupported op",
@@ -170,7 +170,7 @@ def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypa
                     ["eager", "ort_cpu"], "fp")
     ran: list[str] = []
 
-    def run(config: TrialConfig, timeout: float) -> TrialOutcome:
+    def run(config: TrialConfig, timeout: float, bar: float | None = None) -> TrialOutcome:
         ran.append(config.path)
         return TrialOutcome(config, "ok", bench=_bench(1.0), duration_s=1.0)
 
