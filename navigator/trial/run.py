@@ -110,6 +110,7 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
     params = {**config.convert, **config.runtime}
     misses = ctx.cache.misses
     convert_s = 0.0
+    runner = None
     try:
         artifact = convert(ctx, config)
         convert_s = time.perf_counter() - start
@@ -143,3 +144,15 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
     except Exception as exc:  # a conversion path failing in any way is this trial's outcome
         return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,
                             time.perf_counter() - start)
+    finally:
+        close(runner)
+
+
+def close(runner: Any) -> None:
+    """Release a runner's sessions and graphs now, not whenever the collector gets to them; a runner
+    failing to close has already given its outcome."""
+    try:
+        if runner is not None:
+            runner.close()
+    except Exception:  # nothing of the trial's outcome depends on its teardown
+        pass
