@@ -170,3 +170,25 @@ def test_serving_threads_replace_the_trials_param_in_the_twin(tmp_path: Path, mo
 def test_every_twin_path_is_covered() -> None:
     assert {n for n, _, _ in CASES} == set(TWIN_PATHS) and set(TWIN_PATHS) <= set(registry.NAMES)
     assert "runtimes" not in sys.modules  # the shipped package never shadows anything importable
+
+
+def test_a_written_ort_cuda_repository_is_served_with_its_tuned_provider_options(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, twin_loader: Any) -> None:  # noqa: F811
+    """serve-check on a server without the onnxruntime backend: the native repository read back from disk
+    becomes its twin, whose CUDA provider gets use_tf32=0 and prefer_nhwc=1 as the trial did (a twin
+    mapped back from the Triton keys got only cudnn_conv_algo_search and gpu_mem_limit)."""
+    from navigator.triton import deployment
+
+    recorder = Recorder(monkeypatch)
+    params = {"precision": "fp32", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": False, "prefer_nhwc": True,
+              "do_copy_in_default_stream": False, "enable_cuda_graph": False, "gpu_mem_limit_gib": 4}
+    native = registry.get("ort_cuda").triton(_artifact(tmp_path, "ort_cuda"), params)
+    written = Deployment("m", IO, native, ServingConfig(8)).write(tmp_path / "native")
+    served, note = deployment.servable(deployment.load(written), {"python"})
+    assert served.model.backend == "python" and "twin" in note
+    twin_dir = served.write(tmp_path / "twin")
+    twin_loader.start(twin_loader.template(twin_dir), twin_dir)
+    [(_, _, providers)] = recorder.calls
+    assert providers == [("CUDAExecutionProvider", {
+        "device_id": "0", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0", "do_copy_in_default_stream": "0",
+        "prefer_nhwc": "1", "enable_cuda_graph": "0", "gpu_mem_limit": str(4 * 2**30)}), "CPUExecutionProvider"]
