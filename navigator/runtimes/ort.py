@@ -137,7 +137,7 @@ class OrtCudaRunner(OrtRunner):
         """(binding on fixed buffers, the input buffers, run options naming this signature's graph)."""
         key = tuple((n, inputs[n].shape, inputs[n].dtype.str) for n in self.names)
         if key in self._graphs:
-            binding, buffers, options = self._graphs[key]
+            buffers = self._graphs[key][1]
             for n, value in zip(self.names, buffers):
                 value.update_inplace(np.ascontiguousarray(inputs[n]))
             return self._graphs[key]

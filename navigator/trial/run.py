@@ -5,6 +5,7 @@ Every failure of a conversion path becomes a recorded outcome; nothing a path ra
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -150,9 +151,7 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
 
 def close(runner: Any) -> None:
     """Release a runner's sessions and graphs now, not whenever the collector gets to them; a runner
-    failing to close has already given its outcome."""
-    try:
-        if runner is not None:
+    failing to close has already given its outcome, which its teardown does not change."""
+    if runner is not None:
+        with contextlib.suppress(Exception):
             runner.close()
-    except Exception:  # nothing of the trial's outcome depends on its teardown
-        pass

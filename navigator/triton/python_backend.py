@@ -16,7 +16,6 @@ import importlib.resources
 import json
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 

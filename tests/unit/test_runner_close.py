@@ -94,3 +94,18 @@ def test_ort_runners_drop_their_session_and_graphs(tmp_path: Path) -> None:
     assert graphed._graphs
     graphed.close()
     assert graphed._graphs == {} and graphed.session is None
+
+
+def test_the_finalists_rounds_close_their_runners(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from navigator.search import finalists
+
+    Runner.closed = 0
+    path = SimpleNamespace(convert=lambda source, params, cache: Artifact("fake", tmp_path, "k", {}),
+                           load=lambda artifact, source, params: Runner(False))
+    monkeypatch.setattr(trial_run.paths, "get", lambda name: path)
+    monkeypatch.setattr(finalists.paths, "get", lambda name: path)
+    ctx = SimpleNamespace(source=None, cache=None, inputs=lambda batch: {"x": np.ones((2, 3), np.float32)},
+                          settings=SimpleNamespace(window_s=0.002, window_calls=0))
+    chosen = [(role, SimpleNamespace(config=TrialConfig(i, "fake", {}, {}, 2))) for i, role in enumerate(("top1", "top2"))]
+    figures = finalists.remeasure(ctx, chosen, rounds=1)  # type: ignore[arg-type]
+    assert [f.role for f in figures] == ["top1", "top2"] and Runner.closed == 2

@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-from navigator.runtimes import torch as rt_torch  # noqa: E402
-from tests.twin_loader import twin_loader  # noqa: E402, F401  (the fixture)
+from navigator.runtimes import torch as rt_torch
+from tests.twin_loader import twin_loader  # noqa: F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[2] / "navigator"
 PARAMS = {"precision": "fp16", "cast": "weights", "channels_last": True, "cudnn_benchmark": True, "cuda_graphs": True}
@@ -53,7 +53,7 @@ def test_cuda_graph_runner_replays_per_signature_and_closes() -> None:
     assert runner._graphs == {} and runner.fn is None
 
 
-def test_the_twin_serves_the_trials_cuda_settings(tmp_path: Path, twin_loader) -> None:  # noqa: ANN001, F811
+def test_the_twin_serves_the_trials_cuda_settings(tmp_path: Path, twin_loader) -> None:  # noqa: F811
     version = tmp_path / "m" / "1"
     version.mkdir(parents=True)
     program = torch.export.export(Net().eval(), (torch.randn(2, 3, 8, 8),),
