@@ -71,6 +71,5 @@ def triton(artifact: Artifact, params: Params) -> TritonModel:
     """Python backend on the GPU, built from the trial's params by the runner's own code."""
     if artifact.file is None:
         raise TrialError("the model could not be saved for serving")
-    pickled = artifact.file.suffix == ".pt" and not rt_torch.is_torchscript(artifact.file)
-    return python_backend.model(artifact.file, python_backend.spec_file(artifact.dir, "torch", "cuda", dict(params),
-                                                                        unpickle=pickled))
+    return python_backend.model(artifact.file, python_backend.spec_file(
+        artifact.dir, "torch", "cuda", dict(params), unpickle=rt_torch.is_pickle(artifact.file)))

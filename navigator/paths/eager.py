@@ -69,7 +69,6 @@ def triton(artifact: Artifact, params: Params) -> TritonModel:
     if artifact.file is None:
         reason = (artifact.dir / "unsaved.txt").read_text().strip() if (artifact.dir / "unsaved.txt").exists() else ""
         raise TrialError(f"the eager model could not be saved for serving ({reason})")
-    # the source's own pickle (a module saved with torch.save) is the only file the twin must unpickle
-    pickled = artifact.file.suffix == ".pt" and not rt_torch.is_torchscript(artifact.file)
-    return python_backend.model(artifact.file, python_backend.spec_file(artifact.dir, "torch", "cpu", dict(params),
-                                                                        unpickle=pickled))
+    # the source's own pickle (a module saved with torch.save) is the only file the twin may unpickle
+    return python_backend.model(artifact.file, python_backend.spec_file(
+        artifact.dir, "torch", "cpu", dict(params), unpickle=rt_torch.is_pickle(artifact.file)))

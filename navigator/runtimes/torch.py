@@ -97,6 +97,11 @@ def is_torchscript(path: Path) -> bool:
         return False
 
 
+def is_pickle(path: Path) -> bool:
+    """Whether load_file() would have to unpickle this file (neither .pt2 nor TorchScript)."""
+    return not str(path).endswith(".pt2") and not is_torchscript(path)
+
+
 def load_file(path: Path, device: str, unpickle: bool = False) -> Any:
     """A saved model (ExportedProgram .pt2, TorchScript, or with `unpickle` a torch.save pickle of a
     module) on `device`, with the devices its graph was captured on rewritten. Without `unpickle` a
@@ -106,7 +111,7 @@ def load_file(path: Path, device: str, unpickle: bool = False) -> Any:
         from torch.export.passes import move_to_device_pass
 
         return move_to_device_pass(torch.export.load(str(path)), device).module()
-    if is_torchscript(path):
+    if not is_pickle(path):
         return retarget_script(torch.jit.load(str(path), map_location=device).eval(), device)
     if not unpickle:
         raise ValueError(f"{path} is neither an ExportedProgram nor a TorchScript, and unpickling it was not allowed")

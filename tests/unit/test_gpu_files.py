@@ -75,8 +75,9 @@ def test_the_twin_unpickles_only_what_its_spec_allows(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unpickling it was not allowed"):
         rt_torch.load_file(tmp_path / "pickled.pt", "cpu")
     assert rt_torch.load_file(tmp_path / "pickled.pt", "cpu", unpickle=True)(torch.randn(2, 4)).shape == (2, 4)
-    assert rt_torch.is_torchscript(_files(tmp_path)["torchscript"])
-    assert not rt_torch.is_torchscript(tmp_path / "pickled.pt")
+    files = _files(tmp_path)
+    assert rt_torch.is_pickle(tmp_path / "pickled.pt")
+    assert not rt_torch.is_pickle(files["torchscript"]) and not rt_torch.is_pickle(files["exported"])
 
 
 def test_every_torch_gpu_path_moves_the_source_through_on_device(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
@@ -99,3 +100,15 @@ def test_every_torch_gpu_path_moves_the_source_through_on_device(tmp_path: Path,
         with pytest.raises(Moved):
             call()
     assert calls == [(source, "cuda")] * 3
+
+
+def test_only_a_pickled_source_is_deployed_for_unpickling(tmp_path: Path) -> None:
+    """eager's twin spec allows unpickling only where the saved file is the user's own torch.save pickle."""
+    from navigator.paths import eager
+    from navigator.records import Artifact
+
+    torch.save(MakesTensors().eval(), tmp_path / "model.pt")
+    files = {**_files(tmp_path), "pickled": tmp_path / "model.pt"}
+    for kind, expected in (("pickled", True), ("exported", False), ("torchscript", False)):
+        model = eager.triton(Artifact("eager", tmp_path, "k", {}, files[kind]), {"threads": 1})
+        assert python_backend.read_spec(model.files["twin.json"])["unpickle"] is expected, kind
