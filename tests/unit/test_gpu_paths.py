@@ -127,3 +127,27 @@ def test_cuda_paths_declare_their_expected_cost() -> None:
     assert all(0 < c <= m for c, m in zip(costs.values(), (torch_cuda.TIMEOUT_S, torch_compile.TIMEOUT_S,
                                                             ort_cuda.TIMEOUT_S, torch_tensorrt.TIMEOUT_S)))
     assert costs["torch_compile"] > max(costs["torch_cuda"], costs["ort_cuda"])
+
+
+def test_ort_graphs_stop_at_their_cap_and_still_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_GRAPHS input signatures (a dynamic batcher's shapes) a call runs uncaptured, right."""
+    onnx = pytest.importorskip("onnx")
+    np = pytest.importorskip("numpy")
+    from onnx import TensorProto, helper
+
+    from navigator.runtimes import ort as rt_ort
+
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    monkeypatch.setattr(rt_ort, "MAX_GRAPHS", 1)
+
+    class OnCpu(rt_ort.OrtCudaRunner):
+        device = "cpu"
+
+    runner = OnCpu(tmp_path / "m.onnx", {}, ["CPUExecutionProvider"], cuda_graph=True)
+    for rows in (2, 3, 4, 2):
+        x = np.full((rows, 3), float(rows), np.float32)
+        assert np.array_equal(runner({"x": x})[0], x * x)
+    assert len(runner._graphs) == 1
