@@ -26,9 +26,6 @@ TEMPLATE = "model.py"
 SPEC = "twin.json"  # in the version directory
 RUNTIMES = "runtimes"  # the shipped package's directory in the version directory
 KINDS = ("torch", "onnxruntime", "openvino")  # the template's RUNTIME values
-# The template's config parameters besides RUNTIME and MODEL_FILE: serving knobs that replace the trial's
-# param of the same name (threads per instance, OpenVINO streams), as Triton's tuner sets them.
-OVERRIDES = ("threads", "intra_op_num_threads", "inference_num_threads", "num_streams")
 
 
 def _package(name: str) -> Path:

@@ -192,3 +192,17 @@ def test_a_written_ort_cuda_repository_is_served_with_its_tuned_provider_options
     assert providers == [("CUDAExecutionProvider", {
         "device_id": "0", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0", "do_copy_in_default_stream": "0",
         "prefer_nhwc": "1", "enable_cuda_graph": "0", "gpu_mem_limit": str(4 * 2**30)}), "CPUExecutionProvider"]
+
+
+def test_the_serving_knobs_the_config_sets_are_the_ones_the_twin_reads() -> None:
+    """config.py's python thread/stream keys, the backend table's python parameters and the template's
+    OVERRIDES name the same params (the template cannot import navigator, so each keeps its own list)."""
+    import ast
+
+    from navigator.triton import backends, config
+
+    template = Path(python_backend.__file__).parent / "templates" / "model.py"
+    [overrides] = [ast.literal_eval(node.value) for node in ast.parse(template.read_text()).body
+                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "OVERRIDES"]
+    knobs = {v for keys in (config.THREAD_KEYS, config.STREAM_KEYS) for k, v in keys.items() if k.startswith("python:")}
+    assert knobs == set(overrides) == set(backends.BACKENDS["python"].parameters) - {"RUNTIME", "MODEL_FILE"}
