@@ -206,3 +206,21 @@ def test_the_serving_knobs_the_config_sets_are_the_ones_the_twin_reads() -> None
                    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "OVERRIDES"]
     knobs = {v for keys in (config.THREAD_KEYS, config.STREAM_KEYS) for k, v in keys.items() if k.startswith("python:")}
     assert knobs == set(overrides) == set(backends.BACKENDS["python"].parameters) - {"RUNTIME", "MODEL_FILE"}
+
+
+def test_the_shipped_runtimes_import_nothing_of_navigator() -> None:
+    """They run inside Triton's python backend, where navigator is not installed: stdlib, NumPy and the
+    frameworks only, at module level or inside functions."""
+    import ast
+
+    import navigator.runtimes
+
+    imported = set()
+    for file in Path(navigator.runtimes.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {(file.name, a.name.split(".")[0]) for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((file.name, "." if node.level else (node.module or "").split(".")[0]))
+    assert {name for _, name in imported} <= {"__future__", "dataclasses", "pathlib", "typing", "zipfile", "numpy",
+                                              "onnxruntime", "openvino", "torch"}, sorted(imported)
