@@ -91,10 +91,9 @@ def test_ort_cuda_graphs_deploy_as_the_python_twin(tmp_path: Path) -> None:
     assert not plain.warnings
 
 
-def test_ort_graph_binding_reuses_fixed_buffers_per_shape(tmp_path: Path) -> None:
-    """The CUDA-graph runner's binding, on the CPU: the bound buffers stay, new inputs are copied in."""
+def _graphed_on_cpu(tmp_path: Path):  # noqa: ANN202
+    """The CUDA-graph ORT runner on y = x * x, its buffers bound on the CPU."""
     onnx = pytest.importorskip("onnx")
-    np = pytest.importorskip("numpy")
     from onnx import TensorProto, helper
 
     from navigator.runtimes.ort import OrtCudaRunner
@@ -107,7 +106,13 @@ def test_ort_graph_binding_reuses_fixed_buffers_per_shape(tmp_path: Path) -> Non
     class OnCpu(OrtCudaRunner):
         device = "cpu"
 
-    runner = OnCpu(tmp_path / "m.onnx", {}, ["CPUExecutionProvider"], cuda_graph=True)
+    return OnCpu(tmp_path / "m.onnx", {}, ["CPUExecutionProvider"], cuda_graph=True)
+
+
+def test_ort_graph_binding_reuses_fixed_buffers_per_shape(tmp_path: Path) -> None:
+    """The CUDA-graph runner's binding, on the CPU: the bound buffers stay, new inputs are copied in."""
+    np = pytest.importorskip("numpy")
+    runner = _graphed_on_cpu(tmp_path)
     a, b, c = (np.full((2, 3), v, np.float32) for v in (2.0, 3.0, 4.0))
     assert np.array_equal(runner({"x": a})[0], a * a)
     first = runner._graphs[next(iter(runner._graphs))][1]
@@ -131,22 +136,11 @@ def test_cuda_paths_declare_their_expected_cost() -> None:
 
 def test_ort_graphs_stop_at_their_cap_and_still_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past MAX_GRAPHS input signatures (a dynamic batcher's shapes) a call runs uncaptured, right."""
-    onnx = pytest.importorskip("onnx")
     np = pytest.importorskip("numpy")
-    from onnx import TensorProto, helper
-
     from navigator.runtimes import ort as rt_ort
 
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
     monkeypatch.setattr(rt_ort, "MAX_GRAPHS", 1)
-
-    class OnCpu(rt_ort.OrtCudaRunner):
-        device = "cpu"
-
-    runner = OnCpu(tmp_path / "m.onnx", {}, ["CPUExecutionProvider"], cuda_graph=True)
+    runner = _graphed_on_cpu(tmp_path)
     for rows in (2, 3, 4, 2):
         x = np.full((rows, 3), float(rows), np.float32)
         assert np.array_equal(runner({"x": x})[0], x * x)
