@@ -87,6 +87,10 @@ class TFRunner:
         self.fn = fn
         self.model: tf_source.TFModel = source.model
 
+    def close(self) -> None:
+        """Drops the concrete function (its graph and variables' references)."""
+        self.fn = None
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [np.asarray(o) for o in require("tensorflow").nest.flatten(self.fn(*tf_source.tensors(self.model, inputs)))]
 

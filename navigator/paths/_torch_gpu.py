@@ -9,9 +9,9 @@ from typing import Any
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import eager
-from navigator.paths._torch import DTYPES, CudaTorchRunner
 from navigator.paths.base import TritonModel
 from navigator.records import Artifact, Params
+from navigator.runtimes import torch as rt_torch
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
 from navigator.triton import python_backend
@@ -48,32 +48,18 @@ def on_device(source: ModelSource, device: str) -> Any:
         buffer = io.BytesIO()
         torch.jit.save(source.model, buffer)
         buffer.seek(0)
-        model = torch.jit.load(buffer, map_location=device).eval()
-        graphs = [getattr(getattr(sub, "forward", None), "graph", None) for sub in model.modules()]
-        for node in (n for g in graphs if g is not None for n in g.findAllNodes("prim::Constant")):
-            if node.output().type().kind() == "DeviceObjType":  # a traced torch.arange(..., device="cpu")
-                node.s_("value", str(torch.device(device)))
-        return model
+        return rt_torch.retarget_script(torch.jit.load(buffer, map_location=device).eval(), device)
     return copy.deepcopy(source.model).to(device)
 
 
 def module(source: ModelSource, params: Params) -> Any:
-    """A GPU copy of the source model in the trial's precision and memory format."""
-    torch = require("torch")
-    model = on_device(source, "cuda")
-    if params.get("cast", "weights") == "weights" and params["precision"] in ("fp16", "bf16"):
-        model = model.to(getattr(torch, DTYPES[str(params["precision"])]))
-    if params.get("channels_last"):
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    """A GPU copy of the source model in the trial's precision and memory format (compiled with
+    torch_compile's mode)."""
+    return rt_torch.place(on_device(source, "cuda"), rt_torch.settings(params, "cuda"))
 
 
-def runner(fn: Any, source: ModelSource, params: Params) -> CudaTorchRunner:
-    return CudaTorchRunner(fn, [t.name for t in source.io.inputs], str(params["precision"]),
-                           channels_last=bool(params.get("channels_last")),
-                           autocast=params.get("cast") == "autocast",
-                           cuda_graphs=bool(params.get("cuda_graphs")),
-                           cudnn_benchmark=bool(params.get("cudnn_benchmark", True)))
+def runner(fn: Any, source: ModelSource, params: Params) -> rt_torch.TorchRunner:
+    return rt_torch.runner(fn, [t.name for t in source.io.inputs], rt_torch.settings(params, "cuda"))
 
 
 def precision(params: Params) -> str:
@@ -81,14 +67,9 @@ def precision(params: Params) -> str:
     return {"fp32": "tf32", "fp32_strict": "fp32"}.get(str(params["precision"]), str(params["precision"]))
 
 
-def triton(artifact: Artifact, params: Params, extra: dict[str, str]) -> TritonModel:
-    """Python backend on the GPU with the tuned precision, memory format and compile mode."""
+def triton(artifact: Artifact, params: Params) -> TritonModel:
+    """Python backend on the GPU, built from the trial's params by the runner's own code."""
     if artifact.file is None:
         raise TrialError("the model could not be saved for serving")
-    model = python_backend.model("torch", artifact.file, {
-        "DEVICE": "cuda", "PRECISION": str(params["precision"]), "CAST": str(params.get("cast", "weights")),
-        "CHANNELS_LAST": str(bool(params.get("channels_last"))),
-        "CUDNN_BENCHMARK": str(bool(params.get("cudnn_benchmark", True))),
-        "CUDA_GRAPHS": str(bool(params.get("cuda_graphs"))), **extra})
-    model.kind = "KIND_GPU"
-    return model
+    return python_backend.model(artifact.file, python_backend.spec_file(
+        artifact.dir, "torch", "cuda", dict(params), unpickle=rt_torch.is_pickle(artifact.file)))

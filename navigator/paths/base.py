@@ -24,6 +24,10 @@ class Runner(Protocol):
         """A zero-argument call on inputs already converted for the runtime (the timed region)."""
         ...
 
+    def close(self) -> None:
+        """Releases what the runner holds (sessions, compiled models, CUDA graphs); called once, last."""
+        ...
+
 
 @dataclass
 class TritonModel:

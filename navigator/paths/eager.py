@@ -12,9 +12,9 @@ from pathlib import Path
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths._torch import TorchRunner
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
+from navigator.runtimes import torch as rt_torch
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
 from navigator.triton import python_backend
@@ -58,17 +58,17 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
+    settings = rt_torch.settings(params, "cpu")
     model = source.model.module() if source.kind == "exported" else source.model
-    if params.get("channels_last") and source.kind == "module":
-        torch = require("torch")
-        model = copy.deepcopy(model).to(memory_format=torch.channels_last)  # never touch the source
-    return TorchRunner(model, [t.name for t in source.io.inputs], int(params["threads"]),
-                       bool(params.get("channels_last")))
+    if settings.channels_last and source.kind == "module":
+        model = rt_torch.place(copy.deepcopy(model), settings)  # never touch the source
+    return rt_torch.runner(model, [t.name for t in source.io.inputs], settings)
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
     if artifact.file is None:
         reason = (artifact.dir / "unsaved.txt").read_text().strip() if (artifact.dir / "unsaved.txt").exists() else ""
         raise TrialError(f"the eager model could not be saved for serving ({reason})")
-    return python_backend.model("torch", artifact.file, {"THREADS": str(params["threads"]),
-                                                    "CHANNELS_LAST": str(bool(params.get("channels_last")))})
+    # the source's own pickle (a module saved with torch.save) is the only file the twin may unpickle
+    return python_backend.model(artifact.file, python_backend.spec_file(
+        artifact.dir, "torch", "cpu", dict(params), unpickle=rt_torch.is_pickle(artifact.file)))

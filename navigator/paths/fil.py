@@ -71,6 +71,10 @@ class FilRunner:
                 lib.set_num_threads(n)
         return tree_source.outputs(self.forest, np.asarray(raw))
 
+    def close(self) -> None:
+        """Drops the loaded forest (its host and device copies)."""
+        self.model = None
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._predict(np.ascontiguousarray(inputs[tree_source.INPUT], dtype=np.float32))
 

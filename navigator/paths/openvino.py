@@ -10,17 +10,16 @@ openvino backend.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
 
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
+from navigator.runtimes.openvino import PRECISIONS, OpenVinoRunner, compile_config
 from navigator.search.space import ParamSpec
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
+from navigator.triton import python_backend
 
 NAME = "openvino"
 TIMEOUT_S = 600.0  # default trial timeout: ONNX export plus OpenVINO conversion
@@ -28,8 +27,6 @@ COST_S = 25.0  # expected trial cost (until the study measures its own): ONNX ex
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
 XML = "model.xml"
-# searchspace precision -> OpenVINO's INFERENCE_PRECISION_HINT and the CPU capability it needs.
-PRECISIONS = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16")}
 
 
 def available() -> str | None:
@@ -57,33 +54,6 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
     return Artifact(NAME, d, d.name, dict(params), d / XML)
 
 
-def compile_config(params: Params) -> dict[str, str]:
-    config = {"PERFORMANCE_HINT": str(params["performance_hint"])}
-    if "num_streams" in params:
-        config["NUM_STREAMS"] = str(params["num_streams"])
-    if "inference_num_threads" in params:
-        config["INFERENCE_NUM_THREADS"] = str(params["inference_num_threads"])
-    config["INFERENCE_PRECISION_HINT"] = PRECISIONS[str(params.get("inference_precision", "f32"))][0]
-    return config
-
-
-class OpenVinoRunner:
-    def __init__(self, xml: Path, params: Params) -> None:
-        ov = require("openvino")
-        self.compiled = ov.Core().compile_model(str(xml), "CPU", compile_config(params))
-        self.request = self.compiled.create_infer_request()
-        self.names = [p.get_any_name() for p in self.compiled.inputs]
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        result = self.request.infer({n: np.ascontiguousarray(inputs[n]) for n in self.names})
-        return [np.array(v) for v in result.to_tuple()]
-
-    def prepare(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
-        feed = {n: np.ascontiguousarray(inputs[n]) for n in self.names}
-        infer = self.request.infer
-        return lambda: infer(feed, share_inputs=True, share_outputs=True)
-
-
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     assert artifact.file is not None
     return OpenVinoRunner(artifact.file, params)
@@ -95,8 +65,9 @@ def triton(artifact: Artifact, params: Params) -> TritonModel:
     parameters = {k: v for k, v in config.items() if k != "INFERENCE_PRECISION_HINT"}
     if config["INFERENCE_PRECISION_HINT"] == "bf16":
         parameters["HINT_BF16"] = "YES"
+    twin = python_backend.spec_file(artifact.dir, "openvino", "cpu", dict(params))  # for a server without OpenVINO
     return TritonModel(backend="openvino", parameters=parameters,
-                       files={XML: artifact.file, "model.bin": artifact.file.with_suffix(".bin")})
+                       files={XML: artifact.file, "model.bin": artifact.file.with_suffix(".bin"), python_backend.SPEC: twin})
 
 
 def precision(params: Params) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from navigator.lazy import installed
 from navigator.paths import _ort_transformers
-from navigator.paths._ort import OrtRunner
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
+from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
+from navigator.triton import python_backend
 
 NAME = "ort_cpu"
 TIMEOUT_S = 600.0  # default trial timeout: an ONNX export of a large model takes minutes
@@ -38,7 +39,7 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     assert artifact.file is not None
-    return OrtRunner(artifact.file, params, ["CPUExecutionProvider"])
+    return rt_ort.open_session(artifact.file, params, "cpu")
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
@@ -55,5 +56,6 @@ def triton(artifact: Artifact, params: Params) -> TritonModel:
     if "enable_cpu_mem_arena" in params:
         parameters["enable_mem_arena"] = "1" if params["enable_cpu_mem_arena"] else "0"
     level = TRITON_GRAPH_LEVEL[str(params.get("graph_optimization_level", "all"))]
-    return TritonModel(backend="onnxruntime", files={"model.onnx": artifact.file}, parameters=parameters,
-                       graph_level=level or None)
+    twin = python_backend.spec_file(artifact.dir, "onnxruntime", "cpu", dict(params))  # for a server without ORT
+    return TritonModel(backend="onnxruntime", files={"model.onnx": artifact.file, python_backend.SPEC: twin},
+                       parameters=parameters, graph_level=level or None)

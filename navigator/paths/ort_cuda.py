@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from navigator.lazy import installed, require
 from navigator.paths import _ort_transformers
-from navigator.paths._ort import OrtCudaRunner
 from navigator.paths.base import Runner, TritonModel
 from navigator.paths.ort_cpu import TRITON_GRAPH_LEVEL
 from navigator.records import Artifact, Params
+from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
 from navigator.triton import python_backend
@@ -30,10 +30,6 @@ FRAMEWORKS = ("torch", "onnx", "tf")  # tf: converted by tf2onnx (_onnx_export)
 # The deprecated model-level parameters take numbers (onnxruntime_backend README).
 LEGACY_ALGO_SEARCH = {"EXHAUSTIVE": "0", "HEURISTIC": "1", "DEFAULT": "2"}
 LEGACY_ARENA = {"kNextPowerOfTwo": "0", "kSameAsRequested": "1"}
-PROVIDER_OPTIONS = ("cudnn_conv_algo_search", "use_tf32", "arena_extend_strategy", "do_copy_in_default_stream",
-                    "prefer_nhwc", "enable_cuda_graph")
-# Provider options the python-backend twin passes on as they are (templates/model.py, OrtModel).
-TWIN_OPTIONS = ("use_tf32", "prefer_nhwc", "enable_cuda_graph")
 GRAPHS_NOTE = ("served by the python backend (templates/model.py): Triton's onnxruntime backend has no CUDA graph "
                "option for the CUDA execution provider, and ORT's CUDA graphs need inputs and outputs bound to "
                "fixed device buffers, which the twin does per input shape")
@@ -54,21 +50,9 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
     return Artifact(NAME, model.parent, model.parent.name, dict(params), model)
 
 
-def _option(value: object) -> str:
-    return ("1" if value else "0") if isinstance(value, bool) else str(value)
-
-
-def provider_options(params: Params) -> dict[str, str]:
-    options = {"device_id": "0", **{k: _option(params[k]) for k in PROVIDER_OPTIONS if k in params}}
-    if int(params.get("gpu_mem_limit_gib", 0)) > 0:  # 0: ORT's default, no limit (SIZE_MAX)
-        options["gpu_mem_limit"] = str(int(params["gpu_mem_limit_gib"]) * 2**30)
-    return options
-
-
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     assert artifact.file is not None
-    providers = [("CUDAExecutionProvider", provider_options(params)), "CPUExecutionProvider"]
-    return OrtCudaRunner(artifact.file, params, providers, cuda_graph=bool(params.get("enable_cuda_graph")))
+    return rt_ort.open_session(artifact.file, params, "cuda")
 
 
 def precision(params: Params) -> str:
@@ -77,22 +61,22 @@ def precision(params: Params) -> str:
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
     assert artifact.file is not None
-    options = {k: v for k, v in provider_options(params).items() if k != "device_id"}
+    twin = python_backend.spec_file(artifact.dir, "onnxruntime", "cuda", dict(params))
+    if params.get("enable_cuda_graph"):
+        served = python_backend.model(artifact.file, twin)
+        served.warnings = (GRAPHS_NOTE,)
+        return served
+    options = {k: v for k, v in rt_ort.cuda_options(params).items() if k not in ("device_id", "enable_cuda_graph")}
     legacy = {}
     if "cudnn_conv_algo_search" in params:
         legacy["cudnn_conv_algo_search"] = LEGACY_ALGO_SEARCH[str(params["cudnn_conv_algo_search"])]
     if "arena_extend_strategy" in params:
         legacy["arena_extend_strategy"] = LEGACY_ARENA[str(params["arena_extend_strategy"])]
     if "do_copy_in_default_stream" in params:
-        legacy["do_copy_in_default_stream"] = _option(params["do_copy_in_default_stream"])
+        legacy["do_copy_in_default_stream"] = rt_ort.option_text(params["do_copy_in_default_stream"])
     if "gpu_mem_limit" in options:
         legacy["gpu_mem_limit"] = options["gpu_mem_limit"]
     level = TRITON_GRAPH_LEVEL[str(params.get("graph_optimization_level", "all"))]
-    if params.get("enable_cuda_graph"):
-        twin = python_backend.model("onnxruntime", artifact.file, {
-            **legacy, **{k: options[k] for k in TWIN_OPTIONS if k in options}, "GRAPH_LEVEL": str(level)})
-        twin.kind, twin.warnings = "KIND_GPU", (GRAPHS_NOTE,)
-        return twin
-    options.pop("enable_cuda_graph", None)
-    return TritonModel(backend="onnxruntime", files={"model.onnx": artifact.file}, parameters=legacy,
+    return TritonModel(backend="onnxruntime", files={"model.onnx": artifact.file, python_backend.SPEC: twin},
+                       parameters=legacy,
                        graph_level=level or None, gpu_accelerators={"cuda": options}, kind="KIND_GPU")

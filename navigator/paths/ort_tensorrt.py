@@ -29,10 +29,10 @@ import numpy as np
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export
-from navigator.paths._ort import OrtCudaRunner
 from navigator.paths.base import Runner, TritonModel
 from navigator.paths.tensorrt import gpu_reason, profile, shapes_text
 from navigator.records import Artifact, Params
+from navigator.runtimes.ort import OrtCudaRunner
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
 

@@ -283,6 +283,13 @@ class TensorRTRunner:
 
         return replay
 
+    def close(self) -> None:
+        """Frees the CUDA graph, the bound buffers, then the execution context before its engine."""
+        self._graph = None
+        self._held = []
+        self.context = None
+        self.engine = None
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         outs = self.prepare(inputs)()  # the same launch (plain or graph) that is benchmarked
         return [(t.float() if t.is_floating_point() else t).cpu().numpy() for t in outs]

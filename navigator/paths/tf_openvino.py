@@ -14,6 +14,7 @@ from navigator.lazy import installed, require
 from navigator.paths import _tf, openvino
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
+from navigator.runtimes.openvino import OpenVinoRunner
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
 
@@ -59,7 +60,7 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     assert artifact.file is not None
-    return openvino.OpenVinoRunner(artifact.file, params)
+    return OpenVinoRunner(artifact.file, params)
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:

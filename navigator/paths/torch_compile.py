@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 
-from navigator.lazy import require
 from navigator.paths import _torch_gpu
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
@@ -36,11 +35,8 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
-    torch = require("torch")
-    model = _torch_gpu.module(source, params)
-    compiled = torch.compile(model, mode=str(params["mode"]), dynamic=False)
-    return _torch_gpu.runner(compiled, source, {**params, "cuda_graphs": False})
+    return _torch_gpu.runner(_torch_gpu.module(source, params), source, params)  # compiled by module()
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return _torch_gpu.triton(artifact, params, {"COMPILE_MODE": str(params["mode"])})
+    return _torch_gpu.triton(artifact, params)

@@ -30,4 +30,4 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return _torch_gpu.triton(artifact, params, {})
+    return _torch_gpu.triton(artifact, params)

@@ -182,6 +182,11 @@ class TorchTensorRTRunner:
     def _tensors(self, inputs: dict[str, np.ndarray]) -> list[Any]:
         return [self.torch.from_numpy(np.ascontiguousarray(inputs[n])).to("cuda") for n in self.names]
 
+    def close(self) -> None:
+        """Drops the module and its TensorRT engines, and returns their cached device memory."""
+        self.model = None
+        self.torch.cuda.empty_cache()
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         torch = self.torch
         with torch.inference_mode():

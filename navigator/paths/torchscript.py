@@ -12,12 +12,14 @@ from typing import Any
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths._torch import TorchRunner, example_args
+from navigator.paths._torch import example_args
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
+from navigator.runtimes import torch as rt_torch
 from navigator.source import ModelSource
 from navigator.source import torch as torch_source
 from navigator.trial.cache import Cache
+from navigator.triton import python_backend
 
 NAME = "torchscript"
 TIMEOUT_S = 300.0  # default trial timeout: tracing/scripting, freezing
@@ -71,11 +73,13 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     torch = require("torch")
     module = torch.jit.load(str(artifact.file), map_location="cpu").eval()
-    return TorchRunner(module, [t.name for t in source.io.inputs], int(params["threads"]))
+    return rt_torch.runner(module, [t.name for t in source.io.inputs], rt_torch.settings(params, "cpu"))
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
     assert artifact.file is not None
-    return TritonModel(platform="pytorch_libtorch", backend="pytorch", files={MODEL_FILE: artifact.file},
+    twin = python_backend.spec_file(artifact.dir, "torch", "cpu", dict(params))  # for a server without libtorch
+    return TritonModel(platform="pytorch_libtorch", backend="pytorch",
+                       files={MODEL_FILE: artifact.file, python_backend.SPEC: twin},
                        parameters={"INTRA_OP_THREAD_COUNT": str(params["threads"]),
                                    "INTER_OP_THREAD_COUNT": "1", "INFERENCE_MODE": "true"})

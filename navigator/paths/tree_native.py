@@ -45,6 +45,9 @@ class NativeRunner:
         self.forest = tree_source.with_threads(forest, threads)
         self.threads = threads
 
+    def close(self) -> None:
+        """Nothing to release: the runner holds the source's own forest, which the study keeps."""
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         x = np.ascontiguousarray(inputs[tree_source.INPUT], dtype=np.float32)
         return tree_source.outputs(self.forest, tree_source.predict_raw(self.forest, x, self.threads))

@@ -17,9 +17,9 @@ import numpy as np
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import ort_cpu
-from navigator.paths._ort import OrtRunner
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
+from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
 from navigator.trial.cache import Cache
@@ -99,7 +99,7 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     assert artifact.file is not None
-    return OrtRunner(artifact.file, params, ["CPUExecutionProvider"])
+    return rt_ort.open_session(artifact.file, params, "cpu")
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:

@@ -70,6 +70,10 @@ class TreeliteRunner:
     def _matrix(self, inputs: dict[str, np.ndarray]) -> Any:
         return np.ascontiguousarray(inputs[tree_source.INPUT], dtype=self.dtype)
 
+    def close(self) -> None:
+        """Drops the predictor, which unloads the compiled library."""
+        self.predictor = None
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         raw = self.predictor.predict(self.tl2cgen.DMatrix(self._matrix(inputs)))
         return tree_source.outputs(self.forest, raw)

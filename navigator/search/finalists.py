@@ -56,17 +56,21 @@ def is_top(role: str) -> bool:
 
 def remeasure(ctx: Any, chosen: list[tuple[str, TrialOutcome]], rounds: int) -> list[Finalist]:
     """Each finalist once per round, the order rotated every round; runners stay loaded and warm."""
-    from navigator.trial.run import convert, timer
+    from navigator.trial.run import close, convert, timer
 
-    calls = []
-    for _, o in chosen:
-        module = paths.get(o.config.path)
-        runner = module.load(convert(ctx, o.config), ctx.source, {**o.config.convert, **o.config.runtime})
-        call = runner.prepare(ctx.inputs(o.config.batch_size))
-        warm_up(call, 2 * ctx.settings.window_s)
-        calls.append(call)
-    figures = interleave([(c, o.config.batch_size) for c, (_, o) in zip(calls, chosen)], rounds,
-                         ctx.settings.window_s, ctx.settings.window_calls, timer(ctx))
+    calls, runners = [], []
+    try:
+        for _, o in chosen:
+            module = paths.get(o.config.path)
+            runners.append(module.load(convert(ctx, o.config), ctx.source, {**o.config.convert, **o.config.runtime}))
+            call = runners[-1].prepare(ctx.inputs(o.config.batch_size))
+            warm_up(call, 2 * ctx.settings.window_s)
+            calls.append(call)
+        figures = interleave([(c, o.config.batch_size) for c, (_, o) in zip(calls, chosen)], rounds,
+                             ctx.settings.window_s, ctx.settings.window_calls, timer(ctx))
+    finally:
+        for runner in runners:
+            close(runner)
     return [Finalist(o.config.number, o.config.path, role, t, p) for (role, o), (t, p) in zip(chosen, figures)]
 
 

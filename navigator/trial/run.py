@@ -5,6 +5,7 @@ Every failure of a conversion path becomes a recorded outcome; nothing a path ra
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -135,6 +136,7 @@ def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) 
     params = {**config.convert, **config.runtime}
     misses = ctx.cache.misses
     convert_s = 0.0
+    runner = None
     try:
         artifact = convert(ctx, config)
         convert_s = time.perf_counter() - start
@@ -168,3 +170,13 @@ def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) 
     except Exception as exc:  # a conversion path failing in any way is this trial's outcome
         return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,
                             time.perf_counter() - start)
+    finally:
+        close(runner)
+
+
+def close(runner: Any) -> None:
+    """Release a runner's sessions and graphs now, not whenever the collector gets to them; a runner
+    failing to close has already given its outcome, which its teardown does not change."""
+    if runner is not None:
+        with contextlib.suppress(Exception):
+            runner.close()

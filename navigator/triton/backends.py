@@ -134,26 +134,16 @@ BACKENDS: dict[str, Backend] = {
             "ALGO_AUTO", "NAIVE", "TREE_REORG", "BATCH_TREE_REORG"), "threads_per_tree": POW2_32,
             "storage_type": one_of("AUTO", "DENSE", "SPARSE", "SPARSE8"), "blocks_per_sm": integer(0)}),
     "python": Backend(
-        files=("model.py",),
+        files=("model.py", "twin.json", "runtimes"),
+        # the runtime and file; the session settings are the trial's params in twin.json, and these
+        # serving knobs replace the param of their name
         parameters={"RUNTIME": one_of("torch", "onnxruntime", "openvino"), "MODEL_FILE": text,
-                    "THREADS": integer(1), "CHANNELS_LAST": one_of("True", "False"),
-                    "CUDNN_BENCHMARK": one_of("True", "False"), "CUDA_GRAPHS": one_of("True", "False"),
-                    "DEVICE": one_of("cpu", "cuda"), "PRECISION": one_of("fp32", "fp32_strict", "tf32", "fp16", "bf16"),
-                    "CAST": one_of("weights", "autocast"), "GRAPH_LEVEL": one_of("-1", "0", "1", "2"),
-                    # the CUDA execution provider's options OrtModel passes on (CUDA graphs: IO bound per shape)
-                    "use_tf32": one_of("0", "1"), "prefer_nhwc": one_of("0", "1"), "enable_cuda_graph": one_of("0", "1"),
-                    "COMPILE_MODE": one_of("default", "reduce-overhead", "max-autotune",
-                                           "max-autotune-no-cudagraphs")}),
+                    "threads": integer(1), "intra_op_num_threads": integer(1), "inference_num_threads": integer(1),
+                    "num_streams": integer(1)}),
 }
 # model_type -> the file the FIL backend loads by default (fil_backend docs/model_config.md): navigator's
 # own table, plus the legacy binary XGBoost format navigator does not write
 FIL_FILES = {**FILES, "xgboost": "xgboost.model"}
-
-
-def _python_rules(params: dict[str, str]) -> dict[str, Rule]:
-    """The python template also takes the keys of the native backend whose file it runs."""
-    native = {"onnxruntime": "onnxruntime", "openvino": "openvino", "torch": "pytorch"}.get(params.get("RUNTIME", ""))
-    return {**BACKENDS["python"].parameters, **(BACKENDS[native].parameters if native else {})}
 
 
 def problems(config: Any, files: list[str]) -> list[str]:
@@ -176,7 +166,7 @@ def problems(config: Any, files: list[str]) -> list[str]:
     found += [f"version directory lacks {f}" for f in wanted if f not in files]
     if name == "python" and params.get("MODEL_FILE") not in files:
         found.append(f"MODEL_FILE {params.get('MODEL_FILE')!r} is not in the version directory")
-    rules = _python_rules(params) if name == "python" else spec.parameters
+    rules = spec.parameters
     for key, value in params.items():
         rule = rules.get(key)
         if rule is None:

@@ -41,10 +41,12 @@ def _tensor(message: Any, spec: TensorSpec, batched: bool) -> None:
         message.reshape.SetInParent()
 
 
-# The runtime's per-instance thread count, by backend (python: by the template's RUNTIME); sources in backends.py
+# The runtime's per-instance thread count, by backend; sources in backends.py. The python twin takes the
+# trial's own param name (templates/model.py replaces that param with it), by the template's RUNTIME.
 THREAD_KEYS = {"onnxruntime": "intra_op_thread_count", "openvino": "INFERENCE_NUM_THREADS",
-               "pytorch": "INTRA_OP_THREAD_COUNT", "fil": "cpu_nthread", "python:torch": "THREADS",
-               "python:onnxruntime": "intra_op_thread_count", "python:openvino": "INFERENCE_NUM_THREADS"}
+               "pytorch": "INTRA_OP_THREAD_COUNT", "fil": "cpu_nthread", "python:torch": "threads",
+               "python:onnxruntime": "intra_op_num_threads", "python:openvino": "inference_num_threads"}
+STREAM_KEYS = {"openvino": "NUM_STREAMS", "python:openvino": "num_streams"}
 
 
 def _runtime(model: TritonModel) -> str:
@@ -59,7 +61,7 @@ def thread_key(model: TritonModel) -> str | None:
 
 def stream_key(model: TritonModel) -> str | None:
     """The parameter that sets one instance's OpenVINO streams, or None for other runtimes."""
-    return "NUM_STREAMS" if _runtime(model) in ("openvino", "python:openvino") else None
+    return STREAM_KEYS.get(_runtime(model))
 
 
 def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,

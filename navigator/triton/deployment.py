@@ -60,7 +60,8 @@ def load(model_dir: Path) -> Deployment:
                      for t in items)
 
     version = model_dir / "1"
-    files = {f.name: f for f in sorted(version.iterdir()) if f.is_file()} if version.is_dir() else {}
+    # directories too: a SavedModel, the python twin's runtimes package (not the bytecode caches Python leaves)
+    files = {f.name: f for f in sorted(version.iterdir()) if f.name != "__pycache__"} if version.is_dir() else {}
     group = cfg.instance_group[0] if cfg.instance_group else None
     model = TritonModel(backend=cfg.backend or ("pytorch" if "pytorch" in cfg.platform else ""),
                         platform=cfg.platform, files=files,

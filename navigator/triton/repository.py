@@ -33,8 +33,8 @@ def write(repository: Path, name: str, config: Any, files: dict[str, Path]) -> P
         version.mkdir(parents=True)
         (model_dir / "config.pbtxt").write_text(to_text(config))
         for rel, src in files.items():
-            if Path(src).is_dir():  # a SavedModel directory
-                shutil.copytree(src, version / rel)
+            if Path(src).is_dir():  # a SavedModel directory, the python twin's runtimes package
+                shutil.copytree(src, version / rel, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copyfile(src, version / rel)
                 if rel.endswith(".onnx"):  # weights an ONNX file keeps outside itself go with it

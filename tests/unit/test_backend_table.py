@@ -83,11 +83,14 @@ def test_python_twins_and_serving_knobs_are_accepted(tmp_path):
     for name, params, model in emitted(tmp_path):
         try:
             twin = python_backend.from_native(model)
-        except InputError as exc:  # TensorRT plans and accelerators, FIL, TensorFlow: no python runtime
-            assert model.backend in ("tensorrt", "onnxruntime", "", "fil") or "tensorrt" in str(exc), exc
+        except InputError as exc:  # TensorRT plans, engines and accelerators, FIL, TensorFlow: no python runtime
+            assert name in ("tensorrt", "ort_tensorrt", "torch_tensorrt", "fil", "tree_native", "treelite",
+                            "tf_baseline", "tf_trt"), (name, exc)
+            assert python_backend.SPEC not in model.files, name  # a path that ships a twin spec gets its twin
             continue
         twins += 1
         assert twin.parameters["MODEL_FILE"] in twin.files and "model.py" in twin.files
+        assert python_backend.read_spec(twin.files[python_backend.SPEC])["params"] == params, name
         assert_accepted(twin, ServingConfig(16, instances=2, dynamic_batching=True, max_queue_delay_us=100,
                                             preferred_batch_sizes=(8, 16), threads=1))
         assert_accepted(model, ServingConfig(16, instances=3, dynamic_batching=True, threads=2))
@@ -106,8 +109,8 @@ def test_threads_go_to_each_backends_own_key(tmp_path):
     assert keys["onnxruntime"] == "intra_op_thread_count"
     assert keys["openvino"] == "INFERENCE_NUM_THREADS"
     assert keys["pytorch"] == "INTRA_OP_THREAD_COUNT"
-    assert keys["python:torch"] == "THREADS"
-    assert keys["python:onnxruntime"] == "intra_op_thread_count"  # ort_cuda's CUDA-graph twin
+    assert keys["python:torch"] == "threads"  # the twin replaces the trial's param of that name
+    assert keys["python:onnxruntime"] == "intra_op_num_threads"  # ort_cuda's CUDA-graph twin
 
 
 @pytest.mark.parametrize("mutate, expected", [
@@ -125,9 +128,9 @@ def test_illegal_configs_are_caught(tmp_path, mutate, expected):
     file.write_bytes(b"x")
     model = registry.get("ort_cpu").triton(Artifact("ort_cpu", tmp_path, "k", {}, file), {"execution_mode": "sequential"})
     config = triton_config.build("demo", IO, model, 8)
-    assert backends.problems(config, ["model.onnx"]) == []
+    assert backends.problems(config, sorted(model.files)) == []
     mutate(config)
-    assert any(expected in p for p in backends.problems(config, ["model.onnx"]))
+    assert any(expected in p for p in backends.problems(config, sorted(model.files)))
 
 
 def test_missing_model_file_and_fil_layouts():

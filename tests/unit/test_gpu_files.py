@@ -4,9 +4,6 @@ captured on, which `.to(device)` does not move; the torch paths and the python-b
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -14,9 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from navigator.paths import _torch_gpu, torch_compile, torch_cuda, torch_tensorrt  # noqa: E402
+from navigator.records import IOSpec, ServingConfig, TensorSpec  # noqa: E402
 from navigator.source import load_source  # noqa: E402
+from navigator.triton import python_backend  # noqa: E402
+from navigator.triton.deployment import Deployment  # noqa: E402
+from tests.twin_loader import twin_loader  # noqa: E402, F401  (the fixture)
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "navigator" / "triton" / "templates" / "model.py"
+IO = IOSpec((TensorSpec("x", "float32", (None, 4)),), (TensorSpec("y", "float32", (None, 4)),))
 
 
 class MakesTensors(torch.nn.Module):
@@ -56,18 +57,27 @@ def test_a_file_source_moves_with_its_graph(kind: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["exported", "torchscript"])
-def test_the_python_backend_twin_moves_the_graph_too(kind: str, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
-    spec = importlib.util.spec_from_file_location("navigator_twin_model", TEMPLATE)
-    assert spec and spec.loader
-    twin = importlib.util.module_from_spec(spec)
-    hook = sys.unraisablehook
-    try:
-        spec.loader.exec_module(twin)
-    finally:
-        sys.unraisablehook = hook
-    model = twin._load_torch(torch, str(_files(tmp_path)[kind]), "meta")
+def test_the_python_backend_twin_moves_the_graph_too(kind: str, tmp_path: Path, twin_loader) -> None:  # noqa: ANN001
+    """The runtimes copy a written twin ships loads the file with its graph's devices rewritten."""
+    file = _files(tmp_path)[kind]
+    twin = python_backend.model(file, python_backend.spec_file(tmp_path, "torch", "cuda", {"precision": "fp32"}))
+    model_dir = Deployment("m", IO, twin, ServingConfig(8)).write(tmp_path / "repo")
+    twin_loader.template(model_dir)
+    model = twin_loader.runtime("torch").load_file(model_dir / "1" / file.name, "meta")
     assert model(torch.randn(5, 4, device="meta")).shape == (5, 4)
+
+
+def test_the_twin_unpickles_only_what_its_spec_allows(tmp_path: Path) -> None:
+    """A torch.save pickle is loaded only where the deployed trial's source was one (eager, --trust-pickle)."""
+    from navigator.runtimes import torch as rt_torch
+
+    torch.save(MakesTensors().eval(), tmp_path / "pickled.pt")
+    with pytest.raises(ValueError, match="unpickling it was not allowed"):
+        rt_torch.load_file(tmp_path / "pickled.pt", "cpu")
+    assert rt_torch.load_file(tmp_path / "pickled.pt", "cpu", unpickle=True)(torch.randn(2, 4)).shape == (2, 4)
+    files = _files(tmp_path)
+    assert rt_torch.is_pickle(tmp_path / "pickled.pt")
+    assert not rt_torch.is_pickle(files["torchscript"]) and not rt_torch.is_pickle(files["exported"])
 
 
 def test_every_torch_gpu_path_moves_the_source_through_on_device(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
@@ -90,3 +100,15 @@ def test_every_torch_gpu_path_moves_the_source_through_on_device(tmp_path: Path,
         with pytest.raises(Moved):
             call()
     assert calls == [(source, "cuda")] * 3
+
+
+def test_only_a_pickled_source_is_deployed_for_unpickling(tmp_path: Path) -> None:
+    """eager's twin spec allows unpickling only where the saved file is the user's own torch.save pickle."""
+    from navigator.paths import eager
+    from navigator.records import Artifact
+
+    torch.save(MakesTensors().eval(), tmp_path / "model.pt")
+    files = {**_files(tmp_path), "pickled": tmp_path / "model.pt"}
+    for kind, expected in (("pickled", True), ("exported", False), ("torchscript", False)):
+        model = eager.triton(Artifact("eager", tmp_path, "k", {}, files[kind]), {"threads": 1})
+        assert python_backend.read_spec(model.files["twin.json"])["unpickle"] is expected, kind

@@ -11,6 +11,7 @@ from navigator import paths
 from navigator.paths import ort_cuda, torch_compile, torch_cuda
 from navigator.records import Artifact, IOSpec, TensorSpec
 from navigator.triton import config as triton_config
+from navigator.triton import python_backend
 
 IO = IOSpec((TensorSpec("image", "float32", (None, 3, 8, 8)),), (TensorSpec("output__0", "float32", (None, 4)),))
 
@@ -62,12 +63,13 @@ def test_torch_gpu_paths_serve_through_the_python_backend(module, tmp_path: Path
     saved = tmp_path / "model.pt2"
     saved.write_bytes(b"pt2")
     params = {"precision": "fp16", "cast": "autocast", "channels_last": True, "mode": "max-autotune"}
-    config = _build(module.triton(Artifact(module.NAME, tmp_path, "k", {}, saved), params))
+    model = module.triton(Artifact(module.NAME, tmp_path, "k", {}, saved), params)
+    config = _build(model)
     values = {k: v.string_value for k, v in config.parameters.items()}
     assert config.backend == "python" and config.instance_group[0].kind == config.instance_group[0].KIND_GPU
-    assert values["DEVICE"] == "cuda" and values["PRECISION"] == "fp16" and values["CAST"] == "autocast"
-    assert values["MODEL_FILE"] == "model.pt2" and values["CHANNELS_LAST"] == "True"
-    assert ("COMPILE_MODE" in values) == (module is torch_compile)
+    assert values == {"RUNTIME": "torch", "MODEL_FILE": "model.pt2"}
+    assert python_backend.read_spec(model.files["twin.json"]) == {"runtime": "torch", "device": "cuda",
+                                                                  "params": params, "unpickle": False}
 
 
 def test_fp32_on_cuda_is_validated_as_tf32() -> None:
@@ -80,8 +82,8 @@ def test_ort_cuda_graphs_deploy_as_the_python_twin(tmp_path: Path) -> None:
     params = {"precision": "fp32", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": False, "enable_cuda_graph": True}
     graphed = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params)
     assert graphed.backend == "python" and graphed.kind == "KIND_GPU" and "model.py" in graphed.files
-    assert graphed.parameters["RUNTIME"] == "onnxruntime" and graphed.parameters["enable_cuda_graph"] == "1"
-    assert graphed.parameters["use_tf32"] == "0" and graphed.parameters["cudnn_conv_algo_search"] == "1"
+    assert graphed.parameters == {"RUNTIME": "onnxruntime", "MODEL_FILE": "model.onnx"}
+    assert python_backend.read_spec(graphed.files["twin.json"])["params"] == params  # use_tf32 False among them
     assert any("python backend" in w for w in graphed.warnings)
     plain = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"),
                             {**params, "enable_cuda_graph": False})
@@ -89,13 +91,12 @@ def test_ort_cuda_graphs_deploy_as_the_python_twin(tmp_path: Path) -> None:
     assert not plain.warnings
 
 
-def test_ort_graph_binding_reuses_fixed_buffers_per_shape(tmp_path: Path) -> None:
-    """The CUDA-graph runner's binding, on the CPU: the bound buffers stay, new inputs are copied in."""
+def _graphed_on_cpu(tmp_path: Path):  # noqa: ANN202
+    """The CUDA-graph ORT runner on y = x * x, its buffers bound on the CPU."""
     onnx = pytest.importorskip("onnx")
-    np = pytest.importorskip("numpy")
     from onnx import TensorProto, helper
 
-    from navigator.paths._ort import OrtCudaRunner
+    from navigator.runtimes.ort import OrtCudaRunner
 
     graph = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3])],
@@ -105,7 +106,13 @@ def test_ort_graph_binding_reuses_fixed_buffers_per_shape(tmp_path: Path) -> Non
     class OnCpu(OrtCudaRunner):
         device = "cpu"
 
-    runner = OnCpu(tmp_path / "m.onnx", {}, ["CPUExecutionProvider"], cuda_graph=True)
+    return OnCpu(tmp_path / "m.onnx", {}, ["CPUExecutionProvider"], cuda_graph=True)
+
+
+def test_ort_graph_binding_reuses_fixed_buffers_per_shape(tmp_path: Path) -> None:
+    """The CUDA-graph runner's binding, on the CPU: the bound buffers stay, new inputs are copied in."""
+    np = pytest.importorskip("numpy")
+    runner = _graphed_on_cpu(tmp_path)
     a, b, c = (np.full((2, 3), v, np.float32) for v in (2.0, 3.0, 4.0))
     assert np.array_equal(runner({"x": a})[0], a * a)
     first = runner._graphs[next(iter(runner._graphs))][1]
@@ -125,3 +132,16 @@ def test_cuda_paths_declare_their_expected_cost() -> None:
     assert all(0 < c <= m for c, m in zip(costs.values(), (torch_cuda.TIMEOUT_S, torch_compile.TIMEOUT_S,
                                                             ort_cuda.TIMEOUT_S, torch_tensorrt.TIMEOUT_S)))
     assert costs["torch_compile"] > max(costs["torch_cuda"], costs["ort_cuda"])
+
+
+def test_ort_graphs_stop_at_their_cap_and_still_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_GRAPHS input signatures (a dynamic batcher's shapes) a call runs uncaptured, right."""
+    np = pytest.importorskip("numpy")
+    from navigator.runtimes import ort as rt_ort
+
+    monkeypatch.setattr(rt_ort, "MAX_GRAPHS", 1)
+    runner = _graphed_on_cpu(tmp_path)
+    for rows in (2, 3, 4, 2):
+        x = np.full((rows, 3), float(rows), np.float32)
+        assert np.array_equal(runner({"x": x})[0], x * x)
+    assert len(runner._graphs) == 1

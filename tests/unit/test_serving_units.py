@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from navigator.errors import InputError
+from navigator.paths import openvino, ort_cpu
 from navigator.paths.base import TritonModel
-from navigator.records import PerfPoint, ServingConfig, ServingTrial
+from navigator.records import Artifact, PerfPoint, ServingConfig, ServingTrial
 from navigator.serving import ServingOptions, parse_concurrency
 from navigator.triton import perf, python_backend, tune
 
@@ -73,29 +74,40 @@ def test_openvino_streams_and_threads_reach_the_config(tmp_path):
     from navigator.triton import config as triton_config
 
     io = IOSpec((TensorSpec("x", "float32", (None, 4)),), (TensorSpec("y", "float32", (None, 2)),))
-    native = TritonModel(backend="openvino", files={"model.xml": tmp_path / "m.xml"}, parameters={"NUM_STREAMS": "1"})
-    for model in (native, python_backend.from_native(native)):
+    native = openvino.triton(_openvino_artifact(tmp_path), {"performance_hint": "LATENCY", "num_streams": 1})
+    for model, keys in ((native, ("NUM_STREAMS", "INFERENCE_NUM_THREADS")),
+                        (python_backend.from_native(native), ("num_streams", "inference_num_threads"))):
         config = triton_config.build("m", io, model, 8, ServingConfig(8, instances=2, threads=1, streams=2))
-        assert config.parameters["NUM_STREAMS"].string_value == "2"
-        assert config.parameters["INFERENCE_NUM_THREADS"].string_value == "1"
+        assert config.parameters[keys[0]].string_value == "2"
+        assert config.parameters[keys[1]].string_value == "1"
         assert config.instance_group[0].count == 2
 
 
+def _openvino_artifact(tmp_path):
+    (tmp_path / "model.xml").write_text("<net/>")
+    (tmp_path / "model.bin").write_bytes(b"")
+    return Artifact("openvino", tmp_path, "k", {}, tmp_path / "model.xml")
+
+
 def test_python_twin_of_openvino_runs_the_xml(tmp_path):
-    xml, binary = tmp_path / "a.xml", tmp_path / "a.bin"
-    native = TritonModel(backend="openvino", files={"model.bin": binary, "model.xml": xml},
-                         parameters={"PERFORMANCE_HINT": "LATENCY", "HINT_BF16": "YES"})
-    twin = python_backend.from_native(native)
-    assert twin.backend == "python" and twin.parameters["RUNTIME"] == "openvino"
-    assert twin.parameters["MODEL_FILE"] == "model.xml" and twin.parameters["HINT_BF16"] == "YES"
-    assert set(twin.files) == {"model.xml", "model.bin", "model.py"}
+    params = {"performance_hint": "LATENCY", "inference_precision": "bf16"}
+    twin = python_backend.from_native(openvino.triton(_openvino_artifact(tmp_path), params))
+    assert twin.backend == "python" and twin.parameters == {"RUNTIME": "openvino", "MODEL_FILE": "model.xml"}
+    assert set(twin.files) == {"model.xml", "model.bin", "model.py", "runtimes", "twin.json"}
+    assert python_backend.read_spec(twin.files["twin.json"]) == {"runtime": "openvino", "device": "cpu",
+                                                                 "params": params, "unpickle": False}
 
 
-def test_python_twin_keeps_graph_level_and_refuses_tensorrt(tmp_path):
-    native = TritonModel(backend="onnxruntime", files={"model.onnx": tmp_path / "m.onnx"}, graph_level=-1,
-                         parameters={"intra_op_thread_count": "2"})
+def test_python_twin_carries_the_trials_params_and_refuses_tensorrt(tmp_path):
+    """No mapping back from Triton's keys: the twin gets the params the trial's runner got."""
+    (tmp_path / "m.onnx").write_bytes(b"")
+    params = {"graph_optimization_level": "basic", "intra_op_num_threads": 2}
+    native = ort_cpu.triton(Artifact("ort_cpu", tmp_path, "k", {}, tmp_path / "m.onnx"), params)
     twin = python_backend.from_native(native)
-    assert twin.parameters["GRAPH_LEVEL"] == "-1" and twin.parameters["intra_op_thread_count"] == "2"
+    assert twin.parameters == {"RUNTIME": "onnxruntime", "MODEL_FILE": "model.onnx"}
+    assert python_backend.read_spec(twin.files["twin.json"])["params"] == params
+    with pytest.raises(InputError, match="twin.json"):  # a repository navigator did not write
+        python_backend.from_native(TritonModel(backend="onnxruntime", files={"model.onnx": tmp_path / "m.onnx"}))
     with pytest.raises(InputError, match="tensorrt"):
         python_backend.from_native(TritonModel(backend="onnxruntime", files={"model.onnx": tmp_path / "m.onnx"},
                                                gpu_accelerators={"tensorrt": {}}))

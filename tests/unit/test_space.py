@@ -155,7 +155,8 @@ def test_every_packaged_space_loads(name):
 
 
 def test_packaged_ort_cpu_space_matches_the_runtime_mappings():
-    from navigator.paths import _ort, ort_cpu
+    from navigator.paths import ort_cpu
+    from navigator.runtimes import ort as _ort
 
     levels = next(p for p in load("ort_cpu").params if p.name == "graph_optimization_level")
     assert set(levels.choices) == set(ort_cpu.TRITON_GRAPH_LEVEL) == set(_ort.LEVELS)

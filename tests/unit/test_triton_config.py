@@ -37,7 +37,7 @@ def ort_config(tmp_path, params, io=BATCHED, max_batch=8):
 def test_batched_config_fields_and_round_trip(tmp_path):
     model, config = ort_config(tmp_path, {"graph_optimization_level": "basic", "intra_op_num_threads": 3})
     assert model.backend == "onnxruntime"
-    assert model.files == {"model.onnx": tmp_path / "model.onnx"}
+    assert model.files["model.onnx"] == tmp_path / "model.onnx" and set(model.files) == {"model.onnx", "twin.json"}
     text = to_text(config)
     parsed = from_text(text)
     assert parsed == config
@@ -142,7 +142,8 @@ def test_openvino_triton(tmp_path, precision, bf16):
     xml = artifact(tmp_path, "model.xml", "openvino")
     model = openvino.triton(xml, params)
     assert model.backend == "openvino"
-    assert model.files == {"model.xml": tmp_path / "model.xml", "model.bin": tmp_path / "model.bin"}
+    assert {k: v for k, v in model.files.items() if k != "twin.json"} == {"model.xml": tmp_path / "model.xml",
+                                                                         "model.bin": tmp_path / "model.bin"}
     expected = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": "2", "INFERENCE_NUM_THREADS": "4"}
     if bf16:
         expected["HINT_BF16"] = "YES"
@@ -162,7 +163,7 @@ def test_torchscript_triton(tmp_path):
     pt = artifact(tmp_path, "model.pt", "torchscript")
     model = torchscript.triton(pt, {"threads": 3, "freeze": True})
     assert model.platform == "pytorch_libtorch"
-    assert model.files == {"model.pt": tmp_path / "model.pt"}
+    assert model.files["model.pt"] == tmp_path / "model.pt" and set(model.files) == {"model.pt", "twin.json"}
     assert model.parameters["INTRA_OP_THREAD_COUNT"] == "3"
     parsed = from_text(to_text(build("ts", BATCHED, model, 16)))
     assert parsed.platform == "pytorch_libtorch"

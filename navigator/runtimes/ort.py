@@ -1,6 +1,7 @@
-"""Shared ONNX Runtime session builder and runner (not a path itself).
+"""ONNX Runtime: session options and providers from a trial's params, and its runners.
 
 Session options: https://onnxruntime.ai/docs/api/python/api_summary.html#sessionoptions
+CUDA provider options: https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html
 """
 
 from __future__ import annotations
@@ -10,20 +11,29 @@ from typing import Any, Callable
 
 import numpy as np
 
-from navigator.lazy import require
-from navigator.records import Params
-
 LEVELS = {  # searchspace name -> onnxruntime.GraphOptimizationLevel member
     "disable": "ORT_DISABLE_ALL",
     "basic": "ORT_ENABLE_BASIC",
     "extended": "ORT_ENABLE_EXTENDED",
     "all": "ORT_ENABLE_ALL",
 }
+# Params passed to the CUDA execution provider under their own names (values as ORT's strings).
+PROVIDER_OPTIONS = ("cudnn_conv_algo_search", "use_tf32", "arena_extend_strategy", "do_copy_in_default_stream",
+                    "prefer_nhwc", "enable_cuda_graph")
+# Input signatures that get their own CUDA graph; past these (a server's dynamic batcher forming ever
+# new shapes) a request runs without capture rather than holding one more graph's memory.
+MAX_GRAPHS = 32
 
 
-def session_options(params: Params) -> Any:
+def _ort() -> Any:
+    import onnxruntime
+
+    return onnxruntime
+
+
+def session_options(params: dict[str, Any]) -> Any:
     """SessionOptions from runtime params; a param left out keeps ORT's default."""
-    ort = require("onnxruntime")
+    ort = _ort()
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if "graph_optimization_level" in params:
@@ -42,10 +52,37 @@ def session_options(params: Params) -> Any:
     return so
 
 
+def option_text(value: object) -> str:
+    """A provider option's string: booleans as ORT's 0/1."""
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def cuda_options(params: dict[str, Any]) -> dict[str, str]:
+    """The CUDA execution provider's options from runtime params (gpu_mem_limit_gib 0: no limit)."""
+    options = {"device_id": "0", **{k: option_text(params[k]) for k in PROVIDER_OPTIONS if k in params}}
+    if int(params.get("gpu_mem_limit_gib", 0)) > 0:  # 0: ORT's default, no limit (SIZE_MAX)
+        options["gpu_mem_limit"] = str(int(params["gpu_mem_limit_gib"]) * 2**30)
+    return options
+
+
+def providers(params: dict[str, Any], device: str) -> list[Any]:
+    if device == "cuda":
+        return [("CUDAExecutionProvider", cuda_options(params)), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def open_session(model: Path, params: dict[str, Any], device: str) -> OrtRunner:
+    """The runner a trial on `device` measures (and the twin serves) for these params."""
+    if device == "cuda":
+        return OrtCudaRunner(model, params, providers(params, device), bool(params.get("enable_cuda_graph")))
+    return OrtRunner(model, params, providers(params, device))
+
+
 class OrtRunner:
-    def __init__(self, model: Path, params: Params, providers: list[str]) -> None:
-        ort = require("onnxruntime")
-        self.session = ort.InferenceSession(str(model), sess_options=session_options(params), providers=providers)
+    def __init__(self, model: Path, params: dict[str, Any], providers: list[Any]) -> None:
+        self.ort = _ort()
+        self.session = self.ort.InferenceSession(str(model), sess_options=session_options(params),
+                                                 providers=providers)
         self.names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -56,24 +93,25 @@ class OrtRunner:
         run = self.session.run
         return lambda: run(None, feed)
 
+    def close(self) -> None:
+        """Drops the session (its arena and, on a GPU, its device memory and CUDA graphs)."""
+        self.session = None
 
-class OrtCudaRunner:
+
+class OrtCudaRunner(OrtRunner):
     """ONNX Runtime on the GPU through IO binding: inputs are copied to the device once in prepare(),
     outputs stay on the device, so the timed call is the model's own work (ORT's CUDA provider
     synchronises its stream at the end of each run).
 
-    With `cuda_graph` (the provider option enable_cuda_graph) every input signature gets device buffers
-    allocated once and its own graph (run option gpu_graph_id): a first run with graph id -1 (no
-    capture) allocates the outputs, which then stay bound, so that replays read and write the same
-    addresses; new inputs are copied into the bound buffers (OrtValue.update_inplace)."""
+    With `cuda_graph` (the provider option enable_cuda_graph) every input signature (up to MAX_GRAPHS)
+    gets device buffers allocated once and its own graph (run option gpu_graph_id): a first run with
+    graph id -1 (no capture) allocates the outputs, which then stay bound, so that replays read and
+    write the same addresses; new inputs are copied into the bound buffers (OrtValue.update_inplace)."""
 
     device = "cuda"  # where the bound buffers live
 
-    def __init__(self, model: Path, params: Params, providers: list[Any], cuda_graph: bool = False) -> None:
-        self.ort = require("onnxruntime")
-        self.session = self.ort.InferenceSession(str(model), sess_options=session_options(params),
-                                                 providers=providers)
-        self.names = [i.name for i in self.session.get_inputs()]
+    def __init__(self, model: Path, params: dict[str, Any], providers: list[Any], cuda_graph: bool = False) -> None:
+        super().__init__(model, params, providers)
         self.outputs = self.session.get_outputs()
         self.cuda_graph = cuda_graph
         self._graphs: dict[tuple[Any, ...], tuple[Any, list[Any], Any]] = {}
@@ -99,11 +137,13 @@ class OrtCudaRunner:
         """(binding on fixed buffers, the input buffers, run options naming this signature's graph)."""
         key = tuple((n, inputs[n].shape, inputs[n].dtype.str) for n in self.names)
         if key in self._graphs:
-            binding, buffers, options = self._graphs[key]
+            buffers = self._graphs[key][1]
             for n, value in zip(self.names, buffers):
                 value.update_inplace(np.ascontiguousarray(inputs[n]))
             return self._graphs[key]
         binding, buffers = self._bind(inputs)
+        if len(self._graphs) >= MAX_GRAPHS:  # graph id -1: run without capturing
+            return binding, buffers, self._run_options(-1)
         self.session.run_with_iobinding(binding, self._run_options(-1))
         outputs = binding.get_outputs()
         binding.clear_binding_outputs()
@@ -133,3 +173,7 @@ class OrtCudaRunner:
             return keep
 
         return call
+
+    def close(self) -> None:
+        self._graphs.clear()  # the bound device buffers first, then the session holding the graphs
+        super().close()
