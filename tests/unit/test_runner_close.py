@@ -105,7 +105,7 @@ def test_the_finalists_rounds_close_their_runners(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(trial_run.paths, "get", lambda name: path)
     monkeypatch.setattr(finalists.paths, "get", lambda name: path)
     ctx = SimpleNamespace(source=None, cache=None, inputs=lambda batch: {"x": np.ones((2, 3), np.float32)},
-                          settings=SimpleNamespace(window_s=0.002, window_calls=0))
+                          settings=SimpleNamespace(window_s=0.002, window_calls=0, device="cpu"))
     chosen = [(role, SimpleNamespace(config=TrialConfig(i, "fake", {}, {}, 2))) for i, role in enumerate(("top1", "top2"))]
     figures = finalists.remeasure(ctx, chosen, rounds=1)  # type: ignore[arg-type]
     assert [f.role for f in figures] == ["top1", "top2"] and Runner.closed == 2
