@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from navigator.lazy import require
+from navigator.paths.base import Runner
 from navigator.records import Params
 
 LEVELS = {  # searchspace name -> onnxruntime.GraphOptimizationLevel member
@@ -42,7 +43,7 @@ def session_options(params: Params) -> Any:
     return so
 
 
-class OrtRunner:
+class OrtRunner(Runner):
     def __init__(self, model: Path, params: Params, providers: list[str]) -> None:
         ort = require("onnxruntime")
         self.session = ort.InferenceSession(str(model), sess_options=session_options(params), providers=providers)
@@ -57,7 +58,7 @@ class OrtRunner:
         return lambda: run(None, feed)
 
 
-class OrtCudaRunner:
+class OrtCudaRunner(Runner):
     """ONNX Runtime on the GPU through IO binding: inputs are copied to the device once in prepare(),
     outputs stay on the device, so the timed call is the model's own work (ORT's CUDA provider
     synchronises its stream at the end of each run).

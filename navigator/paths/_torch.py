@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from navigator.lazy import require
+from navigator.paths.base import Runner
 from navigator.source import torch as torch_source
 from navigator.source.iospec import resize_batch
 
@@ -23,7 +24,7 @@ def example_args(source: ModelSource) -> tuple[Any, ...]:
     return tuple(torch.from_numpy(data[t.name]) for t in source.io.inputs)
 
 
-class TorchRunner:
+class TorchRunner(Runner):
     """Calls a torch callable with positional tensors in input order, on the CPU, in inference mode."""
 
     def __init__(self, fn: Any, names: list[str], threads: int, channels_last: bool = False) -> None:
@@ -76,7 +77,7 @@ def set_cuda_flags(torch: Any, precision: str, cudnn_benchmark: bool) -> None:
     torch.backends.cudnn.benchmark = cudnn_benchmark
 
 
-class CudaTorchRunner:
+class CudaTorchRunner(Runner):
     """Runs a torch callable on the GPU: weights and floating inputs in the trial's precision, optional
     channels_last, autocast, and CUDA graphs; the hot call ends with a device synchronisation, so the
     benchmark times the GPU work and not only its launch."""

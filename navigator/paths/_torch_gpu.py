@@ -10,7 +10,7 @@ from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import eager
 from navigator.paths._torch import DTYPES, CudaTorchRunner
-from navigator.paths.base import TritonModel
+from navigator.paths.base import Target, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
@@ -25,9 +25,9 @@ def available() -> str | None:
     return None
 
 
-def convert(name: str, source: ModelSource, cache: Cache) -> Artifact:
+def convert(name: str, source: ModelSource, cache: Cache, target: Target) -> Artifact:
     """The source saved for serving, as the eager path saves it (one cache entry for all three)."""
-    saved = eager.convert(source, {}, cache)
+    saved = eager.convert(source, {}, cache, target)
     return Artifact(name, saved.dir, saved.key, {}, saved.file)
 
 
@@ -74,6 +74,10 @@ def runner(fn: Any, source: ModelSource, params: Params) -> CudaTorchRunner:
                            autocast=params.get("cast") == "autocast",
                            cuda_graphs=bool(params.get("cuda_graphs")),
                            cudnn_benchmark=bool(params.get("cudnn_benchmark", True)))
+
+
+# What precision() gives: fp32 on CUDA runs cuDNN convolutions in TF32 (PyTorch's default).
+PRECISION_CLASSES = ("tf32", "fp32", "fp16", "bf16")
 
 
 def precision(params: Params) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.search.space import ParamSpec
 from navigator.source import ModelSource
@@ -27,6 +27,7 @@ TIMEOUT_S = 600.0  # default trial timeout: ONNX export plus OpenVINO conversion
 COST_S = 25.0  # expected trial cost (until the study measures its own): ONNX export plus OpenVINO conversion
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
+PRECISION_CLASSES = ("fp32", "bf16")
 XML = "model.xml"
 # searchspace precision -> OpenVINO's INFERENCE_PRECISION_HINT and the CPU capability it needs.
 PRECISIONS = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16")}
@@ -50,7 +51,7 @@ def _build(onnx_file: Path, out: Path) -> None:
     ov.save_model(ov.convert_model(str(onnx_file)), str(out / XML), compress_to_fp16=False)
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     onnx_file = _onnx_export.onnx_file(source, params, cache)
     key = {k: params[k] for k in ("exporter", "opset") if k in params}  # the ONNX file's own key
     d = cache.get(NAME, key, lambda out: _build(onnx_file, out))
@@ -67,7 +68,7 @@ def compile_config(params: Params) -> dict[str, str]:
     return config
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(Runner):
     def __init__(self, xml: Path, params: Params) -> None:
         ov = require("openvino")
         self.compiled = ov.Core().compile_model(str(xml), "CPU", compile_config(params))
@@ -89,7 +90,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return OpenVinoRunner(artifact.file, params)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
     config = compile_config(params)
     parameters = {k: v for k, v in config.items() if k != "INFERENCE_PRECISION_HINT"}

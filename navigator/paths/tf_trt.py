@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from navigator.lazy import installed, require
 from navigator.paths import _tf, tf_baseline
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
@@ -25,6 +25,7 @@ NAME = "tf_trt"
 TIMEOUT_S = 1200.0  # default trial timeout: TensorRT builds engines
 DEVICES = ("cuda",)
 FRAMEWORKS = ("tf",)
+PRECISION_CLASSES = ("fp32", "fp16")
 PRECISIONS = {"fp32": "FP32", "fp16": "FP16"}
 ORIGINAL = "original.txt"
 
@@ -63,7 +64,7 @@ def _build(source: ModelSource, savedmodel: Path, params: Params, out: Path) -> 
     (out / ORIGINAL).write_text(str(savedmodel))  # what Triton's TF-TRT accelerator converts itself
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     savedmodel = _tf.savedmodel(source, cache)
     key = {k: params[k] for k in ("precision", "max_workspace_size_bytes", "minimum_segment_size")}
     d = cache.get(NAME, key, lambda out: _build(source, savedmodel, key, out))
@@ -84,15 +85,11 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return _tf.TFRunner(fn, source)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return tf_baseline.triton(artifact, params)  # refused: no TensorFlow backend on current servers
-
-
-def triton_for_server(artifact: Artifact, params: Params, release: str) -> TritonModel:
-    """The original SavedModel with the TF-TRT accelerator block, which Triton converts at load."""
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
+    """The original SavedModel with the TF-TRT accelerator block, which Triton converts at load (refused,
+    as tf_baseline's, on servers without the TensorFlow backend)."""
     original = Path((artifact.dir / ORIGINAL).read_text().strip())
-    model = tf_baseline.savedmodel_config(Artifact(NAME, artifact.dir, artifact.key, artifact.convert, original),
-                                          {}, release)
+    model = tf_baseline.triton(Artifact(NAME, artifact.dir, artifact.key, artifact.convert, original), {}, target)
     model.kind = "KIND_GPU"
     model.gpu_accelerators = {"tensorrt": {"precision_mode": PRECISIONS[str(params["precision"])],
                                            "max_workspace_size_bytes": str(params["max_workspace_size_bytes"]),

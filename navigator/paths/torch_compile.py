@@ -12,7 +12,7 @@ import os
 
 from navigator.lazy import require
 from navigator.paths import _torch_gpu
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
@@ -22,14 +22,15 @@ TIMEOUT_S = 1200.0  # default trial timeout: max-autotune compiles for minutes
 COST_S = 90.0  # expected seconds of one trial (until the study measures its own): inductor compiles on the first call; max-autotune for minutes
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
+PRECISION_CLASSES = _torch_gpu.PRECISION_CLASSES
 available = _torch_gpu.available
 precision = _torch_gpu.precision
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     # inductor's FX-graph and autotuning caches, kept with navigator's own cache (read at compile time)
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache.root / "inductor"))
-    return _torch_gpu.convert(NAME, source, cache)
+    return _torch_gpu.convert(NAME, source, cache, target)
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
@@ -39,5 +40,5 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return _torch_gpu.runner(compiled, source, {**params, "cuda_graphs": False})
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     return _torch_gpu.triton(artifact, params, {"COMPILE_MODE": str(params["mode"])})

@@ -13,7 +13,7 @@ from typing import Any
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths._torch import TorchRunner, example_args
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.source import torch as torch_source
@@ -63,7 +63,7 @@ def _build(source: ModelSource, params: Params, out: Path) -> None:
             raise TrialError(f"the saved TorchScript does not load back ({type(exc).__name__}: {first})") from None
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     d = cache.get(NAME, params, lambda out: _build(source, params, out))
     return Artifact(NAME, d, d.name, dict(params), d / MODEL_FILE)
 
@@ -74,7 +74,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return TorchRunner(module, [t.name for t in source.io.inputs], int(params["threads"]))
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
     return TritonModel(platform="pytorch_libtorch", backend="pytorch", files={MODEL_FILE: artifact.file},
                        parameters={"INTRA_OP_THREAD_COUNT": str(params["threads"]),

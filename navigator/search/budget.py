@@ -114,6 +114,5 @@ def expected_costs(path_names: list[str], outcomes: list[TrialOutcome]) -> dict[
     costs = {}
     for name in path_names:
         seen = [o.duration_s for o in outcomes if o.config.path == name and o.duration_s > 0]
-        module = paths.get(name)
-        costs[name] = statistics.mean(seen) if seen else float(getattr(module, "COST_S", module.TIMEOUT_S / 10))
+        costs[name] = statistics.mean(seen) if seen else paths.get(name).cost_s
     return costs

@@ -13,6 +13,7 @@ import numpy as np
 
 from navigator import paths
 from navigator.errors import strip_ansi
+from navigator.paths.base import Target
 from navigator.records import Artifact, TrialConfig, TrialOutcome, Validation
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
@@ -38,6 +39,11 @@ class TrialContext:
     _inputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     _references: dict[int, list[np.ndarray]] = field(default_factory=dict)
     _second: dict[int, list[tuple[str, dict[str, np.ndarray], list[np.ndarray]]]] = field(default_factory=dict)
+
+    @property
+    def target(self) -> Target:
+        """What the study's trials convert for: its device and batch sizes."""
+        return Target.of(self.source, self.settings.device, self.settings.batch_sizes)
 
     def inputs(self, batch: int) -> dict[str, np.ndarray]:
         if batch not in self._inputs:
@@ -66,13 +72,12 @@ class TrialContext:
 
 
 def convert(ctx: TrialContext, config: TrialConfig) -> Artifact:
-    return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache)
+    return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache, ctx.target)
 
 
 def tolerances(ctx: TrialContext, config: TrialConfig) -> tuple[float, float]:
     """(atol, rtol) of the trial's precision, the source's own run-to-run noise added to atol."""
-    module = paths.get(config.path)
-    precision = getattr(module, "precision", lambda p: "fp32")({**config.convert, **config.runtime})
+    precision = paths.get(config.path).precision({**config.convert, **config.runtime})
     atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
     return atol + ctx.settings.noise_atol, rtol
 
@@ -106,7 +111,7 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
 
 def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
     start = time.perf_counter()
-    module = paths.get(config.path)
+    path = paths.get(config.path)
     params = {**config.convert, **config.runtime}
     misses = ctx.cache.misses
     convert_s = 0.0
@@ -116,7 +121,7 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
         cached = ctx.cache.misses == misses
         ctx.reference(config.batch_size)  # before the clock of loading starts
         loading = time.perf_counter()
-        runner = module.load(artifact, ctx.source, params)
+        runner = path.load(artifact, ctx.source, params)
         inputs = ctx.inputs(config.batch_size)
         got, validation = check(ctx, config, runner, config.batch_size)
         load_s = time.perf_counter() - loading
@@ -131,9 +136,9 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
                                 time.perf_counter() - start, load_s)
         bench = measure(runner.prepare(inputs), config.batch_size, ctx.settings.window_s,
                         window_calls=ctx.settings.window_calls)
-        host_call = getattr(runner, "host_call", None)
+        host_call = runner.host_call(inputs)
         if host_call is not None:
-            host = measure(host_call(inputs), config.batch_size, ctx.settings.window_s,
+            host = measure(host_call, config.batch_size, ctx.settings.window_s,
                            window_calls=ctx.settings.window_calls)
             bench = replace(bench, host_throughput=host.throughput, host_p99_ms=host.p99_ms)
         status = "ok" if bench.stable else "unstable"
