@@ -115,8 +115,8 @@ class ConversionPath(Protocol):
     #              framework's own runtime, defaults) this path with defaults is (())
     REFERENCE: tuple[str, ...]  # the devices where this path with defaults is the report's second
     #              reference, ONNX Runtime with default options (())
-    TWIN_ONLY: tuple[str, ...]  # runtime parameters the native Triton config cannot express: only the
-    #              python-backend twin serves them (())
+    TWIN_ONLY: tuple[str, ...]  # runtime parameters the native Triton config cannot express: the
+    #              python-backend twin serves them, where the path has one (())
 
     def narrow(self, spec: ParamSpec) -> ParamSpec:
         """The searched parameter restricted to what this machine supports (the spec unchanged)."""

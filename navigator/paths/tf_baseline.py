@@ -26,6 +26,8 @@ DEVICES = ("cpu",)
 FRAMEWORKS = ("tf",)
 # TensorFlow runs on the CPU here: on a CUDA study the baseline is absent (the path does not run there).
 BASELINE = (("tf", "cpu"), ("tf", "cuda"))
+# The server runs the SavedModel's graph whichever mode was measured (there is no python twin for TF).
+TWIN_ONLY = ("mode",)
 DEPRECATED = (25, 3)  # the first release whose TensorFlow backend is deprecated
 WARNING = ("tensorflow_savedmodel config: Triton's TensorFlow backend is deprecated since release 25.03 "
            "and absent from newer servers; prefer the ONNX Runtime or OpenVINO configs")
