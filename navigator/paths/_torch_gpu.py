@@ -8,7 +8,7 @@ from typing import Any
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import eager
+from navigator.paths import _probe, eager
 from navigator.paths._torch import DTYPES, CudaTorchRunner
 from navigator.paths.base import Target, TritonModel
 from navigator.records import Artifact, Params
@@ -20,8 +20,10 @@ from navigator.triton import python_backend
 def available() -> str | None:
     if not installed("torch"):
         return "torch is not installed (pip install 'triton-navigator[torch]')"
-    if not require("torch").cuda.is_available():
-        return "PyTorch sees no CUDA GPU"
+    if not _probe.torch_has_cuda():
+        return "this PyTorch is a CPU build: it has no CUDA (install a CUDA wheel of torch)"
+    if not _probe.cuda_gpus():
+        return "no CUDA GPU: the driver shows none"
     return None
 
 

@@ -12,8 +12,8 @@ optimization").
 
 from __future__ import annotations
 
-from navigator.lazy import installed, require
-from navigator.paths import _ort_transformers
+from navigator.lazy import installed
+from navigator.paths import _ort_transformers, _probe
 from navigator.paths._ort import OrtCudaRunner
 from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.paths.ort_cpu import TRITON_GRAPH_LEVEL
@@ -45,9 +45,9 @@ GRAPHS_NOTE = ("served by the python backend (templates/model.py): Triton's onnx
 def available() -> str | None:
     if not installed("onnxruntime"):
         return "onnxruntime is not installed (pip install 'triton-navigator[gpu]')"
-    if "CUDAExecutionProvider" not in require("onnxruntime").get_available_providers():
+    if "CUDAExecutionProvider" not in _probe.ort_providers():
         return "onnxruntime has no CUDA execution provider (install onnxruntime-gpu)"
-    if installed("torch") and not require("torch").cuda.is_available():
+    if not _probe.cuda_gpus():
         return "no CUDA GPU is visible"
     return None
 

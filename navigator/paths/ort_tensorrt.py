@@ -28,7 +28,7 @@ import numpy as np
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export
+from navigator.paths import _onnx_export, _probe
 from navigator.paths._ort import OrtCudaRunner
 from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.paths.tensorrt import gpu_reason, profile, shapes_text
@@ -75,7 +75,7 @@ def load_nvinfer() -> str | None:
 def available() -> str | None:
     if not installed("onnxruntime"):
         return "onnxruntime is not installed (pip install onnxruntime-gpu)"
-    if PROVIDER not in require("onnxruntime").get_available_providers():
+    if PROVIDER not in _probe.ort_providers():
         return "onnxruntime has no TensorRT execution provider (install onnxruntime-gpu)"
     missing = load_nvinfer()
     if missing is not None:

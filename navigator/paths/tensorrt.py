@@ -24,7 +24,7 @@ import numpy as np
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export
+from navigator.paths import _onnx_export, _probe
 from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
@@ -48,13 +48,14 @@ Profile = dict[str, tuple[Shape, Shape, Shape]]  # input name -> (min, opt, max)
 
 
 def gpu_reason(need_torch: bool) -> str | None:
-    """Why no CUDA GPU is usable here, asked through PyTorch; None when it sees one (or when PyTorch is
-    absent and the caller can do without it)."""
-    if not installed("torch"):
-        return ("PyTorch is not installed (pip install 'triton-navigator[torch]'); this path needs it"
-                if need_torch else None)
-    if not require("torch").cuda.is_available():
-        return "no CUDA GPU: PyTorch sees none (torch.cuda.is_available() is False)"
+    """Why no CUDA GPU is usable here (the driver asked, without importing a framework); with
+    `need_torch`, also why the path's PyTorch cannot drive one. None when all is there."""
+    if need_torch and not installed("torch"):
+        return "PyTorch is not installed (pip install 'triton-navigator[torch]'); this path needs it"
+    if need_torch and not _probe.torch_has_cuda():
+        return "this PyTorch is a CPU build: it has no CUDA (install a CUDA wheel of torch)"
+    if not _probe.cuda_gpus():
+        return "no CUDA GPU: the driver shows none"
     return None
 
 

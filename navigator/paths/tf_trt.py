@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from navigator.lazy import installed, require
-from navigator.paths import _tf, tf_baseline
+from navigator.paths import _probe, _tf, tf_baseline
 from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
@@ -33,17 +33,13 @@ ORIGINAL = "original.txt"
 def available() -> str | None:
     if not installed("tensorflow"):
         return "tensorflow is not installed (pip install 'triton-navigator[tf]')"
-    from navigator.source.tf import import_tf
-
-    tf = import_tf()
-    try:
-        from tensorflow.compiler.tf2tensorrt._pywrap_py_utils import is_tensorrt_enabled  # type: ignore[import-not-found]
-    except ImportError:
-        return "this TensorFlow build has no TF-TRT (tensorflow.compiler.tf2tensorrt)"
-    if not is_tensorrt_enabled():
+    build = _probe.tf_build()  # tensorflow/python/platform/build_info.py, read without importing TF
+    if not build.get("is_tensorrt_build"):
         return "this TensorFlow build is not linked against TensorRT (tensorflow-cpu never is)"
-    if not tf.config.list_physical_devices("GPU"):
-        return "TensorFlow sees no GPU"
+    if not build.get("is_cuda_build"):
+        return "this TensorFlow build has no CUDA: it sees no GPU"
+    if not _probe.cuda_gpus():
+        return "no CUDA GPU: the driver shows none"
     return None
 
 

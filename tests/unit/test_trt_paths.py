@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from navigator import paths
 from navigator.errors import TrialError
-from navigator.paths import ort_tensorrt, tensorrt, torch_tensorrt
+from navigator.paths import _probe, ort_tensorrt, tensorrt, torch_tensorrt
 from navigator.paths.base import Target, TritonTarget
 from navigator.records import Artifact, IOSpec, TensorSpec
 from navigator.search import space as space_mod
@@ -191,10 +191,7 @@ def test_precision_hooks():
 
 @pytest.fixture
 def trt_provider(monkeypatch):
-    import onnxruntime
-
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(_probe, "ort_providers", lambda: {"TensorrtExecutionProvider", "CUDAExecutionProvider"})
 
 
 def test_ort_provider_listed_but_library_missing(monkeypatch, trt_provider):
@@ -211,18 +208,16 @@ def test_ort_provider_listed_but_library_missing(monkeypatch, trt_provider):
 def test_ort_library_loads_but_no_gpu(monkeypatch, trt_provider):
     loaded = []
     monkeypatch.setattr(ctypes, "CDLL", lambda name, *a, **k: loaded.append(name))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(_probe, "cuda_gpus", lambda: 0)
     reason = ort_tensorrt.available()
     assert reason is not None and "GPU" in reason
     assert loaded == ["libnvinfer.so.10"]
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(_probe, "cuda_gpus", lambda: 1)
     assert ort_tensorrt.available() is None
 
 
 def test_ort_without_the_provider(monkeypatch):
-    import onnxruntime
-
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(_probe, "ort_providers", lambda: set())
     assert "TensorRT execution provider" in ort_tensorrt.available()
 
 
@@ -231,10 +226,11 @@ def test_found_and_importable_but_no_gpu(monkeypatch, module, package):
     real = module.installed
     monkeypatch.setattr(module, "installed", lambda name: name == package or real(name))
     monkeypatch.setitem(sys.modules, package, types.ModuleType(package))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(_probe, "torch_has_cuda", lambda: True)
+    monkeypatch.setattr(_probe, "cuda_gpus", lambda: 0)
     reason = module.available()
     assert reason is not None and "GPU" in reason
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(_probe, "cuda_gpus", lambda: 1)
     assert module.available() is None
 
 
