@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from navigator.paths import _torch_gpu, torch_compile, torch_cuda, torch_tensorrt  # noqa: E402
+from navigator.paths.base import Target  # noqa: E402
 from navigator.source import load_source  # noqa: E402
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "navigator" / "triton" / "templates" / "model.py"
@@ -86,7 +87,7 @@ def test_every_torch_gpu_path_moves_the_source_through_on_device(tmp_path: Path,
     monkeypatch.setattr(torch_tensorrt, "require", lambda name: torch)
     params = {"precision": "fp16", "mode": "default", "optimization_level": 3, "workspace_size": 1}
     for call in (lambda: torch_cuda.load(None, source, params), lambda: torch_compile.load(None, source, params),
-                 lambda: torch_tensorrt._compile(source, params, tmp_path / "t", tmp_path)):
+                 lambda: torch_tensorrt._compile(source, params, Target.of(source, "cuda"), tmp_path / "t", tmp_path)):
         with pytest.raises(Moved):
             call()
     assert calls == [(source, "cuda")] * 3
