@@ -12,6 +12,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from navigator import paths
@@ -175,9 +176,23 @@ def test_available_is_fast_and_imports_no_framework(name):
 
 # Conversion, validation, Triton ----------------------------------------------------------------------------
 
-def mlp_source(framework: str, tmp_path: Path):
+def small_forest(tmp_path: Path) -> Path:
+    """A small XGBoost binary classifier (8 trees of depth 3 on 6 features), saved as JSON."""
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6)).astype(np.float32)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1, "seed": 0},
+                        xgb.DMatrix(x, label=(x[:, 0] + x[:, 1] > 0)), num_boost_round=8)
+    booster.save_model(str(tmp_path / "forest.json"))
+    return tmp_path / "forest.json"
+
+
+def smallest_source(framework: str, tmp_path: Path):
+    """The smallest model of `framework` here: the mlp fixture (torch, ONNX), a small forest (trees)."""
     from navigator.source import load_source
 
+    if framework == "trees":
+        return load_source(small_forest(tmp_path), batch=2)
     pytest.importorskip("torch" if framework == "torch" else "onnx")
     fixture = ROOT / "fixtures" / "out" / ("mlp.pt2" if framework == "torch" else "mlp.onnx")
     if not fixture.is_file():
@@ -192,12 +207,12 @@ def test_convert_load_validate_on_the_smallest_fixture(name, tmp_path):
     from navigator.trial.run import TrialContext, check
 
     plugin = paths.get(name)
-    framework = next((f for f in ("onnx", "torch") if f in plugin.frameworks), None)
+    framework = next((f for f in ("onnx", "torch", "trees") if f in plugin.frameworks), None)
     if framework is None:
-        pytest.skip(f"{name} takes {plugin.frameworks}: no mlp fixture (the tree and TF tests cover it)")
+        pytest.skip(f"{name} takes {plugin.frameworks}: no small model here (tests/test_tf.py covers it)")
     if plugin.available() is not None:
         pytest.skip(plugin.available())
-    source = mlp_source(framework, tmp_path)
+    source = smallest_source(framework, tmp_path)
     ctx = TrialContext(source, Cache(tmp_path / "cache", source.fingerprint), OptimizeSettings(out=tmp_path))
     space = space_mod.load(name)
     config = space_mod.config_of(space, 0, space_mod.defaults(space, (source.framework, source.kind), {}), 2)
