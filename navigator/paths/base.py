@@ -1,5 +1,7 @@
-"""What a conversion path module provides (a Protocol; nothing to inherit), what it is told (Target,
-TritonTarget) and what it returns; the registry (navigator/paths/__init__.py) turns a module into a Plugin."""
+"""What a conversion path module provides (the ConversionPath Protocol: a module inherits nothing), what it
+is told (Target, TritonTarget) and what it returns (Artifact, a Runner, TritonModel); the registry
+(navigator/paths/__init__.py) turns a module into a Plugin. Runner classes subclass Runner for its
+default `host_call`."""
 
 from __future__ import annotations
 
