@@ -53,7 +53,8 @@ def test_ort_cuda_config_maps_provider_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("search", "number"), [("EXHAUSTIVE", "0"), ("HEURISTIC", "1"), ("DEFAULT", "2")])
 def test_ort_cuda_algo_search_mapping(search: str, number: str, tmp_path: Path) -> None:
     params = {"cudnn_conv_algo_search": search}
-    model = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params, TritonTarget())
+    model = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params,
+                            TritonTarget())
     assert model.parameters["cudnn_conv_algo_search"] == number
     assert model.gpu_accelerators["cuda"]["cudnn_conv_algo_search"] == search
 
@@ -79,7 +80,8 @@ def test_fp32_on_cuda_is_validated_as_tf32() -> None:
 
 def test_ort_cuda_graphs_deploy_as_the_python_twin(tmp_path: Path) -> None:
     params = {"precision": "fp32", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": False, "enable_cuda_graph": True}
-    graphed = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params, TritonTarget())
+    graphed = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params,
+                              TritonTarget())
     assert graphed.backend == "python" and graphed.kind == "KIND_GPU" and "model.py" in graphed.files
     assert graphed.parameters["RUNTIME"] == "onnxruntime" and graphed.parameters["enable_cuda_graph"] == "1"
     assert graphed.parameters["use_tf32"] == "0" and graphed.parameters["cudnn_conv_algo_search"] == "1"

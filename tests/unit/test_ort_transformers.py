@@ -95,5 +95,6 @@ def test_the_cuda_path_converts_through_the_transformer_tools(source, tmp_path: 
     artifact = ort_cuda.convert(source, {"exporter": "torchscript", "opset": 18, "fusion": "off",
                                          "precision": "fp16"}, cache, Target())
     assert calls == [("off", "fp16", True)] and artifact.file.name == "model.onnx"
-    ort_cuda.convert(source, {"exporter": "torchscript", "opset": 18, "fusion": "off", "precision": "fp32"}, cache, Target())
+    ort_cuda.convert(source, {"exporter": "torchscript", "opset": 18, "fusion": "off", "precision": "fp32"}, cache,
+                     Target())
     assert len(calls) == 1  # fp32 without fusion is the exported file itself

@@ -187,7 +187,8 @@ def test_dynamic_batching_by_default_for_every_batched_backend(tmp_path):
 
     native = [ort_cpu.triton(artifact(tmp_path, "model.onnx", "ort_cpu"), {}, TritonTarget()),
               openvino.triton(artifact(tmp_path, "model.xml", "openvino"), dict(OV_PARAMS), TritonTarget()),
-              torchscript.triton(artifact(tmp_path, "model.pt", "torchscript"), {"threads": 1, "freeze": True}, TritonTarget())]
+              torchscript.triton(artifact(tmp_path, "model.pt", "torchscript"), {"threads": 1, "freeze": True},
+                                 TritonTarget())]
     for model in native + [python_backend.from_native(native[0])]:
         config = from_text(to_text(build("m", BATCHED, model, 8)))
         assert config.HasField("dynamic_batching"), model.backend

@@ -153,7 +153,8 @@ def test_triton_ort_tensorrt_fp32_without_profile_and_cuda_graphs_refused(tmp_pa
     assert params["precision_mode"] == "FP32" and params["max_workspace_size_bytes"] == "4294967296"
     assert not any(k.startswith("trt_profile") for k in params)
     with pytest.raises(TrialError, match="trt_cuda_graph_enable"):
-        ort_tensorrt.triton(artifact(tmp_path, "ort_tensorrt", "model.onnx"), {"trt_cuda_graph_enable": True}, TritonTarget())
+        ort_tensorrt.triton(artifact(tmp_path, "ort_tensorrt", "model.onnx"), {"trt_cuda_graph_enable": True},
+                            TritonTarget())
 
 
 @pytest.mark.parametrize("graphs", [True, False])
@@ -170,7 +171,8 @@ def test_triton_tensorrt_plan(tmp_path, graphs):
 
 
 def test_triton_torch_tensorrt(tmp_path):
-    model = torch_tensorrt.triton(artifact(tmp_path, "torch_tensorrt", "model.pt"), {"precision": "fp16"}, TritonTarget())
+    model = torch_tensorrt.triton(artifact(tmp_path, "torch_tensorrt", "model.pt"), {"precision": "fp16"},
+                                  TritonTarget())
     assert model.files == {"model.pt": tmp_path / "model.pt"}
     parsed = round_trip(model)
     assert parsed.platform == "pytorch_libtorch"
@@ -258,7 +260,8 @@ def test_profile_spans_the_batch_axis():
     assert tensorrt.shapes_text(shapes, 0) == "x:1x3x16,ids:1x16"
     assert tensorrt.shapes_text(shapes, 2) == "x:8x3x16,ids:8x16"
     assert tensorrt.batches(Target("cuda", max_batch=32, opt_batch=2)) == (2, 32)
-    assert tensorrt.profile(source(batch=8), Target("cuda", max_batch=32, opt_batch=2))["ids"] == ((1, 16), (2, 16), (32, 16))
+    wide = tensorrt.profile(source(batch=8), Target("cuda", max_batch=32, opt_batch=2))
+    assert wide["ids"] == ((1, 16), (2, 16), (32, 16))
     fixed = IOSpec((TensorSpec("x", "float32", (2, None)),), (TensorSpec("y", "float32", (2,)),))
     one = ModelSource("onnx", "onnx", "d", None, None, fixed, "f", {"x": np.zeros((2, 5), np.float32)})
     assert tensorrt.profile(one, Target.of(one, "cuda")) == {"x": ((2, 5), (2, 5), (2, 5))}
