@@ -51,6 +51,7 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
     """Write the best trial that can be served (as its python-backend twin with `python`); a winner whose
     Triton export fails yields to the next. A dynamic-batch model's max_batch_size is the largest batch
     the trial validates at (trial/served.py), checked in `worker`. Also returns the written backend."""
+    from navigator.paths.base import TritonTarget
     from navigator.records import ServingConfig
     from navigator.triton.deployment import Deployment
     from navigator.trial.run import convert, one_line
@@ -60,11 +61,8 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
     for o in ranked:
         try:
             artifact = convert(ctx, o.config)
-            module, params = registry.get(o.config.path), {**o.config.convert, **o.config.runtime}
-            # A path whose config depends on the server release (deprecated backends, renamed keys).
-            for_server = getattr(module, "triton_for_server", None)
-            model = for_server(artifact, params, settings.triton_server) if for_server and settings.triton_server \
-                else module.triton(artifact, params)
+            params = {**o.config.convert, **o.config.runtime}
+            model = registry.get(o.config.path).triton(artifact, params, TritonTarget(settings.triton_server, python))
             io = model.io or source.io
             served, why = served_max(worker, ctx, o.config, settings.batch_sizes) if io.batched else (0, "")
             deployment = Deployment(_slug(source.name), io, model,

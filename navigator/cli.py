@@ -254,10 +254,10 @@ def paths(verbose: bool = typer.Option(False, "--verbose", help="One line per de
 def _serves(registry: Any, name: str, framework: str, device: str) -> bool:
     """Whether path `name` is meant for this framework and device (a path that fails to import might be)."""
     try:
-        module = registry.get(name)
+        path = registry.get(name)
     except Exception:
         return True
-    return framework in module.FRAMEWORKS and device in module.DEVICES
+    return framework in path.frameworks and device in path.devices
 
 
 @app.command()

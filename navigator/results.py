@@ -107,6 +107,7 @@ def load_runner(result: Result, trust_pickle: bool = False) -> Any:
 def load_winner(result: Result, trust_pickle: bool = False) -> tuple[Any, Any]:
     """(Runner, ModelSource) of the winner of `result`; `trust_pickle` as in load_source_of."""
     from navigator import paths
+    from navigator.paths.base import Target
     from navigator.trial.cache import Cache
 
     if result.winner is None:
@@ -116,6 +117,6 @@ def load_winner(result: Result, trust_pickle: bool = False) -> tuple[Any, Any]:
     config = result.winner.config
     source = load_source_of(result.report, config.batch_size, trust_pickle=trust_pickle)
     cache = Cache(result.report.parent / "cache", source.fingerprint)
-    module = paths.get(config.path)
-    artifact = module.convert(source, config.convert, cache)
-    return module.load(artifact, source, {**config.convert, **config.runtime}), source
+    path = paths.get(config.path)
+    artifact = path.convert(source, config.convert, cache, Target.of(source, path.devices[0]))
+    return path.load(artifact, source, {**config.convert, **config.runtime}), source

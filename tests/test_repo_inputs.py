@@ -129,7 +129,7 @@ def test_every_onnx_path_takes_the_external_data_from_the_cache(tmp_path, path):
 
     defaults = space.defaults(space.load(path), ("onnx", "onnx"), {})
     params = {k.split(".", 1)[1]: v for k, v in defaults.items()}
-    artifact = module.convert(ctx.source, params, ctx.cache)
+    artifact = module.convert(ctx.source, params, ctx.cache, ctx.target)
     shutil.rmtree(tmp_path / "src")
     x = np.ones((2, 4), np.float32)
     got = module.load(artifact, ctx.source, params)({"x": x})[0]
@@ -138,15 +138,16 @@ def test_every_onnx_path_takes_the_external_data_from_the_cache(tmp_path, path):
 
 def test_past_the_one_file_limit_the_external_data_goes_into_the_repository(tmp_path, monkeypatch):
     from navigator.paths import ort_cpu
+    from navigator.paths.base import TritonTarget
     from navigator.source import onnx as onnx_source
     from navigator.triton import repository
 
     monkeypatch.setattr(onnx_source, "ONE_FILE_LIMIT", 0)
     weights = np.random.default_rng(2).standard_normal((4, 3))
     ctx = in_process(external_model(tmp_path / "src", weights), tmp_path)
-    artifact = ort_cpu.convert(ctx.source, {}, ctx.cache)
+    artifact = ort_cpu.convert(ctx.source, {}, ctx.cache, ctx.target)
     assert artifact.file is not None and (artifact.file.parent / "model.onnx.data").is_file()
-    model = ort_cpu.triton(artifact, {})
+    model = ort_cpu.triton(artifact, {}, TritonTarget())
     from navigator.triton import config as triton_config
 
     repository.write(tmp_path / "repo", "net", triton_config.build("net", ctx.source.io, model, 8), model.files)

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from navigator import paths  # noqa: E402
+from navigator.paths.base import Target, TritonTarget  # noqa: E402
 from navigator.records import TrialConfig  # noqa: E402
 from navigator.search import space as space_mod  # noqa: E402
 from navigator.settings import OptimizeSettings  # noqa: E402
@@ -119,7 +120,7 @@ def test_torchscript_source_with_dynamic_length_exports_it_dynamic(recurrent_fil
     assert isinstance(dims["ids"][1], str) and isinstance(dims["states"][1], str)
     config = build_config("m", source.io, paths.get("ort_cpu").triton(
         paths.get("ort_cpu").convert(source, {"exporter": "torchscript", "opset": 18},
-                                     Cache(tmp_path / "cache", source.fingerprint)), {}), 8)
+                                     Cache(tmp_path / "cache", source.fingerprint), Target()), {}, TritonTarget()), 8)
     assert [list(i.dims) for i in config.input] == [[-1]] and [o.name for o in config.output] == ["states", "last"]
     assert [list(o.dims) for o in config.output] == [[-1, 6], [6]]
 

@@ -1,32 +1,39 @@
 """Registry of conversion paths: one module per path, same stem as searchspace/<name>.yaml.
 
-A path whose module fails to import, or whose `available()` names a reason, becomes an unavailable
-Candidate; one broken path never breaks a study.
+`get` turns a module into a Plugin (every hook present, defaults filled); a module missing a required
+hook, or with a public name that looks like a misspelt one, is refused. A path whose module fails to
+import, or whose `available()` names a reason, becomes an unavailable Candidate; one broken path never
+breaks a study. The roles (a study's baseline, the ONNX Runtime reference) are declared by the paths.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import types
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import Any
 
-from navigator.errors import InputError
-from navigator.paths.base import ConversionPath
+from navigator.errors import InputError, NavigatorError
+from navigator.paths.base import ConversionPath, Plugin
 from navigator.search import space as space_mod
 
 # Order matters only for display.
 NAMES = ("eager", "torchscript", "ort_cpu", "openvino", "torch_cuda", "torch_compile", "ort_cuda",
          "ort_tensorrt", "tensorrt", "torch_tensorrt", "tf_baseline", "tf_openvino", "tf_trt",
          "tree_native", "tree_onnx", "treelite", "fil")
-# The baseline of each (framework, device): the framework's own runtime with default settings.
-# TensorFlow and the tree libraries run on the CPU here; on a CUDA study their baseline is absent
-# unless the path runs there.
-BASELINE = {("torch", "cpu"): "eager", ("onnx", "cpu"): "ort_cpu",
-            ("torch", "cuda"): "torch_cuda", ("onnx", "cuda"): "ort_cuda",
-            ("tf", "cpu"): "tf_baseline", ("tf", "cuda"): "tf_baseline",
-            ("trees", "cpu"): "tree_native", ("trees", "cuda"): "tree_native"}
-# ONNX Runtime with its default options, the second reference of the report, by device.
-ORT_DEFAULTS = {"cpu": "ort_cpu", "cuda": "ort_cuda"}
+# Path name -> module, for paths outside NAMES: empty for users; tests register a fake path here.
+EXTRA: dict[str, str] = {}
+
+CONSTANTS = dict(ConversionPath.__annotations__)  # hook name -> its annotation (a string)
+FUNCTIONS = tuple(n for n, v in vars(ConversionPath).items() if callable(v) and not n.startswith("_"))
+HOOKS = (*CONSTANTS, *FUNCTIONS)
+REQUIRED = ("NAME", "FRAMEWORKS", "DEVICES", "TIMEOUT_S", "available", "convert", "load", "triton")
+TYPES: dict[str, type | tuple[type, ...]] = {"float": (int, float), "str": str, "tuple": tuple, "dict": dict}
+
+
+class PathModuleError(NavigatorError):
+    """A path module that breaks the ConversionPath contract (a missing or misspelt hook)."""
 
 
 @dataclass(frozen=True)
@@ -35,18 +42,78 @@ class Candidate:
     reason: str | None  # None = usable
 
 
-def get(name: str) -> ConversionPath:
-    if name not in NAMES:
+def problems(module: types.ModuleType) -> list[str]:
+    """What breaks the contract in a path module: a required hook missing, a hook of the wrong kind, a
+    public name close to a hook's (a misspelt `precison` would otherwise be ignored silently)."""
+    found = [f"no {n}" for n in REQUIRED if not hasattr(module, n)]
+    for name, value in vars(module).items():
+        if name.startswith("_") or isinstance(value, types.ModuleType):
+            continue
+        if name in FUNCTIONS and not callable(value):
+            found.append(f"{name} is not a function")
+        elif name in CONSTANTS:
+            kind = CONSTANTS[name].split("[")[0]
+            if not isinstance(value, TYPES[kind]):
+                found.append(f"{name} is not a {CONSTANTS[name]}")
+        elif name not in HOOKS and difflib.get_close_matches(name, HOOKS, 1, 0.8):
+            found.append(f"{name} looks like a misspelt {difflib.get_close_matches(name, HOOKS, 1, 0.8)[0]}")
+    return found
+
+
+def _module(name: str) -> types.ModuleType:
+    if name not in NAMES and name not in EXTRA:
         raise InputError(f"unknown conversion path {name!r}; known: {', '.join(NAMES)}")
-    return cast(ConversionPath, importlib.import_module(f"navigator.paths.{name}"))
+    return importlib.import_module(EXTRA.get(name, f"navigator.paths.{name}"))
+
+
+def plugin(module: types.ModuleType) -> Plugin:
+    """The module's Plugin, its optional hooks defaulted; PathModuleError where it breaks the contract."""
+    found = problems(module)
+    if found:
+        raise PathModuleError(f"path module {module.__name__}: {'; '.join(found)}")
+    m: Any = module
+    hook = vars(module).get
+    return Plugin(m.NAME, tuple(m.FRAMEWORKS), tuple(m.DEVICES), float(m.TIMEOUT_S),
+                  float(hook("COST_S", m.TIMEOUT_S / 10)), dict(hook("COST_BY", {})),
+                  hook("ENGINE", f"the {m.NAME} path"),
+                  tuple(hook("PRECISION_CLASSES", ("fp32",))), tuple(hook("BASELINE", ())),
+                  tuple(hook("REFERENCE", ())), tuple(hook("TWIN_ONLY", ())),
+                  m.available, m.convert, m.load, m.triton, hook("narrow", lambda spec: spec),
+                  hook("precision", lambda params: "fp32"))
+
+
+def get(name: str) -> Plugin:
+    return plugin(_module(name))
+
+
+def _role(pick: Any) -> str | None:
+    """The one path of NAMES whose Plugin `pick` holds (paths that do not import are skipped)."""
+    for name in NAMES:
+        try:
+            found = get(name)
+        except Exception:  # a broken path module declares nothing
+            continue
+        if pick(found):
+            return name
+    return None
+
+
+def baseline(framework: str, device: str) -> str | None:
+    """The baseline of a (framework, device) study: the framework's own runtime with default settings,
+    the path that declares it in BASELINE."""
+    return _role(lambda p: (framework, device) in p.baseline)
+
+
+def reference(device: str) -> str | None:
+    """ONNX Runtime with its default options on `device`, the report's second reference (REFERENCE)."""
+    return _role(lambda p: device in p.reference)
 
 
 def space(name: str, framework: str | None = None) -> space_mod.PathSpace:
-    """The path's search space, narrowed by the path's optional `narrow` hook (e.g. CPU features)
-    and, for a source of `framework`, to the ONNX opsets its installed converter accepts."""
+    """The path's search space, narrowed by the path's `narrow` hook (e.g. CPU features) and, for a
+    source of `framework`, to the ONNX opsets its installed converter accepts."""
     loaded = space_mod.load(name)
-    narrow = getattr(get(name), "narrow", None)
-    params = tuple(narrow(p) for p in loaded.params) if narrow is not None else loaded.params
+    params = tuple(get(name).narrow(p) for p in loaded.params)
     if framework is not None:
         params = tuple(_opsets(p, framework) for p in params)
     return replace(loaded, params=params)
@@ -71,14 +138,17 @@ def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = Non
     out = []
     for name in wanted or NAMES:
         try:
-            module = get(name)
+            path = get(name)
+        except PathModuleError as exc:
+            out.append(Candidate(name, str(exc)))
+            continue
         except Exception as exc:  # a broken path module must not break the others
             out.append(Candidate(name, f"import failed: {type(exc).__name__}: {exc}"))
             continue
-        if framework not in module.FRAMEWORKS:
+        if framework not in path.frameworks:
             out.append(Candidate(name, f"does not take {framework} models"))
-        elif device not in module.DEVICES:
-            out.append(Candidate(name, f"runs on {'/'.join(module.DEVICES)}, not {device}"))
+        elif device not in path.devices:
+            out.append(Candidate(name, f"runs on {'/'.join(path.devices)}, not {device}"))
         else:
-            out.append(Candidate(name, module.available()))
+            out.append(Candidate(name, path.available()))
     return out

@@ -16,6 +16,7 @@ import numpy as np
 
 from navigator.errors import TrialError
 from navigator.lazy import require
+from navigator.paths.base import Runner
 from navigator.records import Params
 from navigator.source import ModelSource
 from navigator.source import tf as tf_source
@@ -79,7 +80,7 @@ def onnx_file(source: ModelSource, params: Params, cache: Cache) -> Path:
     return cache.get("tf2onnx", key, lambda out: _to_onnx(source, key["opset"], out)) / ONNX_FILE
 
 
-class TFRunner:
+class TFRunner(Runner):
     """Calls a TensorFlow callable with tensors in input order; outputs are brought back as NumPy inside
     the timed call (TensorFlow's eager results are handles until read)."""
 

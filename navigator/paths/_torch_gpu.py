@@ -8,8 +8,8 @@ from typing import Any
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import eager
-from navigator.paths.base import TritonModel
+from navigator.paths import _probe, eager
+from navigator.paths.base import Target, TritonModel
 from navigator.records import Artifact, Params
 from navigator.runtimes import torch as rt_torch
 from navigator.source import ModelSource
@@ -20,14 +20,16 @@ from navigator.triton import python_backend
 def available() -> str | None:
     if not installed("torch"):
         return "torch is not installed (pip install 'triton-navigator[torch]')"
-    if not require("torch").cuda.is_available():
-        return "PyTorch sees no CUDA GPU"
+    if not _probe.torch_has_cuda():
+        return "this PyTorch is a CPU build: it has no CUDA (install a CUDA wheel of torch)"
+    if not _probe.cuda_gpus():
+        return "no CUDA GPU: the driver shows none"
     return None
 
 
-def convert(name: str, source: ModelSource, cache: Cache) -> Artifact:
+def convert(name: str, source: ModelSource, cache: Cache, target: Target) -> Artifact:
     """The source saved for serving, as the eager path saves it (one cache entry for all three)."""
-    saved = eager.convert(source, {}, cache)
+    saved = eager.convert(source, {}, cache, target)
     return Artifact(name, saved.dir, saved.key, {}, saved.file)
 
 
@@ -60,6 +62,10 @@ def module(source: ModelSource, params: Params) -> Any:
 
 def runner(fn: Any, source: ModelSource, params: Params) -> rt_torch.TorchRunner:
     return rt_torch.runner(fn, [t.name for t in source.io.inputs], rt_torch.settings(params, "cuda"))
+
+
+# What precision() gives: fp32 on CUDA runs cuDNN convolutions in TF32 (PyTorch's default).
+PRECISION_CLASSES = ("tf32", "fp32", "fp16", "bf16")
 
 
 def precision(params: Params) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.runtimes import torch as rt_torch
 from navigator.source import ModelSource
@@ -24,6 +24,7 @@ TIMEOUT_S = 120.0  # default trial timeout: loading and timing the source model
 COST_S = 5.0  # expected trial cost (until the study measures its own): loading and timing the source model
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch",)
+BASELINE = (("torch", "cpu"),)  # the source framework as given, on the CPU
 FILES = {"module": "model.pt", "torchscript": "model.pt", "exported": "model.pt2"}
 
 
@@ -51,7 +52,7 @@ def _save(source: ModelSource, out: Path) -> None:
     torch.export.save(program, str(out / FILES["exported"]))
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     d = cache.get(NAME, {}, lambda out: _save(source, out))
     saved = [f for f in d.iterdir() if f.name in set(FILES.values())]
     return Artifact(NAME, d, d.name, dict(params), saved[0] if saved else None)
@@ -65,7 +66,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return rt_torch.runner(model, [t.name for t in source.io.inputs], settings)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     if artifact.file is None:
         reason = (artifact.dir / "unsaved.txt").read_text().strip() if (artifact.dir / "unsaved.txt").exists() else ""
         raise TrialError(f"the eager model could not be saved for serving ({reason})")

@@ -17,7 +17,7 @@ import numpy as np
 
 from navigator.lazy import installed, require
 from navigator.paths import _trees
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
@@ -28,6 +28,7 @@ NAME = "fil"
 TIMEOUT_S = 300.0  # default trial timeout: loading the forest
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+PRECISION_CLASSES = ("trees",)
 ENGINE = "FIL (nvForest) on the CPU"
 
 
@@ -39,13 +40,13 @@ def available() -> str | None:
     return None
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     d = _trees.fil_dir(source, cache)
     meta = json.loads((d / fil_config.META).read_text()) if (d / fil_config.META).is_file() else None
     return Artifact(NAME, d, d.name, dict(params), d / fil_config.FILES[meta["model_type"]] if meta else None)
 
 
-class FilRunner:
+class FilRunner(Runner):
     """nvForest on the CPU. Its OpenMP pool is process-wide: the thread count is set on every call
     through the OpenMP runtimes' omp_set_num_threads (threadpoolctl's controllers, a few µs) and
     restored after it, because a threadpool_limits context per call costs milliseconds."""
@@ -90,12 +91,8 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return FilRunner(artifact.file, source.model, params)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return _trees.fil_model(artifact.dir, params)
-
-
-def triton_for_server(artifact: Artifact, params: Params, release: str) -> TritonModel:
-    return _trees.fil_model(artifact.dir, params, release)
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
+    return _trees.fil_model(artifact.dir, params, target.release)
 
 
 def precision(params: Params) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.runtimes.openvino import PRECISIONS, OpenVinoRunner, compile_config
 from navigator.search.space import ParamSpec
@@ -26,6 +26,7 @@ TIMEOUT_S = 600.0  # default trial timeout: ONNX export plus OpenVINO conversion
 COST_S = 25.0  # expected trial cost (until the study measures its own): ONNX export plus OpenVINO conversion
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
+PRECISION_CLASSES = ("fp32", "bf16")
 XML = "model.xml"
 
 
@@ -47,7 +48,7 @@ def _build(onnx_file: Path, out: Path) -> None:
     ov.save_model(ov.convert_model(str(onnx_file)), str(out / XML), compress_to_fp16=False)
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     onnx_file = _onnx_export.onnx_file(source, params, cache)
     key = {k: params[k] for k in ("exporter", "opset") if k in params}  # the ONNX file's own key
     d = cache.get(NAME, key, lambda out: _build(onnx_file, out))
@@ -59,7 +60,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return OpenVinoRunner(artifact.file, params)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
     config = compile_config(params)
     parameters = {k: v for k, v in config.items() if k != "INFERENCE_PRECISION_HINT"}

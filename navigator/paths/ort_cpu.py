@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from navigator.lazy import installed
 from navigator.paths import _ort_transformers
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
@@ -21,6 +21,8 @@ TIMEOUT_S = 600.0  # default trial timeout: an ONNX export of a large model take
 COST_S = 20.0  # expected trial cost (until the study measures its own): an ONNX export, then a session
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
+BASELINE = (("onnx", "cpu"),)  # an ONNX source's own runtime
+REFERENCE = ("cpu",)  # ONNX Runtime with default options, the second reference
 
 # searchspace level -> Triton's optimization.graph.level for the onnxruntime backend. The backend's
 # source maps absent/0 -> ORT_ENABLE_ALL, -1 -> BASIC, 1 -> EXTENDED, 2 -> DISABLE_ALL
@@ -32,7 +34,7 @@ def available() -> str | None:
     return None if installed("onnxruntime") else "onnxruntime is not installed (pip install 'triton-navigator[onnx]')"
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     model = _ort_transformers.onnx_file(source, params, cache, use_gpu=False)
     return Artifact(NAME, model.parent, model.parent.name, dict(params), model)
 
@@ -42,7 +44,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return rt_ort.open_session(artifact.file, params, "cpu")
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
     parameters = {}
     if "intra_op_num_threads" in params:

@@ -12,9 +12,9 @@ optimization").
 
 from __future__ import annotations
 
-from navigator.lazy import installed, require
-from navigator.paths import _ort_transformers
-from navigator.paths.base import Runner, TritonModel
+from navigator.lazy import installed
+from navigator.paths import _ort_transformers, _probe
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.paths.ort_cpu import TRITON_GRAPH_LEVEL
 from navigator.records import Artifact, Params
 from navigator.runtimes import ort as rt_ort
@@ -27,6 +27,9 @@ TIMEOUT_S = 900.0  # default trial timeout: ONNX export, fp16 conversion, EXHAUS
 COST_S = 20.0  # expected seconds of one trial, for the search to order paths by: ONNX export (cached), session creation, cuDNN search
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch", "onnx", "tf")  # tf: converted by tf2onnx (_onnx_export)
+BASELINE = (("onnx", "cuda"),)
+REFERENCE = ("cuda",)
+PRECISION_CLASSES = ("fp32", "tf32", "fp16")
 # The deprecated model-level parameters take numbers (onnxruntime_backend README).
 LEGACY_ALGO_SEARCH = {"EXHAUSTIVE": "0", "HEURISTIC": "1", "DEFAULT": "2"}
 LEGACY_ARENA = {"kNextPowerOfTwo": "0", "kSameAsRequested": "1"}
@@ -38,14 +41,14 @@ GRAPHS_NOTE = ("served by the python backend (templates/model.py): Triton's onnx
 def available() -> str | None:
     if not installed("onnxruntime"):
         return "onnxruntime is not installed (pip install 'triton-navigator[gpu]')"
-    if "CUDAExecutionProvider" not in require("onnxruntime").get_available_providers():
+    if "CUDAExecutionProvider" not in _probe.ort_providers():
         return "onnxruntime has no CUDA execution provider (install onnxruntime-gpu)"
-    if installed("torch") and not require("torch").cuda.is_available():
+    if not _probe.cuda_gpus():
         return "no CUDA GPU is visible"
     return None
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     model = _ort_transformers.onnx_file(source, params, cache, use_gpu=True)
     return Artifact(NAME, model.parent, model.parent.name, dict(params), model)
 
@@ -59,7 +62,7 @@ def precision(params: Params) -> str:
     return "fp16" if params.get("precision") == "fp16" else ("tf32" if params.get("use_tf32", True) else "fp32")
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
     twin = python_backend.spec_file(artifact.dir, "onnxruntime", "cuda", dict(params))
     if params.get("enable_cuda_graph"):

@@ -28,8 +28,8 @@ import numpy as np
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths import _onnx_export, _probe
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.paths.tensorrt import gpu_reason, profile, shapes_text
 from navigator.records import Artifact, Params
 from navigator.runtimes.ort import OrtCudaRunner
@@ -40,6 +40,7 @@ NAME = "ort_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: TensorRT builds its engines when the session starts
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch", "onnx", "tf")  # tf: converted by tf2onnx (_onnx_export)
+PRECISION_CLASSES = ("tf32", "fp16")
 PROVIDER = "TensorrtExecutionProvider"
 NVINFER = ("libnvinfer.so.10", "libnvinfer.so.11", "libnvinfer.so")
 PROFILE = "trt_profile.json"
@@ -74,7 +75,7 @@ def load_nvinfer() -> str | None:
 def available() -> str | None:
     if not installed("onnxruntime"):
         return "onnxruntime is not installed (pip install onnxruntime-gpu)"
-    if PROVIDER not in require("onnxruntime").get_available_providers():
+    if PROVIDER not in _probe.ort_providers():
         return "onnxruntime has no TensorRT execution provider (install onnxruntime-gpu)"
     missing = load_nvinfer()
     if missing is not None:
@@ -91,11 +92,11 @@ def _dynamic_inputs(model: Path) -> list[str]:
             and any(not d.HasField("dim_value") for d in i.type.tensor_type.shape.dim)]
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     """The ONNX file, plus a cache entry of its own holding the optimization profile, where the
     session's engine and timing caches live too."""
     model = _onnx_export.onnx_file(source, params, cache)
-    shapes = profile(source, params)
+    shapes = profile(source, target)
     dynamic = _dynamic_inputs(model)
     wanted = {n: s for n, s in shapes.items() if n in dynamic}
     text = {end: shapes_text(wanted, i) for i, end in enumerate(("min", "opt", "max"))} if wanted else {}
@@ -211,7 +212,7 @@ def precision(params: Params) -> str:
     return "fp16" if params.get("trt_fp16_enable") else "tf32"
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
     if params.get("trt_cuda_graph_enable"):
         raise TrialError("trt_cuda_graph_enable cannot be served: Triton's onnxruntime backend binds each "

@@ -24,8 +24,8 @@ import numpy as np
 
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths import _onnx_export, _probe
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.source.iospec import DYNAMIC_AXIS_SIZE
@@ -35,6 +35,7 @@ NAME = "tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: an engine build at optimization level 5 takes many minutes
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch", "onnx")
+PRECISION_CLASSES = ("fp16", "tf32", "fp32", "bf16")
 PLAN = "model.plan"
 LOW = ("fp16", "bf16")
 BUILD_KEYS = ("exporter", "opset", "precision", "workspace", "builder_optimization_level")
@@ -47,13 +48,14 @@ Profile = dict[str, tuple[Shape, Shape, Shape]]  # input name -> (min, opt, max)
 
 
 def gpu_reason(need_torch: bool) -> str | None:
-    """Why no CUDA GPU is usable here, asked through PyTorch; None when it sees one (or when PyTorch is
-    absent and the caller can do without it)."""
-    if not installed("torch"):
-        return ("PyTorch is not installed (pip install 'triton-navigator[torch]'); this path needs it"
-                if need_torch else None)
-    if not require("torch").cuda.is_available():
-        return "no CUDA GPU: PyTorch sees none (torch.cuda.is_available() is False)"
+    """Why no CUDA GPU is usable here (the driver asked, without importing a framework); with
+    `need_torch`, also why the path's PyTorch cannot drive one. None when all is there."""
+    if need_torch and not installed("torch"):
+        return "PyTorch is not installed (pip install 'triton-navigator[torch]'); this path needs it"
+    if need_torch and not _probe.torch_has_cuda():
+        return "this PyTorch is a CPU build: it has no CUDA (install a CUDA wheel of torch)"
+    if not _probe.cuda_gpus():
+        return "no CUDA GPU: the driver shows none"
     return None
 
 
@@ -68,19 +70,17 @@ def available() -> str | None:
     return gpu_reason(need_torch=True)
 
 
-def batches(source: ModelSource, params: Params) -> tuple[int, int]:
-    """(opt, max) of the batch axis. convert() is not told the study's batch sizes, so the samples' batch
-    stands in for both (a worker makes its samples with max(--batch-size) rows); a caller that knows the
-    trial's batch and the deployment's maximum passes them as `batch_size` / `max_batch_size`."""
-    rows = int(next(iter(source.samples.values())).shape[0]) if source.samples else 1
-    top = max(1, int(params.get("max_batch_size", rows)))
-    return min(max(1, int(params.get("batch_size", top))), top), top
+def batches(target: Target) -> tuple[int, int]:
+    """(opt, max) of the batch axis: the target's, opt within 1..max."""
+    top = max(1, target.max_batch)
+    return min(max(1, target.opt_batch), top), top
 
 
-def profile(source: ModelSource, params: Params) -> Profile:
-    """min/opt/max shape of every input: batch from 1 to the max batch where the source is batched, every
-    other axis at the samples' size (a dynamic one at DYNAMIC_AXIS_SIZE when there is no sample)."""
-    opt, top = batches(source, params)
+def profile(source: ModelSource, target: Target) -> Profile:
+    """min/opt/max shape of every input: batch from 1 to the target's max batch where the source is
+    batched, every other axis at the samples' size (a dynamic one at DYNAMIC_AXIS_SIZE when there is no
+    sample)."""
+    opt, top = batches(target)
     out: Profile = {}
     for spec in source.io.inputs:
         sample = source.samples.get(spec.name)
@@ -192,9 +192,9 @@ def device_key() -> dict[str, str]:
     return {"tensorrt": str(require("tensorrt").__version__), "gpu": str(require("torch").cuda.get_device_name())}
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     onnx_file = _onnx_export.onnx_file(source, params, cache)
-    shapes = profile(source, params)
+    shapes = profile(source, target)
     device = device_key()
     key = {**{k: params[k] for k in BUILD_KEYS if k in params}, **device,
            "profile": [shapes_text(shapes, i) for i in range(3)]}
@@ -205,7 +205,7 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
     return Artifact(NAME, d, d.name, dict(params), d / PLAN)
 
 
-class TensorRTRunner:
+class TensorRTRunner(Runner):
     """An execution context over torch CUDA tensors (TensorRT 10 name-based API: set_input_shape,
     set_tensor_address, execute_async_v3); optionally its launch captured in a CUDA graph."""
 
@@ -300,7 +300,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return TensorRTRunner(artifact.file, source, params)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
     return TritonModel(platform="tensorrt_plan", files={PLAN: artifact.file}, kind="KIND_GPU",
                        cuda_graphs=bool(params.get("cuda_graphs", False)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _tf
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.settings import parse_release
 from navigator.source import ModelSource
@@ -24,6 +24,10 @@ TIMEOUT_S = 300.0  # default trial timeout: XLA compiles on the first call
 COST_S = 20.0  # expected trial cost (until the study measures its own): XLA compiles on the first call
 DEVICES = ("cpu",)
 FRAMEWORKS = ("tf",)
+# TensorFlow runs on the CPU here: on a CUDA study the baseline is absent (the path does not run there).
+BASELINE = (("tf", "cpu"), ("tf", "cuda"))
+# The server runs the SavedModel's graph whichever mode was measured (there is no python twin for TF).
+TWIN_ONLY = ("mode",)
 DEPRECATED = (25, 3)  # the first release whose TensorFlow backend is deprecated
 WARNING = ("tensorflow_savedmodel config: Triton's TensorFlow backend is deprecated since release 25.03 "
            "and absent from newer servers; prefer the ONNX Runtime or OpenVINO configs")
@@ -33,7 +37,7 @@ def available() -> str | None:
     return None if installed("tensorflow") else "tensorflow is not installed (pip install 'triton-navigator[tf]')"
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     """The SavedModel Triton's TensorFlow backend would load (a Keras source is exported once)."""
     d = _tf.savedmodel(source, cache)
     return Artifact(NAME, d, d.name, dict(params), d)
@@ -47,20 +51,12 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return _tf.TFRunner(fn, source)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
-    raise TrialError("Triton's TensorFlow backend is deprecated since release 25.03: the ONNX Runtime/OpenVINO "
-                     "trial is deployed instead (--triton-server 25.02 or older writes tensorflow_savedmodel)")
-
-
-def savedmodel_config(artifact: Artifact, params: Params, release: str) -> TritonModel:
-    """tensorflow_savedmodel for a server older than 25.03 (shared with tf_trt)."""
-    if parse_release(release) >= DEPRECATED:
-        return triton(artifact, params)
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
+    """tensorflow_savedmodel for a server older than 25.03 (shared with tf_trt); refused for current ones."""
+    if target.release is None or parse_release(target.release) >= DEPRECATED:
+        raise TrialError("Triton's TensorFlow backend is deprecated since release 25.03: the ONNX Runtime/OpenVINO "
+                         "trial is deployed instead (--triton-server 25.02 or older writes tensorflow_savedmodel)")
     assert artifact.file is not None
     xla = params.get("mode") == "graph" and bool(params.get("jit_compile"))
     return TritonModel(platform="tensorflow_savedmodel", files={"model.savedmodel": artifact.file},
                        graph_level=1 if xla else None, warnings=(WARNING,))
-
-
-def triton_for_server(artifact: Artifact, params: Params, release: str) -> TritonModel:
-    return savedmodel_config(artifact, params, release)

@@ -12,7 +12,7 @@ from pathlib import Path
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _tf, openvino
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.runtimes.openvino import OpenVinoRunner
 from navigator.source import ModelSource
@@ -25,6 +25,7 @@ DEVICES = ("cpu",)
 FRAMEWORKS = ("tf",)
 narrow = openvino.narrow  # the inference precisions this CPU supports
 precision = openvino.precision
+PRECISION_CLASSES = openvino.PRECISION_CLASSES
 
 
 def available() -> str | None:
@@ -52,7 +53,7 @@ def _build(source: ModelSource, savedmodel: Path, out: Path) -> None:
     ov.save_model(ordered, str(out / openvino.XML), compress_to_fp16=False)
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     savedmodel = _tf.savedmodel(source, cache)
     d = cache.get(NAME, {}, lambda out: _build(source, savedmodel, out))
     return Artifact(NAME, d, d.name, dict(params), d / openvino.XML)
@@ -63,5 +64,5 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return OpenVinoRunner(artifact.file, params)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return openvino.triton(artifact, params)
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
+    return openvino.triton(artifact, params, target)

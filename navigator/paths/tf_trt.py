@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from navigator.lazy import installed, require
-from navigator.paths import _tf, tf_baseline
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths import _probe, _tf, tf_baseline
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
@@ -25,6 +25,7 @@ NAME = "tf_trt"
 TIMEOUT_S = 1200.0  # default trial timeout: TensorRT builds engines
 DEVICES = ("cuda",)
 FRAMEWORKS = ("tf",)
+PRECISION_CLASSES = ("fp32", "fp16")
 PRECISIONS = {"fp32": "FP32", "fp16": "FP16"}
 ORIGINAL = "original.txt"
 
@@ -32,17 +33,13 @@ ORIGINAL = "original.txt"
 def available() -> str | None:
     if not installed("tensorflow"):
         return "tensorflow is not installed (pip install 'triton-navigator[tf]')"
-    from navigator.source.tf import import_tf
-
-    tf = import_tf()
-    try:
-        from tensorflow.compiler.tf2tensorrt._pywrap_py_utils import is_tensorrt_enabled  # type: ignore[import-not-found]
-    except ImportError:
-        return "this TensorFlow build has no TF-TRT (tensorflow.compiler.tf2tensorrt)"
-    if not is_tensorrt_enabled():
+    build = _probe.tf_build()  # tensorflow/python/platform/build_info.py, read without importing TF
+    if not build.get("is_tensorrt_build"):
         return "this TensorFlow build is not linked against TensorRT (tensorflow-cpu never is)"
-    if not tf.config.list_physical_devices("GPU"):
-        return "TensorFlow sees no GPU"
+    if not build.get("is_cuda_build"):
+        return "this TensorFlow build has no CUDA: it sees no GPU"
+    if not _probe.cuda_gpus():
+        return "no CUDA GPU: the driver shows none"
     return None
 
 
@@ -63,7 +60,7 @@ def _build(source: ModelSource, savedmodel: Path, params: Params, out: Path) -> 
     (out / ORIGINAL).write_text(str(savedmodel))  # what Triton's TF-TRT accelerator converts itself
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     savedmodel = _tf.savedmodel(source, cache)
     key = {k: params[k] for k in ("precision", "max_workspace_size_bytes", "minimum_segment_size")}
     d = cache.get(NAME, key, lambda out: _build(source, savedmodel, key, out))
@@ -84,15 +81,11 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return _tf.TFRunner(fn, source)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return tf_baseline.triton(artifact, params)  # refused: no TensorFlow backend on current servers
-
-
-def triton_for_server(artifact: Artifact, params: Params, release: str) -> TritonModel:
-    """The original SavedModel with the TF-TRT accelerator block, which Triton converts at load."""
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
+    """The original SavedModel with the TF-TRT accelerator block, which Triton converts at load (refused,
+    as tf_baseline's, on servers without the TensorFlow backend)."""
     original = Path((artifact.dir / ORIGINAL).read_text().strip())
-    model = tf_baseline.savedmodel_config(Artifact(NAME, artifact.dir, artifact.key, artifact.convert, original),
-                                          {}, release)
+    model = tf_baseline.triton(Artifact(NAME, artifact.dir, artifact.key, artifact.convert, original), {}, target)
     model.kind = "KIND_GPU"
     model.gpu_accelerators = {"tensorrt": {"precision_mode": PRECISIONS[str(params["precision"])],
                                            "max_workspace_size_bytes": str(params["max_workspace_size_bytes"]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from navigator.paths import _torch_gpu
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
@@ -24,19 +24,20 @@ COST_S = 45.0  # expected seconds of one trial (until the study measures its own
 COST_BY = {"mode": {"default": 45.0, "reduce-overhead": 60.0, "max-autotune": 600.0}}
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
+PRECISION_CLASSES = _torch_gpu.PRECISION_CLASSES
 available = _torch_gpu.available
 precision = _torch_gpu.precision
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     # inductor's FX-graph and autotuning caches, kept with navigator's own cache (read at compile time)
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache.root / "inductor"))
-    return _torch_gpu.convert(NAME, source, cache)
+    return _torch_gpu.convert(NAME, source, cache, target)
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return _torch_gpu.runner(_torch_gpu.module(source, params), source, params)  # compiled by module()
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     return _torch_gpu.triton(artifact, params)

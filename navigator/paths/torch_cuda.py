@@ -7,7 +7,7 @@ Triton: the python backend (model.py from navigator/triton/templates) on KIND_GP
 from __future__ import annotations
 
 from navigator.paths import _torch_gpu
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.trial.cache import Cache
@@ -17,17 +17,19 @@ TIMEOUT_S = 300.0  # default trial timeout: cuDNN autotuning and CUDA graph capt
 COST_S = 15.0  # expected seconds of one trial, for the search to order paths by: loading and timing, CUDA graph capture included
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
+BASELINE = (("torch", "cuda"),)
+PRECISION_CLASSES = _torch_gpu.PRECISION_CLASSES
 available = _torch_gpu.available
 precision = _torch_gpu.precision
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
-    return _torch_gpu.convert(NAME, source, cache)
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
+    return _torch_gpu.convert(NAME, source, cache, target)
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return _torch_gpu.runner(_torch_gpu.module(source, params), source, params)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     return _torch_gpu.triton(artifact, params)

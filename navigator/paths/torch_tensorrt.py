@@ -29,7 +29,7 @@ import numpy as np
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _torch_gpu
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.paths.tensorrt import batches, gpu_reason, profile
 from navigator.records import Artifact, Params
 from navigator.search.space import ParamSpec
@@ -42,6 +42,7 @@ TIMEOUT_S = 1800.0  # default trial timeout: tracing plus TensorRT engine builds
 COST_S = 300.0  # expected seconds of one trial, for the search to order paths by: TensorRT engine builds
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
+PRECISION_CLASSES = ("fp16", "tf32", "fp32", "bf16")
 MODEL_FILE = "model.pt"
 LOW = {"fp16": "float16", "bf16": "bfloat16"}
 BUILD_KEYS = ("precision", "cast", "use_fp32_acc", "optimization_level", "workspace_size")
@@ -129,9 +130,9 @@ def _served(source: ModelSource, model: Any, cast: str | None) -> Any:
     return served.eval()
 
 
-def _inputs(source: ModelSource, params: Params) -> list[Any]:
+def _inputs(source: ModelSource, target: Target) -> list[Any]:
     tt, torch = require("torch_tensorrt"), require("torch")
-    shapes = profile(source, params)
+    shapes = profile(source, target)
     out = []
     for spec in source.io.inputs:
         low, opt, top = shapes[spec.name]
@@ -141,7 +142,7 @@ def _inputs(source: ModelSource, params: Params) -> list[Any]:
     return out
 
 
-def _compile(source: ModelSource, params: Params, timing: Path, out: Path) -> None:
+def _compile(source: ModelSource, params: Params, target: Target, timing: Path, out: Path) -> None:
     if source.kind == "torchscript":
         raise TrialError("Torch-TensorRT's dynamo frontend cannot take a TorchScript model; pass the nn.Module "
                          "or an ExportedProgram")
@@ -150,27 +151,27 @@ def _compile(source: ModelSource, params: Params, timing: Path, out: Path) -> No
     model = _torch_gpu.on_device(source, "cuda")  # an ExportedProgram's module is in eval mode already
     if str(params["precision"]) in LOW:
         model = _served(source, model, cast)
-    compiled = tt.compile(model, ir="dynamo", inputs=_inputs(source, params), **kwargs)
-    opt, _ = batches(source, params)
+    compiled = tt.compile(model, ir="dynamo", inputs=_inputs(source, target), **kwargs)
+    opt, _ = batches(target)
     data = resize_batch(source.samples, opt) if source.io.batched else source.samples
     example = [torch.from_numpy(np.ascontiguousarray(data[t.name])).to("cuda") for t in source.io.inputs]
     tt.save(compiled, str(out / MODEL_FILE), output_format="torchscript", inputs=example)
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     tt, torch = require("torch_tensorrt"), require("torch")
-    shapes = profile(source, params)
+    shapes = profile(source, target)
     device = {"torch_tensorrt": str(tt.__version__), "gpu": str(torch.cuda.get_device_name())}
     key = {**{k: params[k] for k in BUILD_KEYS if k in params}, **device,
            "profile": {n: [list(s) for s in ends] for n, ends in shapes.items()}}
     slug = re.sub(r"[^A-Za-z0-9.]+", "_", f"{device['torch_tensorrt']}-{device['gpu']}")
     timing = cache.root / f"torch_tensorrt-timing-{slug}.bin"
     cache.root.mkdir(parents=True, exist_ok=True)
-    d = cache.get(NAME, key, lambda out: _compile(source, params, timing, out))
+    d = cache.get(NAME, key, lambda out: _compile(source, params, target, timing, out))
     return Artifact(NAME, d, d.name, dict(params), d / MODEL_FILE)
 
 
-class TorchTensorRTRunner:
+class TorchTensorRTRunner(Runner):
     """The saved TorchScript on the GPU, in inference mode; the hot call ends with a device synchronisation."""
 
     def __init__(self, file: Path, source: ModelSource) -> None:
@@ -212,7 +213,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return TorchTensorRTRunner(artifact.file, source)
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
     return TritonModel(platform="pytorch_libtorch", backend="pytorch", files={MODEL_FILE: artifact.file},
                        parameters={"INFERENCE_MODE": "true"}, kind="KIND_GPU")

@@ -13,7 +13,7 @@ from typing import Any
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths._torch import example_args
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.runtimes import torch as rt_torch
 from navigator.source import ModelSource
@@ -65,7 +65,7 @@ def _build(source: ModelSource, params: Params, out: Path) -> None:
             raise TrialError(f"the saved TorchScript does not load back ({type(exc).__name__}: {first})") from None
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     d = cache.get(NAME, params, lambda out: _build(source, params, out))
     return Artifact(NAME, d, d.name, dict(params), d / MODEL_FILE)
 
@@ -76,7 +76,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return rt_torch.runner(module, [t.name for t in source.io.inputs], rt_torch.settings(params, "cpu"))
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
     twin = python_backend.spec_file(artifact.dir, "torch", "cpu", dict(params))  # for a server without libtorch
     return TritonModel(platform="pytorch_libtorch", backend="pytorch",

@@ -14,7 +14,7 @@ import numpy as np
 
 from navigator.lazy import installed
 from navigator.paths import _trees
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
@@ -25,6 +25,8 @@ TIMEOUT_S = 120.0  # default trial timeout: predict only
 COST_S = 5.0  # expected trial cost (until the study measures its own): predict only
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+# The tree libraries predict on the CPU: on a CUDA study the baseline is absent.
+BASELINE = (("trees", "cpu"), ("trees", "cuda"))
 # What measured the trial (the report names it beside the engine the written FIL config runs).
 ENGINE = "{library}'s own predict"
 
@@ -35,12 +37,12 @@ def available() -> str | None:
     return "no tree library is installed (pip install 'triton-navigator[trees]')"
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     d = _trees.fil_dir(source, cache)
     return Artifact(NAME, d, d.name, dict(params), None)
 
 
-class NativeRunner:
+class NativeRunner(Runner):
     def __init__(self, forest: tree_source.Forest, threads: int) -> None:
         self.forest = tree_source.with_threads(forest, threads)
         self.threads = threads
@@ -62,9 +64,5 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return NativeRunner(source.model, int(params["threads"]))
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return _trees.fil_model(artifact.dir, params)
-
-
-def triton_for_server(artifact: Artifact, params: Params, release: str) -> TritonModel:
-    return _trees.fil_model(artifact.dir, params, release)
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
+    return _trees.fil_model(artifact.dir, params, target.release)

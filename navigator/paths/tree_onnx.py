@@ -17,7 +17,7 @@ import numpy as np
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import ort_cpu
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
@@ -29,6 +29,7 @@ TIMEOUT_S = 300.0  # default trial timeout: conversion of a large forest takes a
 COST_S = 15.0  # expected trial cost (until the study measures its own): converting the forest to ONNX
 DEVICES = ("cpu",)
 FRAMEWORKS = ("trees",)
+PRECISION_CLASSES = ("trees",)
 ENGINE = "ONNX Runtime (the ONNX-ML tree ensemble)"
 ONNX_FILE = "model.onnx"
 
@@ -91,7 +92,7 @@ def _build(source: ModelSource, opset: int, out: Path) -> None:
     onnx.save(model, str(out / ONNX_FILE))
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     key = {"opset": int(params["opset"])}
     d = cache.get(NAME, key, lambda out: _build(source, key["opset"], out))
     return Artifact(NAME, d, d.name, dict(params), d / ONNX_FILE)
@@ -102,8 +103,8 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return rt_ort.open_session(artifact.file, params, "cpu")
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return ort_cpu.triton(artifact, params)
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
+    return ort_cpu.triton(artifact, params, target)
 
 
 def precision(params: Params) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 
 from navigator.lazy import installed, require
 from navigator.paths import _trees
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
 from navigator.records import Artifact, Params
 from navigator.search.space import ncpu
 from navigator.source import ModelSource
@@ -54,13 +54,13 @@ def _build(source: ModelSource, quantize: int, out: Path) -> None:
     _trees.save_for_fil(source, out / "fil")
 
 
-def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
+def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     key = {"quantize": int(params["quantize"])}
     d = cache.get(NAME, key, lambda out: _build(source, key["quantize"], out))
     return Artifact(NAME, d, d.name, dict(params), d / LIBRARY)
 
 
-class TreeliteRunner:
+class TreeliteRunner(Runner):
     def __init__(self, library: Path, forest: tree_source.Forest, threads: int) -> None:
         self.tl2cgen = require("tl2cgen")
         self.predictor = self.tl2cgen.Predictor(str(library), nthread=threads, verbose=False)
@@ -89,9 +89,5 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     return TreeliteRunner(artifact.file, source.model, int(params["threads"]))
 
 
-def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return _trees.fil_model(artifact.dir / "fil", params)
-
-
-def triton_for_server(artifact: Artifact, params: Params, release: str) -> TritonModel:
-    return _trees.fil_model(artifact.dir / "fil", params, release)
+def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
+    return _trees.fil_model(artifact.dir / "fil", params, target.release)

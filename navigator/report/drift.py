@@ -100,7 +100,7 @@ def _candidate_outputs(report: Path, winner: TrialOutcome, inputs_file: Path, tr
         request = {"op": "outputs", "config": to_dict(winner.config), "inputs": str(inputs_file),
                    "out": str(out_file)}
         try:
-            worker.call(request, timeout=paths.get(winner.config.path).TIMEOUT_S + 60)
+            worker.call(request, timeout=paths.get(winner.config.path).timeout_s + 60)
         except WorkerDied as died:
             raise RuntimeError(str(died)) from None
     with np.load(out_file, allow_pickle=False) as f:

@@ -65,7 +65,7 @@ def engines(path: str, kind: str, backend: str) -> dict[str, str]:
     config runs (its backend); a FIL config written for a winner FIL did not measure says so."""
     from navigator import paths
 
-    template = getattr(paths.get(path), "ENGINE", f"the {path} path")
+    template = paths.get(path).engine
     measured = template.format(library=LIBRARIES.get(kind, kind))
     served = BACKENDS.get(backend, f"Triton's {backend} backend")
     if backend == "fil" and path != "fil":

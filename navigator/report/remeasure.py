@@ -35,6 +35,7 @@ def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
     """A warm-able call of `config` on `model`; with `validate`, None unless the configuration applies to
     this model and its outputs match the model's source within tolerance (checked as a trial)."""
     from navigator import paths
+    from navigator.paths.base import Target
     from navigator.records import MEASURED
     from navigator.settings import OptimizeSettings
     from navigator.source.iospec import resize_batch
@@ -43,10 +44,10 @@ def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
 
     if config.path not in paths.NAMES:
         return None
-    module = paths.get(config.path)
+    path = paths.get(config.path)
     cache = Cache(model.cache_dir, model.source.fingerprint)
     if validate:
-        if model.source.framework not in module.FRAMEWORKS or module.available():
+        if model.source.framework not in path.frameworks or path.available():
             return None
         opts = OptimizeSettings(out=model.cache_dir.parent, batch_sizes=(config.batch_size,),
                                 window_s=float(settings.get("window_s", 0.25)),
@@ -54,8 +55,8 @@ def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
                                 noise_atol=float(settings.get("noise_atol", 0.0)), show_progress=False)
         if run_trial(TrialContext(model.source, cache, opts), replace(config, number=-1)).status not in MEASURED:
             return None
-    runner = module.load(module.convert(model.source, config.convert, cache), model.source,
-                         {**config.convert, **config.runtime})
+    artifact = path.convert(model.source, config.convert, cache, Target.of(model.source, path.devices[0]))
+    runner = path.load(artifact, model.source, {**config.convert, **config.runtime})
     samples = model.source.samples
     return runner.prepare(resize_batch(samples, config.batch_size) if model.source.io.batched else samples)
 

@@ -41,6 +41,10 @@ class OpenVinoRunner:
         infer = self.request.infer
         return lambda: infer(feed, share_inputs=True, share_outputs=True)
 
+    def host_call(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any] | None:
+        """None: prepare()'s call takes and gives host arrays already (navigator's Runner protocol)."""
+        return None
+
     def close(self) -> None:
         """Drops the infer request and the compiled model (its streams' threads and memory)."""
         self.request = self.compiled = None

@@ -93,6 +93,10 @@ class OrtRunner:
         run = self.session.run
         return lambda: run(None, feed)
 
+    def host_call(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any] | None:
+        """None: prepare()'s call takes and gives host arrays already (navigator's Runner protocol)."""
+        return None
+
     def close(self) -> None:
         """Drops the session (its arena and, on a GPU, its device memory and CUDA graphs)."""
         self.session = None

@@ -176,6 +176,10 @@ class TorchRunner:
 
         return call
 
+    def host_call(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any] | None:
+        """None: prepare()'s call takes and gives host arrays already (navigator's Runner protocol)."""
+        return None
+
     def close(self) -> None:
         self.fn = None
 

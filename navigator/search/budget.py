@@ -12,11 +12,14 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from navigator.records import Params, TrialOutcome
 from navigator.settings import OptimizeSettings
 from navigator.trial.bench import MIN_CALLS_PER_WINDOW, STABLE_WINDOWS
+
+if TYPE_CHECKING:
+    from navigator.paths.base import Plugin
 
 SPENT_ATTR = "spent_s"  # study user attribute: seconds the runs of a local study spent, all phases
 DEPLOY_S = 8.0  # kept for writing the repository and the reports (a cached conversion, files, plots)
@@ -119,16 +122,16 @@ def screen_bar(outcomes: list[TrialOutcome], objective: str) -> float | None:
     return sorted(b.p99_ms for b in full)[SCREEN_TOP - 1]
 
 
-def _cost_key(module: object, params: Params) -> tuple[Any, ...]:
+def _cost_key(path: Plugin, params: Params) -> tuple[Any, ...]:
     """The values of the params that decide a path's trial cost (its COST_BY, e.g. torch.compile's mode)."""
-    return tuple(params.get(k) for k in sorted(getattr(module, "COST_BY", {})))
+    return tuple(params.get(k) for k in sorted(path.cost_by))
 
 
 def cost_label(path: str, params: Params) -> str:
     """The path and the params that decide its cost, as the report names them."""
     from navigator import paths
 
-    by = sorted(getattr(paths.get(path), "COST_BY", {}))
+    by = sorted(paths.get(path).cost_by)
     return " ".join([path, *(f"{k}={params[k]}" for k in by if k in params)])
 
 
@@ -140,13 +143,13 @@ def expected_cost(path: str, params: Params, outcomes: list[TrialOutcome]) -> fl
     from navigator import paths
 
     module = paths.get(path)
-    declared = float(getattr(module, "COST_S", module.TIMEOUT_S / 10))
-    for name, table in getattr(module, "COST_BY", {}).items():
+    declared = module.cost_s
+    for name, table in module.cost_by.items():
         if params.get(name) in table:
             declared = float(table[params[name]])
     mine = [o for o in outcomes if o.config.path == path and o.duration_s > 0]
     same = [o for o in mine if _cost_key(module, {**o.config.convert, **o.config.runtime}) == _cost_key(module, params)]
-    for group in (same, [] if any(n in params for n in getattr(module, "COST_BY", {})) else mine):
+    for group in (same, [] if any(n in params for n in module.cost_by) else mine):
         if group:
             finished = [o.duration_s for o in group if o.status != "timeout"]
             longest_cut = max((o.duration_s for o in group if o.status == "timeout"), default=0.0)

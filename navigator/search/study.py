@@ -166,8 +166,8 @@ class Search(StudyView):
         def enqueue(name: str, params: dict[str, Any], role: str) -> None:
             self.study.enqueue_trial({"path": name, **params, **sized}, user_attrs={"role": role})
 
-        baseline = paths.BASELINE[(self.framework, self.settings.device)]
-        first = [baseline, paths.ORT_DEFAULTS[self.settings.device]]
+        baseline = paths.baseline(self.framework, self.settings.device)
+        first = [baseline, paths.reference(self.settings.device)]
         for name in dict.fromkeys(n for n in first + self.path_names if n in self.path_names):
             enqueue(name, space_mod.defaults(self.spaces[name], self.source, {}),
                     "baseline" if name == baseline else f"{name} defaults")
@@ -291,7 +291,7 @@ class Search(StudyView):
             return (self.value(old) if old is not None and old.status in SCORED else None), False
         if self._defer(trial, config):
             return None, False
-        own = self.settings.trial_timeout_s or paths.get(config.path).TIMEOUT_S
+        own = self.settings.trial_timeout_s or paths.get(config.path).timeout_s
         outcome = run_trial(config, self.budget.trial_timeout(own), self._bar(trial))
         self.measured = True
         self.ran += 1

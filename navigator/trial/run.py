@@ -14,6 +14,7 @@ import numpy as np
 
 from navigator import paths
 from navigator.errors import strip_ansi
+from navigator.paths.base import Target
 from navigator.records import Artifact, Bench, TrialConfig, TrialOutcome, Validation
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
@@ -40,6 +41,11 @@ class TrialContext:
     _inputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     _references: dict[int, list[np.ndarray]] = field(default_factory=dict)
     _second: dict[int, list[tuple[str, dict[str, np.ndarray], list[np.ndarray]]]] = field(default_factory=dict)
+
+    @property
+    def target(self) -> Target:
+        """What the study's trials convert for: its device and batch sizes."""
+        return Target.of(self.source, self.settings.device, self.settings.batch_sizes)
 
     def inputs(self, batch: int) -> dict[str, np.ndarray]:
         if batch not in self._inputs:
@@ -68,13 +74,12 @@ class TrialContext:
 
 
 def convert(ctx: TrialContext, config: TrialConfig) -> Artifact:
-    return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache)
+    return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache, ctx.target)
 
 
 def tolerances(ctx: TrialContext, config: TrialConfig) -> tuple[float, float]:
     """(atol, rtol) of the trial's precision, the source's own run-to-run noise added to atol."""
-    module = paths.get(config.path)
-    precision = getattr(module, "precision", lambda p: "fp32")({**config.convert, **config.runtime})
+    precision = paths.get(config.path).precision({**config.convert, **config.runtime})
     atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
     return atol + ctx.settings.noise_atol, rtol
 
@@ -122,9 +127,9 @@ def _bench(ctx: TrialContext, config: TrialConfig, runner: Any, inputs: dict[str
         if not could_lead(quick, bar, s.objective):
             return quick, True
     bench = measure(call, config.batch_size, s.window_s, window_calls=s.window_calls, timer=clock)
-    host_call = getattr(runner, "host_call", None)
+    host_call = runner.host_call(inputs)
     if host_call is not None:
-        host = measure(host_call(inputs), config.batch_size, s.window_s, window_calls=s.window_calls, timer=clock)
+        host = measure(host_call, config.batch_size, s.window_s, window_calls=s.window_calls, timer=clock)
         bench = replace(bench, host_throughput=host.throughput, host_p99_ms=host.p99_ms)
     return bench, False
 
@@ -132,7 +137,7 @@ def _bench(ctx: TrialContext, config: TrialConfig, runner: Any, inputs: dict[str
 def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) -> TrialOutcome:
     """One trial; `bar` (budget.screen_bar): the figure its short first measurement is held against."""
     start = time.perf_counter()
-    module = paths.get(config.path)
+    path = paths.get(config.path)
     params = {**config.convert, **config.runtime}
     misses = ctx.cache.misses
     convert_s = 0.0
@@ -143,7 +148,7 @@ def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) 
         cached = ctx.cache.misses == misses
         ctx.reference(config.batch_size)  # before the clock of loading starts
         loading = time.perf_counter()
-        runner = module.load(artifact, ctx.source, params)
+        runner = path.load(artifact, ctx.source, params)
         inputs = ctx.inputs(config.batch_size)
         got, validation = check(ctx, config, runner, config.batch_size)
         load_s = time.perf_counter() - loading

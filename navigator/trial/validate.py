@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from navigator.errors import TrialError
 from navigator.records import OutputCheck, TensorSpec, Validation
 
 # (atol, rtol) by the precision a trial computes in; elementwise
@@ -22,6 +23,8 @@ TOLERANCES = {
 
 
 def tolerance(precision: str, atol: float | None = None, rtol: float | None = None) -> tuple[float, float]:
+    if precision not in TOLERANCES:
+        raise TrialError(f"no validation tolerance for precision {precision!r}; known: {', '.join(TOLERANCES)}")
     base_atol, base_rtol = TOLERANCES[precision]
     return (base_atol if atol is None else atol, base_rtol if rtol is None else rtol)
 

@@ -10,6 +10,7 @@ import pytest
 
 from navigator import paths as registry
 from navigator.errors import InputError, TrialError
+from navigator.paths.base import TritonTarget
 from navigator.records import Artifact, IOSpec, ServingConfig, TensorSpec
 from navigator.search import space as search_space
 from navigator.triton import backends, fil, python_backend
@@ -48,18 +49,17 @@ def emitted(tmp_path: Path):
     (tmp_path / "original.txt").write_text(str(tmp_path / "saved"))
     for name in registry.NAMES:
         module = registry.get(name)
-        for framework in module.FRAMEWORKS:
-            for_server = getattr(module, "triton_for_server", None)
+        for framework in module.frameworks:
             for params in params_of(name, framework):
                 artifact = Artifact(name, tmp_path, "key", dict(params), file)
-                if for_server is not None:  # the config an older Triton release takes (old names, TF backend)
-                    yield name, params, for_server(artifact, params, OLD_SERVER)
-                try:
-                    model = module.triton(artifact, params)
-                except TrialError as exc:  # a setting or backend current Triton cannot serve, with the reason
-                    assert "cannot be served" in str(exc) or "deprecated" in str(exc)
-                    continue
-                yield name, params, model
+                # The config an older Triton release takes (old names, TF backend), and a current one's.
+                for target in (TritonTarget(OLD_SERVER), TritonTarget()):
+                    try:
+                        model = module.triton(artifact, params, target)
+                    except TrialError as exc:  # a setting or backend Triton cannot serve, with the reason
+                        assert "cannot be served" in str(exc) or ("deprecated" in str(exc) and not target.release)
+                        continue
+                    yield name, params, model
 
 
 def assert_accepted(model, serving=None):
@@ -126,7 +126,8 @@ def test_threads_go_to_each_backends_own_key(tmp_path):
 def test_illegal_configs_are_caught(tmp_path, mutate, expected):
     file = tmp_path / "model.onnx"
     file.write_bytes(b"x")
-    model = registry.get("ort_cpu").triton(Artifact("ort_cpu", tmp_path, "k", {}, file), {"execution_mode": "sequential"})
+    model = registry.get("ort_cpu").triton(Artifact("ort_cpu", tmp_path, "k", {}, file), {"execution_mode": "sequential"},
+                                          TritonTarget())
     config = triton_config.build("demo", IO, model, 8)
     assert backends.problems(config, sorted(model.files)) == []
     mutate(config)

@@ -164,7 +164,7 @@ def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypa
     spaces = {"eager": "path: eager\nparams:\n  threads: {stage: runtime, int: [1, 2]}\n",
               "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
     monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
-    monkeypatch.setattr(paths.get("eager"), "COST_S", 500.0)  # over a quarter of what a 600 s budget leaves
+    monkeypatch.setattr("navigator.paths.eager.COST_S", 500.0)  # over a quarter of what a 600 s budget leaves
     settings = OptimizeSettings(out=tmp_path, budget_s=600, trials=2)
     search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),
                     ["eager", "ort_cpu"], "fp")

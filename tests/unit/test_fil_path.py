@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from navigator import paths
+from navigator.paths.base import Target, TritonTarget
 from navigator.source import load_source
 from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
@@ -26,11 +27,11 @@ def test_fil_reproduces_the_library_and_configures_what_it_measured(tree_models,
     src = load_source(tree_models[name], trust_pickle=True, batch=32)
     module = paths.get("fil")
     params = {"layout": layout, "chunk_size": 4, "threads": 1}
-    artifact = module.convert(src, params, Cache(tmp_path, src.fingerprint))
+    artifact = module.convert(src, params, Cache(tmp_path, src.fingerprint), Target())
     got = module.load(artifact, src, params)(src.samples)
     v = validate(src.io.outputs, got, src.sample_outputs, *tolerance(module.precision(params)))
     assert v.ok, v.reason
-    config = triton_config.build("forest", src.io, module.triton(artifact, params), 32)
+    config = triton_config.build("forest", src.io, module.triton(artifact, params, TritonTarget()), 32)
     p = {k: v.string_value for k, v in config.parameters.items()}
     assert (p["layout"], p["chunk_size"], p["cpu_nthread"]) == (layout, "4", "1")
     assert config.backend == "fil" and config.input[0].name == "input__0"
@@ -43,7 +44,7 @@ def test_fil_leaves_the_openmp_thread_count_as_it_found_it(tree_models, tmp_path
     src = load_source(tree_models["xgb_binary.json"], batch=8)
     module = paths.get("fil")
     params = {"layout": "depth_first", "chunk_size": 1, "threads": 1}
-    runner = module.load(module.convert(src, params, Cache(tmp_path, src.fingerprint)), src, params)
+    runner = module.load(module.convert(src, params, Cache(tmp_path, src.fingerprint), Target()), src, params)
     libs = ThreadpoolController().select(user_api="openmp").lib_controllers
     for lib in libs:
         lib.set_num_threads(2)

@@ -10,8 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from navigator.paths.base import TritonTarget  # noqa: E402
 from navigator.paths import _torch_gpu, torch_compile, torch_cuda, torch_tensorrt  # noqa: E402
 from navigator.records import IOSpec, ServingConfig, TensorSpec  # noqa: E402
+from navigator.paths.base import Target  # noqa: E402
 from navigator.source import load_source  # noqa: E402
 from navigator.triton import python_backend  # noqa: E402
 from navigator.triton.deployment import Deployment  # noqa: E402
@@ -96,7 +98,7 @@ def test_every_torch_gpu_path_moves_the_source_through_on_device(tmp_path: Path,
     monkeypatch.setattr(torch_tensorrt, "require", lambda name: torch)
     params = {"precision": "fp16", "mode": "default", "optimization_level": 3, "workspace_size": 1}
     for call in (lambda: torch_cuda.load(None, source, params), lambda: torch_compile.load(None, source, params),
-                 lambda: torch_tensorrt._compile(source, params, tmp_path / "t", tmp_path)):
+                 lambda: torch_tensorrt._compile(source, params, Target.of(source, "cuda"), tmp_path / "t", tmp_path)):
         with pytest.raises(Moved):
             call()
     assert calls == [(source, "cuda")] * 3
@@ -110,5 +112,5 @@ def test_only_a_pickled_source_is_deployed_for_unpickling(tmp_path: Path) -> Non
     torch.save(MakesTensors().eval(), tmp_path / "model.pt")
     files = {**_files(tmp_path), "pickled": tmp_path / "model.pt"}
     for kind, expected in (("pickled", True), ("exported", False), ("torchscript", False)):
-        model = eager.triton(Artifact("eager", tmp_path, "k", {}, files[kind]), {"threads": 1})
+        model = eager.triton(Artifact("eager", tmp_path, "k", {}, files[kind]), {"threads": 1}, TritonTarget())
         assert python_backend.read_spec(model.files["twin.json"])["unpickle"] is expected, kind

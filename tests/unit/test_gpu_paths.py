@@ -9,6 +9,7 @@ import pytest
 
 from navigator import paths
 from navigator.paths import ort_cuda, torch_compile, torch_cuda
+from navigator.paths.base import TritonTarget
 from navigator.records import Artifact, IOSpec, TensorSpec
 from navigator.triton import config as triton_config
 from navigator.triton import python_backend
@@ -36,7 +37,7 @@ def test_ort_cuda_config_maps_provider_options(tmp_path: Path) -> None:
     params = {"precision": "fp32", "graph_optimization_level": "extended", "cudnn_conv_algo_search": "HEURISTIC",
               "use_tf32": False, "arena_extend_strategy": "kSameAsRequested", "do_copy_in_default_stream": True,
               "prefer_nhwc": True, "gpu_mem_limit_gib": 4}
-    config = _build(ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, model), params))
+    config = _build(ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, model), params, TritonTarget()))
     assert config.backend == "onnxruntime" and config.optimization.graph.level == 1
     assert config.instance_group[0].kind == config.instance_group[0].KIND_GPU
     [cuda] = config.optimization.execution_accelerators.gpu_execution_accelerator
@@ -53,7 +54,8 @@ def test_ort_cuda_config_maps_provider_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("search", "number"), [("EXHAUSTIVE", "0"), ("HEURISTIC", "1"), ("DEFAULT", "2")])
 def test_ort_cuda_algo_search_mapping(search: str, number: str, tmp_path: Path) -> None:
     params = {"cudnn_conv_algo_search": search}
-    model = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params)
+    model = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params,
+                            TritonTarget())
     assert model.parameters["cudnn_conv_algo_search"] == number
     assert model.gpu_accelerators["cuda"]["cudnn_conv_algo_search"] == search
 
@@ -63,7 +65,7 @@ def test_torch_gpu_paths_serve_through_the_python_backend(module, tmp_path: Path
     saved = tmp_path / "model.pt2"
     saved.write_bytes(b"pt2")
     params = {"precision": "fp16", "cast": "autocast", "channels_last": True, "mode": "max-autotune"}
-    model = module.triton(Artifact(module.NAME, tmp_path, "k", {}, saved), params)
+    model = module.triton(Artifact(module.NAME, tmp_path, "k", {}, saved), params, TritonTarget())
     config = _build(model)
     values = {k: v.string_value for k, v in config.parameters.items()}
     assert config.backend == "python" and config.instance_group[0].kind == config.instance_group[0].KIND_GPU
@@ -80,13 +82,14 @@ def test_fp32_on_cuda_is_validated_as_tf32() -> None:
 
 def test_ort_cuda_graphs_deploy_as_the_python_twin(tmp_path: Path) -> None:
     params = {"precision": "fp32", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": False, "enable_cuda_graph": True}
-    graphed = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params)
+    graphed = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"), params,
+                              TritonTarget())
     assert graphed.backend == "python" and graphed.kind == "KIND_GPU" and "model.py" in graphed.files
     assert graphed.parameters == {"RUNTIME": "onnxruntime", "MODEL_FILE": "model.onnx"}
     assert python_backend.read_spec(graphed.files["twin.json"])["params"] == params  # use_tf32 False among them
     assert any("python backend" in w for w in graphed.warnings)
     plain = ort_cuda.triton(Artifact("ort_cuda", tmp_path, "k", params, tmp_path / "model.onnx"),
-                            {**params, "enable_cuda_graph": False})
+                            {**params, "enable_cuda_graph": False}, TritonTarget())
     assert plain.backend == "onnxruntime" and "enable_cuda_graph" not in plain.gpu_accelerators["cuda"]
     assert not plain.warnings
 

@@ -13,6 +13,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from navigator.paths import _ort_transformers, ort_cpu, ort_cuda  # noqa: E402
+from navigator.paths.base import Target  # noqa: E402
 from navigator.source import load_source  # noqa: E402
 from navigator.trial.cache import Cache  # noqa: E402
 
@@ -57,10 +58,10 @@ def _run(path: Path, source) -> list[np.ndarray]:  # noqa: ANN001
 def test_fusion_on_the_cpu_path_fuses_and_still_matches(source, tmp_path: Path) -> None:  # noqa: ANN001
     cache = Cache(tmp_path, source.fingerprint)
     params = {"exporter": "torchscript", "opset": 18, "fusion": "bert"}
-    fused = ort_cpu.convert(source, params, cache).file
-    plain = ort_cpu.convert(source, {**params, "fusion": "off"}, cache).file
+    fused = ort_cpu.convert(source, params, cache, Target()).file
+    plain = ort_cpu.convert(source, {**params, "fusion": "off"}, cache, Target()).file
     assert fused != plain and {"SkipLayerNormalization", "BiasGelu"} <= _ops(fused) - _ops(plain)
-    got = ort_cpu.load(ort_cpu.convert(source, params, cache), source, {}).__call__(source.samples)
+    got = ort_cpu.load(ort_cpu.convert(source, params, cache, Target()), source, {}).__call__(source.samples)
     np.testing.assert_allclose(got[0], source.sample_outputs[0] if source.sample_outputs else
                                source.reference(source.samples)[0], atol=1e-4)
 
@@ -68,7 +69,7 @@ def test_fusion_on_the_cpu_path_fuses_and_still_matches(source, tmp_path: Path) 
 @pytest.mark.parametrize("fusion", ["off", "bert"])
 def test_fp16_keeps_fp32_io_loads_and_matches(fusion: str, source, tmp_path: Path) -> None:  # noqa: ANN001
     cache = Cache(tmp_path, source.fingerprint)
-    exported = ort_cpu.convert(source, {"exporter": "dynamo", "opset": 18, "fusion": "off"}, cache).file
+    exported = ort_cpu.convert(source, {"exporter": "dynamo", "opset": 18, "fusion": "off"}, cache, Target()).file
     # the CPU stands in for the GPU here: the CUDA path's conversion minus the optimizer's GPU session
     path = cache.get("t", {}, lambda out: _ort_transformers._convert(exported, fusion, "fp16", False, out)) / "model.onnx"
     model = onnx.load(str(path))
@@ -92,7 +93,8 @@ def test_the_cuda_path_converts_through_the_transformer_tools(source, tmp_path: 
                         (out / "model.onnx").write_bytes(src.read_bytes()))
     cache = Cache(tmp_path, source.fingerprint)
     artifact = ort_cuda.convert(source, {"exporter": "torchscript", "opset": 18, "fusion": "off",
-                                         "precision": "fp16"}, cache)
+                                         "precision": "fp16"}, cache, Target())
     assert calls == [("off", "fp16", True)] and artifact.file.name == "model.onnx"
-    ort_cuda.convert(source, {"exporter": "torchscript", "opset": 18, "fusion": "off", "precision": "fp32"}, cache)
+    ort_cuda.convert(source, {"exporter": "torchscript", "opset": 18, "fusion": "off", "precision": "fp32"}, cache,
+                     Target())
     assert len(calls) == 1  # fp32 without fusion is the exported file itself

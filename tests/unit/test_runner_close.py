@@ -56,15 +56,15 @@ class Runner:
 @pytest.mark.parametrize("fail", [True, False])
 def test_run_trial_closes_its_runner(fail: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Runner.closed = 0
-    path = SimpleNamespace(convert=lambda source, params, cache: Artifact("fake", tmp_path, "k", {}),
-                           load=lambda artifact, source, params: Runner(fail))
+    path = SimpleNamespace(convert=lambda source, params, cache, target: Artifact("fake", tmp_path, "k", {}),
+                           load=lambda artifact, source, params: Runner(fail), precision=lambda params: "fp32")
     monkeypatch.setattr(trial_run.paths, "get", lambda name: path)
     monkeypatch.setattr(trial_run, "second_checks", lambda *a: ("invalid", "stops here", None))
     x = np.ones((2, 3), np.float32)
     from navigator.records import IOSpec, TensorSpec
 
     source = SimpleNamespace(io=IOSpec((TensorSpec("x", "float32", (None, 3)),), (TensorSpec("y", "float32", (None, 3)),)))
-    ctx = SimpleNamespace(source=source, cache=SimpleNamespace(misses=0), reference=lambda batch: [x],
+    ctx = SimpleNamespace(source=source, cache=SimpleNamespace(misses=0), reference=lambda batch: [x], target=None,
                           inputs=lambda batch: {"x": x},
                           settings=SimpleNamespace(atol=1e-5, rtol=1e-5, noise_atol=0.0))
     outcome = trial_run.run_trial(ctx, TrialConfig(0, "fake", {}, {}, 2))  # type: ignore[arg-type]
@@ -100,11 +100,11 @@ def test_the_finalists_rounds_close_their_runners(tmp_path: Path, monkeypatch: p
     from navigator.search import finalists
 
     Runner.closed = 0
-    path = SimpleNamespace(convert=lambda source, params, cache: Artifact("fake", tmp_path, "k", {}),
+    path = SimpleNamespace(convert=lambda source, params, cache, target: Artifact("fake", tmp_path, "k", {}),
                            load=lambda artifact, source, params: Runner(False))
     monkeypatch.setattr(trial_run.paths, "get", lambda name: path)
     monkeypatch.setattr(finalists.paths, "get", lambda name: path)
-    ctx = SimpleNamespace(source=None, cache=None, inputs=lambda batch: {"x": np.ones((2, 3), np.float32)},
+    ctx = SimpleNamespace(source=None, cache=None, target=None, inputs=lambda batch: {"x": np.ones((2, 3), np.float32)},
                           settings=SimpleNamespace(window_s=0.002, window_calls=0, device="cpu"))
     chosen = [(role, SimpleNamespace(config=TrialConfig(i, "fake", {}, {}, 2))) for i, role in enumerate(("top1", "top2"))]
     figures = finalists.remeasure(ctx, chosen, rounds=1)  # type: ignore[arg-type]

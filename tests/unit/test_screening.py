@@ -3,6 +3,7 @@ hooks and the report's budget section: the rules without a worker or a framework
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -120,10 +121,10 @@ def test_no_screening_when_switched_off(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_expected_cost_follows_the_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    compile_ = paths.get("torch_compile")
+    compile_ = paths.get("torch_compile")  # its Plugin: cost_by is torch_compile.COST_BY
     def tried(n: int, mode: str, s: float, status: str = "ok") -> TrialOutcome:
         return TrialOutcome(TrialConfig(n, "torch_compile", {}, {"mode": mode}, 1), status, duration_s=s)  # type: ignore[arg-type]
-    assert budget_mod.expected_cost("torch_compile", {"mode": "max-autotune"}, []) == compile_.COST_BY["mode"]["max-autotune"]
+    assert budget_mod.expected_cost("torch_compile", {"mode": "max-autotune"}, []) == compile_.cost_by["mode"]["max-autotune"]
     seen = [tried(0, "default", 20.0), tried(1, "default", 30.0)]
     assert budget_mod.expected_cost("torch_compile", {"mode": "default"}, seen) == 25.0  # learnt
     # the default mode's trials say nothing of max-autotune's cost
@@ -137,7 +138,7 @@ def test_expected_cost_follows_the_mode(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_a_trial_that_cannot_finish_in_time_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     search = _search(tmp_path, monkeypatch, trials=4)
-    monkeypatch.setattr(paths.get("ort_cpu"), "COST_BY", {"threads": {7: 5000.0}}, raising=False)
+    monkeypatch.setattr(sys.modules["navigator.paths.ort_cpu"], "COST_BY", {"threads": {7: 5000.0}}, raising=False)
     for n in (7, 1, 2, 3):
         search.study.enqueue_trial({"path": "ort_cpu", "ort_cpu.threads": n})
     ran: list[int] = []

@@ -32,7 +32,7 @@ def fake_path(monkeypatch, limit: int) -> None:
             raise RuntimeError("beyond the engine's profile")
         return [x * 2 if len(x) <= limit else x * 3]
 
-    module = types.SimpleNamespace(load=lambda artifact, source, params: runner)
+    module = types.SimpleNamespace(load=lambda artifact, source, params: runner, precision=lambda params: "fp32")
     monkeypatch.setattr(served.paths, "get", lambda name: module)
     monkeypatch.setattr("navigator.trial.run.convert", lambda ctx, config: None)
 

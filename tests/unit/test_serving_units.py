@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from navigator.paths.base import TritonTarget
 from navigator.errors import InputError
 from navigator.paths import openvino, ort_cpu
 from navigator.paths.base import TritonModel
@@ -74,7 +75,8 @@ def test_openvino_streams_and_threads_reach_the_config(tmp_path):
     from navigator.triton import config as triton_config
 
     io = IOSpec((TensorSpec("x", "float32", (None, 4)),), (TensorSpec("y", "float32", (None, 2)),))
-    native = openvino.triton(_openvino_artifact(tmp_path), {"performance_hint": "LATENCY", "num_streams": 1})
+    native = openvino.triton(_openvino_artifact(tmp_path), {"performance_hint": "LATENCY", "num_streams": 1},
+                              TritonTarget())
     for model, keys in ((native, ("NUM_STREAMS", "INFERENCE_NUM_THREADS")),
                         (python_backend.from_native(native), ("num_streams", "inference_num_threads"))):
         config = triton_config.build("m", io, model, 8, ServingConfig(8, instances=2, threads=1, streams=2))
@@ -91,7 +93,7 @@ def _openvino_artifact(tmp_path):
 
 def test_python_twin_of_openvino_runs_the_xml(tmp_path):
     params = {"performance_hint": "LATENCY", "inference_precision": "bf16"}
-    twin = python_backend.from_native(openvino.triton(_openvino_artifact(tmp_path), params))
+    twin = python_backend.from_native(openvino.triton(_openvino_artifact(tmp_path), params, TritonTarget()))
     assert twin.backend == "python" and twin.parameters == {"RUNTIME": "openvino", "MODEL_FILE": "model.xml"}
     assert set(twin.files) == {"model.xml", "model.bin", "model.py", "runtimes", "twin.json"}
     assert python_backend.read_spec(twin.files["twin.json"]) == {"runtime": "openvino", "device": "cpu",
@@ -102,7 +104,7 @@ def test_python_twin_carries_the_trials_params_and_refuses_tensorrt(tmp_path):
     """No mapping back from Triton's keys: the twin gets the params the trial's runner got."""
     (tmp_path / "m.onnx").write_bytes(b"")
     params = {"graph_optimization_level": "basic", "intra_op_num_threads": 2}
-    native = ort_cpu.triton(Artifact("ort_cpu", tmp_path, "k", {}, tmp_path / "m.onnx"), params)
+    native = ort_cpu.triton(Artifact("ort_cpu", tmp_path, "k", {}, tmp_path / "m.onnx"), params, TritonTarget())
     twin = python_backend.from_native(native)
     assert twin.parameters == {"RUNTIME": "onnxruntime", "MODEL_FILE": "model.onnx"}
     assert python_backend.read_spec(twin.files["twin.json"])["params"] == params

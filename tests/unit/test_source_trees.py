@@ -11,6 +11,7 @@ import pytest
 
 from navigator import paths
 from navigator.errors import InputError
+from navigator.paths.base import Target
 from navigator.source import load_source
 from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
@@ -88,9 +89,9 @@ def test_tree_paths_reproduce_the_library(tree_models, tmp_path, name, path, par
         need_compiler()
     src = load_source(tree_models[name], trust_pickle=True, batch=64)
     module = paths.get(path)
-    artifact = module.convert(src, params, Cache(tmp_path, src.fingerprint))
+    artifact = module.convert(src, params, Cache(tmp_path, src.fingerprint), Target())
     got = module.load(artifact, src, params)(src.samples)
-    atol, rtol = tolerance(getattr(module, "precision", lambda p: "fp32")(params))
+    atol, rtol = tolerance(module.precision(params))
     v = validate(src.io.outputs, got, src.sample_outputs, atol, rtol)
     assert v.ok, v.reason
     if src.model.is_classifier:
@@ -138,6 +139,6 @@ def test_unfitted_forest_is_refused(tmp_path):
 def test_paths_for_trees_are_registered():
     listed = {c.name: c.reason for c in paths.candidates("trees", "cpu")}
     assert listed["tree_native"] is None and listed["tree_onnx"] is None
-    assert paths.BASELINE[("trees", "cpu")] == "tree_native"
+    assert paths.baseline("trees", "cpu") == "tree_native"
     assert listed["eager"] == "does not take trees models"
     assert Path(paths.space("treelite").path) == Path("treelite")

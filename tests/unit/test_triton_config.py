@@ -8,7 +8,7 @@ import pytest
 
 from navigator.errors import InputError
 from navigator.paths import openvino, ort_cpu, torchscript
-from navigator.paths.base import TritonModel
+from navigator.paths.base import TritonModel, TritonTarget
 from navigator.records import Artifact, IOSpec, TensorSpec
 from navigator.triton import config as triton_config
 from navigator.triton.config import build, from_text, to_text
@@ -30,7 +30,7 @@ def artifact(tmp_path: Path, name: str, path: str) -> Artifact:
 
 
 def ort_config(tmp_path, params, io=BATCHED, max_batch=8):
-    model = ort_cpu.triton(artifact(tmp_path, "model.onnx", "ort_cpu"), params)
+    model = ort_cpu.triton(artifact(tmp_path, "model.onnx", "ort_cpu"), params, TritonTarget())
     return model, build("demo", io, model, max_batch)
 
 
@@ -140,7 +140,7 @@ OV_PARAMS = {"performance_hint": "THROUGHPUT", "num_streams": 2, "inference_num_
 def test_openvino_triton(tmp_path, precision, bf16):
     params = dict(OV_PARAMS) if precision is None else {**OV_PARAMS, "inference_precision": precision}
     xml = artifact(tmp_path, "model.xml", "openvino")
-    model = openvino.triton(xml, params)
+    model = openvino.triton(xml, params, TritonTarget())
     assert model.backend == "openvino"
     assert {k: v for k, v in model.files.items() if k != "twin.json"} == {"model.xml": tmp_path / "model.xml",
                                                                          "model.bin": tmp_path / "model.bin"}
@@ -161,7 +161,7 @@ def test_openvino_precision_sets_validation_tolerance():
 
 def test_torchscript_triton(tmp_path):
     pt = artifact(tmp_path, "model.pt", "torchscript")
-    model = torchscript.triton(pt, {"threads": 3, "freeze": True})
+    model = torchscript.triton(pt, {"threads": 3, "freeze": True}, TritonTarget())
     assert model.platform == "pytorch_libtorch"
     assert model.files["model.pt"] == tmp_path / "model.pt" and set(model.files) == {"model.pt", "twin.json"}
     assert model.parameters["INTRA_OP_THREAD_COUNT"] == "3"
@@ -186,9 +186,10 @@ def test_dynamic_batching_by_default_for_every_batched_backend(tmp_path):
     from navigator.records import ServingConfig
     from navigator.triton import python_backend
 
-    native = [ort_cpu.triton(artifact(tmp_path, "model.onnx", "ort_cpu"), {}),
-              openvino.triton(artifact(tmp_path, "model.xml", "openvino"), dict(OV_PARAMS)),
-              torchscript.triton(artifact(tmp_path, "model.pt", "torchscript"), {"threads": 1, "freeze": True})]
+    native = [ort_cpu.triton(artifact(tmp_path, "model.onnx", "ort_cpu"), {}, TritonTarget()),
+              openvino.triton(artifact(tmp_path, "model.xml", "openvino"), dict(OV_PARAMS), TritonTarget()),
+              torchscript.triton(artifact(tmp_path, "model.pt", "torchscript"), {"threads": 1, "freeze": True},
+                                 TritonTarget())]
     for model in native + [python_backend.from_native(native[0])]:
         config = from_text(to_text(build("m", BATCHED, model, 8)))
         assert config.HasField("dynamic_batching"), model.backend

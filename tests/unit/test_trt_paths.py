@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from navigator import paths
 from navigator.errors import TrialError
-from navigator.paths import ort_tensorrt, tensorrt, torch_tensorrt
+from navigator.paths import _probe, ort_tensorrt, tensorrt, torch_tensorrt
+from navigator.paths.base import Target, TritonTarget
 from navigator.records import Artifact, IOSpec, TensorSpec
 from navigator.search import space as space_mod
 from navigator.source import ModelSource
@@ -128,7 +129,7 @@ def test_triton_ort_tensorrt_accelerator(tmp_path):
     profile = {"min": "x:1x3x16", "opt": "x:8x3x16", "max": "x:8x3x16"}
     params = {"trt_fp16_enable": True, "trt_max_workspace_size": GIB, "trt_builder_optimization_level": 3,
               "trt_cuda_graph_enable": False}
-    model = ort_tensorrt.triton(artifact(tmp_path, "ort_tensorrt", "model.onnx", profile), params)
+    model = ort_tensorrt.triton(artifact(tmp_path, "ort_tensorrt", "model.onnx", profile), params, TritonTarget())
     assert model.files == {"model.onnx": tmp_path / "model.onnx"}
     parsed = round_trip(model)
     assert parsed.backend == "onnxruntime" and not parsed.platform
@@ -147,19 +148,20 @@ def test_triton_ort_tensorrt_accelerator(tmp_path):
 
 def test_triton_ort_tensorrt_fp32_without_profile_and_cuda_graphs_refused(tmp_path):
     model = ort_tensorrt.triton(artifact(tmp_path, "ort_tensorrt", "model.onnx"),
-                                {"trt_fp16_enable": False, "trt_max_workspace_size": 4 * GIB})
+                                {"trt_fp16_enable": False, "trt_max_workspace_size": 4 * GIB}, TritonTarget())
     params = dict(round_trip(model).optimization.execution_accelerators.gpu_execution_accelerator[0].parameters)
     assert params["precision_mode"] == "FP32" and params["max_workspace_size_bytes"] == "4294967296"
     assert not any(k.startswith("trt_profile") for k in params)
     with pytest.raises(TrialError, match="trt_cuda_graph_enable"):
-        ort_tensorrt.triton(artifact(tmp_path, "ort_tensorrt", "model.onnx"), {"trt_cuda_graph_enable": True})
+        ort_tensorrt.triton(artifact(tmp_path, "ort_tensorrt", "model.onnx"), {"trt_cuda_graph_enable": True},
+                            TritonTarget())
 
 
 @pytest.mark.parametrize("graphs", [True, False])
 def test_triton_tensorrt_plan(tmp_path, graphs):
     model = tensorrt.triton(artifact(tmp_path, "tensorrt", "model.plan"),
                             {"precision": "fp16", "workspace": GIB, "builder_optimization_level": 3,
-                             "cuda_graphs": graphs})
+                             "cuda_graphs": graphs}, TritonTarget())
     assert model.files == {"model.plan": tmp_path / "model.plan"}
     parsed = round_trip(model)
     assert parsed.platform == "tensorrt_plan" and not parsed.backend
@@ -169,7 +171,8 @@ def test_triton_tensorrt_plan(tmp_path, graphs):
 
 
 def test_triton_torch_tensorrt(tmp_path):
-    model = torch_tensorrt.triton(artifact(tmp_path, "torch_tensorrt", "model.pt"), {"precision": "fp16"})
+    model = torch_tensorrt.triton(artifact(tmp_path, "torch_tensorrt", "model.pt"), {"precision": "fp16"},
+                                  TritonTarget())
     assert model.files == {"model.pt": tmp_path / "model.pt"}
     parsed = round_trip(model)
     assert parsed.platform == "pytorch_libtorch"
@@ -190,10 +193,7 @@ def test_precision_hooks():
 
 @pytest.fixture
 def trt_provider(monkeypatch):
-    import onnxruntime
-
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(_probe, "ort_providers", lambda: {"TensorrtExecutionProvider", "CUDAExecutionProvider"})
 
 
 def test_ort_provider_listed_but_library_missing(monkeypatch, trt_provider):
@@ -210,18 +210,16 @@ def test_ort_provider_listed_but_library_missing(monkeypatch, trt_provider):
 def test_ort_library_loads_but_no_gpu(monkeypatch, trt_provider):
     loaded = []
     monkeypatch.setattr(ctypes, "CDLL", lambda name, *a, **k: loaded.append(name))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(_probe, "cuda_gpus", lambda: 0)
     reason = ort_tensorrt.available()
     assert reason is not None and "GPU" in reason
     assert loaded == ["libnvinfer.so.10"]
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(_probe, "cuda_gpus", lambda: 1)
     assert ort_tensorrt.available() is None
 
 
 def test_ort_without_the_provider(monkeypatch):
-    import onnxruntime
-
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(_probe, "ort_providers", lambda: set())
     assert "TensorRT execution provider" in ort_tensorrt.available()
 
 
@@ -230,10 +228,11 @@ def test_found_and_importable_but_no_gpu(monkeypatch, module, package):
     real = module.installed
     monkeypatch.setattr(module, "installed", lambda name: name == package or real(name))
     monkeypatch.setitem(sys.modules, package, types.ModuleType(package))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(_probe, "torch_has_cuda", lambda: True)
+    monkeypatch.setattr(_probe, "cuda_gpus", lambda: 0)
     reason = module.available()
     assert reason is not None and "GPU" in reason
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(_probe, "cuda_gpus", lambda: 1)
     assert module.available() is None
 
 
@@ -256,14 +255,16 @@ def test_narrow_keeps_the_space_when_unavailable():
 
 
 def test_profile_spans_the_batch_axis():
-    shapes = tensorrt.profile(source(batch=8), {})
+    shapes = tensorrt.profile(source(batch=8), Target.of(source(batch=8), "cuda"))
     assert shapes == {"x": ((1, 3, 16), (8, 3, 16), (8, 3, 16)), "ids": ((1, 16), (8, 16), (8, 16))}
     assert tensorrt.shapes_text(shapes, 0) == "x:1x3x16,ids:1x16"
     assert tensorrt.shapes_text(shapes, 2) == "x:8x3x16,ids:8x16"
-    assert tensorrt.batches(source(batch=8), {"batch_size": 2, "max_batch_size": 32}) == (2, 32)
+    assert tensorrt.batches(Target("cuda", max_batch=32, opt_batch=2)) == (2, 32)
+    wide = tensorrt.profile(source(batch=8), Target("cuda", max_batch=32, opt_batch=2))
+    assert wide["ids"] == ((1, 16), (2, 16), (32, 16))
     fixed = IOSpec((TensorSpec("x", "float32", (2, None)),), (TensorSpec("y", "float32", (2,)),))
     one = ModelSource("onnx", "onnx", "d", None, None, fixed, "f", {"x": np.zeros((2, 5), np.float32)})
-    assert tensorrt.profile(one, {}) == {"x": ((2, 5), (2, 5), (2, 5))}
+    assert tensorrt.profile(one, Target.of(one, "cuda")) == {"x": ((2, 5), (2, 5), (2, 5))}
 
 
 class FakeConfig:
@@ -320,7 +321,7 @@ def fake_trt(version: str):
 ])
 def test_builder_config_precision_by_tensorrt_version(version, precision, flags):
     params = {"precision": precision, "workspace": GIB, "builder_optimization_level": 5}
-    shapes = tensorrt.profile(source(batch=4), {})
+    shapes = tensorrt.profile(source(batch=4), Target.of(source(batch=4), "cuda"))
     network = FakeNetwork(("x", (-1, 3, 16)), ("ids", (-1, 16)))
     config = tensorrt._configure(fake_trt(version), FakeBuilder(), network, params, shapes)
     assert config.flags == flags
@@ -367,10 +368,10 @@ def test_ort_convert_keeps_the_profile_of_dynamic_inputs(tmp_path):
     io = IOSpec((TensorSpec("x", "float32", (None, 3)),), (TensorSpec("y", "float32", (None, 3)),))
     src = ModelSource("onnx", "onnx", "m", file, None, io, "f", {"x": np.zeros((4, 3), np.float32)})
     cache = Cache(tmp_path / "cache", "f")
-    art = ort_tensorrt.convert(src, {}, cache)
+    art = ort_tensorrt.convert(src, {}, cache, Target.of(src, "cuda"))
     assert art.file == file and art.dir.parent == cache.root
     assert json.loads((art.dir / ort_tensorrt.PROFILE).read_text()) == {"min": "x:1x3", "opt": "x:4x3", "max": "x:4x3"}
-    assert ort_tensorrt.convert(src, {}, cache).dir == art.dir and cache.hits == 1
+    assert ort_tensorrt.convert(src, {}, cache, Target.of(src, "cuda")).dir == art.dir and cache.hits == 1
 
 
 def test_torch_tensorrt_options_follow_the_installed_version(tmp_path):
@@ -426,4 +427,4 @@ def test_torchscript_sources_are_refused(tmp_path):
     src = source()
     src.kind = "torchscript"
     with pytest.raises(TrialError, match="TorchScript"):
-        torch_tensorrt._compile(src, {"precision": "fp32"}, tmp_path / "timing.bin", tmp_path)
+        torch_tensorrt._compile(src, {"precision": "fp32"}, Target.of(src, "cuda"), tmp_path / "timing.bin", tmp_path)

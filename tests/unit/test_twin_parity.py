@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from navigator.paths.base import TritonTarget
 from navigator import paths as registry
 from navigator.records import Artifact, IOSpec, ServingConfig, TensorSpec
 from navigator.search import space as search_space
@@ -124,7 +125,7 @@ def _native(name: str, artifact: Artifact, params: dict[str, Any], monkeypatch: 
 def _twin(name: str, artifact: Artifact, params: dict[str, Any], where: Path, loader: Any,
           monkeypatch: pytest.MonkeyPatch) -> Any:
     """The runner the written twin builds in Triton's python backend from the same trial."""
-    model = python_backend.from_native(registry.get(name).triton(artifact, params))
+    model = python_backend.from_native(registry.get(name).triton(artifact, params, TritonTarget()))
     model_dir = Deployment("m", IO, model, ServingConfig(8)).write(where)
     template = loader.template(model_dir)
     shipped_torch = loader.runtime("torch")
@@ -160,7 +161,7 @@ def test_serving_threads_replace_the_trials_param_in_the_twin(tmp_path: Path, mo
     """The serving tuner's threads per instance reach the twin's session under the trial's param name."""
     recorder = Recorder(monkeypatch)
     artifact = _artifact(tmp_path, "ort_cpu")
-    model = python_backend.from_native(registry.get("ort_cpu").triton(artifact, {"intra_op_num_threads": 2}))
+    model = python_backend.from_native(registry.get("ort_cpu").triton(artifact, {"intra_op_num_threads": 2}, TritonTarget()))
     model_dir = Deployment("m", IO, model, ServingConfig(8, threads=1)).write(tmp_path / "repo")
     twin_loader.start(twin_loader.template(model_dir), model_dir)
     [(_, options, _)] = recorder.calls
@@ -182,7 +183,7 @@ def test_a_written_ort_cuda_repository_is_served_with_its_tuned_provider_options
     recorder = Recorder(monkeypatch)
     params = {"precision": "fp32", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": False, "prefer_nhwc": True,
               "do_copy_in_default_stream": False, "enable_cuda_graph": False, "gpu_mem_limit_gib": 4}
-    native = registry.get("ort_cuda").triton(_artifact(tmp_path, "ort_cuda"), params)
+    native = registry.get("ort_cuda").triton(_artifact(tmp_path, "ort_cuda"), params, TritonTarget())
     written = Deployment("m", IO, native, ServingConfig(8)).write(tmp_path / "native")
     served, note = deployment.servable(deployment.load(written), {"python"})
     assert served.model.backend == "python" and "twin" in note

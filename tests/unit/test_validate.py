@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from navigator.errors import TrialError
 from navigator.records import TensorSpec
 from navigator.trial.validate import TOLERANCES, check_output, tolerance, validate
 
@@ -29,7 +30,7 @@ def test_tolerance_overrides():
 
 
 def test_tolerance_unknown_precision():
-    with pytest.raises(KeyError):
+    with pytest.raises(TrialError, match="no validation tolerance for precision 'int4'; known: fp32"):
         tolerance("int4")
 
 
