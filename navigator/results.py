@@ -107,7 +107,7 @@ def load_runner(result: Result, trust_pickle: bool = False) -> Any:
 def load_winner(result: Result, trust_pickle: bool = False) -> tuple[Any, Any]:
     """(Runner, ModelSource) of the winner of `result`; `trust_pickle` as in load_source_of."""
     from navigator import paths
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
 
     if result.winner is None:
         raise InputError("the run has no winner: no trial passed validation")

@@ -25,7 +25,7 @@ from navigator.records import IOSpec, Params, TensorSpec
 from navigator.source import ModelSource, iospec
 from navigator.source import onnx as onnx_source
 from navigator.source import torch as torch_source
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 ONNX_FILE = "model.onnx"
 

@@ -19,7 +19,7 @@ from navigator.lazy import require
 from navigator.records import Params
 from navigator.source import ModelSource
 from navigator.source import tf as tf_source
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 SAVEDMODEL = "model.savedmodel"
 ONNX_FILE = "model.onnx"

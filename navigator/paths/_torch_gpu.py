@@ -13,7 +13,7 @@ from navigator.paths._torch import DTYPES, CudaTorchRunner
 from navigator.paths.base import TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.triton import python_backend
 
 

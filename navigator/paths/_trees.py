@@ -13,7 +13,7 @@ from navigator.records import Artifact, Params
 from navigator.settings import parse_release
 from navigator.source import ModelSource
 from navigator.source.trees import Forest
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.triton import fil
 
 UNSAVED = "unsaved.txt"

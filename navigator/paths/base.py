@@ -12,7 +12,7 @@ from navigator.records import Artifact, IOSpec, Params
 
 if TYPE_CHECKING:
     from navigator.source import ModelSource
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
 
 
 class Runner(Protocol):

@@ -16,7 +16,7 @@ from navigator.paths._torch import TorchRunner
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.triton import python_backend
 
 NAME = "eager"

@@ -21,7 +21,7 @@ from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.triton import fil as fil_config
 
 NAME = "fil"

@@ -20,7 +20,7 @@ from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.search.space import ParamSpec
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "openvino"
 TIMEOUT_S = 600.0  # default trial timeout: ONNX export plus OpenVINO conversion

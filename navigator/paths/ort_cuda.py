@@ -19,7 +19,7 @@ from navigator.paths.base import Runner, TritonModel
 from navigator.paths.ort_cpu import TRITON_GRAPH_LEVEL
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.triton import python_backend
 
 NAME = "ort_cuda"

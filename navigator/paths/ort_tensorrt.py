@@ -34,7 +34,7 @@ from navigator.paths.base import Runner, TritonModel
 from navigator.paths.tensorrt import gpu_reason, profile, shapes_text
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "ort_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: TensorRT builds its engines when the session starts

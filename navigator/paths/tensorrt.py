@@ -29,7 +29,7 @@ from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.source.iospec import DYNAMIC_AXIS_SIZE
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: an engine build at optimization level 5 takes many minutes

@@ -17,7 +17,7 @@ from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.settings import parse_release
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "tf_baseline"
 TIMEOUT_S = 300.0  # default trial timeout: XLA compiles on the first call

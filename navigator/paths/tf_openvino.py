@@ -15,7 +15,7 @@ from navigator.paths import _tf, openvino
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "tf_openvino"
 TIMEOUT_S = 600.0  # default trial timeout: SavedModel conversion

@@ -19,7 +19,7 @@ from navigator.paths import _tf, tf_baseline
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "tf_trt"
 TIMEOUT_S = 1200.0  # default trial timeout: TensorRT builds engines

@@ -15,7 +15,7 @@ from navigator.paths import _torch_gpu
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "torch_compile"
 TIMEOUT_S = 1200.0  # default trial timeout: max-autotune compiles for minutes

@@ -10,7 +10,7 @@ from navigator.paths import _torch_gpu
 from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "torch_cuda"
 TIMEOUT_S = 300.0  # default trial timeout: cuDNN autotuning and CUDA graph capture included

@@ -35,7 +35,7 @@ from navigator.records import Artifact, Params
 from navigator.search.space import ParamSpec
 from navigator.source import ModelSource
 from navigator.source.iospec import resize_batch
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "torch_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: tracing plus TensorRT engine builds

@@ -17,7 +17,7 @@ from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.source import torch as torch_source
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "torchscript"
 TIMEOUT_S = 300.0  # default trial timeout: tracing/scripting, freezing

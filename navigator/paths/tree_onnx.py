@@ -22,7 +22,7 @@ from navigator.paths.base import Runner, TritonModel
 from navigator.records import Artifact, Params
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "tree_onnx"
 TIMEOUT_S = 300.0  # default trial timeout: conversion of a large forest takes a while

@@ -22,7 +22,7 @@ from navigator.records import Artifact, Params
 from navigator.search.space import ncpu
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 
 NAME = "treelite"
 TIMEOUT_S = 900.0  # default trial timeout: compiling thousands of trees with gcc takes minutes

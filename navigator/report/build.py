@@ -8,14 +8,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from navigator.osutil import atomic_write
 from navigator.records import STATUSES, Result, TrialOutcome, to_dict
 from navigator.report import headline
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 _params = headline.params
@@ -148,8 +143,8 @@ def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
     data = {**to_dict(result), **extra}
     data["headline"] = to_dict(headline.build(result, extra))  # what the header and the CLI say
     data["trials_by_status"] = {s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))}
-    _atomic_write(out / "report.json", json.dumps(data, indent=2, default=str) + "\n")
-    _atomic_write(out / "report.md", markdown(result, extra))
+    atomic_write(out / "report.json", json.dumps(data, indent=2, default=str) + "\n")
+    atomic_write(out / "report.md", markdown(result, extra))
     write_html(result, out, extra)
     return out / "report.json"
 

@@ -53,8 +53,8 @@ def render(result: Result, extra: dict[str, Any]) -> str:
 
 def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
     """report.html in `out` (written to a temporary name, then renamed)."""
-    from navigator.report.build import _atomic_write
+    from navigator.osutil import atomic_write
 
     target = out / "report.html"
-    _atomic_write(target, render(result, extra))
+    atomic_write(target, render(result, extra))
     return target

@@ -38,7 +38,7 @@ def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
     from navigator.records import MEASURED
     from navigator.settings import OptimizeSettings
     from navigator.source.iospec import resize_batch
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
     from navigator.trial.run import TrialContext, run_trial
 
     if config.path not in paths.NAMES:

@@ -19,7 +19,7 @@ from navigator.source import ModelSource
 from navigator.source.iospec import perturb, resize_batch, shape_variants
 from navigator.trial import traced
 from navigator.trial.bench import STABLE_WINDOWS, measure, uncounted_rows
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.trial.validate import tolerance, validate
 
 

@@ -19,7 +19,7 @@ from navigator.records import TrialConfig, TrialOutcome
 
 if TYPE_CHECKING:
     from navigator.source import ModelSource
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
 
 REASON = "traced artifact not eligible"
 EVIDENCE_FILE = "evidence.txt"

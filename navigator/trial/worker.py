@@ -29,7 +29,7 @@ def _protocol_pipe() -> TextIO:
 
 def _load(spec: WorkerSpec, settings: Any) -> Any:
     from navigator.source import load_source
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
     from navigator.trial.run import TrialContext
 
     source = load_source(spec.model, input_spec=spec.input_spec,

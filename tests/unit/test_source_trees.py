@@ -12,7 +12,7 @@ import pytest
 from navigator import paths
 from navigator.errors import InputError
 from navigator.source import load_source
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.trial.validate import tolerance, validate
 from tests.conftest import need_compiler
 

@@ -24,7 +24,7 @@ from navigator.records import Artifact, IOSpec, TensorSpec
 from navigator.search import space as space_mod
 from navigator.source import ModelSource
 from navigator.source.iospec import DYNAMIC_AXIS_SIZE
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.triton import config as triton_config
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
