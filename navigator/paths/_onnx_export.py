@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
+from navigator.cache import Cache
 from navigator.errors import TrialError, strip_ansi
 from navigator.lazy import require
 from navigator.paths._torch import example_args
@@ -25,7 +26,6 @@ from navigator.records import IOSpec, Params, TensorSpec
 from navigator.source import ModelSource, iospec
 from navigator.source import onnx as onnx_source
 from navigator.source import torch as torch_source
-from navigator.cache import Cache
 
 ONNX_FILE = "model.onnx"
 

@@ -15,12 +15,12 @@ import io
 import logging
 from pathlib import Path
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import require
 from navigator.paths import _onnx_export
 from navigator.records import Params
 from navigator.source import ModelSource
-from navigator.cache import Cache
 
 FUSIONS = ("off", "bert", "gpt2")
 # Kept in fp32 besides the package's own DEFAULT_OP_BLOCK_LIST: the pieces of an unfused LayerNorm or

@@ -14,12 +14,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import require
 from navigator.records import Params
 from navigator.source import ModelSource
 from navigator.source import tf as tf_source
-from navigator.cache import Cache
 
 SAVEDMODEL = "model.savedmodel"
 ONNX_FILE = "model.onnx"

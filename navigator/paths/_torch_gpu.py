@@ -6,14 +6,13 @@ import copy
 import io
 from typing import Any
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import eager
 from navigator.paths._torch import DTYPES, CudaTorchRunner
-from navigator.paths.base import TritonModel
-from navigator.records import Artifact, Params
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.cache import Cache
 from navigator.triton import python_backend
 
 

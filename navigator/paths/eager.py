@@ -10,13 +10,13 @@ import copy
 import shutil
 from pathlib import Path
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths._torch import TorchRunner
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.cache import Cache
 from navigator.triton import python_backend
 
 NAME = "eager"

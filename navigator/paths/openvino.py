@@ -14,13 +14,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
-from navigator.search.space import ParamSpec
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, ParamSpec, TritonModel
 from navigator.source import ModelSource
-from navigator.cache import Cache
 
 NAME = "openvino"
 TIMEOUT_S = 600.0  # default trial timeout: ONNX export plus OpenVINO conversion

@@ -7,13 +7,13 @@ Triton: the onnxruntime backend, with the session options mapped to its own keys
 
 from __future__ import annotations
 
+from navigator.cache import Cache
 from navigator.lazy import installed
 from navigator.paths import _ort_transformers
 from navigator.paths._ort import OrtRunner
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.cache import Cache
 
 NAME = "ort_cpu"
 TIMEOUT_S = 600.0  # default trial timeout: an ONNX export of a large model takes minutes

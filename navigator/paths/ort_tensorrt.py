@@ -26,15 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export
 from navigator.paths._ort import OrtCudaRunner
-from navigator.paths.base import Runner, TritonModel
+from navigator.paths.base import Runner
 from navigator.paths.tensorrt import gpu_reason, profile, shapes_text
-from navigator.records import Artifact, Params
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.cache import Cache
 
 NAME = "ort_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: TensorRT builds its engines when the session starts

@@ -22,14 +22,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
 from navigator.source.iospec import DYNAMIC_AXIS_SIZE
-from navigator.cache import Cache
 
 NAME = "tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: an engine build at optimization level 5 takes many minutes

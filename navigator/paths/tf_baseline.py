@@ -10,14 +10,14 @@ maps to optimization.graph.level 1, the TensorFlow backend's switch for it.
 
 from __future__ import annotations
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _tf
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.settings import parse_release
 from navigator.source import ModelSource
-from navigator.cache import Cache
 
 NAME = "tf_baseline"
 TIMEOUT_S = 300.0  # default trial timeout: XLA compiles on the first call

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _tf, openvino
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.cache import Cache
 
 NAME = "tf_openvino"
 TIMEOUT_S = 600.0  # default trial timeout: SavedModel conversion

@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+from navigator.cache import Cache
 from navigator.lazy import installed, require
 from navigator.paths import _tf, tf_baseline
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.cache import Cache
 
 NAME = "tf_trt"
 TIMEOUT_S = 1200.0  # default trial timeout: TensorRT builds engines

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 
+from navigator.cache import Cache
 from navigator.lazy import require
 from navigator.paths import _torch_gpu
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.cache import Cache
 
 NAME = "torch_compile"
 TIMEOUT_S = 1200.0  # default trial timeout: max-autotune compiles for minutes

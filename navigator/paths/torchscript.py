@@ -10,14 +10,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths._torch import TorchRunner, example_args
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
 from navigator.source import torch as torch_source
-from navigator.cache import Cache
 
 NAME = "torchscript"
 TIMEOUT_S = 300.0  # default trial timeout: tracing/scripting, freezing

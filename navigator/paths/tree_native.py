@@ -12,13 +12,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.lazy import installed
 from navigator.paths import _trees
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
-from navigator.cache import Cache
 
 NAME = "tree_native"
 TIMEOUT_S = 120.0  # default trial timeout: predict only

@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import ort_cpu
 from navigator.paths._ort import OrtRunner
-from navigator.paths.base import Runner, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
-from navigator.cache import Cache
 
 NAME = "tree_onnx"
 TIMEOUT_S = 300.0  # default trial timeout: conversion of a large forest takes a while

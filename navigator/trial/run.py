@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from navigator import paths
+from navigator.cache import Cache
 from navigator.errors import strip_ansi
 from navigator.records import Artifact, TrialConfig, TrialOutcome, Validation
 from navigator.settings import OptimizeSettings
@@ -19,7 +20,6 @@ from navigator.source import ModelSource
 from navigator.source.iospec import perturb, resize_batch, shape_variants
 from navigator.trial import traced
 from navigator.trial.bench import STABLE_WINDOWS, measure, uncounted_rows
-from navigator.cache import Cache
 from navigator.trial.validate import tolerance, validate
 
 

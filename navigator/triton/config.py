@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from navigator.errors import InputError
-from navigator.paths.base import TritonModel
-from navigator.records import IOSpec, ServingConfig, TensorSpec
+from navigator.records import IOSpec, ServingConfig, TensorSpec, TritonModel
 
 # numpy dtype name -> model_config.proto DataType name
 DATA_TYPES = {

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from navigator.errors import InputError
-from navigator.paths.base import TritonModel
+from navigator.records import TritonModel
 
 TEMPLATE = "model.py"
 # native backend -> the template's RUNTIME

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from navigator.errors import TrialError
 from navigator.cache import Cache
+from navigator.errors import TrialError
 
 
 class Builder:

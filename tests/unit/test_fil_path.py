@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from navigator import paths
-from navigator.source import load_source
 from navigator.cache import Cache
+from navigator.source import load_source
 from navigator.trial.validate import tolerance, validate
 from navigator.triton import config as triton_config
 

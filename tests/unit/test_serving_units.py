@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from navigator.errors import InputError
-from navigator.paths.base import TritonModel
-from navigator.records import PerfPoint, ServingConfig, ServingTrial
+from navigator.records import PerfPoint, ServingConfig, ServingTrial, TritonModel
 from navigator.serving import ServingOptions, parse_concurrency
 from navigator.triton import perf, python_backend, tune
 

@@ -7,10 +7,11 @@ import textwrap
 import optuna
 import pytest
 
-from navigator import paths
+from navigator import env, paths
 from navigator.errors import InputError
 from navigator.search import space as space_mod
-from navigator.search.space import SOURCES, ParamSpec, PathSpace, defaults, load, parse, space_hash, suggest
+from navigator.records import ParamSpec
+from navigator.search.space import SOURCES, PathSpace, defaults, load, parse, space_hash, suggest
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -134,8 +135,8 @@ def test_ncpu_bound_can_make_low_exceed_high(monkeypatch):
 
 
 def test_ncpu_is_affinity_aware(monkeypatch):
-    monkeypatch.setattr(space_mod.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
-    assert space_mod.ncpu() == 3
+    monkeypatch.setattr(env.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert env.ncpu() == 3
 
 
 @pytest.mark.parametrize("name", paths.NAMES)

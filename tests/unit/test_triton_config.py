@@ -8,8 +8,7 @@ import pytest
 
 from navigator.errors import InputError
 from navigator.paths import openvino, ort_cpu, torchscript
-from navigator.paths.base import TritonModel
-from navigator.records import Artifact, IOSpec, TensorSpec
+from navigator.records import Artifact, IOSpec, TensorSpec, TritonModel
 from navigator.triton import config as triton_config
 from navigator.triton.config import build, from_text, to_text
 

@@ -18,13 +18,13 @@ import torch
 from typer.testing import CliRunner
 
 from navigator import paths
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.paths import ort_tensorrt, tensorrt, torch_tensorrt
 from navigator.records import Artifact, IOSpec, TensorSpec
 from navigator.search import space as space_mod
 from navigator.source import ModelSource
 from navigator.source.iospec import DYNAMIC_AXIS_SIZE
-from navigator.cache import Cache
 from navigator.triton import config as triton_config
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
