@@ -13,10 +13,10 @@ from navigator import env
 from navigator import paths as registry
 from navigator.errors import (InputError, InvalidModelError, NavigatorError, UnavailableError,
                               UntrustedPickleError)
-from navigator.records import (MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
-                               TrialOutcome, WorkerSpec, from_dict, to_dict)
+from navigator.records import (MEASURED, TUNED_BASELINE, Comparison, Finalist, Result, ServingReport,
+                               TrialConfig, TrialOutcome, WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
-from navigator.search.finalists import TUNED_BASELINE, compare_all, pick, score, tuned_baseline
+from navigator.search.finalists import compare_all, pick, score, tuned_baseline
 from navigator.trial import traced
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, parse_concurrency, save_validation

@@ -175,6 +175,15 @@ class TrialOutcome:
     load_s: float = 0.0  # loading the runner plus its first call: where torch.compile compiles
 
 
+# The source framework with its own best settings: the best valid trial of the baseline's path (threads,
+# its own options), re-measured with the finalists; the headline speedup is against it, so that a
+# thread setting the baseline could have had is not sold as the conversion's gain.
+TUNED_BASELINE = "tuned baseline"
+# A finalist whose rounds differ by more than this factor (or a ratio whose 95% interval spans more)
+# was not measured steadily: its ratio is reported as the interval, flagged unstable.
+UNSTABLE_SPREAD = 2.0
+
+
 @dataclass(frozen=True)
 class Finalist:
     """A top trial (or a baseline) re-measured in interleaved rounds at the end of the search."""

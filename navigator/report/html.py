@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from navigator.lazy import require
-from navigator.records import STATUSES, Result, TrialOutcome
+from navigator.records import STATUSES, TUNED_BASELINE, Result, TrialOutcome
 from navigator.report import headline, plots
-from navigator.search.finalists import TUNED_BASELINE
 
 
 _params = headline.params

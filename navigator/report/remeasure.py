@@ -89,7 +89,7 @@ def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget:
     `input_spec` / `input_data`, else (a model file) the baseline's recorded --input-spec."""
     from navigator.api import optimize
     from navigator.results import load_source_of, read_report, source_record
-    from navigator.search.finalists import interleave
+    from navigator.trial.remeasure import interleave
     from navigator.trial.bench import warm_up
 
     if rounds < 3:

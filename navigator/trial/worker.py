@@ -45,7 +45,7 @@ def _handle(ctx: Any, request: dict[str, Any]) -> Any:
     if request["op"] == "trial":
         return to_dict(run_trial(ctx, from_dict(TrialConfig, request["config"])))
     if request["op"] == "remeasure":
-        from navigator.search.finalists import remeasure
+        from navigator.trial.remeasure import remeasure
 
         chosen = [(role, from_dict(TrialOutcome, o)) for role, o in request["chosen"]]
         return to_dict(remeasure(ctx, chosen, int(request["rounds"])))
