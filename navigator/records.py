@@ -305,14 +305,6 @@ class Result:
             return {}
         return {s: p for s in ("json", "md", "html") if (p := self.report.with_suffix("." + s)).is_file()}
 
-    def runner(self, trust_pickle: bool = False) -> Any:
-        """The winner loaded in this process: `runner({input name: array}) -> [output arrays]`.
-        `trust_pickle`: unpickle the run's model file (needed in a later process for a torch.save or
-        scikit-learn pickle, or a live module the run saved)."""
-        from navigator.results import load_runner
-
-        return load_runner(self, trust_pickle)
-
 
 def to_dict(record: Any) -> Any:
     """A record as JSON-ready data (paths as strings, tuples as lists)."""
