@@ -153,10 +153,10 @@ def write_html(result: Result, out: Path, extra: dict[str, Any]) -> Path | None:
     """report.html beside the others; without the `report` extra (plotly, jinja2) it is left out with a
     note in report.md rather than failing a finished study."""
     from navigator.errors import UnavailableError
-    from navigator.report import html
+    from navigator.report import html_page
 
     try:
-        return html.write(result, out, extra)
+        return html_page.write(result, out, extra)
     except UnavailableError as exc:
         with open(out / "report.md", "a") as md:
             md.write(f"\nreport.html not written: {exc}\n")
