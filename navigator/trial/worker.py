@@ -54,7 +54,7 @@ def _handle(ctx: Any, request: dict[str, Any]) -> Any:
 
         return list(largest_valid(ctx, from_dict(TrialConfig, request["config"]), list(request["sizes"])))
     if request["op"] == "outputs":  # the gate's output check: a winner run on other inputs
-        from navigator.report.drift import outputs_on
+        from navigator.trial.outputs import outputs_on
 
         return outputs_on(ctx, from_dict(TrialConfig, request["config"]), Path(request["inputs"]),
                           Path(request["out"]))
