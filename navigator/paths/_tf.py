@@ -17,12 +17,16 @@ import numpy as np
 from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import require
-from navigator.records import Params
+from navigator.records import Artifact, Params, TritonModel
+from navigator.settings import parse_release
 from navigator.source import ModelSource
 from navigator.source import tf as tf_source
 
 SAVEDMODEL = "model.savedmodel"
 ONNX_FILE = "model.onnx"
+DEPRECATED = (25, 3)  # the first release whose TensorFlow backend is deprecated
+WARNING = ("tensorflow_savedmodel config: Triton's TensorFlow backend is deprecated since release 25.03 "
+           "and absent from newer servers; prefer the ONNX Runtime or OpenVINO configs")
 
 
 def savedmodel(source: ModelSource, cache: Cache) -> Path:
@@ -94,3 +98,19 @@ class TFRunner:
         tensors = tf_source.tensors(self.model, inputs)
         fn, flatten = self.fn, require("tensorflow").nest.flatten
         return lambda: [o.numpy() for o in flatten(fn(*tensors))]
+
+
+def savedmodel_refused(artifact: Artifact, params: Params) -> TritonModel:
+    """No config on current servers: their TensorFlow backend is gone (tf_baseline, tf_trt)."""
+    raise TrialError("Triton's TensorFlow backend is deprecated since release 25.03: the ONNX Runtime/OpenVINO "
+                     "trial is deployed instead (--triton-server 25.02 or older writes tensorflow_savedmodel)")
+
+
+def savedmodel_config(artifact: Artifact, params: Params, release: str) -> TritonModel:
+    """tensorflow_savedmodel for a server older than 25.03 (shared with tf_trt)."""
+    if parse_release(release) >= DEPRECATED:
+        return savedmodel_refused(artifact, params)
+    assert artifact.file is not None
+    xla = params.get("mode") == "graph" and bool(params.get("jit_compile"))
+    return TritonModel(platform="tensorflow_savedmodel", files={"model.savedmodel": artifact.file},
+                       graph_level=1 if xla else None, warnings=(WARNING,))

@@ -9,7 +9,7 @@ from typing import Any
 from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import eager
+from navigator.paths import _torch_save
 from navigator.paths._torch import DTYPES, CudaTorchRunner
 from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
@@ -26,7 +26,7 @@ def available() -> str | None:
 
 def convert(name: str, source: ModelSource, cache: Cache) -> Artifact:
     """The source saved for serving, as the eager path saves it (one cache entry for all three)."""
-    saved = eager.convert(source, {}, cache)
+    saved = _torch_save.saved(source, {}, cache)
     return Artifact(name, saved.dir, saved.key, {}, saved.file)
 
 

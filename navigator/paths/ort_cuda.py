@@ -16,8 +16,8 @@ from navigator.cache import Cache
 from navigator.lazy import installed, require
 from navigator.paths import _ort_transformers
 from navigator.paths._ort import OrtCudaRunner
+from navigator.paths._ort_triton import TRITON_GRAPH_LEVEL
 from navigator.paths.base import Runner
-from navigator.paths.ort_cpu import TRITON_GRAPH_LEVEL
 from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
 from navigator.triton import python_backend

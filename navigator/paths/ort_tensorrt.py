@@ -32,7 +32,7 @@ from navigator.lazy import installed, require
 from navigator.paths import _onnx_export
 from navigator.paths._ort import OrtCudaRunner
 from navigator.paths.base import Runner
-from navigator.paths.tensorrt import gpu_reason, profile, shapes_text
+from navigator.paths._trt import gpu_reason, profile, shapes_text
 from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
 

@@ -26,10 +26,10 @@ from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export
+from navigator.paths._trt import Profile, gpu_reason, profile, shapes_text
 from navigator.paths.base import Runner
 from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.source.iospec import DYNAMIC_AXIS_SIZE
 
 NAME = "tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: an engine build at optimization level 5 takes many minutes
@@ -42,21 +42,6 @@ BUILD_KEYS = ("exporter", "opset", "precision", "workspace", "builder_optimizati
 TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
                 "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}
 
-Shape = tuple[int, ...]
-Profile = dict[str, tuple[Shape, Shape, Shape]]  # input name -> (min, opt, max)
-
-
-def gpu_reason(need_torch: bool) -> str | None:
-    """Why no CUDA GPU is usable here, asked through PyTorch; None when it sees one (or when PyTorch is
-    absent and the caller can do without it)."""
-    if not installed("torch"):
-        return ("PyTorch is not installed (pip install 'triton-navigator[torch]'); this path needs it"
-                if need_torch else None)
-    if not require("torch").cuda.is_available():
-        return "no CUDA GPU: PyTorch sees none (torch.cuda.is_available() is False)"
-    return None
-
-
 def available() -> str | None:
     if not installed("tensorrt"):
         return "TensorRT is not installed (pip install tensorrt; it needs an NVIDIA GPU and driver)"
@@ -66,37 +51,6 @@ def available() -> str | None:
         text = str(exc).strip()
         return f"TensorRT does not import: {text.splitlines()[0] if text else type(exc).__name__}"
     return gpu_reason(need_torch=True)
-
-
-def batches(source: ModelSource, params: Params) -> tuple[int, int]:
-    """(opt, max) of the batch axis. convert() is not told the study's batch sizes, so the samples' batch
-    stands in for both (a worker makes its samples with max(--batch-size) rows); a caller that knows the
-    trial's batch and the deployment's maximum passes them as `batch_size` / `max_batch_size`."""
-    rows = int(next(iter(source.samples.values())).shape[0]) if source.samples else 1
-    top = max(1, int(params.get("max_batch_size", rows)))
-    return min(max(1, int(params.get("batch_size", top))), top), top
-
-
-def profile(source: ModelSource, params: Params) -> Profile:
-    """min/opt/max shape of every input: batch from 1 to the max batch where the source is batched, every
-    other axis at the samples' size (a dynamic one at DYNAMIC_AXIS_SIZE when there is no sample)."""
-    opt, top = batches(source, params)
-    out: Profile = {}
-    for spec in source.io.inputs:
-        sample = source.samples.get(spec.name)
-        dims = [int(d) if d is not None else (int(sample.shape[i]) if sample is not None and i < sample.ndim
-                                               else DYNAMIC_AXIS_SIZE) for i, d in enumerate(spec.shape)]
-        if source.io.batched:
-            rest = tuple(dims[1:])
-            out[spec.name] = ((1, *rest), (opt, *rest), (top, *rest))
-        else:
-            out[spec.name] = (tuple(dims), tuple(dims), tuple(dims))
-    return out
-
-
-def shapes_text(shapes: Profile, which: int) -> str:
-    """One end of a profile in trtexec / ORT TensorRT EP syntax: 'x:1x3x224x224,y:1x16' (0 min, 1 opt, 2 max)."""
-    return ",".join(f"{name}:{'x'.join(str(d) for d in dims[which])}" for name, dims in shapes.items())
 
 
 def _major(trt: Any) -> int:

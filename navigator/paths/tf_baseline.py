@@ -11,12 +11,10 @@ maps to optimization.graph.level 1, the TensorFlow backend's switch for it.
 from __future__ import annotations
 
 from navigator.cache import Cache
-from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _tf
 from navigator.paths.base import Runner
 from navigator.records import Artifact, Params, TritonModel
-from navigator.settings import parse_release
 from navigator.source import ModelSource
 
 NAME = "tf_baseline"
@@ -24,9 +22,7 @@ TIMEOUT_S = 300.0  # default trial timeout: XLA compiles on the first call
 COST_S = 20.0  # expected trial cost (until the study measures its own): XLA compiles on the first call
 DEVICES = ("cpu",)
 FRAMEWORKS = ("tf",)
-DEPRECATED = (25, 3)  # the first release whose TensorFlow backend is deprecated
-WARNING = ("tensorflow_savedmodel config: Triton's TensorFlow backend is deprecated since release 25.03 "
-           "and absent from newer servers; prefer the ONNX Runtime or OpenVINO configs")
+
 
 
 def available() -> str | None:
@@ -48,19 +44,8 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
-    raise TrialError("Triton's TensorFlow backend is deprecated since release 25.03: the ONNX Runtime/OpenVINO "
-                     "trial is deployed instead (--triton-server 25.02 or older writes tensorflow_savedmodel)")
-
-
-def savedmodel_config(artifact: Artifact, params: Params, release: str) -> TritonModel:
-    """tensorflow_savedmodel for a server older than 25.03 (shared with tf_trt)."""
-    if parse_release(release) >= DEPRECATED:
-        return triton(artifact, params)
-    assert artifact.file is not None
-    xla = params.get("mode") == "graph" and bool(params.get("jit_compile"))
-    return TritonModel(platform="tensorflow_savedmodel", files={"model.savedmodel": artifact.file},
-                       graph_level=1 if xla else None, warnings=(WARNING,))
+    return _tf.savedmodel_refused(artifact, params)
 
 
 def triton_for_server(artifact: Artifact, params: Params, release: str) -> TritonModel:
-    return savedmodel_config(artifact, params, release)
+    return _tf.savedmodel_config(artifact, params, release)

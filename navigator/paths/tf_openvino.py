@@ -12,7 +12,7 @@ from pathlib import Path
 from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _tf, openvino
+from navigator.paths import _openvino, _tf
 from navigator.paths.base import Runner
 from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
@@ -22,8 +22,8 @@ TIMEOUT_S = 600.0  # default trial timeout: SavedModel conversion
 COST_S = 30.0  # expected trial cost (until the study measures its own): SavedModel conversion
 DEVICES = ("cpu",)
 FRAMEWORKS = ("tf",)
-narrow = openvino.narrow  # the inference precisions this CPU supports
-precision = openvino.precision
+narrow = _openvino.narrow  # the inference precisions this CPU supports
+precision = _openvino.precision
 
 
 def available() -> str | None:
@@ -48,19 +48,19 @@ def _build(source: ModelSource, savedmodel: Path, out: Path) -> None:
     for result, spec in zip(results, source.io.outputs):
         result.output(0).get_tensor().set_names({spec.name})
     ordered = ov.Model(results, model.get_parameters(), model.get_friendly_name())
-    ov.save_model(ordered, str(out / openvino.XML), compress_to_fp16=False)
+    ov.save_model(ordered, str(out / _openvino.XML), compress_to_fp16=False)
 
 
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
     savedmodel = _tf.savedmodel(source, cache)
     d = cache.get(NAME, {}, lambda out: _build(source, savedmodel, out))
-    return Artifact(NAME, d, d.name, dict(params), d / openvino.XML)
+    return Artifact(NAME, d, d.name, dict(params), d / _openvino.XML)
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     assert artifact.file is not None
-    return openvino.OpenVinoRunner(artifact.file, params)
+    return _openvino.OpenVinoRunner(artifact.file, params)
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return openvino.triton(artifact, params)
+    return _openvino.model(artifact, params)

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from navigator.cache import Cache
 from navigator.lazy import installed, require
-from navigator.paths import _tf, tf_baseline
+from navigator.paths import _tf
 from navigator.paths.base import Runner
 from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
@@ -85,14 +85,14 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return tf_baseline.triton(artifact, params)  # refused: no TensorFlow backend on current servers
+    return _tf.savedmodel_refused(artifact, params)  # refused: no TensorFlow backend on current servers
 
 
 def triton_for_server(artifact: Artifact, params: Params, release: str) -> TritonModel:
     """The original SavedModel with the TF-TRT accelerator block, which Triton converts at load."""
     original = Path((artifact.dir / ORIGINAL).read_text().strip())
-    model = tf_baseline.savedmodel_config(Artifact(NAME, artifact.dir, artifact.key, artifact.convert, original),
-                                          {}, release)
+    model = _tf.savedmodel_config(Artifact(NAME, artifact.dir, artifact.key, artifact.convert, original),
+                                  {}, release)
     model.kind = "KIND_GPU"
     model.gpu_accelerators = {"tensorrt": {"precision_mode": PRECISIONS[str(params["precision"])],
                                            "max_workspace_size_bytes": str(params["max_workspace_size_bytes"]),

@@ -31,7 +31,7 @@ from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _torch_gpu
 from navigator.paths.base import Runner
-from navigator.paths.tensorrt import batches, gpu_reason, profile
+from navigator.paths._trt import batches, gpu_reason, profile
 from navigator.records import Artifact, Params, ParamSpec, TritonModel
 from navigator.source import ModelSource
 from navigator.source.iospec import resize_batch

@@ -17,7 +17,7 @@ import numpy as np
 from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import ort_cpu
+from navigator.paths import _ort_triton
 from navigator.paths._ort import OrtRunner
 from navigator.paths.base import Runner
 from navigator.records import Artifact, Params, TritonModel
@@ -103,7 +103,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def triton(artifact: Artifact, params: Params) -> TritonModel:
-    return ort_cpu.triton(artifact, params)
+    return _ort_triton.cpu_model(artifact, params)
 
 
 def precision(params: Params) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from navigator import errors
 from navigator.errors import InvalidModelError
-from navigator.records import TensorSpec, TrialConfig, TrialOutcome, WorkerSpec, to_dict
+from navigator.records import TensorSpec, TrialOutcome, WorkerSpec, to_dict
 
 NAME = "outputs"
 

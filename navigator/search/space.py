@@ -19,8 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from navigator.osutil import child_setup
 from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, to_dict

@@ -9,8 +9,8 @@ import pytest
 
 from navigator import env, paths
 from navigator.errors import InputError
-from navigator.search import space as space_mod
 from navigator.records import ParamSpec
+from navigator.search import space as space_mod
 from navigator.search.space import SOURCES, PathSpace, defaults, load, parse, space_hash, suggest
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -156,17 +156,17 @@ def test_every_packaged_space_loads(name):
 
 
 def test_packaged_ort_cpu_space_matches_the_runtime_mappings():
-    from navigator.paths import _ort, ort_cpu
+    from navigator.paths import _ort, _ort_triton
 
     levels = next(p for p in load("ort_cpu").params if p.name == "graph_optimization_level")
-    assert set(levels.choices) == set(ort_cpu.TRITON_GRAPH_LEVEL) == set(_ort.LEVELS)
+    assert set(levels.choices) == set(_ort_triton.TRITON_GRAPH_LEVEL) == set(_ort.LEVELS)
 
 
 def test_packaged_openvino_precisions_are_known():
-    from navigator.paths import openvino
+    from navigator.paths import _openvino
 
     precision = next(p for p in load("openvino").params if p.name == "inference_precision")
-    assert set(precision.choices) <= set(openvino.PRECISIONS)
+    assert set(precision.choices) <= set(_openvino.PRECISIONS)
 
 
 def test_load_unknown_path_raises():

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from navigator import paths
 from navigator.cache import Cache
 from navigator.errors import TrialError
-from navigator.paths import ort_tensorrt, tensorrt, torch_tensorrt
+from navigator.paths import _trt, ort_tensorrt, tensorrt, torch_tensorrt
 from navigator.records import Artifact, IOSpec, TensorSpec
 from navigator.search import space as space_mod
 from navigator.source import ModelSource
@@ -256,14 +256,14 @@ def test_narrow_keeps_the_space_when_unavailable():
 
 
 def test_profile_spans_the_batch_axis():
-    shapes = tensorrt.profile(source(batch=8), {})
+    shapes = _trt.profile(source(batch=8), {})
     assert shapes == {"x": ((1, 3, 16), (8, 3, 16), (8, 3, 16)), "ids": ((1, 16), (8, 16), (8, 16))}
-    assert tensorrt.shapes_text(shapes, 0) == "x:1x3x16,ids:1x16"
-    assert tensorrt.shapes_text(shapes, 2) == "x:8x3x16,ids:8x16"
-    assert tensorrt.batches(source(batch=8), {"batch_size": 2, "max_batch_size": 32}) == (2, 32)
+    assert _trt.shapes_text(shapes, 0) == "x:1x3x16,ids:1x16"
+    assert _trt.shapes_text(shapes, 2) == "x:8x3x16,ids:8x16"
+    assert _trt.batches(source(batch=8), {"batch_size": 2, "max_batch_size": 32}) == (2, 32)
     fixed = IOSpec((TensorSpec("x", "float32", (2, None)),), (TensorSpec("y", "float32", (2,)),))
     one = ModelSource("onnx", "onnx", "d", None, None, fixed, "f", {"x": np.zeros((2, 5), np.float32)})
-    assert tensorrt.profile(one, {}) == {"x": ((2, 5), (2, 5), (2, 5))}
+    assert _trt.profile(one, {}) == {"x": ((2, 5), (2, 5), (2, 5))}
 
 
 class FakeConfig:
@@ -320,7 +320,7 @@ def fake_trt(version: str):
 ])
 def test_builder_config_precision_by_tensorrt_version(version, precision, flags):
     params = {"precision": precision, "workspace": GIB, "builder_optimization_level": 5}
-    shapes = tensorrt.profile(source(batch=4), {})
+    shapes = _trt.profile(source(batch=4), {})
     network = FakeNetwork(("x", (-1, 3, 16)), ("ids", (-1, 16)))
     config = tensorrt._configure(fake_trt(version), FakeBuilder(), network, params, shapes)
     assert config.flags == flags
