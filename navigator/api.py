@@ -187,7 +187,7 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
             search.run(*run_trial, wall_s, own_trials)
             running = 0
             while search.storage.shared:  # fail dead workers' trials; retry them here while the budget lasts
-                settled = study_storage.settle(search.study, search.storage.heartbeat_s)
+                settled = study_storage.settle(search.study, search.storage.heartbeat_s)  # type: ignore[arg-type]  # shared
                 running = settled.running
                 if not settled.failed:
                     break
@@ -365,7 +365,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                              default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
                          window_calls=window_calls, device=env.default_device() if device == "auto" else device,
                          triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced)
-    OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
+    OptimizeSettings(out=Path("."), **settings_args)  # type: ignore[arg-type]  # check the settings before loading anything
     shared = study_storage.shared(storage, study, heartbeat)
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
                                      parse_concurrency(concurrency), latency_limit_ms,

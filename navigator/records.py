@@ -343,7 +343,7 @@ def _build(tp: Any, data: Any) -> Any:
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         names = {f.name for f in dataclasses.fields(tp)}
-        return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in names})
+        return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in names})  # type: ignore[operator]  # a class here
     if tp is Path:
         return Path(data)
     return data

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from typing import Any, Iterator
 from pathlib import Path
 
 from navigator.cache import Cache
@@ -34,14 +35,14 @@ def onnx_file(source: ModelSource, params: Params, cache: Cache, use_gpu: bool) 
     fusion, precision = str(params.get("fusion", "off")), str(params.get("precision", "fp32"))
     if fusion == "off" and precision != "fp16":
         return model
-    key = {**{k: params[k] for k in ("exporter", "opset") if k in params}, "fusion": fusion,
-           "precision": precision, "use_gpu": use_gpu}
+    key: dict[str, Any] = {**{k: params[k] for k in ("exporter", "opset") if k in params}, "fusion": fusion,
+                           "precision": precision, "use_gpu": use_gpu}
     return cache.get("onnx_transformers", key, lambda out: _convert(model, fusion, precision, use_gpu, out)) \
         / _onnx_export.ONNX_FILE
 
 
 @contextlib.contextmanager
-def _quiet() -> object:
+def _quiet() -> Iterator[None]:
     """The optimizer logs each fusion it tries and prints its statistics; failures are raised."""
     logging.disable(logging.WARNING)
     try:

@@ -39,7 +39,7 @@ def _build(onnx_file: Path, out: Path) -> None:
 
 def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
     onnx_file = _onnx_export.onnx_file(source, params, cache)
-    key = {k: params[k] for k in ("exporter", "opset") if k in params}  # the ONNX file's own key
+    key: Params = {k: params[k] for k in ("exporter", "opset") if k in params}  # the ONNX file's own key
     d = cache.get(NAME, key, lambda out: _build(onnx_file, out))
     return Artifact(NAME, d, d.name, dict(params), d / XML)
 

@@ -99,7 +99,7 @@ def convert(source: ModelSource, params: Params, cache: Cache) -> Artifact:
     dynamic = _dynamic_inputs(model)
     wanted = {n: s for n, s in shapes.items() if n in dynamic}
     text = {end: shapes_text(wanted, i) for i, end in enumerate(("min", "opt", "max"))} if wanted else {}
-    key = {**{k: params[k] for k in ("exporter", "opset") if k in params}, "profile": text}
+    key: dict[str, Any] = {**{k: params[k] for k in ("exporter", "opset") if k in params}, "profile": text}
 
     def build(out: Path) -> None:
         (out / PROFILE).write_text(json.dumps(text, sort_keys=True))

@@ -72,11 +72,11 @@ def _serving(result: Result) -> list[str]:
         lines += ["", f"Serving search ({limit}; score = best throughput over the concurrencies within the limit):", "",
                   "| # | max batch | instances | threads | dynamic batching | score infer/s | error |", "|---|---|---|---|---|---|---|"]
         for t in s.trials:
-            c = t.config
-            batching = f"delay {c.max_queue_delay_us} us" if c.dynamic_batching else "off"
+            cfg = t.config
+            batching = f"delay {cfg.max_queue_delay_us} us" if cfg.dynamic_batching else "off"
             score = f"{t.score:.1f}" if t.score is not None else ""
-            threads = f"{c.threads or 'trial'}" + (f", {c.streams} streams" if c.streams else "")
-            lines.append(f"| {t.number} | {c.max_batch_size} | {c.instances} | {threads} | {batching} | "
+            threads = f"{cfg.threads or 'trial'}" + (f", {cfg.streams} streams" if cfg.streams else "")
+            lines.append(f"| {t.number} | {cfg.max_batch_size} | {cfg.instances} | {threads} | {batching} | "
                          f"{score} | {t.error[:80]} |")
     lines += [f"- {n}" for n in s.notes]
     return lines

@@ -36,5 +36,5 @@ def outputs_on(ctx: Any, config: TrialConfig, inputs_file: Path, out_file: Path)
                           for o in outs])
         got = [np.concatenate(chunk) if chunk[0].ndim else chunk[0] for chunk in zip(*parts)]
     names = [s.name for s in ctx.source.io.outputs]
-    np.savez(out_file, **{f"{i:03d}_{name}": g for i, (name, g) in enumerate(zip(names, got))})
+    np.savez(out_file, **{f"{i:03d}_{name}": g for i, (name, g) in enumerate(zip(names, got))})  # type: ignore[arg-type]  # numpy's stub takes **arrays for allow_pickle
     return names

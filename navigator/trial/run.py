@@ -14,7 +14,7 @@ import numpy as np
 from navigator import paths
 from navigator.cache import Cache
 from navigator.errors import strip_ansi
-from navigator.records import Artifact, TrialConfig, TrialOutcome, Validation
+from navigator.records import Artifact, Status, TrialConfig, TrialOutcome, Validation
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
 from navigator.source.iospec import perturb, resize_batch, shape_variants
@@ -136,9 +136,9 @@ def run_trial(ctx: TrialContext, config: TrialConfig) -> TrialOutcome:
             host = measure(host_call(inputs), config.batch_size, ctx.settings.window_s,
                            window_calls=ctx.settings.window_calls)
             bench = replace(bench, host_throughput=host.throughput, host_p99_ms=host.p99_ms)
-        status = "ok" if bench.stable else "unstable"
+        measured: Status = "ok" if bench.stable else "unstable"
         error = "" if bench.stable else f"no {STABLE_WINDOWS} windows agreed within 10% in {bench.windows} windows (CV {bench.cv:.1%})"
-        return TrialOutcome(config, status, error, validation, bench, convert_s, cached, time.perf_counter() - start,
+        return TrialOutcome(config, measured, error, validation, bench, convert_s, cached, time.perf_counter() - start,
                             load_s)
     except Exception as exc:  # a conversion path failing in any way is this trial's outcome
         return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,

@@ -88,9 +88,9 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,
         batching.max_queue_delay_microseconds = serving.max_queue_delay_us
         batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
     parameters = dict(model.parameters)
-    for key, value in ((thread_key(model), serving.threads), (stream_key(model), serving.streams)):
-        if key and value is not None:
-            parameters[key] = str(value)
+    for key, count in ((thread_key(model), serving.threads), (stream_key(model), serving.streams)):
+        if key and count is not None:
+            parameters[key] = str(count)
     for key, value in parameters.items():
         config.parameters[key].string_value = value
     if model.graph_level is not None:
