@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[2] / "navigator"
 # the api layer until they move there.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ground", ("navigator.records", "navigator.errors", "navigator.env", "navigator.lazy", "navigator.osutil")),
-    ("services", ("navigator.cache", "navigator.objective", "navigator.settings", "navigator.triton.*",
-                  "navigator.triton.templates.*")),
+    ("services", ("navigator.cache", "navigator.objective", "navigator.settings", "navigator.triton.*")),
     ("render", ("navigator.source.*", "navigator.report.*", "navigator.runtimes.*")),
     ("paths", ("navigator.paths.*",)),
     ("trial", ("navigator.trial.*",)),
