@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[2] / "navigator"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ground", ("navigator.records", "navigator.errors", "navigator.env", "navigator.lazy", "navigator.osutil")),
     ("services", ("navigator.cache", "navigator.objective", "navigator.settings", "navigator.triton.*")),
-    ("render", ("navigator.source.*", "navigator.report.*", "navigator.runtimes.*")),
+    ("source/report/runtimes", ("navigator.source.*", "navigator.report.*", "navigator.runtimes.*")),
     ("paths", ("navigator.paths.*",)),
     ("trial", ("navigator.trial.*",)),
-    ("search", ("navigator.search.*", "navigator.serve.*", "navigator.serving", "navigator.progress",
+    ("search/serve", ("navigator.search.*", "navigator.serve.*", "navigator.serving", "navigator.progress",
                 "navigator.triton.deployment", "navigator.triton.perf", "navigator.triton.repository",
                 "navigator.triton.server", "navigator.triton.tune")),
     ("api", ("navigator", "navigator.api", "navigator.api.*", "navigator.results", "navigator.workers",
