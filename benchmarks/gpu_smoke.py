@@ -43,7 +43,7 @@ def main() -> None:
     from navigator.records import TrialConfig
     from navigator.settings import OptimizeSettings
     from navigator.source import load_source
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
     from navigator.trial.run import TrialContext, run_trial
 
     work = Path(tempfile.mkdtemp(prefix="gpu-smoke-"))

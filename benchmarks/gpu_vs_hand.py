@@ -91,7 +91,7 @@ def winner_call(report: Path) -> tuple[Callable[[], Any], dict[str, Any]]:
     from navigator.records import TrialOutcome, from_dict
     from navigator.results import load_source_of, read_report
     from navigator.source.iospec import resize_batch
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
 
     winner = from_dict(TrialOutcome, read_report(report)["winner"])
     config = winner.config
@@ -122,7 +122,7 @@ def compile_child(pt2: Path, cache_root: Path, batch: int) -> None:
     the seconds of load + first call (where inductor compiles, or reads its cache)."""
     from navigator import paths
     from navigator.source import load_source
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
 
     source = load_source(str(pt2), batch=batch)
     module = paths.get("torch_compile")
@@ -148,7 +148,7 @@ def paired(report: Path, hand: dict[str, float], calls: dict[str, Callable[[], A
     import numpy as np
 
     from navigator.report.check import ratio_interval
-    from navigator.search.finalists import interleave
+    from navigator.trial.remeasure import interleave
     from navigator.trial.bench import cuda_timer
 
     call, described = winner_call(report)

@@ -2,12 +2,13 @@
 
     import navigator
     result = navigator.optimize(model, sample_inputs, budget="5m", out="navigator-out/mymodel")
-    result.best, result.outcomes, result.repository, result.reports, result.runner()
+    result.best, result.outcomes, result.repository, result.reports
+    navigator.load_runner(result)({"x": array})  # the winner, loaded in this process
     navigator.check("base/report.json", "new/report.json").exit_code
     navigator.load_result("navigator-out/mymodel")
 """
 
-from navigator.pyapi import ProgressEvent, Verdict, check, load_result, optimize
+from navigator.pyapi import ProgressEvent, Verdict, check, load_result, load_runner, optimize
 from navigator.errors import InputError, NavigatorError, StudyMismatchError, UnavailableError
 from navigator.records import Bench, Result, TrialConfig, TrialOutcome, Validation
 
@@ -25,6 +26,7 @@ __all__ = [
     "Verdict",
     "check",
     "load_result",
+    "load_runner",
     "optimize",
 ]
 __version__ = "0.1.0"

@@ -13,10 +13,10 @@ from navigator import env
 from navigator import paths as registry
 from navigator.errors import (InputError, InvalidModelError, NavigatorError, UnavailableError,
                               UntrustedPickleError)
-from navigator.records import (MEASURED, Comparison, Finalist, Result, ServingReport, TrialConfig,
-                               TrialOutcome, WorkerSpec, from_dict, to_dict)
+from navigator.records import (MEASURED, TUNED_BASELINE, Comparison, Finalist, Result, ServingReport,
+                               TrialConfig, TrialOutcome, WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
-from navigator.search.finalists import TUNED_BASELINE, compare_all, pick, score, tuned_baseline
+from navigator.search.finalists import compare_all, pick, score, tuned_baseline
 from navigator.trial import traced
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, parse_concurrency, save_validation
@@ -27,12 +27,12 @@ from navigator.source.iospec import searched_batches
 
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
     return cleaned or "model"
 
 
-def _rank(outcomes: list[TrialOutcome], objective: str) -> list[TrialOutcome]:
+def rank(outcomes: list[TrialOutcome], objective: str) -> list[TrialOutcome]:
     """Valid trials, best first: stable ones, then (only as a fallback) unstable ones."""
     def value(o: TrialOutcome) -> tuple[bool, float]:
         assert o.bench is not None
@@ -65,7 +65,7 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
             model = registry.get(o.config.path).triton(artifact, params, TritonTarget(settings.triton_server, python))
             io = model.io or source.io
             served, why = served_max(worker, ctx, o.config, settings.batch_sizes) if io.batched else (0, "")
-            deployment = Deployment(_slug(source.name), io, model,
+            deployment = Deployment(slug(source.name), io, model,
                                     ServingConfig(served, dynamic_batching=settings.dynamic_batching))
             (deployment.python() if python else deployment).write(repository)
             notes += [f"warning: {w}" for w in model.warnings] + ([why] if why else [])
@@ -150,7 +150,7 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
     from navigator.progress import Progress
     from navigator.search.study import Search
     from navigator.source import materialize
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
     from navigator.trial.isolate import TrialWorker
     from navigator.trial.run import TrialContext
 
@@ -185,7 +185,7 @@ def run(source: ModelSource, settings: OptimizeSettings, on_trial: Callable[[Tri
             search.run(*run_trial, wall_s, own_trials)
             running = 0
             while search.storage.shared:  # fail dead workers' trials; retry them here while the budget lasts
-                settled = study_storage.settle(search.study, search.storage.heartbeat_s)
+                settled = study_storage.settle(search.study, search.storage.heartbeat_s)  # type: ignore[arg-type]  # shared
                 running = settled.running
                 if not settled.failed:
                     break
@@ -233,7 +233,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     outcomes = sorted(search.outcomes() + search.interrupted(), key=lambda o: o.config.number)
     by_number = {o.config.number: o for o in outcomes}
     roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
-    ranked = _rank(search.outcomes(comparable=True), settings.objective)
+    ranked = rank(search.outcomes(comparable=True), settings.objective)
     phases = {"search": time.monotonic() - search.budget.started}
     tuned = tuned_baseline(ranked, roles.get("baseline"))
     if tuned is not None:
@@ -253,7 +253,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
         try:
             served = _serve(out, winner, max(settings.batch_sizes), serving)
         except NavigatorError as exc:  # the search's result stands; the report says what the server did
-            served = ServingReport(serving.deployment, _slug(source.name), notes=(f"serving failed: {exc}",))
+            served = ServingReport(serving.deployment, slug(source.name), notes=(f"serving failed: {exc}",))
     phases["deploy"] = time.monotonic() - search.budget.started - phases["search"] - phases["finalists"]
     comparisons = _compare(winner, finalists, settings.objective)
     baseline = roles.get("baseline")
@@ -261,7 +261,7 @@ def finish(source: ModelSource, settings: OptimizeSettings, search: Any, ctx: An
     result = Result(
         model=source.name, objective=settings.objective, outcomes=tuple(outcomes), winner=winner,
         baseline=baseline, speedup=vs_tuned.ratio if vs_tuned else None,
-        repository=(out / "model_repository" / _slug(source.name)) if winner else None,
+        repository=(out / "model_repository" / slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served,
         spend=spend.per_path(outcomes, [p for p, _ in search.deferred.values()],
@@ -371,7 +371,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
                              default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)),
                          window_calls=window_calls, screen=screen, device=env.default_device() if device == "auto" else device,
                          triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced)
-    OptimizeSettings(out=Path("."), **settings_args)  # check the settings before loading anything
+    OptimizeSettings(out=Path("."), **settings_args)  # type: ignore[arg-type]  # check the settings before loading anything
     shared = study_storage.shared(storage, study, heartbeat)
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
                                      parse_concurrency(concurrency), latency_limit_ms,
@@ -396,8 +396,8 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
              "so one call is one inference (batch 1)",) if dropped else ()
     for note in source.notes:  # also in the report's notes
         print(f"navigator: warning: {note}", file=sys.stderr)
-    target = Path(out) if out else Path("navigator-out") / _slug(source.name)
-    _check_out(target, force, shared is not None)
+    target = Path(out) if out else Path("navigator-out") / slug(source.name)
+    check_out(target, force, shared is not None)
     noise = nondeterminism(source)
     settings = OptimizeSettings(out=target, noise_atol=2 * noise, **settings_args)  # type: ignore[arg-type]
     try:
@@ -407,7 +407,7 @@ def optimize(model: Any, sample_inputs: Any = None, *, budget: str | float = "10
         raise study_storage.interrupted(shared or study_storage.default(target)) from None
 
 
-def _check_out(out: Path, force: bool, shared: bool = False) -> None:
+def check_out(out: Path, force: bool, shared: bool = False) -> None:
     """An output directory is new, empty, or one of navigator's (then its study continues; a worker of a
     shared study keeps its cache and logs there)."""
     if out.exists() and not out.is_dir():

@@ -6,11 +6,17 @@ import importlib.metadata
 import os
 import platform
 
-from navigator.search.space import ncpu
-
 LIBRARIES = ("triton-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "openvino", "optuna",
              "tritonclient", "protobuf", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "xgboost", "lightgbm",
              "scikit-learn", "skl2onnx", "onnxmltools", "treelite", "tl2cgen", "nvforest-cu12")
+
+
+def ncpu() -> int:
+    """Cores this process may use (affinity-aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def versions() -> dict[str, str]:

@@ -50,3 +50,15 @@ def require(name: str) -> ModuleType:
         raise UnavailableError(
             f"{top} is not installed ({exc}); install it with: pip install 'triton-navigator[{extra}]'"
         ) from exc
+
+
+def optuna() -> ModuleType:
+    """optuna, with its logging and experimental-feature warnings quieted (navigator records failed
+    trials itself)."""
+    import logging
+    import warnings
+
+    module = importlib.import_module("optuna")
+    module.logging.set_verbosity(logging.ERROR)
+    warnings.filterwarnings("ignore", category=module.exceptions.ExperimentalWarning)
+    return module

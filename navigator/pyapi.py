@@ -1,10 +1,10 @@
 """The Python API for training scripts: `navigator.optimize` with sample inputs or a dataloader, progress
-callbacks and an optional user metric; `navigator.check`; `navigator.load_result`.
+callbacks and an optional user metric; `navigator.check`; `navigator.load_result`; `navigator.load_runner`.
 
     import navigator
     result = navigator.optimize(model, dataloader=train_loader, budget="2m", out="navigator-out/tiny",
                                 callbacks=[lambda p: print(p.trials, p.best_value)])
-    run = result.runner()                       # the winner, loaded here: run({"x": array}) -> [array]
+    run = navigator.load_runner(result)         # the winner, loaded here: run({"x": array}) -> [array]
     result.best, result.repository, result.reports["html"]
 """
 
@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 from navigator.errors import InputError
 from navigator.records import MEASURED, Result, TrialOutcome
 from navigator.report.check import Verdict, check
-from navigator.results import load_result
+from navigator.results import load_result, load_runner
 from navigator.settings import parse_budget
 
 
@@ -76,10 +76,10 @@ def _metric_values(result: Result, metric: Callable[[Any], float]) -> dict[str, 
     """The user metric on the winner's Runner (and on the baseline's, the source runtime's defaults)."""
     from dataclasses import replace
 
-    values = {"winner": float(metric(result.runner()))}
+    values = {"winner": float(metric(load_runner(result)))}
     baseline = result.baseline
     if baseline is not None and baseline.status in MEASURED and baseline != result.winner:
-        values["baseline"] = float(metric(replace(result, winner=baseline).runner()))
+        values["baseline"] = float(metric(load_runner(replace(result, winner=baseline))))
     return values
 
 

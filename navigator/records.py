@@ -65,6 +65,47 @@ class Artifact:
     file: Path | None = None
 
 
+@dataclass
+class TritonModel:
+    """A path's part of the Triton model: backend or platform, files for the version dir, settings.
+
+    `parameters` become ModelConfig.parameters; `graph_level` ModelConfig.optimization.graph.level;
+    `cpu_accelerators` / `gpu_accelerators` name -> parameters for optimization.execution_accelerators;
+    `cuda_graphs` sets optimization.cuda.graphs; `kind` is the instance group's kind.
+    `io` replaces the source's IOSpec where the backend fixes its own tensors (fil: input__0/output__0);
+    a `files` entry may be a directory (a SavedModel); `warnings` are written to the report's notes when
+    this model is deployed.
+    """
+
+    backend: str = ""
+    platform: str = ""
+    files: dict[str, Path] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+    graph_level: int | None = None
+    cpu_accelerators: dict[str, dict[str, str]] = field(default_factory=dict)
+    gpu_accelerators: dict[str, dict[str, str]] = field(default_factory=dict)
+    cuda_graphs: bool = False
+    kind: str = "KIND_CPU"
+    default_model_filename: str = ""
+    io: IOSpec | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched parameter of a path (searchspace/<path>.yaml): `choices`, or an int range
+    [`low`, `high`] (`log`-scaled); `when` and `sources` as in navigator/search/space.py."""
+
+    name: str
+    stage: str
+    choices: tuple[Scalar, ...] = ()
+    low: int = 0
+    high: int = 0
+    log: bool = False
+    when: dict[str, Scalar | list[Scalar]] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class OutputCheck:
     name: str
@@ -135,6 +176,15 @@ class TrialOutcome:
     cached: bool = False
     duration_s: float = 0.0
     load_s: float = 0.0  # loading the runner plus its first call: where torch.compile compiles
+
+
+# The source framework with its own best settings: the best valid trial of the baseline's path (threads,
+# its own options), re-measured with the finalists; the headline speedup is against it, so that a
+# thread setting the baseline could have had is not sold as the conversion's gain.
+TUNED_BASELINE = "tuned baseline"
+# A finalist whose rounds differ by more than this factor (or a ratio whose 95% interval spans more)
+# was not measured steadily: its ratio is reported as the interval, flagged unstable.
+UNSTABLE_SPREAD = 2.0
 
 
 @dataclass(frozen=True)
@@ -275,14 +325,6 @@ class Result:
             return {}
         return {s: p for s in ("json", "md", "html") if (p := self.report.with_suffix("." + s)).is_file()}
 
-    def runner(self, trust_pickle: bool = False) -> Any:
-        """The winner loaded in this process: `runner({input name: array}) -> [output arrays]`.
-        `trust_pickle`: unpickle the run's model file (needed in a later process for a torch.save or
-        scikit-learn pickle, or a live module the run saved)."""
-        from navigator.results import load_runner
-
-        return load_runner(self, trust_pickle)
-
 
 def to_dict(record: Any) -> Any:
     """A record as JSON-ready data (paths as strings, tuples as lists)."""
@@ -321,7 +363,7 @@ def _build(tp: Any, data: Any) -> Any:
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         names = {f.name for f in dataclasses.fields(tp)}
-        return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in names})
+        return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in names})  # type: ignore[operator]  # a class here
     if tp is Path:
         return Path(data)
     return data

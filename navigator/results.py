@@ -100,7 +100,9 @@ def load_source_of(report: Path, batch: int, model: Path | None = None, trust_pi
 
 
 def load_runner(result: Result, trust_pickle: bool = False) -> Any:
-    """The winner of `result` converted (from the run's cache) and loaded here as a Runner."""
+    """The winner of `result` loaded in this process (converted from the run's cache): `runner({input
+    name: array}) -> [output arrays]`. `trust_pickle`: unpickle the run's model file (needed in a later
+    process for a torch.save or scikit-learn pickle, or a live module the run saved)."""
     return load_winner(result, trust_pickle)[0]
 
 
@@ -108,7 +110,7 @@ def load_winner(result: Result, trust_pickle: bool = False) -> tuple[Any, Any]:
     """(Runner, ModelSource) of the winner of `result`; `trust_pickle` as in load_source_of."""
     from navigator import paths
     from navigator.paths.base import Target
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
 
     if result.winner is None:
         raise InputError("the run has no winner: no trial passed validation")

@@ -60,8 +60,8 @@ def save_validation(out: Path, inputs: dict[str, np.ndarray], outputs: tuple[Ten
                     reference: list[np.ndarray]) -> None:
     """The validation inputs and the source framework's outputs, for a later `navigator serve-check`."""
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "inputs.npz", **inputs)
-    np.savez(out / "reference.npz", **{spec.name: array for spec, array in zip(outputs, reference)})
+    np.savez(out / "inputs.npz", **inputs)  # type: ignore[arg-type]  # numpy's stub takes **arrays for allow_pickle
+    np.savez(out / "reference.npz", **{spec.name: array for spec, array in zip(outputs, reference)})  # type: ignore[arg-type]  # numpy's stub takes **arrays for allow_pickle
 
 
 def load_validation(out: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from navigator import env
 from navigator import paths as registry
-from navigator.api import _check_out, _slug, finish, run
+from navigator.api import check_out, finish, run, slug
 from navigator.errors import InputError, StudyMismatchError
 from navigator.records import Result, TrialOutcome, WorkerSpec, from_dict
 from navigator.search import storage as study_storage
@@ -88,8 +88,8 @@ def worker(storage: str, study: str, *, model: str | Path | None = None, out: st
     _, published, source_info = _published(shared)
     settings = from_dict(OptimizeSettings, {**published, "out": "."})
     source = _source(source_info, model, input_data, trust_pickle, max(settings.batch_sizes))
-    target = Path(out) if out else Path("navigator-out") / f"{_slug(study)}-worker"
-    _check_out(target, False, shared=True)
+    target = Path(out) if out else Path("navigator-out") / f"{slug(study)}-worker"
+    check_out(target, False, shared=True)
     settings = replace(settings, out=target, show_progress=progress,
                        memory_bytes=_memory(settings.device, trial_memory))
     try:
@@ -106,7 +106,7 @@ def report(storage_url: str, study_name: str, out_dir: str | Path, *, model: str
     `optimize` does; elsewhere the trials' own figures decide (the report says so)."""
     from navigator.search.study import Search
     from navigator.source import materialize
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
     from navigator.trial.isolate import TrialWorker
     from navigator.trial.run import TrialContext
 
@@ -120,7 +120,7 @@ def report(storage_url: str, study_name: str, out_dir: str | Path, *, model: str
     if source.fingerprint != identity.get("fingerprint"):
         raise StudyMismatchError(f"model {source.file or source.name} is not the model of study {study_name!r} "
                                  "(another fingerprint): pass --model with a copy of the study's model file")
-    _check_out(out, force, shared=True)
+    check_out(out, force, shared=True)
     settings = replace(settings, show_progress=False, memory_bytes=_memory(settings.device, "default"))
     out.mkdir(parents=True, exist_ok=True)
     search = Search.load(shared, settings)

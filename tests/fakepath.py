@@ -17,10 +17,10 @@ from typing import Any, Callable
 import numpy as np
 
 from navigator.errors import TrialError
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.triton import python_backend
 
 NAME = "fake"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from navigator.records import Bench, Finalist, OutputCheck, Result, TrialConfig, TrialOutcome, Validation
+from navigator.records import TUNED_BASELINE, Bench, Finalist, OutputCheck, Result, TrialConfig, TrialOutcome, Validation
 from navigator.report import build, headline
-from navigator.search.finalists import TUNED_BASELINE, compare_all, pick, tuned_baseline
+from navigator.search.finalists import compare_all, pick, tuned_baseline
 
 OK = Validation(True, "", (OutputCheck("y", 1e-7, 1e-6, 1e-4, 1e-3, 0, True),))
 

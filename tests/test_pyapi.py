@@ -41,9 +41,9 @@ def test_example_trains_and_optimizes(tmp_path: Path) -> None:
     # The Runner from a reloaded result answers like the source model on the validation inputs. The run
     # saved the live module as a pickle: this process unpickles it only when told to.
     with pytest.raises(navigator.InputError, match="--trust-pickle"):
-        result.runner()
+        navigator.load_runner(result)
     data = np.load(out / "source" / "inputs.npz")
-    got = result.runner(trust_pickle=True)({"x": data["x"]})[0]
+    got = navigator.load_runner(result, trust_pickle=True)({"x": data["x"]})[0]
     assert got.shape == (data["x"].shape[0], 4) and np.isfinite(got).all()
 
 

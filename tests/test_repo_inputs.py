@@ -13,10 +13,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from navigator.cache import Cache
 from navigator.records import TrialConfig
 from navigator.settings import OptimizeSettings
 from navigator.source import load_source
-from navigator.trial.cache import Cache
 from navigator.trial.run import TrialContext, run_trial
 from tests.conftest import run_cli
 

@@ -17,7 +17,7 @@ from navigator.records import TrialConfig  # noqa: E402
 from navigator.search import space as space_mod  # noqa: E402
 from navigator.settings import OptimizeSettings  # noqa: E402
 from navigator.source import load_source  # noqa: E402
-from navigator.trial.cache import Cache  # noqa: E402
+from navigator.cache import Cache  # noqa: E402
 from navigator.trial.run import TrialContext, run_trial  # noqa: E402
 from navigator.triton.config import build as build_config  # noqa: E402
 

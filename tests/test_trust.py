@@ -255,7 +255,7 @@ def test_api_entries_never_take_trust_from_a_report_or_a_study(kit: Kit) -> None
 
     evil = kit.models["torch.save zip"]
     with pytest.raises(UntrustedPickleError):  # the report claims the run trusted the model
-        navigator.load_result(kit.run_dir).runner()
+        navigator.load_runner(navigator.load_result(kit.run_dir))
     with pytest.raises(UntrustedPickleError):
         navigator.check(kit.live_report, model=str(kit.benign), baseline_model=evil, budget="5s",
                         out=kit.fresh())
@@ -280,7 +280,7 @@ def test_a_baseline_model_that_is_not_the_measured_one_is_refused_before_it_is_o
 
 
 def test_runner_of_a_reloaded_result_needs_trust_for_a_pickled_model(kit: Kit, tmp_path: Path) -> None:
-    """The run's model is a torch.save pickle: a later load_result(...).runner() unpickles it only with
+    """The run's model is a torch.save pickle: a later load_runner(load_result(...)) unpickles it only with
     trust_pickle=True, whatever the report recorded."""
     model = torch.nn.Sequential(torch.nn.Linear(4, 2))
     path = tmp_path / "seq.pt"
@@ -288,7 +288,7 @@ def test_runner_of_a_reloaded_result_needs_trust_for_a_pickled_model(kit: Kit, t
     report = _report(tmp_path / "seqrun", path, _sha(path))
     result = navigator.load_result(report.parent)
     with pytest.raises(UntrustedPickleError):
-        result.runner()
+        navigator.load_runner(result)
     from navigator.results import load_source_of
 
     assert load_source_of(report, 1, trust_pickle=True).kind == "module"

@@ -91,7 +91,7 @@ def main() -> None:
     assert best is not None and best.bench is not None, "no trial passed validation"
     print(f"winner: trial {best.config.number} {best.config.path}: {best.bench.throughput:.1f} inferences/s")
 
-    runner = result.runner()  # the winner, loaded in this process
+    runner = navigator.load_runner(result)  # the winner, loaded in this process
     with torch.inference_mode():
         expected = model(torch.from_numpy(x_eval[:32])).numpy()
     got = runner({"x": x_eval[:32]})[0]

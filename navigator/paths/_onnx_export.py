@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
+from navigator.cache import Cache
 from navigator.errors import TrialError, strip_ansi
 from navigator.lazy import require
 from navigator.paths._torch import example_args
@@ -25,7 +26,6 @@ from navigator.records import IOSpec, Params, TensorSpec
 from navigator.source import ModelSource, iospec
 from navigator.source import onnx as onnx_source
 from navigator.source import torch as torch_source
-from navigator.trial.cache import Cache
 
 ONNX_FILE = "model.onnx"
 
@@ -199,11 +199,12 @@ def onnx_file(source: ModelSource, params: Params, cache: Cache) -> Path:
         assert source.file is not None
         from navigator.source import onnx as onnx_source
 
-        if not onnx_source.external_files(source.file):
-            return source.file
+        file = source.file
+        if not onnx_source.external_files(file):
+            return file
         # External weights beside the user's file: one file in the cache, which every ONNX path, the
         # Triton repository and the python twin take whole.
-        return cache.get("onnx_whole", {}, lambda out: onnx_source.save_whole(source.file, out / ONNX_FILE)) / ONNX_FILE
+        return cache.get("onnx_whole", {}, lambda out: onnx_source.save_whole(file, out / ONNX_FILE)) / ONNX_FILE
     if source.framework == "tf":
         from navigator.paths import _tf
 

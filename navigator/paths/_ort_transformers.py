@@ -13,14 +13,15 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from typing import Any, Iterator
 from pathlib import Path
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import require
 from navigator.paths import _onnx_export
 from navigator.records import Params
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
 
 FUSIONS = ("off", "bert", "gpt2")
 # Kept in fp32 besides the package's own DEFAULT_OP_BLOCK_LIST: the pieces of an unfused LayerNorm or
@@ -34,14 +35,14 @@ def onnx_file(source: ModelSource, params: Params, cache: Cache, use_gpu: bool) 
     fusion, precision = str(params.get("fusion", "off")), str(params.get("precision", "fp32"))
     if fusion == "off" and precision != "fp16":
         return model
-    key = {**{k: params[k] for k in ("exporter", "opset") if k in params}, "fusion": fusion,
-           "precision": precision, "use_gpu": use_gpu}
+    key: dict[str, Any] = {**{k: params[k] for k in ("exporter", "opset") if k in params}, "fusion": fusion,
+                           "precision": precision, "use_gpu": use_gpu}
     return cache.get("onnx_transformers", key, lambda out: _convert(model, fusion, precision, use_gpu, out)) \
         / _onnx_export.ONNX_FILE
 
 
 @contextlib.contextmanager
-def _quiet() -> object:
+def _quiet() -> Iterator[None]:
     """The optimizer logs each fusion it tries and prints its statistics; failures are raised."""
     logging.disable(logging.WARNING)
     try:

@@ -14,16 +14,20 @@ from typing import Any, Callable
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import require
-from navigator.paths.base import Runner
-from navigator.records import Params
+from navigator.paths.base import Runner, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
+from navigator.settings import parse_release
 from navigator.source import ModelSource
 from navigator.source import tf as tf_source
-from navigator.trial.cache import Cache
 
 SAVEDMODEL = "model.savedmodel"
 ONNX_FILE = "model.onnx"
+DEPRECATED = (25, 3)  # the first release whose TensorFlow backend is deprecated
+WARNING = ("tensorflow_savedmodel config: Triton's TensorFlow backend is deprecated since release 25.03 "
+           "and absent from newer servers; prefer the ONNX Runtime or OpenVINO configs")
 
 
 def savedmodel(source: ModelSource, cache: Cache) -> Path:
@@ -90,7 +94,7 @@ class TFRunner(Runner):
 
     def close(self) -> None:
         """Drops the concrete function (its graph and variables' references)."""
-        self.fn = None
+        self.fn = None  # type: ignore[assignment]  # the runner is not called after close()
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [np.asarray(o) for o in require("tensorflow").nest.flatten(self.fn(*tf_source.tensors(self.model, inputs)))]
@@ -99,3 +103,15 @@ class TFRunner(Runner):
         tensors = tf_source.tensors(self.model, inputs)
         fn, flatten = self.fn, require("tensorflow").nest.flatten
         return lambda: [o.numpy() for o in flatten(fn(*tensors))]
+
+
+def savedmodel_model(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
+    """tensorflow_savedmodel for a server older than 25.03 (tf_baseline, tf_trt); refused for current ones,
+    whose TensorFlow backend is gone."""
+    if target.release is None or parse_release(target.release) >= DEPRECATED:
+        raise TrialError("Triton's TensorFlow backend is deprecated since release 25.03: the ONNX Runtime/OpenVINO "
+                         "trial is deployed instead (--triton-server 25.02 or older writes tensorflow_savedmodel)")
+    assert artifact.file is not None
+    xla = params.get("mode") == "graph" and bool(params.get("jit_compile"))
+    return TritonModel(platform="tensorflow_savedmodel", files={"model.savedmodel": artifact.file},
+                       graph_level=1 if xla else None, warnings=(WARNING,))

@@ -6,14 +6,14 @@ import copy
 import io
 from typing import Any
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _probe, eager
-from navigator.paths.base import Target, TritonModel
-from navigator.records import Artifact, Params
+from navigator.paths import _probe, _torch_save
+from navigator.paths.base import Target
+from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes import torch as rt_torch
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
 from navigator.triton import python_backend
 
 
@@ -29,7 +29,7 @@ def available() -> str | None:
 
 def convert(name: str, source: ModelSource, cache: Cache, target: Target) -> Artifact:
     """The source saved for serving, as the eager path saves it (one cache entry for all three)."""
-    saved = eager.convert(source, {}, cache, target)
+    saved = _torch_save.saved(source, {}, cache)
     return Artifact(name, saved.dir, saved.key, {}, saved.file)
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import require
-from navigator.paths.base import TritonModel
-from navigator.records import Artifact, Params
+from navigator.records import Artifact, Params, TritonModel
 from navigator.settings import parse_release
 from navigator.source import ModelSource
 from navigator.source.trees import Forest
-from navigator.trial.cache import Cache
 from navigator.triton import fil
 
 UNSAVED = "unsaved.txt"

@@ -5,19 +5,17 @@ default `host_call`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
 from navigator.errors import TrialError
-from navigator.records import Artifact, IOSpec, Params
+from navigator.records import Artifact, Params, ParamSpec, TritonModel
 
 if TYPE_CHECKING:
-    from navigator.search.space import ParamSpec
+    from navigator.cache import Cache
     from navigator.source import ModelSource
-    from navigator.trial.cache import Cache
 
 
 class Runner(Protocol):
@@ -67,32 +65,6 @@ class TritonTarget:
 
     release: str | None = None
     python: bool = False
-
-
-@dataclass
-class TritonModel:
-    """A path's part of the Triton model: backend or platform, files for the version dir, settings.
-
-    `parameters` become ModelConfig.parameters; `graph_level` ModelConfig.optimization.graph.level;
-    `cpu_accelerators` / `gpu_accelerators` name -> parameters for optimization.execution_accelerators;
-    `cuda_graphs` sets optimization.cuda.graphs; `kind` is the instance group's kind.
-    `io` replaces the source's IOSpec where the backend fixes its own tensors (fil: input__0/output__0);
-    a `files` entry may be a directory (a SavedModel); `warnings` are written to the report's notes when
-    this model is deployed.
-    """
-
-    backend: str = ""
-    platform: str = ""
-    files: dict[str, Path] = field(default_factory=dict)
-    parameters: dict[str, str] = field(default_factory=dict)
-    graph_level: int | None = None
-    cpu_accelerators: dict[str, dict[str, str]] = field(default_factory=dict)
-    gpu_accelerators: dict[str, dict[str, str]] = field(default_factory=dict)
-    cuda_graphs: bool = False
-    kind: str = "KIND_CPU"
-    default_model_filename: str = ""
-    io: IOSpec | None = None
-    warnings: tuple[str, ...] = ()
 
 
 class ConversionPath(Protocol):

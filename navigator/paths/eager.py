@@ -7,16 +7,15 @@ an ExportedProgram (model.pt2). Benchmarks run the source object itself.
 from __future__ import annotations
 
 import copy
-import shutil
-from pathlib import Path
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
-from navigator.lazy import installed, require
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.lazy import installed
+from navigator.paths import _torch_save
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes import torch as rt_torch
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
 from navigator.triton import python_backend
 
 NAME = "eager"
@@ -25,37 +24,14 @@ COST_S = 5.0  # expected trial cost (until the study measures its own): loading 
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch",)
 BASELINE = (("torch", "cpu"),)  # the source framework as given, on the CPU
-FILES = {"module": "model.pt", "torchscript": "model.pt", "exported": "model.pt2"}
 
 
 def available() -> str | None:
     return None if installed("torch") else "torch is not installed (pip install 'triton-navigator[torch]')"
 
 
-def _save(source: ModelSource, out: Path) -> None:
-    if source.file is not None:
-        shutil.copyfile(source.file, out / FILES[source.kind])
-        return
-    torch = require("torch")
-    if source.kind == "torchscript":
-        torch.jit.save(source.model, str(out / FILES["torchscript"]))
-        return
-    program = source.model
-    if source.kind == "module":
-        from navigator.paths._onnx_export import export_program
-
-        try:
-            program = export_program(source)
-        except Exception as exc:  # torch.export cannot capture every module (data-dependent control flow)
-            (out / "unsaved.txt").write_text(f"torch.export failed: {type(exc).__name__}: {exc}\n")
-            return
-    torch.export.save(program, str(out / FILES["exported"]))
-
-
 def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
-    d = cache.get(NAME, {}, lambda out: _save(source, out))
-    saved = [f for f in d.iterdir() if f.name in set(FILES.values())]
-    return Artifact(NAME, d, d.name, dict(params), saved[0] if saved else None)
+    return _torch_save.saved(source, params, cache)
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:

@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.lazy import installed, require
 from navigator.paths import _trees
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
-from navigator.trial.cache import Cache
 from navigator.triton import fil as fil_config
 
 NAME = "fil"

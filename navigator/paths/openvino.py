@@ -11,36 +11,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from navigator.cache import Cache
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
-from navigator.runtimes.openvino import PRECISIONS, OpenVinoRunner, compile_config
-from navigator.search.space import ParamSpec
+from navigator.paths import _onnx_export, _openvino
+from navigator.paths._openvino import XML
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
+from navigator.runtimes.openvino import OpenVinoRunner
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
-from navigator.triton import python_backend
 
 NAME = "openvino"
 TIMEOUT_S = 600.0  # default trial timeout: ONNX export plus OpenVINO conversion
 COST_S = 25.0  # expected trial cost (until the study measures its own): ONNX export plus OpenVINO conversion
 DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
-PRECISION_CLASSES = ("fp32", "bf16")
-XML = "model.xml"
+PRECISION_CLASSES = _openvino.PRECISION_CLASSES
+narrow = _openvino.narrow  # the inference precisions this CPU supports
+precision = _openvino.precision
 
 
 def available() -> str | None:
     return None if installed("openvino") else "openvino is not installed (pip install 'triton-navigator[openvino]')"
-
-
-def narrow(spec: ParamSpec) -> ParamSpec:
-    """Offer only the inference precisions this CPU supports (OPTIMIZATION_CAPABILITIES)."""
-    if spec.name != "inference_precision" or available() is not None:
-        return spec
-    caps = set(require("openvino").Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    kept = tuple(c for c in spec.choices if PRECISIONS[str(c)][1] in caps)
-    return ParamSpec(spec.name, spec.stage, kept or ("f32",), when=spec.when, sources=spec.sources)
 
 
 def _build(onnx_file: Path, out: Path) -> None:
@@ -50,7 +41,7 @@ def _build(onnx_file: Path, out: Path) -> None:
 
 def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     onnx_file = _onnx_export.onnx_file(source, params, cache)
-    key = {k: params[k] for k in ("exporter", "opset") if k in params}  # the ONNX file's own key
+    key: Params = {k: params[k] for k in ("exporter", "opset") if k in params}  # the ONNX file's own key
     d = cache.get(NAME, key, lambda out: _build(onnx_file, out))
     return Artifact(NAME, d, d.name, dict(params), d / XML)
 
@@ -61,16 +52,4 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
-    assert artifact.file is not None
-    config = compile_config(params)
-    parameters = {k: v for k, v in config.items() if k != "INFERENCE_PRECISION_HINT"}
-    if config["INFERENCE_PRECISION_HINT"] == "bf16":
-        parameters["HINT_BF16"] = "YES"
-    twin = python_backend.spec_file(artifact.dir, "openvino", "cpu", dict(params))  # for a server without OpenVINO
-    return TritonModel(backend="openvino", parameters=parameters,
-                       files={XML: artifact.file, "model.bin": artifact.file.with_suffix(".bin"), python_backend.SPEC: twin})
-
-
-def precision(params: Params) -> str:
-    """The precision the trial computes in, which sets its validation tolerance."""
-    return "bf16" if params.get("inference_precision") == "bf16" else "fp32"
+    return _openvino.model(artifact, params)

@@ -7,14 +7,13 @@ Triton: the onnxruntime backend, with the session options mapped to its own keys
 
 from __future__ import annotations
 
+from navigator.cache import Cache
 from navigator.lazy import installed
-from navigator.paths import _ort_transformers
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.paths import _ort_transformers, _ort_triton
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
-from navigator.triton import python_backend
 
 NAME = "ort_cpu"
 TIMEOUT_S = 600.0  # default trial timeout: an ONNX export of a large model takes minutes
@@ -23,11 +22,6 @@ DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
 BASELINE = (("onnx", "cpu"),)  # an ONNX source's own runtime
 REFERENCE = ("cpu",)  # ONNX Runtime with default options, the second reference
-
-# searchspace level -> Triton's optimization.graph.level for the onnxruntime backend. The backend's
-# source maps absent/0 -> ORT_ENABLE_ALL, -1 -> BASIC, 1 -> EXTENDED, 2 -> DISABLE_ALL
-# (onnxruntime_backend src/onnxruntime.cc), unlike model_config.proto's comment.
-TRITON_GRAPH_LEVEL = {"all": 0, "basic": -1, "extended": 1, "disable": 2}
 
 
 def available() -> str | None:
@@ -45,19 +39,4 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
-    assert artifact.file is not None
-    parameters = {}
-    if "intra_op_num_threads" in params:
-        parameters["intra_op_thread_count"] = str(params["intra_op_num_threads"])
-    if "inter_op_num_threads" in params:
-        parameters["inter_op_thread_count"] = str(params["inter_op_num_threads"])
-    if "execution_mode" in params:
-        parameters["execution_mode"] = "1" if params["execution_mode"] == "parallel" else "0"
-    if "enable_mem_pattern" in params:
-        parameters["enable_mem_pattern"] = "1" if params["enable_mem_pattern"] else "0"
-    if "enable_cpu_mem_arena" in params:
-        parameters["enable_mem_arena"] = "1" if params["enable_cpu_mem_arena"] else "0"
-    level = TRITON_GRAPH_LEVEL[str(params.get("graph_optimization_level", "all"))]
-    twin = python_backend.spec_file(artifact.dir, "onnxruntime", "cpu", dict(params))  # for a server without ORT
-    return TritonModel(backend="onnxruntime", files={"model.onnx": artifact.file, python_backend.SPEC: twin},
-                       parameters=parameters, graph_level=level or None)
+    return _ort_triton.cpu_model(artifact, params)

@@ -12,14 +12,14 @@ optimization").
 
 from __future__ import annotations
 
+from navigator.cache import Cache
 from navigator.lazy import installed
 from navigator.paths import _ort_transformers, _probe
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.paths.ort_cpu import TRITON_GRAPH_LEVEL
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.paths._ort_triton import TRITON_GRAPH_LEVEL
+from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
 from navigator.triton import python_backend
 
 NAME = "ort_cuda"

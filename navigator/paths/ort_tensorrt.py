@@ -26,15 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export, _probe
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.paths.tensorrt import gpu_reason, profile, shapes_text
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.paths._trt import gpu_reason, profile, shapes_text
+from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes.ort import OrtCudaRunner
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
 
 NAME = "ort_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: TensorRT builds its engines when the session starts
@@ -100,7 +100,7 @@ def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -
     dynamic = _dynamic_inputs(model)
     wanted = {n: s for n, s in shapes.items() if n in dynamic}
     text = {end: shapes_text(wanted, i) for i, end in enumerate(("min", "opt", "max"))} if wanted else {}
-    key = {**{k: params[k] for k in ("exporter", "opset") if k in params}, "profile": text}
+    key: dict[str, Any] = {**{k: params[k] for k in ("exporter", "opset") if k in params}, "profile": text}
 
     def build(out: Path) -> None:
         (out / PROFILE).write_text(json.dumps(text, sort_keys=True))

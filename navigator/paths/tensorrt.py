@@ -22,14 +22,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export, _probe
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.paths import _onnx_export
+from navigator.paths._trt import Profile, gpu_reason, profile, shapes_text
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.source.iospec import DYNAMIC_AXIS_SIZE
-from navigator.trial.cache import Cache
 
 NAME = "tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: an engine build at optimization level 5 takes many minutes
@@ -43,22 +43,6 @@ BUILD_KEYS = ("exporter", "opset", "precision", "workspace", "builder_optimizati
 TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
                 "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}
 
-Shape = tuple[int, ...]
-Profile = dict[str, tuple[Shape, Shape, Shape]]  # input name -> (min, opt, max)
-
-
-def gpu_reason(need_torch: bool) -> str | None:
-    """Why no CUDA GPU is usable here (the driver asked, without importing a framework); with
-    `need_torch`, also why the path's PyTorch cannot drive one. None when all is there."""
-    if need_torch and not installed("torch"):
-        return "PyTorch is not installed (pip install 'triton-navigator[torch]'); this path needs it"
-    if need_torch and not _probe.torch_has_cuda():
-        return "this PyTorch is a CPU build: it has no CUDA (install a CUDA wheel of torch)"
-    if not _probe.cuda_gpus():
-        return "no CUDA GPU: the driver shows none"
-    return None
-
-
 def available() -> str | None:
     if not installed("tensorrt"):
         return "TensorRT is not installed (pip install tensorrt; it needs an NVIDIA GPU and driver)"
@@ -68,35 +52,6 @@ def available() -> str | None:
         text = str(exc).strip()
         return f"TensorRT does not import: {text.splitlines()[0] if text else type(exc).__name__}"
     return gpu_reason(need_torch=True)
-
-
-def batches(target: Target) -> tuple[int, int]:
-    """(opt, max) of the batch axis: the target's, opt within 1..max."""
-    top = max(1, target.max_batch)
-    return min(max(1, target.opt_batch), top), top
-
-
-def profile(source: ModelSource, target: Target) -> Profile:
-    """min/opt/max shape of every input: batch from 1 to the target's max batch where the source is
-    batched, every other axis at the samples' size (a dynamic one at DYNAMIC_AXIS_SIZE when there is no
-    sample)."""
-    opt, top = batches(target)
-    out: Profile = {}
-    for spec in source.io.inputs:
-        sample = source.samples.get(spec.name)
-        dims = [int(d) if d is not None else (int(sample.shape[i]) if sample is not None and i < sample.ndim
-                                               else DYNAMIC_AXIS_SIZE) for i, d in enumerate(spec.shape)]
-        if source.io.batched:
-            rest = tuple(dims[1:])
-            out[spec.name] = ((1, *rest), (opt, *rest), (top, *rest))
-        else:
-            out[spec.name] = (tuple(dims), tuple(dims), tuple(dims))
-    return out
-
-
-def shapes_text(shapes: Profile, which: int) -> str:
-    """One end of a profile in trtexec / ORT TensorRT EP syntax: 'x:1x3x224x224,y:1x16' (0 min, 1 opt, 2 max)."""
-    return ",".join(f"{name}:{'x'.join(str(d) for d in dims[which])}" for name, dims in shapes.items())
 
 
 def _major(trt: Any) -> int:

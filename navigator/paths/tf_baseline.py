@@ -10,14 +10,12 @@ maps to optimization.graph.level 1, the TensorFlow backend's switch for it.
 
 from __future__ import annotations
 
-from navigator.errors import TrialError
+from navigator.cache import Cache
 from navigator.lazy import installed, require
 from navigator.paths import _tf
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
-from navigator.settings import parse_release
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
 
 NAME = "tf_baseline"
 TIMEOUT_S = 300.0  # default trial timeout: XLA compiles on the first call
@@ -28,9 +26,6 @@ FRAMEWORKS = ("tf",)
 BASELINE = (("tf", "cpu"), ("tf", "cuda"))
 # The server runs the SavedModel's graph whichever mode was measured (there is no python twin for TF).
 TWIN_ONLY = ("mode",)
-DEPRECATED = (25, 3)  # the first release whose TensorFlow backend is deprecated
-WARNING = ("tensorflow_savedmodel config: Triton's TensorFlow backend is deprecated since release 25.03 "
-           "and absent from newer servers; prefer the ONNX Runtime or OpenVINO configs")
 
 
 def available() -> str | None:
@@ -52,11 +47,5 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
-    """tensorflow_savedmodel for a server older than 25.03 (shared with tf_trt); refused for current ones."""
-    if target.release is None or parse_release(target.release) >= DEPRECATED:
-        raise TrialError("Triton's TensorFlow backend is deprecated since release 25.03: the ONNX Runtime/OpenVINO "
-                         "trial is deployed instead (--triton-server 25.02 or older writes tensorflow_savedmodel)")
-    assert artifact.file is not None
-    xla = params.get("mode") == "graph" and bool(params.get("jit_compile"))
-    return TritonModel(platform="tensorflow_savedmodel", files={"model.savedmodel": artifact.file},
-                       graph_level=1 if xla else None, warnings=(WARNING,))
+    """tensorflow_savedmodel for a server older than 25.03 (as tf_trt's); refused for current ones."""
+    return _tf.savedmodel_model(artifact, params, target)

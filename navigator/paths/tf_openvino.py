@@ -9,23 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _tf, openvino
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.paths import _openvino, _tf
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes.openvino import OpenVinoRunner
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
 
 NAME = "tf_openvino"
 TIMEOUT_S = 600.0  # default trial timeout: SavedModel conversion
 COST_S = 30.0  # expected trial cost (until the study measures its own): SavedModel conversion
 DEVICES = ("cpu",)
 FRAMEWORKS = ("tf",)
-narrow = openvino.narrow  # the inference precisions this CPU supports
-precision = openvino.precision
-PRECISION_CLASSES = openvino.PRECISION_CLASSES
+narrow = _openvino.narrow  # the inference precisions this CPU supports
+precision = _openvino.precision
+PRECISION_CLASSES = _openvino.PRECISION_CLASSES
 
 
 def available() -> str | None:
@@ -50,13 +50,13 @@ def _build(source: ModelSource, savedmodel: Path, out: Path) -> None:
     for result, spec in zip(results, source.io.outputs):
         result.output(0).get_tensor().set_names({spec.name})
     ordered = ov.Model(results, model.get_parameters(), model.get_friendly_name())
-    ov.save_model(ordered, str(out / openvino.XML), compress_to_fp16=False)
+    ov.save_model(ordered, str(out / _openvino.XML), compress_to_fp16=False)
 
 
 def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     savedmodel = _tf.savedmodel(source, cache)
     d = cache.get(NAME, {}, lambda out: _build(source, savedmodel, out))
-    return Artifact(NAME, d, d.name, dict(params), d / openvino.XML)
+    return Artifact(NAME, d, d.name, dict(params), d / _openvino.XML)
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
@@ -65,4 +65,4 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
-    return openvino.triton(artifact, params, target)
+    return _openvino.model(artifact, params)

@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+from navigator.cache import Cache
 from navigator.lazy import installed, require
-from navigator.paths import _probe, _tf, tf_baseline
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.paths import _probe, _tf
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
 
 NAME = "tf_trt"
 TIMEOUT_S = 1200.0  # default trial timeout: TensorRT builds engines
@@ -85,7 +85,7 @@ def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonMo
     """The original SavedModel with the TF-TRT accelerator block, which Triton converts at load (refused,
     as tf_baseline's, on servers without the TensorFlow backend)."""
     original = Path((artifact.dir / ORIGINAL).read_text().strip())
-    model = tf_baseline.triton(Artifact(NAME, artifact.dir, artifact.key, artifact.convert, original), {}, target)
+    model = _tf.savedmodel_model(Artifact(NAME, artifact.dir, artifact.key, artifact.convert, original), {}, target)
     model.kind = "KIND_GPU"
     model.gpu_accelerators = {"tensorrt": {"precision_mode": PRECISIONS[str(params["precision"])],
                                            "max_workspace_size_bytes": str(params["max_workspace_size_bytes"]),

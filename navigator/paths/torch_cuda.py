@@ -6,11 +6,11 @@ Triton: the python backend (model.py from navigator/triton/templates) on KIND_GP
 
 from __future__ import annotations
 
+from navigator.cache import Cache
 from navigator.paths import _torch_gpu
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
 
 NAME = "torch_cuda"
 TIMEOUT_S = 300.0  # default trial timeout: cuDNN autotuning and CUDA graph capture included

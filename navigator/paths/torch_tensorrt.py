@@ -26,16 +26,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _torch_gpu
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.paths.tensorrt import batches, gpu_reason, profile
-from navigator.records import Artifact, Params
-from navigator.search.space import ParamSpec
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.paths._trt import batches, gpu_reason, profile
+from navigator.records import Artifact, ParamSpec, Params, TritonModel
 from navigator.source import ModelSource
 from navigator.source.iospec import resize_batch
-from navigator.trial.cache import Cache
 
 NAME = "torch_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: tracing plus TensorRT engine builds

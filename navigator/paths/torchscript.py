@@ -10,15 +10,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths._torch import example_args
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes import torch as rt_torch
 from navigator.source import ModelSource
 from navigator.source import torch as torch_source
-from navigator.trial.cache import Cache
 from navigator.triton import python_backend
 
 NAME = "torchscript"

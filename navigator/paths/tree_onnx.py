@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import ort_cpu
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
+from navigator.paths import _ort_triton
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
-from navigator.trial.cache import Cache
 
 NAME = "tree_onnx"
 TIMEOUT_S = 300.0  # default trial timeout: conversion of a large forest takes a while
@@ -104,7 +104,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
-    return ort_cpu.triton(artifact, params, target)
+    return _ort_triton.cpu_model(artifact, params)
 
 
 def precision(params: Params) -> str:

@@ -15,14 +15,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from navigator.cache import Cache
 from navigator.lazy import installed, require
 from navigator.paths import _trees
-from navigator.paths.base import Runner, Target, TritonModel, TritonTarget
-from navigator.records import Artifact, Params
-from navigator.search.space import ncpu
+from navigator.paths.base import Runner, Target, TritonTarget
+from navigator.records import Artifact, Params, TritonModel
+from navigator.env import ncpu
 from navigator.source import ModelSource
 from navigator.source import trees as tree_source
-from navigator.trial.cache import Cache
 
 NAME = "treelite"
 TIMEOUT_S = 900.0  # default trial timeout: compiling thousands of trees with gcc takes minutes

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from pathlib import Path
 from typing import Any
 
+from navigator.osutil import atomic_write
 from navigator.records import STATUSES, Result, TrialOutcome, to_dict
 from navigator.report import headline, spend
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 _params = headline.params
@@ -78,11 +72,11 @@ def _serving(result: Result) -> list[str]:
         lines += ["", f"Serving search ({limit}; score = best throughput over the concurrencies within the limit):", "",
                   "| # | max batch | instances | threads | dynamic batching | score infer/s | error |", "|---|---|---|---|---|---|---|"]
         for t in s.trials:
-            c = t.config
-            batching = f"delay {c.max_queue_delay_us} us" if c.dynamic_batching else "off"
+            cfg = t.config
+            batching = f"delay {cfg.max_queue_delay_us} us" if cfg.dynamic_batching else "off"
             score = f"{t.score:.1f}" if t.score is not None else ""
-            threads = f"{c.threads or 'trial'}" + (f", {c.streams} streams" if c.streams else "")
-            lines.append(f"| {t.number} | {c.max_batch_size} | {c.instances} | {threads} | {batching} | "
+            threads = f"{cfg.threads or 'trial'}" + (f", {cfg.streams} streams" if cfg.streams else "")
+            lines.append(f"| {t.number} | {cfg.max_batch_size} | {cfg.instances} | {threads} | {batching} | "
                          f"{score} | {t.error[:80]} |")
     lines += [f"- {n}" for n in s.notes]
     return lines
@@ -149,8 +143,8 @@ def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
     data = {**to_dict(result), **extra}
     data["headline"] = to_dict(headline.build(result, extra))  # what the header and the CLI say
     data["trials_by_status"] = {s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))}
-    _atomic_write(out / "report.json", json.dumps(data, indent=2, default=str) + "\n")
-    _atomic_write(out / "report.md", markdown(result, extra))
+    atomic_write(out / "report.json", json.dumps(data, indent=2, default=str) + "\n")
+    atomic_write(out / "report.md", markdown(result, extra))
     write_html(result, out, extra)
     return out / "report.json"
 
@@ -159,10 +153,10 @@ def write_html(result: Result, out: Path, extra: dict[str, Any]) -> Path | None:
     """report.html beside the others; without the `report` extra (plotly, jinja2) it is left out with a
     note in report.md rather than failing a finished study."""
     from navigator.errors import UnavailableError
-    from navigator.report import html
+    from navigator.report import html_page
 
     try:
-        return html.write(result, out, extra)
+        return html_page.write(result, out, extra)
     except UnavailableError as exc:
         with open(out / "report.md", "a") as md:
             md.write(f"\nreport.html not written: {exc}\n")

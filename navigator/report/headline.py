@@ -14,8 +14,7 @@ import statistics
 from dataclasses import dataclass, fields
 from typing import Any
 
-from navigator.records import Comparison, Finalist, Result, TrialOutcome
-from navigator.search.finalists import TUNED_BASELINE, UNSTABLE_SPREAD
+from navigator.records import TUNED_BASELINE, UNSTABLE_SPREAD, Comparison, Finalist, Result, TrialOutcome
 
 # Role -> how the reports name it.
 NAMES = {"baseline": "the source framework as given", TUNED_BASELINE: "the source framework with its own best settings",

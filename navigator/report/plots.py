@@ -236,6 +236,7 @@ def serving_curve(result: Result) -> Any:
     go = _go()
     fig = go.Figure()
     for name, t in curves:
+        assert t is not None  # filtered above
         fig.add_trace(go.Scatter(x=[p.concurrency for p in t.points], y=[p.throughput for p in t.points],
                                  mode="lines+markers", name=name,
                                  text=[f"p50 {p.p50_ms:.2f} ms, p99 {p.p99_ms:.2f} ms, queue {p.queue_ms:.2f} ms"

@@ -39,7 +39,7 @@ def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
     from navigator.records import MEASURED
     from navigator.settings import OptimizeSettings
     from navigator.source.iospec import resize_batch
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
     from navigator.trial.run import TrialContext, run_trial
 
     if config.path not in paths.NAMES:
@@ -90,7 +90,7 @@ def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget:
     `input_spec` / `input_data`, else (a model file) the baseline's recorded --input-spec."""
     from navigator.api import optimize
     from navigator.results import load_source_of, read_report, source_record
-    from navigator.search.finalists import interleave
+    from navigator.trial.remeasure import interleave
     from navigator.trial.bench import warm_up
 
     if rounds < 3:

@@ -17,7 +17,7 @@ def per_path(outcomes: list[TrialOutcome], deferred: list[str], skipped: list[st
     out = []
     for path in order:
         mine = [o for o in outcomes if o.config.path == path]
-        statuses = Counter(o.status for o in mine)
+        statuses: Counter[str] = Counter(o.status for o in mine)
         out.append(Spend(path, len(mine), {s: statuses[s] for s in STATUSES if statuses[s]},
                          round(sum(o.duration_s for o in mine), 1), round(sum(o.convert_s for o in mine), 1),
                          round(sum(o.load_s for o in mine), 1), waited[path], never[path]))

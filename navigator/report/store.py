@@ -39,9 +39,9 @@ def save(study: Any, result: Result, extra: dict[str, Any]) -> None:
 
 def open_study(storage_url: str, study_name: str) -> Any:
     """The optuna study behind `storage_url`; InputError (one line) when it cannot be opened."""
-    from navigator.search.study import _optuna
+    from navigator import lazy
 
-    optuna = _optuna()
+    optuna = lazy.optuna()
     try:
         return optuna.load_study(study_name=study_name, storage=storage_url)
     except KeyError:
@@ -80,10 +80,10 @@ def load(storage_url: str, study_name: str) -> tuple[Result, dict[str, Any]]:
 
 def _from_trials(study: Any, outcomes: tuple[TrialOutcome, ...]) -> Result:
     from navigator import env
-    from navigator.api import _rank
+    from navigator.api import rank
 
     objective = study.user_attrs.get("objective", "throughput")
-    ranked = _rank(list(outcomes), objective)
+    ranked = rank(list(outcomes), objective)
     winner = ranked[0] if ranked else None
     roles = {t.user_attrs.get("role"): t.number for t in study.get_trials(deepcopy=False)}
     baseline = next((o for o in outcomes if o.config.number == roles.get("baseline")), None)

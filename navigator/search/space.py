@@ -19,32 +19,20 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from navigator.env import ncpu
 from navigator.errors import InputError
-from navigator.records import Params, Scalar, TrialConfig
+from navigator.records import Params, ParamSpec, Scalar, TrialConfig
 
 STAGES = ("convert", "runtime")
 SMALL_BATCH = 8  # a preset's `batch: small` is a batch of at most this many, `large` more
 SOURCES = ("torch", "onnx", "module", "torchscript", "exported",  # frameworks and source kinds
            "tf", "savedmodel", "keras", "trees", "xgboost", "lightgbm", "sklearn")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    stage: str
-    choices: tuple[Scalar, ...] = ()
-    low: int = 0
-    high: int = 0
-    log: bool = False
-    when: dict[str, Scalar | list[Scalar]] = field(default_factory=dict)
-    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,14 +54,6 @@ class PathSpace:
     path: str
     params: tuple[ParamSpec, ...]
     presets: tuple[Preset, ...] = ()
-
-
-def ncpu() -> int:
-    """Cores this process may use (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _bound(value: Any, where: str) -> int:

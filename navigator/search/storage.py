@@ -76,7 +76,7 @@ class StudyStorage:
         try:
             return optuna.storages.RDBStorage(
                 driver_url(self.url), engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=self.heartbeat_s,
-                grace_period=GRACE_BEATS * self.heartbeat_s, **{callback: _RetryUnmeasured(retry(max_retry=MAX_RETRY))})
+                grace_period=GRACE_BEATS * self.heartbeat_s, **{callback: _RetryUnmeasured(retry(max_retry=MAX_RETRY))})  # type: ignore[arg-type]  # keyword by optuna version
         except (exc.ArgumentError, exc.NoSuchModuleError, ValueError) as e:
             raise InputError(f"--storage {self.describe()} is not a usable database URL: {_line(e)}") from None
         except exc.OperationalError as e:

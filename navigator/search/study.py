@@ -7,14 +7,12 @@ database is the run record: a rerun continues it and the report is rebuilt from 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from navigator import env, paths
+from navigator import env, lazy, paths
 from navigator.errors import InputError, StudyMismatchError
 from navigator.records import MEASURED, SCORED, TrialConfig, TrialOutcome, to_dict
 from navigator.search import budget as budget_mod
@@ -32,18 +30,10 @@ FINALIST_ROLES = ("baseline", "ort_cpu defaults", "ort_cuda defaults")
 USER_ROLE = "user: "  # prefix of the roles of configurations the caller enqueued; re-measured too
 
 
-def _optuna() -> Any:
-    import optuna
-
-    optuna.logging.set_verbosity(logging.ERROR)  # failed trials are recorded by navigator
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    return optuna
-
-
 def sampler(settings: OptimizeSettings, shared: bool = False) -> Any:
     """The sampler; for a shared study each worker draws from its own seed (the same seed would make
     every worker suggest the same configurations), and TPE counts running trials as bad (constant liar)."""
-    optuna = _optuna()
+    optuna = lazy.optuna()
     seed = int.from_bytes(os.urandom(4), "little") if shared else settings.seed
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -105,7 +95,7 @@ class Search(StudyView):
             raise StudyMismatchError(self._mismatch(old, identity))
         earlier = len(self.outcomes())
         if self.storage.shared:
-            _optuna().storages.fail_stale_trials(self.study)
+            lazy.optuna().storages.fail_stale_trials(self.study)
             self.budget = budget_mod.Budget(settings.budget_s, trial_spent=self.elapsed)
         else:
             interrupted = self._retry_interrupted()
@@ -120,7 +110,7 @@ class Search(StudyView):
 
     def _open(self) -> bool:
         """Create the study, or load it where it exists; True when this process created it."""
-        optuna = _optuna()
+        optuna = lazy.optuna()
         direction = "maximize" if self.settings.objective == "throughput" else "minimize"
         storage = self.storage.open()
         try:
@@ -186,7 +176,7 @@ class Search(StudyView):
     def _retry_interrupted(self) -> list[tuple[int, int]]:
         """Trials left RUNNING by a killed process are failed, with an outcome that says so, and their
         parameters enqueued again; (interrupted, retry) trial numbers."""
-        optuna = _optuna()
+        optuna = lazy.optuna()
         storage, retried = self.study._storage, []
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if OUTCOME_ATTR in t.user_attrs:  # killed between storing its outcome and telling it: done
@@ -218,7 +208,7 @@ class Search(StudyView):
         over this process's calls). `run_trial` gets each
         configuration, its timeout and the bar of its short first measurement (None: measure in full). A local study runs ask -> run -> tell; a shared one runs in
         optuna's optimize, which keeps the heartbeats of its running trial."""
-        optuna = _optuna()
+        optuna = lazy.optuna()
         if wall_s is not None:
             self.budget.deadline = time.monotonic() + wall_s
         self.own_trials = own_trials
@@ -271,7 +261,7 @@ class Search(StudyView):
     def _tell(self, trial: Any, value: float | None) -> None:
         """Finish a trial of the local loop: its value; pruned without one (TPE ranks pruned trials
         below complete ones); failed where it was deferred for cost (TPE ignores it)."""
-        state = _optuna().trial.TrialState
+        state = lazy.optuna().trial.TrialState
         pruned = state.FAIL if DEFERRED_ATTR in trial.user_attrs else state.PRUNED
         self.study.tell(trial, value, state=None if value is not None else pruned)
 
@@ -297,7 +287,7 @@ class Search(StudyView):
         self.ran += 1
         try:
             trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(outcome)))
-        except _optuna().exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
+        except lazy.optuna().exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
             self._stale = True
             raise
         value = self.value(outcome) if outcome.status in SCORED else None
@@ -356,7 +346,7 @@ class Search(StudyView):
 
     def _enqueue_unseen(self, first: bool) -> None:
         """Enqueue a configuration not seen yet (unless one waits already)."""
-        waiting = _optuna().trial.TrialState.WAITING
+        waiting = lazy.optuna().trial.TrialState.WAITING
         point = self.seen.unseen(first)
         if point is None or self.study.get_trials(deepcopy=False, states=(waiting,)):
             return
@@ -379,7 +369,7 @@ class Search(StudyView):
     def _why_stop(self) -> str:
         """Why the search stops now ('' if it goes on); the first trial of a study always runs."""
         trials = self.study.get_trials(deepcopy=False)
-        running = _optuna().trial.TrialState.RUNNING
+        running = lazy.optuna().trial.TrialState.RUNNING
         taken = sum(1 for t in trials if OUTCOME_ATTR in t.user_attrs or (t.state == running and self.storage.shared))
         if self.settings.trials is not None and taken >= self.settings.trials:
             return "trial cap"
@@ -405,7 +395,7 @@ class Search(StudyView):
         if history:
             trial.set_user_attr("retry_of", history[-1])
         if self.settings.trials is not None:
-            running = _optuna().trial.TrialState.RUNNING
+            running = lazy.optuna().trial.TrialState.RUNNING
             taken = sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and
                         (t.state == running or OUTCOME_ATTR in t.user_attrs))
             if taken >= self.settings.trials:
@@ -429,7 +419,7 @@ class Search(StudyView):
 
 def existing(storage: StudyStorage) -> Any:
     """An existing study; InputError where the storage holds none of that name."""
-    optuna = _optuna()
+    optuna = lazy.optuna()
     try:
         return optuna.load_study(storage=storage.open(), study_name=storage.study)
     except KeyError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from navigator import lazy
 from navigator.records import Finalist, TrialOutcome, from_dict, to_dict
 from navigator.search.budget import Budget
 from navigator.search.storage import StudyStorage
@@ -15,12 +16,6 @@ OUTCOME_ATTR = "outcome"
 INTERRUPTED_ATTR = "interrupted"  # the outcome of a trial a killed run left RUNNING (failed, retried)
 REPEAT_ATTR = "answered_by"  # a proposed configuration answered from the study: the trial that answers it
 FINALISTS_ATTR = "finalists"  # the last re-measurement of the finalists and the trials it was chosen from
-
-
-def _optuna() -> Any:
-    from navigator.search.study import _optuna as load
-
-    return load()
 
 
 class StudyView:
@@ -50,7 +45,7 @@ class StudyView:
         """Who ran what in a shared study: each worker's hardware and trials, the trials of dead workers
         and their retries, trials left out of the ranking (another hardware class), library versions
         that differ between workers."""
-        optuna = _optuna()
+        optuna = lazy.optuna()
         study_class = self.study.user_attrs.get("hardware")
         trials = self.study.get_trials(deepcopy=False)
         workers: dict[str, dict[str, Any]] = {}

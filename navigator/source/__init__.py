@@ -258,5 +258,5 @@ def materialize(source: ModelSource, directory: Path) -> tuple[str, str | None, 
         target = directory / "model.pt"
         torch.save(source.model, str(target), pickle_module=require("cloudpickle"))
     data = directory / "inputs.npz"
-    np.savez(data, **source.samples)
+    np.savez(data, **source.samples)  # type: ignore[arg-type]  # numpy's stub takes **arrays for allow_pickle
     return str(target), None, str(data), True

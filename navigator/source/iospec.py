@@ -50,7 +50,7 @@ def load_input_data(path: Path) -> dict[str, np.ndarray]:
         if not isinstance(npz, np.lib.npyio.NpzFile):  # one .npy array (a memmap or an ndarray)
             raise ValueError("a single array; save the inputs with np.savez(path, name=array)")
         with npz:
-            other = [n for n in npz.zip.namelist() if not n.endswith(".npy")]
+            other = [n for n in npz.zip.namelist() if not n.endswith(".npy")]  # type: ignore[union-attr]  # open
             if other:  # NumPy would hand such members over as raw bytes
                 raise ValueError(f"an archive of other files than .npy arrays: {', '.join(other[:3])}")
             data = {k: np.asarray(npz[k]) for k in npz.files}

@@ -210,7 +210,7 @@ def flat_module(kind: str, model: Any) -> Any:
     ONNX exporter calls."""
     torch = require("torch")
 
-    class FlatOutputs(torch.nn.Module):
+    class FlatOutputs(torch.nn.Module):  # type: ignore[name-defined]  # torch is imported lazily
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner

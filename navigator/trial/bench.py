@@ -117,9 +117,9 @@ def measure(call: Callable[[], Any], batch_size: int, window_s: float = 0.25, wa
         windows.append(_window(call, window_s, window_calls, timer or host_timer))
         if len(windows) >= STABLE_WINDOWS:
             last = windows[-STABLE_WINDOWS:]
-            thr = [len(w) / w.sum() for w in last]
-            p50 = [float(np.median(w)) for w in last]
-            if _agree(thr, stability) and _agree(p50, stability):
+            rates = [len(w) / w.sum() for w in last]
+            medians = [float(np.median(w)) for w in last]
+            if _agree(rates, stability) and _agree(medians, stability):
                 stable = True
                 break
     return _summary(windows, batch_size, len(windows), stable, _clock_name(timer))

@@ -8,23 +8,21 @@ with the signal and the last lines the worker wrote to stderr. The worker dies w
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import resource
 import select
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from navigator.osutil import child_setup
 from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, to_dict
 from navigator.settings import OptimizeSettings
 
 LOAD_TIMEOUT_S = 600.0
-PR_SET_PDEATHSIG = 1
 
 
 class WorkerDied(Exception):
@@ -33,18 +31,6 @@ class WorkerDied(Exception):
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
         self.status = status
-
-
-def _child_setup(memory_bytes: int | None) -> Callable[[], None]:
-    def setup() -> None:
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the parent, whatever kills it
-        if memory_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        os.setpgid(0, 0)  # own process group: a kill reaches the converters it may have started
-
-    return setup
 
 
 def _signal_name(returncode: int) -> str:
@@ -71,7 +57,7 @@ class TrialWorker:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "navigator.trial.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=logfile, text=True, env=env,
-                                     preexec_fn=_child_setup(self.settings.memory_bytes))
+                                     preexec_fn=child_setup(self.settings.memory_bytes))
         logfile.close()
         self._request({"op": "load", "spec": to_dict(self.spec), "settings": to_dict(self.settings)}, LOAD_TIMEOUT_S)
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from navigator import paths
+from navigator.cache import Cache
 from navigator.errors import strip_ansi
 from navigator.paths.base import Target
 from navigator.records import Artifact, Bench, TrialConfig, TrialOutcome, Validation
@@ -22,7 +23,6 @@ from navigator.source.iospec import perturb, resize_batch, shape_variants
 from navigator.trial import traced
 from navigator.trial.bench import (SCREEN_MARGIN, STABLE_WINDOWS, Timer, could_lead, cuda_timer, measure, screen,
                                    uncounted_rows)
-from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
 
 

@@ -19,7 +19,7 @@ from navigator.records import TrialConfig, TrialOutcome
 
 if TYPE_CHECKING:
     from navigator.source import ModelSource
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
 
 REASON = "traced artifact not eligible"
 EVIDENCE_FILE = "evidence.txt"
@@ -57,7 +57,7 @@ def _find(source: ModelSource, out: Path) -> None:
             pass
     # torch's own modules warn on their argument checks (nn.GRU's shape checks), not on branches that
     # pick what they compute: only warnings from the model's code count.
-    inside = str(Path(torch.__file__).parent)
+    inside = str(Path(str(torch.__file__)).parent)
     tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)
               and not str(w.filename).startswith(inside)]
     if tracer:

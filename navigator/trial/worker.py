@@ -29,7 +29,7 @@ def _protocol_pipe() -> TextIO:
 
 def _load(spec: WorkerSpec, settings: Any) -> Any:
     from navigator.source import load_source
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
     from navigator.trial.run import TrialContext
 
     source = load_source(spec.model, input_spec=spec.input_spec,
@@ -45,7 +45,7 @@ def _handle(ctx: Any, request: dict[str, Any]) -> Any:
     if request["op"] == "trial":
         return to_dict(run_trial(ctx, from_dict(TrialConfig, request["config"]), request.get("bar")))
     if request["op"] == "remeasure":
-        from navigator.search.finalists import remeasure
+        from navigator.trial.remeasure import remeasure
 
         chosen = [(role, from_dict(TrialOutcome, o)) for role, o in request["chosen"]]
         return to_dict(remeasure(ctx, chosen, int(request["rounds"])))
@@ -54,7 +54,7 @@ def _handle(ctx: Any, request: dict[str, Any]) -> Any:
 
         return list(largest_valid(ctx, from_dict(TrialConfig, request["config"]), list(request["sizes"])))
     if request["op"] == "outputs":  # the gate's output check: a winner run on other inputs
-        from navigator.report.drift import outputs_on
+        from navigator.trial.outputs import outputs_on
 
         return outputs_on(ctx, from_dict(TrialConfig, request["config"]), Path(request["inputs"]),
                           Path(request["out"]))

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from navigator.errors import InputError
-from navigator.paths.base import TritonModel
-from navigator.records import IOSpec, ServingConfig, TensorSpec
+from navigator.records import IOSpec, ServingConfig, TensorSpec, TritonModel
 
 # numpy dtype name -> model_config.proto DataType name
 DATA_TYPES = {
@@ -91,9 +90,9 @@ def build(name: str, io: IOSpec, model: TritonModel, max_batch_size: int,
         batching.max_queue_delay_microseconds = serving.max_queue_delay_us
         batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
     parameters = dict(model.parameters)
-    for key, value in ((thread_key(model), serving.threads), (stream_key(model), serving.streams)):
-        if key and value is not None:
-            parameters[key] = str(value)
+    for key, count in ((thread_key(model), serving.threads), (stream_key(model), serving.streams)):
+        if key and count is not None:
+            parameters[key] = str(count)
     for key, value in parameters.items():
         config.parameters[key].string_value = value
     if model.graph_level is not None:

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from navigator.errors import InputError, ServeError
-from navigator.paths.base import TritonModel
-from navigator.records import IOSpec, ServeCheck, ServingConfig
+from navigator.records import IOSpec, ServeCheck, ServingConfig, TritonModel
 from navigator.trial.validate import validate
 
 

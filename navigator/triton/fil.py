@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from navigator.paths.base import TritonModel
-from navigator.records import IOSpec, Params, TensorSpec
+from navigator.records import IOSpec, Params, TensorSpec, TritonModel
 
 META = "forest.json"
 RENAMED = (25, 9)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.errors import InputError
-from navigator.paths.base import TritonModel
+from navigator.records import TritonModel
 
 TEMPLATE = "model.py"
 SPEC = "twin.json"  # in the version directory

@@ -126,7 +126,7 @@ def serve(repository: Path, log: Path, *, model: str | None = None, explicit: bo
     """A tritonserver serving `repository` (HTTP + gRPC on 127.0.0.1, no metrics), ready when entered,
     stopped when left, on errors and Ctrl-C too; it also dies with this process (PR_SET_PDEATHSIG).
     explicit=True starts it with --model-control-mode explicit and no model loaded."""
-    from navigator.trial.isolate import _child_setup
+    from navigator.osutil import child_setup
 
     binary = find("tritonserver")
     http_port, grpc_port = free_port(), free_port()
@@ -142,7 +142,7 @@ def serve(repository: Path, log: Path, *, model: str | None = None, explicit: bo
     with open(log, "ab") as sink:
         process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},  # no litter in the repo
-                                   preexec_fn=_child_setup(None))
+                                   preexec_fn=child_setup(None))
     server = Server(process, http_port, grpc_port, log)
     previous = _stop_on_signals(server)
     try:

@@ -1,4 +1,4 @@
-"""navigator/trial/cache.py: build once then hit, failures remembered, keys."""
+"""navigator/cache.py: build once then hit, failures remembered, keys."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from navigator.cache import Cache
 from navigator.errors import TrialError
-from navigator.trial.cache import Cache
 
 
 class Builder:

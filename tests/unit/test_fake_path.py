@@ -13,7 +13,7 @@ from navigator.errors import InputError, ServeError
 from navigator.records import IOSpec, ServingConfig, TensorSpec, TrialConfig, TrialOutcome, WorkerSpec, to_dict
 from navigator.settings import OptimizeSettings
 from navigator.source import ModelSource
-from navigator.trial.cache import Cache
+from navigator.cache import Cache
 from navigator.trial.run import TrialContext
 from tests import fakepath
 
@@ -47,7 +47,7 @@ def test_the_fake_path_is_registered_only_by_tests(monkeypatch):
 # Finalists ----------------------------------------------------------------------------------------------
 
 def test_finalists_load_once_and_are_measured_in_rotated_rounds(fake, tmp_path):
-    from navigator.search.finalists import remeasure
+    from navigator.trial.remeasure import remeasure
 
     ctx = context(tmp_path, window_s=0.01, window_calls=3)
     chosen = [("top 1", outcome(1)), ("top 2", outcome(2)), ("baseline", outcome(0))]
@@ -63,7 +63,7 @@ def test_finalists_load_once_and_are_measured_in_rotated_rounds(fake, tmp_path):
 
 def test_a_finalist_that_fails_to_load_stops_the_remeasurement_with_its_reason(fake, tmp_path):
     from navigator.errors import TrialError
-    from navigator.search.finalists import remeasure
+    from navigator.trial.remeasure import remeasure
 
     chosen = [("top 1", outcome(1)), ("baseline", outcome(0, fail_at="load"))]
     with pytest.raises(TrialError, match="asked to fail at load"):

@@ -7,8 +7,8 @@ import pytest
 
 from navigator import paths
 from navigator.paths.base import Target, TritonTarget
+from navigator.cache import Cache
 from navigator.source import load_source
-from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
 from navigator.triton import config as triton_config
 

@@ -59,7 +59,7 @@ def test_a_file_source_moves_with_its_graph(kind: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["exported", "torchscript"])
-def test_the_python_backend_twin_moves_the_graph_too(kind: str, tmp_path: Path, twin_loader) -> None:  # noqa: ANN001
+def test_the_python_backend_twin_moves_the_graph_too(kind: str, tmp_path: Path, twin_loader) -> None:  # noqa: ANN001, F811
     """The runtimes copy a written twin ships loads the file with its graph's devices rewritten."""
     file = _files(tmp_path)[kind]
     twin = python_backend.model(file, python_backend.spec_file(tmp_path, "torch", "cuda", {"precision": "fp32"}))

@@ -9,7 +9,7 @@ import pytest
 
 from navigator import paths
 from navigator.lazy import installed
-from navigator.search.space import ParamSpec
+from navigator.records import ParamSpec
 from tests.conftest import ROOT
 
 

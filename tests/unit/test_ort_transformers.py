@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 from navigator.paths import _ort_transformers, ort_cpu, ort_cuda  # noqa: E402
 from navigator.paths.base import Target  # noqa: E402
 from navigator.source import load_source  # noqa: E402
-from navigator.trial.cache import Cache  # noqa: E402
+from navigator.cache import Cache  # noqa: E402
 
 
 class Encoder(torch.nn.Module):

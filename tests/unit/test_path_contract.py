@@ -206,7 +206,7 @@ def smallest_source(framework: str, tmp_path: Path):
 @pytest.mark.parametrize("name", paths.NAMES)
 def test_convert_load_validate_on_the_smallest_fixture(name, tmp_path):
     from navigator.settings import OptimizeSettings
-    from navigator.trial.cache import Cache
+    from navigator.cache import Cache
     from navigator.trial.run import TrialContext, check
 
     plugin = paths.get(name)

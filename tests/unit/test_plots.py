@@ -55,12 +55,12 @@ def test_serving_curve_has_the_default_and_the_tuned_config() -> None:
 
 def test_without_the_report_extra_the_other_reports_are_still_written(tmp_path, monkeypatch) -> None:
     from navigator.errors import UnavailableError
-    from navigator.report import build, html
+    from navigator.report import build, html_page
 
     def missing(*_: object) -> str:
         raise UnavailableError("plotly is not installed; install it with: pip install 'triton-navigator[report]'")
 
-    monkeypatch.setattr(html, "render", missing)
+    monkeypatch.setattr(html_page, "render", missing)
     trials = [_trial(i, "ort_cpu", 1 + i % 2, "a", 100.0 + i) for i in range(3)]
     result = Result("m", "throughput", tuple(trials), trials[0], trials[0], 1.0, None, tmp_path / "report.json")
     build.write(result, tmp_path, {})

@@ -97,7 +97,7 @@ def test_ort_runners_drop_their_session_and_graphs(tmp_path: Path) -> None:
 
 
 def test_the_finalists_rounds_close_their_runners(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from navigator.search import finalists
+    from navigator.trial import remeasure as finalists
 
     Runner.closed = 0
     path = SimpleNamespace(convert=lambda source, params, cache, target: Artifact("fake", tmp_path, "k", {}),

@@ -10,8 +10,7 @@ import pytest
 from navigator.paths.base import TritonTarget
 from navigator.errors import InputError
 from navigator.paths import openvino, ort_cpu
-from navigator.paths.base import TritonModel
-from navigator.records import Artifact, PerfPoint, ServingConfig, ServingTrial
+from navigator.records import Artifact, PerfPoint, ServingConfig, ServingTrial, TritonModel
 from navigator.serving import ServingOptions, parse_concurrency
 from navigator.triton import perf, python_backend, tune
 

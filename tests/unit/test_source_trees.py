@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from navigator import paths
+from navigator.cache import Cache
 from navigator.errors import InputError
 from navigator.paths.base import Target
 from navigator.source import load_source
-from navigator.trial.cache import Cache
 from navigator.trial.validate import tolerance, validate
 from tests.conftest import need_compiler
 

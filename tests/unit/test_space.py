@@ -7,10 +7,11 @@ import textwrap
 import optuna
 import pytest
 
-from navigator import paths
+from navigator import env, paths
 from navigator.errors import InputError
+from navigator.records import ParamSpec
 from navigator.search import space as space_mod
-from navigator.search.space import SOURCES, ParamSpec, PathSpace, defaults, load, parse, space_hash, suggest
+from navigator.search.space import SOURCES, PathSpace, defaults, load, parse, space_hash, suggest
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -134,8 +135,8 @@ def test_ncpu_bound_can_make_low_exceed_high(monkeypatch):
 
 
 def test_ncpu_is_affinity_aware(monkeypatch):
-    monkeypatch.setattr(space_mod.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
-    assert space_mod.ncpu() == 3
+    monkeypatch.setattr(env.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert env.ncpu() == 3
 
 
 @pytest.mark.parametrize("name", paths.NAMES)
@@ -155,18 +156,18 @@ def test_every_packaged_space_loads(name):
 
 
 def test_packaged_ort_cpu_space_matches_the_runtime_mappings():
-    from navigator.paths import ort_cpu
+    from navigator.paths import _ort_triton
     from navigator.runtimes import ort as _ort
 
     levels = next(p for p in load("ort_cpu").params if p.name == "graph_optimization_level")
-    assert set(levels.choices) == set(ort_cpu.TRITON_GRAPH_LEVEL) == set(_ort.LEVELS)
+    assert set(levels.choices) == set(_ort_triton.TRITON_GRAPH_LEVEL) == set(_ort.LEVELS)
 
 
 def test_packaged_openvino_precisions_are_known():
-    from navigator.paths import openvino
+    from navigator.paths import _openvino
 
     precision = next(p for p in load("openvino").params if p.name == "inference_precision")
-    assert set(precision.choices) <= set(openvino.PRECISIONS)
+    assert set(precision.choices) <= set(_openvino.PRECISIONS)
 
 
 def test_load_unknown_path_raises():

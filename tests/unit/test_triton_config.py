@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from navigator.errors import InputError
-from navigator.paths import openvino, ort_cpu, torchscript
-from navigator.paths.base import TritonModel, TritonTarget
-from navigator.records import Artifact, IOSpec, TensorSpec
+from navigator.paths import _ort_triton, openvino, ort_cpu, torchscript
+from navigator.paths.base import TritonTarget
+from navigator.records import Artifact, IOSpec, TensorSpec, TritonModel
 from navigator.triton import config as triton_config
 from navigator.triton.config import build, from_text, to_text
 
@@ -107,8 +107,8 @@ def test_graph_level_mapping_both_ways(tmp_path, level):
         assert "level" not in to_text(config)
     else:
         assert emitted == EXPECTED_LEVEL[level]
-    inverse = {v: k for k, v in ort_cpu.TRITON_GRAPH_LEVEL.items()}
-    assert len(inverse) == len(ort_cpu.TRITON_GRAPH_LEVEL)  # the mapping is one-to-one
+    inverse = {v: k for k, v in _ort_triton.TRITON_GRAPH_LEVEL.items()}
+    assert len(inverse) == len(_ort_triton.TRITON_GRAPH_LEVEL)  # the mapping is one-to-one
     assert inverse[emitted or 0] == level
 
 

@@ -18,14 +18,14 @@ import torch
 from typer.testing import CliRunner
 
 from navigator import paths
+from navigator.cache import Cache
 from navigator.errors import TrialError
-from navigator.paths import _probe, ort_tensorrt, tensorrt, torch_tensorrt
+from navigator.paths import _probe, _trt, ort_tensorrt, tensorrt, torch_tensorrt
 from navigator.paths.base import Target, TritonTarget
 from navigator.records import Artifact, IOSpec, TensorSpec
 from navigator.search import space as space_mod
 from navigator.source import ModelSource
 from navigator.source.iospec import DYNAMIC_AXIS_SIZE
-from navigator.trial.cache import Cache
 from navigator.triton import config as triton_config
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -255,16 +255,16 @@ def test_narrow_keeps_the_space_when_unavailable():
 
 
 def test_profile_spans_the_batch_axis():
-    shapes = tensorrt.profile(source(batch=8), Target.of(source(batch=8), "cuda"))
+    shapes = _trt.profile(source(batch=8), Target.of(source(batch=8), "cuda"))
     assert shapes == {"x": ((1, 3, 16), (8, 3, 16), (8, 3, 16)), "ids": ((1, 16), (8, 16), (8, 16))}
-    assert tensorrt.shapes_text(shapes, 0) == "x:1x3x16,ids:1x16"
-    assert tensorrt.shapes_text(shapes, 2) == "x:8x3x16,ids:8x16"
-    assert tensorrt.batches(Target("cuda", max_batch=32, opt_batch=2)) == (2, 32)
-    wide = tensorrt.profile(source(batch=8), Target("cuda", max_batch=32, opt_batch=2))
+    assert _trt.shapes_text(shapes, 0) == "x:1x3x16,ids:1x16"
+    assert _trt.shapes_text(shapes, 2) == "x:8x3x16,ids:8x16"
+    assert _trt.batches(Target("cuda", max_batch=32, opt_batch=2)) == (2, 32)
+    wide = _trt.profile(source(batch=8), Target("cuda", max_batch=32, opt_batch=2))
     assert wide["ids"] == ((1, 16), (2, 16), (32, 16))
     fixed = IOSpec((TensorSpec("x", "float32", (2, None)),), (TensorSpec("y", "float32", (2,)),))
     one = ModelSource("onnx", "onnx", "d", None, None, fixed, "f", {"x": np.zeros((2, 5), np.float32)})
-    assert tensorrt.profile(one, Target.of(one, "cuda")) == {"x": ((2, 5), (2, 5), (2, 5))}
+    assert _trt.profile(one, Target.of(one, "cuda")) == {"x": ((2, 5), (2, 5), (2, 5))}
 
 
 class FakeConfig:
@@ -321,7 +321,7 @@ def fake_trt(version: str):
 ])
 def test_builder_config_precision_by_tensorrt_version(version, precision, flags):
     params = {"precision": precision, "workspace": GIB, "builder_optimization_level": 5}
-    shapes = tensorrt.profile(source(batch=4), Target.of(source(batch=4), "cuda"))
+    shapes = _trt.profile(source(batch=4), Target.of(source(batch=4), "cuda"))
     network = FakeNetwork(("x", (-1, 3, 16)), ("ids", (-1, 16)))
     config = tensorrt._configure(fake_trt(version), FakeBuilder(), network, params, shapes)
     assert config.flags == flags

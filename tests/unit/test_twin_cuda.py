@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-from navigator.runtimes import torch as rt_torch
-from tests.twin_loader import twin_loader  # noqa: F401  (the fixture)
+from navigator.runtimes import torch as rt_torch  # noqa: E402
+from tests.twin_loader import twin_loader  # noqa: E402, F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[2] / "navigator"
 PARAMS = {"precision": "fp16", "cast": "weights", "channels_last": True, "cudnn_benchmark": True, "cuda_graphs": True}

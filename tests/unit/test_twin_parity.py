@@ -20,9 +20,8 @@ import pytest
 
 from navigator.paths.base import TritonTarget
 from navigator import paths as registry
-from navigator.records import Artifact, IOSpec, ServingConfig, TensorSpec
+from navigator.records import Artifact, IOSpec, ParamSpec, ServingConfig, TensorSpec
 from navigator.search import space as search_space
-from navigator.search.space import ParamSpec
 from navigator.triton import python_backend
 from navigator.triton.deployment import Deployment
 from tests.twin_loader import twin_loader  # noqa: F401  (the fixture)

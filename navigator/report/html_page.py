@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from navigator.lazy import require
-from navigator.records import STATUSES, Result, TrialOutcome
+from navigator.records import STATUSES, TUNED_BASELINE, Result, TrialOutcome
 from navigator.report import headline, plots
-from navigator.search.finalists import TUNED_BASELINE
 
 
 _params = headline.params
@@ -53,8 +52,8 @@ def render(result: Result, extra: dict[str, Any]) -> str:
 
 def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
     """report.html in `out` (written to a temporary name, then renamed)."""
-    from navigator.report.build import _atomic_write
+    from navigator.osutil import atomic_write
 
     target = out / "report.html"
-    _atomic_write(target, render(result, extra))
+    atomic_write(target, render(result, extra))
     return target

@@ -12,11 +12,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from navigator.env import versions
 from navigator.errors import TrialError
-from navigator.records import Params
 
 
 class Cache:
@@ -27,12 +26,12 @@ class Cache:
         self.misses = 0
         self._versions = versions()
 
-    def key(self, step: str, params: Params) -> str:
+    def key(self, step: str, params: Mapping[str, Any]) -> str:
         blob = json.dumps({"source": self.fingerprint, "step": step, "params": params,
                            "versions": self._versions}, sort_keys=True)
         return f"{step}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
 
-    def get(self, step: str, params: Params, build: Callable[[Path], None]) -> Path:
+    def get(self, step: str, params: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
         """The entry's directory; `build(tmpdir)` fills it on a miss.
 
         A build that raised is remembered (`<key>.failed` holds the reason), so the same conversion

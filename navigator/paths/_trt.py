@@ -1,0 +1,54 @@
+"""Shared by the TensorRT paths (tensorrt, ort_tensorrt, torch_tensorrt; not a path itself): whether a CUDA
+GPU is usable, and the optimization profile over the batch axis."""
+
+from __future__ import annotations
+
+from navigator.lazy import installed
+from navigator.paths import _probe
+from navigator.paths.base import Target
+from navigator.source import ModelSource
+from navigator.source.iospec import DYNAMIC_AXIS_SIZE
+
+Shape = tuple[int, ...]
+Profile = dict[str, tuple[Shape, Shape, Shape]]  # input name -> (min, opt, max)
+
+
+def gpu_reason(need_torch: bool) -> str | None:
+    """Why no CUDA GPU is usable here (the driver asked, without importing a framework); with
+    `need_torch`, also why the path's PyTorch cannot drive one. None when all is there."""
+    if need_torch and not installed("torch"):
+        return "PyTorch is not installed (pip install 'triton-navigator[torch]'); this path needs it"
+    if need_torch and not _probe.torch_has_cuda():
+        return "this PyTorch is a CPU build: it has no CUDA (install a CUDA wheel of torch)"
+    if not _probe.cuda_gpus():
+        return "no CUDA GPU: the driver shows none"
+    return None
+
+
+def batches(target: Target) -> tuple[int, int]:
+    """(opt, max) of the batch axis: the target's, opt within 1..max."""
+    top = max(1, target.max_batch)
+    return min(max(1, target.opt_batch), top), top
+
+
+def profile(source: ModelSource, target: Target) -> Profile:
+    """min/opt/max shape of every input: batch from 1 to the target's max batch where the source is
+    batched, every other axis at the samples' size (a dynamic one at DYNAMIC_AXIS_SIZE when there is no
+    sample)."""
+    opt, top = batches(target)
+    out: Profile = {}
+    for spec in source.io.inputs:
+        sample = source.samples.get(spec.name)
+        dims = [int(d) if d is not None else (int(sample.shape[i]) if sample is not None and i < sample.ndim
+                                               else DYNAMIC_AXIS_SIZE) for i, d in enumerate(spec.shape)]
+        if source.io.batched:
+            rest = tuple(dims[1:])
+            out[spec.name] = ((1, *rest), (opt, *rest), (top, *rest))
+        else:
+            out[spec.name] = (tuple(dims), tuple(dims), tuple(dims))
+    return out
+
+
+def shapes_text(shapes: Profile, which: int) -> str:
+    """One end of a profile in trtexec / ORT TensorRT EP syntax: 'x:1x3x224x224,y:1x16' (0 min, 1 opt, 2 max)."""
+    return ",".join(f"{name}:{'x'.join(str(d) for d in dims[which])}" for name, dims in shapes.items())
