@@ -103,11 +103,11 @@ def _shared_study(tmp: Path, model: Path) -> str:
     import optuna
 
     from navigator.api import published
-    from navigator.settings import OptimizeSettings
+    from navigator.settings import StudySettings
 
     url = f"sqlite:///{tmp / f'study-{model.stem}.db'}"
     study = optuna.create_study(storage=url, study_name="s", load_if_exists=True)
-    for key, value in published(OptimizeSettings(out=tmp), str(model), SPEC, None).items():
+    for key, value in published(StudySettings(), str(model), SPEC, None).items():
         study.set_user_attr(key, value)
     study.set_user_attr("identity", {"fingerprint": "0" * 64})
     return url

@@ -4,13 +4,13 @@ paired by round (the same moment of machine noise) with a bootstrap confidence i
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
 
 from navigator import paths
+from navigator.objective import Objective
 from navigator.records import MEASURED, Comparison, Finalist, TrialOutcome
 from navigator.trial.bench import measure, warm_up
 
@@ -85,24 +85,16 @@ def interleave(calls: list[tuple[Callable[[], Any], int]], rounds: int, window_s
     return [(tuple(t), tuple(p)) for t, p in zip(thr, p99)]
 
 
-def score(f: Finalist, objective: str) -> float:
-    """Higher is better: median throughput, or minus median p99 latency."""
-    return statistics.median(f.throughput) if objective == "throughput" else -statistics.median(f.p99_ms)
-
-
-def _rounds(f: Finalist, objective: str) -> np.ndarray:
-    return np.asarray(f.throughput if objective == "throughput" else f.p99_ms, dtype=float)
-
-
 def _spread(values: np.ndarray) -> float:
     """Largest / smallest round (inf when a round measured nothing)."""
     return float(values.max() / values.min()) if values.size and values.min() > 0 else float("inf")
 
 
-def compare(winner: Finalist, other: Finalist, objective: str, seed: int = 0) -> Comparison:
+def compare(winner: Finalist, other: Finalist, objective: Objective, seed: int = 0) -> Comparison:
     """Winner / other per round (for latency: other p99 / winner p99), median and 95% bootstrap CI."""
-    mine, theirs = _rounds(winner, objective), _rounds(other, objective)
-    ratios = mine / theirs if objective == "throughput" else theirs / mine
+    mine = np.asarray(objective.rounds(winner), dtype=float)
+    theirs = np.asarray(objective.rounds(other), dtype=float)
+    ratios = objective.ratio(mine, theirs)
     if ratios.size < 2 or np.ptp(ratios) == 0:
         low = high = float(np.median(ratios))
     else:
@@ -117,7 +109,7 @@ def compare(winner: Finalist, other: Finalist, objective: str, seed: int = 0) ->
                       unstable)
 
 
-def compare_all(winner: int, finalists: list[Finalist], objective: str) -> list[Comparison]:
+def compare_all(winner: int, finalists: list[Finalist], objective: Objective) -> list[Comparison]:
     """The winner against every role a finalist holds (the baselines, ORT's defaults, enqueued
     configurations; the winner's own roles give 1.0) and against the runner-up, from the rounds."""
     mine = next((f for f in finalists if f.number == winner), None)

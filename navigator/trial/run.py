@@ -14,7 +14,7 @@ import numpy as np
 from navigator import paths
 from navigator.errors import strip_ansi
 from navigator.records import Artifact, TrialConfig, TrialOutcome, Validation
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 from navigator.source import ModelSource
 from navigator.source.iospec import perturb, resize_batch, shape_variants
 from navigator.trial import traced
@@ -34,7 +34,7 @@ class TrialContext:
 
     source: ModelSource
     cache: Cache
-    settings: OptimizeSettings
+    settings: StudySettings
     _inputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     _references: dict[int, list[np.ndarray]] = field(default_factory=dict)
     _second: dict[int, list[tuple[str, dict[str, np.ndarray], list[np.ndarray]]]] = field(default_factory=dict)
