@@ -265,7 +265,7 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
             served = _serve(out, winner, max(study.batch_sizes), serving)
         except NavigatorError as exc:  # the search's result stands; the report says what the server did
             served = ServingReport(serving.deployment, _slug(source.name), notes=(f"serving failed: {exc}",))
-    comparisons = compare_all(winner.config.number, finalists, goal) if winner else []
+    comparisons = compare_all(winner.config.number, finalists, study.objective) if winner else []
     vs_tuned = next((c for c in comparisons if c.against == TUNED_BASELINE), None)
     nonfinite = reference_nonfinite(source.io.outputs, source.sample_outputs)
     result = Result(
@@ -281,6 +281,7 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
         study=search.summary() if search.storage.shared else None,
         cache=CacheStats(ctx.cache.hits, ctx.cache.misses), source_nonfinite=nonfinite,
         engines=headline.engines(winner.config.path, source.kind, backend) if winner else {})
+    result = report.completed(result)
     report.write(result, out)
     store.save(search.study, result)  # `navigator report DIR` rebuilds the reports from the study
     return result

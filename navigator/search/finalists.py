@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from navigator import paths
-from navigator.objective import Objective
+from navigator import objective as objectives
 from navigator.records import MEASURED, Comparison, Finalist, TrialOutcome
 from navigator.trial.bench import measure, warm_up
 
@@ -90,11 +90,12 @@ def _spread(values: np.ndarray) -> float:
     return float(values.max() / values.min()) if values.size and values.min() > 0 else float("inf")
 
 
-def compare(winner: Finalist, other: Finalist, objective: Objective, seed: int = 0) -> Comparison:
+def compare(winner: Finalist, other: Finalist, objective: str, seed: int = 0) -> Comparison:
     """Winner / other per round (for latency: other p99 / winner p99), median and 95% bootstrap CI."""
-    mine = np.asarray(objective.rounds(winner), dtype=float)
-    theirs = np.asarray(objective.rounds(other), dtype=float)
-    ratios = objective.ratio(mine, theirs)
+    goal = objectives.get(objective)
+    mine = np.asarray(goal.rounds(winner), dtype=float)
+    theirs = np.asarray(goal.rounds(other), dtype=float)
+    ratios = goal.ratio(mine, theirs)
     if ratios.size < 2 or np.ptp(ratios) == 0:
         low = high = float(np.median(ratios))
     else:
@@ -109,7 +110,7 @@ def compare(winner: Finalist, other: Finalist, objective: Objective, seed: int =
                       unstable)
 
 
-def compare_all(winner: int, finalists: list[Finalist], objective: Objective) -> list[Comparison]:
+def compare_all(winner: int, finalists: list[Finalist], objective: str) -> list[Comparison]:
     """The winner against every role a finalist holds (the baselines, ORT's defaults, enqueued
     configurations; the winner's own roles give 1.0) and against the runner-up, from the rounds."""
     mine = next((f for f in finalists if f.number == winner), None)

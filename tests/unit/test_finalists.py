@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from navigator.records import Bench, Finalist, TrialConfig, TrialOutcome
-from navigator import objective as objectives
 from navigator.search.finalists import compare, pick
 
 
@@ -27,7 +26,7 @@ def test_compare_pairs_rounds_and_says_when_within_noise() -> None:
     winner = Finalist(1, "ort_cpu", "top 1", (200.0, 210.0, 190.0, 205.0, 195.0), (1.0,) * 5)
     slow = Finalist(0, "eager", "baseline", (100.0, 105.0, 95.0, 102.0, 98.0), (2.0,) * 5)
     close = Finalist(2, "openvino", "top 2", (210.0, 200.0, 200.0, 195.0, 205.0), (1.0,) * 5)
-    c = compare(winner, slow, objectives.get("throughput"))
+    c = compare(winner, slow, "throughput")
     assert c.ratio == pytest.approx(2.0, rel=0.01) and c.distinct and c.low <= c.ratio <= c.high
-    assert not compare(winner, close, objectives.get("throughput")).distinct
-    assert compare(winner, slow, objectives.get("latency")).ratio == pytest.approx(2.0)
+    assert not compare(winner, close, "throughput").distinct
+    assert compare(winner, slow, "latency").ratio == pytest.approx(2.0)
