@@ -32,11 +32,6 @@ def _slug(name: str) -> str:
     return cleaned or "model"
 
 
-def _compare(winner: TrialOutcome | None, finalists: list[Finalist], objective: str) -> list[Comparison]:
-    """The winner against every baseline role and against the runner-up, from the interleaved rounds."""
-    return compare_all(winner.config.number, finalists, objective) if winner else []
-
-
 def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings: StudySettings,
             repository: Path, python: bool = False, worker: Any = None) -> tuple[TrialOutcome | None, list[str], str]:
     """Write the best trial that can be served (as its python-backend twin with `python`); a winner whose

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 from navigator.errors import InputError
 from navigator.records import MEASURED, Bench, Finalist, TrialOutcome
@@ -60,7 +60,7 @@ class Objective:
     def finalist_score(self, finalist: Finalist) -> float:
         return self.rounds_score(finalist.throughput, finalist.p99_ms)
 
-    def ratio(self, mine: float, theirs: float) -> float:
+    def ratio(self, mine: Any, theirs: Any) -> Any:
         """How many times better `mine` is than `theirs` (> 1: better); works on numpy arrays too."""
         return mine / theirs if self.maximize else theirs / mine
 

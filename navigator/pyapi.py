@@ -99,14 +99,16 @@ class _Progress:
     def __init__(self, objective: str, budget_s: float, callbacks: Sequence[Callable[[ProgressEvent], None]],
                  on_trial: Callable[[TrialOutcome], None] | None) -> None:
         self.goal, self.budget_s, self.callbacks, self.on_trial = objectives.get(objective), budget_s, callbacks, on_trial
-        self.start, self.seen, self.best = time.monotonic(), 0, None
+        self.start, self.seen = time.monotonic(), 0
+        self.best: TrialOutcome | None = None
 
     def __call__(self, outcome: TrialOutcome) -> None:
         if self.on_trial is not None:
             self.on_trial(outcome)
         self.seen += 1
         if outcome.status == "ok" and outcome.bench is not None and (
-                self.best is None or self.goal.score(outcome.bench) > self.goal.score(self.best.bench)):
+                self.best is None or self.best.bench is None or
+                self.goal.score(outcome.bench) > self.goal.score(self.best.bench)):
             self.best = outcome
         event = ProgressEvent(outcome, self.seen, time.monotonic() - self.start, self.budget_s, self.best,
                               self.goal.name)

@@ -402,7 +402,7 @@ def _build(tp: Any, data: Any, unknown: bool = False) -> Any:
     if origin is dict:
         value = typing.get_args(tp)[1] if typing.get_args(tp) else Any
         return {k: _build(value, v, unknown) for k, v in data.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         names = {f.name for f in dataclasses.fields(tp)}
         extra = sorted(set(data) - names)

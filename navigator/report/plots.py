@@ -89,7 +89,7 @@ def per_path(result: Result) -> Any:
         mine = [o for o in result.outcomes if o.config.path == path]
         ok = [o for o in mine if o.status in MEASURED and o.bench]
         broken = sum(o.status not in MEASURED for o in mine)
-        best = max(ok, key=lambda o: objectives.get(result.objective).score(o.bench)) if ok else None
+        best = max(ok, key=lambda o: objectives.get(result.objective).score(o.bench)) if ok else None  # type: ignore[arg-type]
         names.append(path)
         values.append(_value(best, result.objective) if best else 0.0)
         texts.append(f"trial {best.config.number}, {len(ok)} valid, {broken} failed" if best
