@@ -2,8 +2,9 @@
 today, a shared database for studies run on several machines).
 
 Each trial's outcome already lives on its optuna trial. At the end of a run the rest of the Result
-(winner, finalists' interleaved rounds, comparisons, environment, settings) is stored as the study's
-user attribute SUMMARY_ATTR, so that `navigator report` rebuilds every report without re-measuring.
+(winner, finalists' interleaved rounds, comparisons, environment, settings), as `to_dict` gives it, is
+stored as the study's user attribute SUMMARY_ATTR, so that `navigator report` rebuilds every report
+without re-measuring.
 A study without that attribute (a run that was killed) is rendered from its trials alone: the best
 valid trial, with no interleaved re-measurement.
 """
