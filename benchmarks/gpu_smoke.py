@@ -41,7 +41,7 @@ def main() -> None:
 
     from navigator import paths
     from navigator.records import TrialConfig
-    from navigator.settings import OptimizeSettings
+    from navigator.settings import StudySettings
     from navigator.source import load_source
     from navigator.cache import Cache
     from navigator.trial.run import TrialContext, run_trial
@@ -62,7 +62,7 @@ def main() -> None:
                 spec = f"{arg}:float32:-1x3x224x224"
             source = load_source(file, batch=1, input_spec=spec)
             ctx = TrialContext(source, Cache(work / "cache", source.fingerprint),
-                               OptimizeSettings(out=work, device="cuda", show_progress=False))
+                               StudySettings(device="cuda"))
             for path, trials in TRIALS.items():
                 if paths.get(path).available():
                     rows.append({"file": file.name, "path": path, "status": "unavailable",

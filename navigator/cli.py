@@ -6,26 +6,41 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+import typer.core
 
 from navigator.errors import InputError, NavigatorError
 
 if TYPE_CHECKING:
     from navigator.records import Result
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+def _exit_code(command: str | None, exc: NavigatorError) -> int:
+    """2 (a usage error), except for the gate, whose exit codes tell apart what stopped it."""
+    if command == "check":
+        from navigator.report.check import exit_code_of
+
+        return exit_code_of(exc)
+    return 2
+
+
+class _Commands(typer.core.TyperGroup):
+    """The one place a NavigatorError ends a command: one line, its exit code; Ctrl-C: one line saying
+    how to continue (the API's Interrupted says it), exit 130 as shells do."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NavigatorError as exc:
+            message = " ".join(str(exc).split())  # always one line
+            typer.echo(f"navigator: error: {message}", err=True)
+            raise typer.Exit(_exit_code(ctx.invoked_subcommand, exc)) from None
+        except KeyboardInterrupt as exc:
+            typer.echo(f"navigator: {str(exc) or 'interrupted'}", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find the fastest correct way to serve a model on NVIDIA Triton Inference Server.")
-
-
-def _fail(exc: NavigatorError, code: int = 2) -> None:
-    message = " ".join(str(exc).split())  # always one line
-    typer.echo(f"navigator: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _interrupted(exc: KeyboardInterrupt) -> None:
-    """Ctrl-C: one line saying how to continue (the API's Interrupted says it), exit 130 as shells do."""
-    typer.echo(f"navigator: {str(exc) or 'interrupted'}", err=True)
-    raise typer.Exit(130)
 
 
 def _report_line(report: Path) -> str:
@@ -37,6 +52,7 @@ def _report_line(report: Path) -> str:
 
 @app.command()
 def optimize(
+    ctx: typer.Context,
     model: Path = typer.Option(..., "--model", help="Model: TorchScript / torch.save .pt, ExportedProgram .pt2, .onnx, SavedModel dir, .keras, "
                                  "XGBoost .json/.ubj, LightGBM .txt, scikit-learn .skops/.pkl"),
     budget: str = typer.Option("10m", help="Wall-clock budget of the study, e.g. 90s, 10m, 2h (summed over reruns)."),
@@ -47,13 +63,13 @@ def optimize(
     trials: Optional[int] = typer.Option(None, help="Cap on the number of trials in the study."),
     objective: str = typer.Option("throughput", help="throughput (maximised) or latency (p99, minimised)."),
     sampler: str = typer.Option("tpe", help="tpe, random or grid."),
-    path: Optional[list[str]] = typer.Option(None, "--path", help="Only search this conversion path (repeatable)."),
+    paths: Optional[list[str]] = typer.Option(None, "--path", help="Only search this conversion path (repeatable)."),
     atol: Optional[float] = typer.Option(None, help="Absolute tolerance for validation (default by precision)."),
     rtol: Optional[float] = typer.Option(None, help="Relative tolerance for validation (default by precision)."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save or scikit-learn pickle file."),
     trial_timeout: Optional[str] = typer.Option(None, help="Limit of one trial, e.g. 5m [default: per path]."),
     trial_memory: str = typer.Option("default", help="Memory cap of the trial worker, e.g. 8G; 0 = none [default: 80% of RAM]."),
-    window: float = typer.Option(0.25, help="Benchmark window in seconds (windows repeat until 3 agree within 10%)."),
+    window_s: float = typer.Option(0.25, "--window", help="Benchmark window in seconds (windows repeat until 3 agree within 10%)."),
     window_calls: int = typer.Option(0, help="Count-based benchmark windows of N calls instead of --window seconds."),
     screen: bool = typer.Option(True, "--screen/--no-screen", help="Measure a trial in full only where its short "
                                 "first measurement could reach the top 3 (once 3 trials are measured)."),
@@ -81,25 +97,10 @@ def optimize(
                                       "found control flow that depends on the input values."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
-    from navigator.api import optimize as run_optimize
+    from navigator.pyapi import optimize as run_optimize
 
-    try:
-        result = run_optimize(str(model), budget=budget, out=out, trials=trials, batch_size=batch_size,
-                              objective=objective, sampler=sampler, paths=path or None, input_spec=input_spec,
-                              input_data=input_data, trust_pickle=trust_pickle, atol=atol, rtol=rtol,
-                              progress=progress, window_s=window, trial_timeout=trial_timeout,
-                              trial_memory=trial_memory, window_calls=window_calls, screen=screen, force=force,
-                              device=device, storage=storage, study=study, heartbeat=heartbeat,
-                              serving=serving, serve_check=serve_check, tune_serving=tune_serving,
-                              serving_budget=serving_budget, concurrency=concurrency,
-                              latency_limit_ms=latency_limit_ms, triton_server=triton_server,
-                              dynamic_batching=dynamic_batching, allow_traced=allow_traced)
-    except NavigatorError as exc:
-        _fail(exc)
-        return
-    except KeyboardInterrupt as exc:
-        _interrupted(exc)
-        return
+    # Every option is the Python API's argument of the same name: one parse of the settings, there.
+    result = run_optimize(**{**ctx.params, "model": str(model), "paths": paths or None})
     _summary(result, study)
 
 
@@ -111,7 +112,6 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
                    "the last to finish writes the report, or run navigator report --storage URL --study NAME --out DIR")
         return
     from navigator.report import headline
-    from navigator.results import read_report
 
     w = result.winner
     ok = sum(o.status == "ok" for o in result.outcomes)
@@ -122,8 +122,7 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
         typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
                    " (per path: the report's \"Where the budget went\")")
     if w is not None and w.bench is not None:
-        extra = read_report(result.report) if result.report.is_file() else {}
-        for line in headline.build(result, extra).lines:  # the report's own header, word for word
+        for line in headline.build(result).lines:  # the report's own header, word for word
             typer.echo(line)
         typer.echo(f"triton repository: {result.repository}")
     elif any(o.status in ("ok", "unstable") for o in result.outcomes):
@@ -172,21 +171,16 @@ def serve_check(
     from navigator import serving
     from navigator.settings import parse_budget
 
-    try:
-        options = serving.ServingOptions("native", True, tune, parse_budget(budget),
-                                         serving.parse_concurrency(concurrency), latency_limit_ms,
-                                         budget_flag="--budget")
-        repo = out / "model_repository"
-        models = sorted(d for d in repo.iterdir() if (d / "config.pbtxt").is_file()) if repo.is_dir() else []
-        if not models:
-            raise InputError(f"{out}: no model_repository/<model>/config.pbtxt")
-        inputs, reference = serving.load_validation(out / "validation")
-        default_atol, default_rtol = serving.tolerances(out)
-        report = serving.run(models[0], inputs, reference, default_atol if atol is None else atol,
-                             default_rtol if rtol is None else rtol, batch_size, options, out / "serving")
-    except NavigatorError as exc:
-        _fail(exc)
-        return
+    options = serving.ServingOptions("native", True, tune, parse_budget(budget),
+                                     serving.parse_concurrency(concurrency), latency_limit_ms, budget_flag="--budget")
+    repo = out / "model_repository"
+    models = sorted(d for d in repo.iterdir() if (d / "config.pbtxt").is_file()) if repo.is_dir() else []
+    if not models:
+        raise InputError(f"{out}: no model_repository/<model>/config.pbtxt")
+    inputs, reference = serving.load_validation(out / "validation")
+    default_atol, default_rtol = serving.tolerances(out)
+    report = serving.run(models[0], inputs, reference, default_atol if atol is None else atol,
+                         default_rtol if rtol is None else rtol, batch_size, options, out / "serving")
     if not _echo_serving(report):
         raise typer.Exit(1)
 
@@ -208,16 +202,9 @@ def worker(
     """Join a shared study as one more worker (same model file, search space and hardware class)."""
     from navigator.workers import worker as run_worker
 
-    try:
-        result = run_worker(storage, study, model=model, out=out, budget=budget, input_data=input_data,
-                            trust_pickle=trust_pickle, trial_memory=trial_memory, progress=progress,
-                            heartbeat=heartbeat, trials=trials)
-    except NavigatorError as exc:
-        _fail(exc)
-        return
-    except KeyboardInterrupt as exc:
-        _interrupted(exc)
-        return
+    result = run_worker(storage, study, model=model, out=out, budget=budget, input_data=input_data,
+                        trust_pickle=trust_pickle, trial_memory=trial_memory, progress=progress,
+                        heartbeat=heartbeat, trials=trials)
     _summary(result, study)
 
 
@@ -280,23 +267,15 @@ def report(
     from navigator.search.storage import STUDY_NAME
     from navigator.workers import report as study_report
 
-    try:
-        if storage or study:
-            if not (storage and study and out) or directory is not None:
-                raise InputError("a shared study's report takes --storage, --study and --out (no DIRECTORY)")
-            result = study_report(storage, study, out, model=model, input_data=input_data,
-                                  trust_pickle=trust_pickle, force=force, heartbeat=heartbeat)
-        elif directory is None:
-            raise InputError("give an optimize output DIRECTORY, or --storage URL --study NAME --out DIR")
-        else:
-            written = render_from_storage(storage_for_dir(directory), STUDY_NAME, out or directory)
-    except NavigatorError as exc:
-        _fail(exc)
-        return
-    if storage:
-        _summary(result, study)
+    if storage or study:
+        if not (storage and study and out) or directory is not None:
+            raise InputError("a shared study's report takes --storage, --study and --out (no DIRECTORY)")
+        _summary(study_report(storage, study, out, model=model, input_data=input_data, trust_pickle=trust_pickle,
+                              force=force, heartbeat=heartbeat), study)
+    elif directory is None:
+        raise InputError("give an optimize output DIRECTORY, or --storage URL --study NAME --out DIR")
     else:
-        typer.echo(_report_line(written))
+        typer.echo(_report_line(render_from_storage(storage_for_dir(directory), STUDY_NAME, out or directory)))
 
 
 @app.command()
@@ -325,16 +304,11 @@ def check(
     4 pickle refused (pass --trust-pickle), 5 no valid trial."""
     from navigator.report import gate
     from navigator.report.check import check as run_check
-    from navigator.report.check import exit_code_of
 
-    try:
-        verdict = run_check(baseline, candidate, model=str(model) if model else None, budget=budget, out=out,
-                            max_regression=max_regression, max_metric_drop=max_metric_drop, rounds=rounds,
-                            paths=path or None, baseline_model=baseline_model, trust_pickle=trust_pickle,
-                            input_spec=input_spec, input_data=input_data)
-    except NavigatorError as exc:
-        _fail(exc, exit_code_of(exc))
-        return
+    verdict = run_check(baseline, candidate, model=str(model) if model else None, budget=budget, out=out,
+                        max_regression=max_regression, max_metric_drop=max_metric_drop, rounds=rounds,
+                        paths=path or None, baseline_model=baseline_model, trust_pickle=trust_pickle,
+                        input_spec=input_spec, input_data=input_data)
     text = gate.markdown(verdict)
     typer.echo(text)
     if summary:

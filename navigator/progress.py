@@ -7,13 +7,14 @@ import sys
 from types import TracebackType
 from typing import Any
 
+from navigator import objective as objectives
 from navigator.records import TrialConfig, TrialOutcome
 from navigator.search.budget import Budget
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 
 
 class Progress:
-    def __init__(self, settings: OptimizeSettings, budget: Budget, enabled: bool = True,
+    def __init__(self, settings: StudySettings, budget: Budget, enabled: bool = True,
                  tty: bool | None = None) -> None:
         self.settings = settings
         self.budget = budget
@@ -61,9 +62,8 @@ class Progress:
         b = outcome.bench
         figure = ""
         if b is not None:
-            # Compare as "higher is better": throughput, or minus p99 latency.
-            value = b.throughput if self.settings.objective == "throughput" else -b.p99_ms
-            figure = f"{b.throughput:.1f}/s" if self.settings.objective == "throughput" else f"{b.p99_ms:.3f} ms p99"
+            goal = objectives.get(self.settings.objective)
+            value, figure = goal.score(b), goal.show(b)  # compared as "higher is better"
             if self._best_value is None or value > self._best_value:
                 self._best_value, self.best = value, figure
         status = f"trials {self.trials}  last {outcome.config.path}: {outcome.status}  best {self.best or '-'}"

@@ -11,17 +11,17 @@ callbacks and an optional user metric; `navigator.check`; `navigator.load_result
 from __future__ import annotations
 
 import inspect
-import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from navigator import objective as objectives
 from navigator.errors import InputError
 from navigator.records import MEASURED, Result, TrialOutcome
 from navigator.report.check import Verdict, check
 from navigator.results import load_result, load_runner
-from navigator.settings import parse_budget
+from navigator.settings import StudySettings, memory_cap, parse_batch_sizes, parse_budget
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class ProgressEvent:
         """The best trial's throughput (inferences/s) or p99 latency (ms), as the objective says."""
         if self.best is None or self.best.bench is None:
             return None
-        return self.best.bench.throughput if self.objective == "throughput" else self.best.bench.p99_ms
+        return objectives.get(self.objective).value(self.best.bench)
 
 
 def _positional_inputs(model: Any) -> int | None:
@@ -83,95 +83,144 @@ def _metric_values(result: Result, metric: Callable[[Any], float]) -> dict[str, 
     return values
 
 
-def _store_metric(result: Result, values: dict[str, float]) -> None:
+def _store_metric(result: Result, values: dict[str, float]) -> Result:
     """Add the metric to the stored summary and rebuild the reports (json, md, html) with it."""
     from navigator.report import store
     from navigator.search.storage import STUDY_NAME
 
     assert result.report is not None
     out = result.report.parent
-    study = store.open_study(store.storage_for_dir(out), STUDY_NAME)
-    data = json.loads(study.user_attrs.get(store.SUMMARY_ATTR, "{}"))
-    data["metric"] = values
-    study.set_user_attr(store.SUMMARY_ATTR, json.dumps(data, default=str))
+    store.set_metric(store.storage_for_dir(out), STUDY_NAME, values)
     store.render_from_storage(store.storage_for_dir(out), STUDY_NAME, out)
+    return replace(result, metric=values)
+
+
+class _Progress:
+    """The callbacks' view of the study: trials finished in this call, the best valid one so far."""
+
+    def __init__(self, objective: str, budget_s: float, callbacks: Sequence[Callable[[ProgressEvent], None]],
+                 on_trial: Callable[[TrialOutcome], None] | None) -> None:
+        self.goal, self.budget_s, self.callbacks, self.on_trial = objectives.get(objective), budget_s, callbacks, on_trial
+        self.start, self.seen = time.monotonic(), 0
+        self.best: TrialOutcome | None = None
+
+    def __call__(self, outcome: TrialOutcome) -> None:
+        if self.on_trial is not None:
+            self.on_trial(outcome)
+        self.seen += 1
+        if outcome.status == "ok" and outcome.bench is not None and (
+                self.best is None or self.best.bench is None or
+                self.goal.score(outcome.bench) > self.goal.score(self.best.bench)):
+            self.best = outcome
+        event = ProgressEvent(outcome, self.seen, time.monotonic() - self.start, self.budget_s, self.best,
+                              self.goal.name)
+        for callback in self.callbacks:
+            callback(event)
 
 
 def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None = None,
-             budget: str | float = "10m", paths: Sequence[str] | None = None, device: str | None = None,
-             out: str | Path | None = None, metric: Callable[[Any], float] | None = None,
-             callbacks: Sequence[Callable[[ProgressEvent], None]] | None = None, progress: bool = True,
-             batch_size: int | str | None = None, trials: int | None = None, objective: str = "throughput",
-             sampler: str = "tpe", input_spec: str | None = None, input_data: str | Path | None = None,
-             trust_pickle: bool = False, atol: float | None = None, rtol: float | None = None,
-             window_s: float = 0.25, window_calls: int = 0, trial_timeout: str | float | None = None,
-             trial_memory: str | int | None = "default", force: bool = False,
-             enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
-             on_trial: Callable[[TrialOutcome], None] | None = None, **options: Any) -> Result:
-    """Find the fastest correct way to serve `model` on Triton; returns the Result.
+             budget: str | float = "10m", out: str | Path | None = None, trials: int | None = None,
+             batch_size: str | int | None = None, objective: str = "throughput", sampler: str = "tpe",
+             paths: Sequence[str] | None = None, device: str | None = "auto", input_spec: str | None = None,
+             input_data: str | Path | None = None, trust_pickle: bool = False, atol: float | None = None,
+             rtol: float | None = None, progress: bool = True, window_s: float = 0.25, window_calls: int = 0,
+             trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
+             force: bool = False, metric: Callable[[Any], float] | None = None,
+             callbacks: Sequence[Callable[[ProgressEvent], None]] | None = None,
+             on_trial: Callable[[TrialOutcome], None] | None = None,
+             enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, storage: str | None = None,
+             study: str | None = None, heartbeat: int = 10, serving: str = "native", serve_check: bool = False,
+             tune_serving: bool = False, serving_budget: str | float = "2m", concurrency: str = "1,4",
+             latency_limit_ms: float | None = None, triton_server: str | None = None,
+             dynamic_batching: bool = True, allow_traced: bool = False) -> Result:
+    """Find the fastest correct way to serve `model` on Triton (the command line's `navigator optimize`
+    calls this too: its options are these arguments).
 
     Args:
-        model: a live nn.Module / ScriptModule / ExportedProgram, or a model file (.pt, .pt2, .onnx).
-        inputs: sample inputs (tensor, tuple of tensors, or dict name -> tensor): the validation data.
+        model: a live nn.Module / ScriptModule / ExportedProgram, or a model file path (.pt, .pt2, .onnx,
+            a TensorFlow SavedModel directory or .keras file, an XGBoost .json/.ubj, a LightGBM text
+            model, a scikit-learn forest as .skops or, with trust_pickle, a pickle).
+        inputs: sample inputs for a live model (tensor, tuple of tensors or dict name -> tensor): the
+            validation data.
         dataloader: instead of `inputs`, an iterable of batches (a torch DataLoader): its first batch
             is the validation data ((features, labels) batches keep the tensors forward takes), and
             its batch size is the default `batch_size`.
-        budget: wall-clock budget of the study ('90s', '10m', '2h'), summed over reruns.
-        paths: conversion paths to search (default: every path available here).
-        device: 'cpu' or 'cuda' (default: cuda when PyTorch sees a GPU).
-        out: output directory (default ./navigator-out/<model name>).
+        budget: wall-clock budget of the whole study ('90s', '10m', '2h'), summed over reruns.
+        out: output directory (default ./navigator-out/<model name>); rerunning continues its study.
+        trials: cap on the study's number of trials.
+        batch_size: 'N', 'LOW:HIGH' (powers of two searched) or 'N,M,...'; None: the rows of the sample
+            inputs (a dynamic-batch model), else 1. A model without a dynamic batch axis takes batch 1 only.
+        objective: 'throughput' (inferences/s, maximised) or 'latency' (p99 ms, minimised).
+        sampler: 'tpe', 'random' or 'grid'.
+        paths: conversion paths to search (default: all available).
+        device: 'cpu', 'cuda' or 'auto' (cuda when PyTorch sees a GPU).
+        trial_timeout: limit of one trial ('90s', '10m'); default: each path's own.
+        trial_memory: address-space cap of the trial worker ('8G'; '0' or None: none; default 80% of RAM).
+        window_calls: count-based benchmark windows of this many calls (default: time windows of window_s).
+        force: use an output directory that holds other files, or start over where it holds another study.
         metric: `metric(runner) -> float`, higher is better: evaluated on the winner's Runner (and the
             baseline's) after the search, e.g. accuracy on a held-out set; recorded in the reports
             and compared by `navigator check`.
         callbacks: each called with a ProgressEvent after every trial.
-        progress: show a progress bar on the terminal.
-        batch_size: 'N', 'LOW:HIGH' or 'N,M'; default: the batch of the sample inputs (or the dataloader's
-            first batch) for a model with a dynamic batch axis, else 1.
         on_trial: called with each TrialOutcome as it finishes (before the callbacks).
-        The other arguments are those of the command line (see `navigator.api.optimize`), `options`
-        included: serving, serve_check, tune_serving, serving_budget, concurrency, latency_limit_ms
-        (a real Triton server checks, measures and tunes the result) and storage, study, heartbeat (a study
-        shared by several workers).
+        enqueue: configurations to try first and re-measure beside the winner, as
+            {name: (path, {param: value})}, unnamed params at their defaults.
+        storage, study: a database URL (postgresql://user@host/db) and a study name: create or join a study
+            that several workers share (`navigator worker`); default: SQLite in `out`.
+        heartbeat: seconds between a shared study's heartbeats; a worker silent for 3 is dead and its trial
+            is retried by the others.
+        serving: 'native' (the runtime's own Triton backend, default) or 'python' (a python-backend
+            model.py running the same artifact with the same settings, for servers without that backend).
+        serve_check: serve the written repository with a real tritonserver, compare its HTTP and gRPC answers
+            with the source framework's and measure it with perf_analyzer over `concurrency`.
+        tune_serving: also search max_batch_size, dynamic batching, instance count and per-instance threads
+            for `serving_budget`, maximising throughput within `latency_limit_ms` (p99); the best is written.
+        concurrency: perf_analyzer concurrencies, 'N,M' or 'LOW:HIGH' (powers of two).
+        triton_server: the Triton release the config targets ('25.02'; default: a current server). Before
+            25.03 a TensorFlow winner may be written for tensorflow_savedmodel; before 25.09 FIL configs
+            use the old parameter names (output_class, algo, threads_per_tree).
+        dynamic_batching: write `dynamic_batching {}` (Triton's batcher, no queue delay) in the config of a
+            model with max_batch_size > 0; False leaves it out and the serving search keeps it off.
+        allow_traced: let a traced artifact win although tracing found control flow that depends on the
+            input values (it is still validated on perturbed inputs).
 
     Returns:
         Result: `best` (the winning TrialOutcome), `runner()` (the winner loaded here), `repository`
         (the Triton model directory), `reports` ({'json', 'md', 'html'} paths), `outcomes`.
 
     Raises:
-        NavigatorError: bad model, inputs or settings; nothing can run; another study in `out`.
+        NavigatorError: bad model, inputs or settings (InputError), nothing can run (UnavailableError),
+            or the output directory holds another study (StudyMismatchError).
     """
-    from navigator import api
+    from navigator import api, env
+    from navigator.search import storage as study_storage
+    from navigator.serving import ServingOptions, parse_concurrency
 
+    started = time.monotonic()  # the budget covers the whole run, loading the model included
     if inputs is not None and dataloader is not None:
         raise InputError("give sample inputs or a dataloader, not both")
     if dataloader is not None:
         inputs = inputs_from_dataloader(model, dataloader)
-    start = time.monotonic()
-    seen: list[TrialOutcome] = []
-    best: list[TrialOutcome] = []
-
-    def tick(outcome: TrialOutcome) -> None:
-        if on_trial is not None:
-            on_trial(outcome)
-        seen.append(outcome)
-        if outcome.status == "ok" and outcome.bench is not None:
-            value = outcome.bench.throughput if objective == "throughput" else -outcome.bench.p99_ms
-            old = best[0].bench if best else None
-            if old is None or value > (old.throughput if objective == "throughput" else -old.p99_ms):
-                best[:] = [outcome]
-        event = ProgressEvent(outcome, len(seen), time.monotonic() - start, parse_budget(budget),
-                              best[0] if best else None, objective)
-        for callback in callbacks or ():
-            callback(event)
-
-    result = api.optimize(model, inputs, budget=budget, out=out, trials=trials, batch_size=batch_size,
-                          objective=objective, sampler=sampler, paths=list(paths) if paths else None,
-                          input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, atol=atol,
-                          rtol=rtol, progress=progress, window_s=window_s, trial_timeout=trial_timeout,
-                          trial_memory=trial_memory, window_calls=window_calls, force=force,
-                          device=device or "auto", enqueue=enqueue, on_trial=tick, **options)
+    asked = parse_batch_sizes(batch_size) if batch_size is not None else None
+    where = env.default_device() if device in (None, "auto") else str(device)
+    study_settings = StudySettings(  # checked before anything loads
+        budget_s=parse_budget(budget), trials=trials, batch_sizes=asked or (1,), objective=objective,  # type: ignore[arg-type]
+        sampler=sampler, paths=tuple(paths) if paths else None, atol=atol, rtol=rtol,  # type: ignore[arg-type]
+        window_s=window_s, window_calls=window_calls, device=where,  # type: ignore[arg-type]
+        trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
+        triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced)
+    memory = memory_cap(where, trial_memory)
+    shared = study_storage.shared(storage, study, heartbeat)
+    serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
+                                     parse_concurrency(concurrency), latency_limit_ms,
+                                     dynamic_batching=dynamic_batching)
+    tick = _Progress(objective, study_settings.budget_s, callbacks or (), on_trial)
+    result = api.launch(model, inputs, study_settings, out=out, progress=progress, memory_bytes=memory,
+                        input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, force=force,
+                        shared=shared, serving=serving_options, asked=asked, enqueue=enqueue, on_trial=tick,
+                        started=started)
     if metric is not None and result.winner is not None:
-        _store_metric(result, _metric_values(result, metric))
+        result = _store_metric(result, _metric_values(result, metric))
     return result
 
 

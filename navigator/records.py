@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
+from navigator.settings import LocalSettings, StudySettings
+
 Scalar = Union[str, int, float, bool]
 Params = dict[str, Scalar]
 # ok: valid and stable; unstable: valid, but the benchmark never met the stability rule;
@@ -152,15 +154,27 @@ class Bench:
 
 
 @dataclass(frozen=True)
-class WorkerSpec:
-    """How a trial worker process loads the same source as the parent (a file, never a live object)."""
+class SourceRecord:
+    """Where a run's model and inputs are, as files (a live object is saved first): what a trial worker
+    loads, what report.json records for check --model and load_result, and what a shared study
+    publishes to the workers that join it (with trust_pickle False: each machine decides).
+    `fingerprint`: the model file's sha256 where the file is the user's own (None: navigator saved it)."""
 
     model: str
+    input_spec: str | None = None
+    input_data: str | None = None
+    trust_pickle: bool = False
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How a trial worker process loads the same source as the parent (a file, never a live object):
+    `fingerprint` is the parent's identity of the model, the cache's key."""
+
+    source: SourceRecord
     name: str
     fingerprint: str
-    input_spec: str | None
-    input_data: str | None
-    trust_pickle: bool
     batch: int
     cache_dir: str
 
@@ -296,8 +310,78 @@ class Spend:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """One trial's figures as the decision saw them: the medians of its interleaved rounds, or (not
+    re-measured) its search-time benchmark."""
+
+    role: str
+    number: int
+    path: str
+    params: str
+    batch_size: int
+    throughput: float
+    p99_ms: float
+    rounds: tuple[float, ...]  # infer/s per interleaved round; () when not re-measured
+    text: str
+
+
+@dataclass(frozen=True)
+class Speedup(Comparison):
+    """A comparison of the winner and what the reports say of it."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The numbers the decision used, in words (report/headline.py builds it)."""
+
+    winner: Figure | None
+    baselines: tuple[Figure, ...]
+    speedups: tuple[Speedup, ...]  # the headline one (against the tuned baseline) first
+    engines: str  # which engine measured the winner and which one the written config runs
+    lines: tuple[str, ...]  # all of the above in words, for the CLI and the report headers
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """The conversion cache in this run: conversions reused, conversions made."""
+
+    hits: int = 0
+    misses: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """One worker of a shared study: the hardware it reported, the trials it ran."""
+
+    hardware: dict[str, Any]
+    trials: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """Who ran what in a shared study (`retries`: retry trial number -> the dead worker's trial)."""
+
+    name: str
+    storage: str
+    hardware_class: str | None
+    workers: dict[str, WorkerRecord]
+    dead_worker_trials: tuple[int, ...]
+    retries: dict[str, int]
+    not_ranked_other_hardware: tuple[int, ...]
+    versions_differ: tuple[str, ...]
+    still_running: int
+
+
+# report.json's layout; version 1 (no "version" key) is what navigator wrote before the Result was typed.
+REPORT_VERSION = 2
+
+
+@dataclass(frozen=True)
 class Result:
-    """What a study produced: every outcome, the winner, the baseline and where the outputs are."""
+    """What a study produced: every outcome, the winner, the baseline and where the outputs are, and
+    everything the reports say about the run. report.json is `to_dict` of it, read back by `from_dict`."""
 
     model: str
     objective: str
@@ -311,8 +395,22 @@ class Result:
     finalists: tuple[Finalist, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
     serving: ServingReport | None = None
+    notes: tuple[str, ...] = ()
+    unavailable: dict[str, str] = field(default_factory=dict)  # path -> why it was not searched here
+    source: SourceRecord | None = None
+    settings: StudySettings | None = None
+    local: LocalSettings | None = None
+    study_elapsed_s: float = 0.0  # trial time the study spent, over every run
+    study: StudySummary | None = None  # a shared study's workers
+    cache: CacheStats = CacheStats()
+    metric: dict[str, float] = field(default_factory=dict)  # the user metric: "winner", "baseline" -> value
+    engines: dict[str, str] = field(default_factory=dict)  # "measured", "served": the engines' names
+    source_nonfinite: dict[str, Any] = field(default_factory=dict)  # output -> the source's own NaN/Inf
+    headline: Headline | None = None  # the report's words (filled by the report writer)
+    trials_by_status: dict[str, int] = field(default_factory=dict)  # filled by the report writer
     spend: tuple[Spend, ...] = ()  # per path, in the order the study first ran them
     phases: dict[str, float] = field(default_factory=dict)  # seconds of this run: search, finalists, deploy
+    version: int = REPORT_VERSION
 
     @property
     def best(self) -> TrialOutcome | None:
@@ -339,31 +437,40 @@ def to_dict(record: Any) -> Any:
     return record
 
 
-def from_dict(cls: type[T], data: Any) -> T:
-    """Rebuild a record of type `cls` from `to_dict` output, guided by the type annotations."""
-    return typing.cast(T, _build(cls, data))
+class UnknownKeys(ValueError):
+    """A record's data holds keys its type has no field for (written by another version)."""
 
 
-def _build(tp: Any, data: Any) -> Any:
+def from_dict(cls: type[T], data: Any, unknown: bool = False) -> T:
+    """Rebuild a record of type `cls` from `to_dict` output, guided by the type annotations. A key the
+    record has no field for raises UnknownKeys, unless `unknown` (then it is dropped)."""
+    return typing.cast(T, _build(cls, data, unknown))
+
+
+def _build(tp: Any, data: Any, unknown: bool = False) -> Any:
     origin = typing.get_origin(tp)
     if data is None:
         return None
     if origin in (Union, types.UnionType):
         options = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(options) == 1 or not dataclasses.is_dataclass(options[0]):
-            return _build(options[0], data) if len(options) == 1 else data
-        return _build(options[0], data)
+            return _build(options[0], data, unknown) if len(options) == 1 else data
+        return _build(options[0], data, unknown)
     if origin is Literal or tp is Any:
         return data
     if origin is tuple:
         args = typing.get_args(tp)
-        return tuple(_build(args[0], v) for v in data)
+        return tuple(_build(args[0], v, unknown) for v in data)
     if origin is dict:
-        return dict(data)
-    if dataclasses.is_dataclass(tp):
+        value = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        return {k: _build(value, v, unknown) for k, v in data.items()}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         names = {f.name for f in dataclasses.fields(tp)}
-        return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in names})  # type: ignore[operator]  # a class here
+        extra = sorted(set(data) - names)
+        if extra and not unknown:
+            raise UnknownKeys(f"{tp.__name__} has no field {', '.join(map(repr, extra))}")
+        return tp(**{k: _build(hints[k], v, unknown) for k, v in data.items() if k in names})  # type: ignore[operator]  # a class here
     if tp is Path:
         return Path(data)
     return data

@@ -3,57 +3,36 @@ unpickle its model is the caller's, never the report's)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from navigator.errors import InputError
-from navigator.records import Result, from_dict
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    """report.json as data; InputError (one line) when it is missing or not a navigator report."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such report") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not a readable JSON report: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("outcomes"), list) or "winner" not in data:
-        raise InputError(f"{path} is not a navigator report.json (no 'outcomes' list or 'winner')")
-    return data
-
-
-def result_from_report(path: Path) -> Result:
-    """The Result recorded in a report.json; InputError when its records do not parse."""
-    data = read_report(path)
-    try:
-        result = from_dict(Result, data)
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise InputError(f"{path}: malformed navigator report ({type(exc).__name__}: {exc})") from None
-    return replace(result, report=Path(path))
+from navigator.records import Result, SourceRecord
+from navigator.report.read import read_report
 
 
 def load_result(directory: str | Path) -> Result:
-    """The Result of a finished `navigator optimize` (its --out directory): from report.json, or rebuilt
-    from the study storage when report.json is missing."""
+    """The Result of a finished `navigator optimize` (its --out directory), from its report.json, or
+    from its study storage when report.json is missing (nothing is written: `navigator report DIR`
+    writes the reports)."""
     directory = Path(directory)
     if (directory / "report.json").is_file():
-        return result_from_report(directory / "report.json")
-    from navigator.report.store import render_from_storage, storage_for_dir
+        return read_report(directory / "report.json")
+    from navigator.report.build import completed
+    from navigator.report.store import load, storage_for_dir
     from navigator.search.storage import STUDY_NAME
 
-    return result_from_report(render_from_storage(storage_for_dir(directory), STUDY_NAME, directory))
+    result = completed(load(storage_for_dir(directory), STUDY_NAME))
+    return replace(result, report=directory / "report.json")
 
 
-def source_record(report: Path) -> dict[str, Any]:
-    """How the run loaded its model (file, input spec, data, trust), as report.json recorded it."""
-    record = read_report(report).get("source")
-    if not isinstance(record, dict) or not record.get("model"):
-        raise InputError(f"{report} does not record its source model (written by an older navigator); "
-                         "rerun `navigator optimize` to refresh it")
-    return record
+def source_record(result: Result) -> SourceRecord:
+    """How the run loaded its model (file, input spec, data, trust), as its report recorded it."""
+    if result.source is None:
+        raise InputError(f"{result.report} does not record its source model; rerun `navigator optimize` to "
+                         "refresh it")
+    return result.source
 
 
 # Model files this process may unpickle without a trust_pickle argument, by the hash they had then:
@@ -77,9 +56,9 @@ def _vouched(path: Path) -> bool:
     return known is not None and path.is_file() and file_sha256(path) == known
 
 
-def load_source_of(report: Path, batch: int, model: Path | None = None, trust_pickle: bool = False,
+def load_source_of(result: Result, batch: int, model: Path | None = None, trust_pickle: bool = False,
                    changed: str = "pass the original file") -> Any:
-    """The run's ModelSource, loaded again from what report.json recorded (`model` replaces its file).
+    """The run's ModelSource, loaded again from what its report recorded (`model` replaces its file).
 
     A model file must be the one the run measured: its hash is compared with the recorded one before
     the file is opened. It is unpickled only with this call's `trust_pickle` (or when vouched for in
@@ -87,15 +66,14 @@ def load_source_of(report: Path, batch: int, model: Path | None = None, trust_pi
     """
     from navigator.source import file_sha256, load_source
 
-    record = source_record(report)
-    model = model or Path(record["model"])
+    record, report = source_record(result), result.report
+    model = model or Path(record.model)
     if not model.exists():
         raise InputError(f"the model of {report} is gone: {model}")
-    recorded = record.get("fingerprint")
-    if recorded and file_sha256(model) != recorded:
+    if record.fingerprint and file_sha256(model) != record.fingerprint:
         raise InputError(f"the model {model} is not the one {report} measured (its contents differ); {changed}")
-    return load_source(str(model), input_spec=record.get("input_spec"),
-                       input_data=Path(record["input_data"]) if record.get("input_data") else None,
+    return load_source(str(model), input_spec=record.input_spec,
+                       input_data=Path(record.input_data) if record.input_data else None,
                        trust_pickle=trust_pickle or _vouched(model), batch=batch)
 
 
@@ -117,7 +95,7 @@ def load_winner(result: Result, trust_pickle: bool = False) -> tuple[Any, Any]:
     if result.report is None:
         raise InputError("the result has no report.json to find its model and cache from")
     config = result.winner.config
-    source = load_source_of(result.report, config.batch_size, trust_pickle=trust_pickle)
+    source = load_source_of(result, config.batch_size, trust_pickle=trust_pickle)
     cache = Cache(result.report.parent / "cache", source.fingerprint)
     path = paths.get(config.path)
     artifact = path.convert(source, config.convert, cache, Target.of(source, path.devices[0]))

@@ -7,11 +7,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from navigator.errors import InputError, ServeError
-from navigator.records import ServingReport, TensorSpec
+from navigator.records import OutputCheck, ServingReport, TensorSpec
 
 DEPLOYMENTS = ("native", "python")
 
@@ -73,21 +74,20 @@ def load_validation(out: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
         raise InputError(f"{out}: no readable validation data (inputs.npz, reference.npz): {exc}") from None
 
 
-def tolerances_of(checks: list[dict]) -> tuple[float, float]:
+def tolerances_of(checks: Sequence[OutputCheck]) -> tuple[float, float]:
     """The loosest (atol, rtol) of a trial's output checks: what its validation allowed (fp32's if none)."""
-    return (max((float(c["atol"]) for c in checks), default=1e-4),
-            max((float(c["rtol"]) for c in checks), default=1e-3))
+    return max((c.atol for c in checks), default=1e-4), max((c.rtol for c in checks), default=1e-3)
 
 
 def tolerances(out: Path) -> tuple[float, float]:
-    """The winner's validation tolerances from `out`/report.json."""
-    import json
+    """The winner's validation tolerances from `out`/report.json (fp32's where it records none);
+    InputError when report.json is there but not a report this navigator reads."""
+    from navigator.report.read import read_report
 
-    try:
-        winner = json.loads((out / "report.json").read_text()).get("winner") or {}
-        return tolerances_of((winner.get("validation") or {}).get("outputs") or [])
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+    if not (out / "report.json").is_file():
         return tolerances_of([])
+    winner = read_report(out / "report.json").winner
+    return tolerances_of(winner.validation.outputs if winner and winner.validation else ())
 
 
 def run(model_dir: Path, inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], atol: float,

@@ -1,16 +1,19 @@
-"""OptimizeSettings, shared by the CLI and the Python API, and the parsers for its string forms."""
+"""StudySettings and LocalSettings, parsed once at the edge (CLI, Python API, a joining worker), and the
+parsers of their string forms."""
 
 from __future__ import annotations
 
 import os
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from navigator.errors import InputError
 
-Objective = Literal["throughput", "latency"]
+ObjectiveName = Literal["throughput", "latency"]
+OBJECTIVE_NAMES: tuple[str, ...] = typing.get_args(ObjectiveName)  # navigator.objective.OBJECTIVES' keys
 Sampler = Literal["tpe", "random", "grid"]
 Device = Literal["cpu", "cuda"]
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
@@ -74,14 +77,14 @@ def parse_batch_sizes(text: str | int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class OptimizeSettings:
-    """Everything one `optimize` run needs besides the model itself."""
+class StudySettings:
+    """What a study is, besides its model: the same on every machine of a shared study (published to it),
+    recorded in the report and read back by `navigator check --model`."""
 
-    out: Path
     budget_s: float = 600.0
     trials: int | None = None
     batch_sizes: tuple[int, ...] = (1,)
-    objective: Objective = "throughput"
+    objective: ObjectiveName = "throughput"
     device: Device = "cpu"
     sampler: Sampler = "tpe"
     paths: tuple[str, ...] | None = None
@@ -91,9 +94,7 @@ class OptimizeSettings:
     window_s: float = 0.25
     window_calls: int = 0  # > 0: count-based benchmark windows of this many calls instead of window_s
     screen: bool = True  # a short first measurement; in full only where it could reach the top 3
-    show_progress: bool = True
     trial_timeout_s: float | None = None  # None: each path's own TIMEOUT_S
-    memory_bytes: int | None = None  # address-space cap of the trial worker (Linux); None: no cap
     noise_atol: float = 0.0  # added to every atol: twice the source model's own run-to-run difference
     finalists: int = 3  # top trials re-measured, interleaved with the baselines, to pick the winner
     rounds: int = 5  # interleaved rounds of that re-measurement
@@ -108,8 +109,8 @@ class OptimizeSettings:
     allow_traced: bool = False
 
     def __post_init__(self) -> None:
-        if self.objective not in ("throughput", "latency"):
-            raise InputError(f"objective {self.objective!r} is not throughput or latency")
+        if self.objective not in OBJECTIVE_NAMES:
+            raise InputError(f"objective {self.objective!r} is not {' or '.join(OBJECTIVE_NAMES)}")
         if self.device not in ("cpu", "cuda"):
             raise InputError(f"device {self.device!r} is not cpu or cuda")
         if self.sampler not in ("tpe", "random", "grid"):
@@ -124,6 +125,24 @@ class OptimizeSettings:
             raise InputError("the benchmark window must be longer than zero")
         if self.triton_server is not None:
             parse_release(self.triton_server)
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """What one process of a study decides for itself: where it writes, whether it shows progress, the
+    memory cap of its trial worker (Linux address space; None: no cap)."""
+
+    out: Path
+    show_progress: bool = True
+    memory_bytes: int | None = None
+
+
+def memory_cap(device: str, trial_memory: str | int | None) -> int | None:
+    """The trial worker's cap from its string form; 'default' is 80% of RAM, none on a GPU (CUDA maps
+    far more address space than it uses)."""
+    if device == "cuda":
+        return None
+    return default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)
 
 
 def parse_release(text: str) -> tuple[int, int]:

@@ -11,22 +11,21 @@ converts into its own cache, and the report converts the winner again where it r
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from navigator import env
 from navigator import paths as registry
-from navigator.api import check_out, finish, run, slug
+from navigator.api import check_out, slug, finish, run, stage
 from navigator.errors import InputError, StudyMismatchError
-from navigator.records import Result, TrialOutcome, WorkerSpec, from_dict
+from navigator.records import Result, SourceRecord, TrialOutcome, from_dict
 from navigator.search import storage as study_storage
 from navigator.search.storage import StudyStorage
-from navigator.settings import OptimizeSettings, default_memory_cap, parse_budget, parse_memory
+from navigator.settings import LocalSettings, StudySettings, memory_cap, parse_budget
 from navigator.source import ModelSource, load_source
 
 
-def _published(storage: StudyStorage) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+def _published(storage: StudyStorage) -> tuple[Any, StudySettings, SourceRecord]:
     """The study, and the settings and source its creator published."""
     from navigator.search.study import IDENTITY_WAIT_S, existing
 
@@ -39,26 +38,24 @@ def _published(storage: StudyStorage) -> tuple[Any, dict[str, Any], dict[str, An
     if settings is None or source is None or "identity" not in attrs:
         raise InputError(f"study {storage.study!r} in {storage.describe()} was not created by "
                          "navigator optimize --storage (or its creator died before describing it)")
-    return study, settings, source
+    try:
+        return study, from_dict(StudySettings, settings), from_dict(SourceRecord, source)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"study {storage.study!r} in {storage.describe()} was created by another navigator "
+                         f"version ({exc}): create a new study with this one") from None
 
 
-def _source(published: dict[str, Any], model: str | Path | None, input_data: str | Path | None,
+def _source(published: SourceRecord, model: str | Path | None, input_data: str | Path | None,
             trust_pickle: bool, batch: int) -> ModelSource:
     """The study's model from this machine's copy: --model, else the path its creator used."""
-    path = Path(model) if model else Path(published["model"])
+    path = Path(model) if model else Path(published.model)
     if not path.is_file():
         raise InputError(f"model file {path} is not on this machine: pass --model with its copy of the study's model")
-    data = input_data or published.get("input_data")
+    data = input_data or published.input_data
     if data and not Path(data).is_file():
         raise InputError(f"input data {data} is not on this machine: pass --input-data with its copy")
-    return load_source(str(path), input_spec=published.get("input_spec"), input_data=Path(data) if data else None,
+    return load_source(str(path), input_spec=published.input_spec, input_data=Path(data) if data else None,
                        trust_pickle=trust_pickle, batch=batch)
-
-
-def _memory(device: str, trial_memory: str | int | None) -> int | None:
-    if device == "cuda":
-        return None
-    return default_memory_cap() if trial_memory == "default" else parse_memory(trial_memory)
 
 
 def worker(storage: str, study: str, *, model: str | Path | None = None, out: str | Path | None = None,
@@ -85,15 +82,13 @@ def worker(storage: str, study: str, *, model: str | Path | None = None, out: st
     wall = parse_budget(budget) if budget is not None else None
     if trials is not None and trials < 1:
         raise InputError(f"--trials {trials}: a worker runs at least one trial")
-    _, published, source_info = _published(shared)
-    settings = from_dict(OptimizeSettings, {**published, "out": "."})
-    source = _source(source_info, model, input_data, trust_pickle, max(settings.batch_sizes))
+    _, settings, record = _published(shared)
+    source = _source(record, model, input_data, trust_pickle, max(settings.batch_sizes))
     target = Path(out) if out else Path("navigator-out") / f"{slug(study)}-worker"
     check_out(target, False, shared=True)
-    settings = replace(settings, out=target, show_progress=progress,
-                       memory_bytes=_memory(settings.device, trial_memory))
+    local = LocalSettings(target, progress, memory_cap(settings.device, trial_memory))
     try:
-        return run(source, settings, on_trial, storage=shared, wall_s=wall, join=True, own_trials=trials)
+        return run(source, settings, local, on_trial, storage=shared, wall_s=wall, join=True, own_trials=trials)
     except KeyboardInterrupt:
         raise study_storage.interrupted(shared) from None
 
@@ -105,27 +100,21 @@ def report(storage_url: str, study_name: str, out_dir: str | Path, *, model: str
     `out_dir`. On a machine of the study's hardware class the finalists are re-measured interleaved as
     `optimize` does; elsewhere the trials' own figures decide (the report says so)."""
     from navigator.search.study import Search
-    from navigator.source import materialize
-    from navigator.cache import Cache
-    from navigator.trial.isolate import TrialWorker
-    from navigator.trial.run import TrialContext
 
     shared = study_storage.shared(storage_url, study_name, heartbeat)
     assert shared is not None
-    study, published, source_info = _published(shared)
+    study, settings, record = _published(shared)
     identity = study.user_attrs["identity"]
     out = Path(out_dir)
-    settings = from_dict(OptimizeSettings, {**published, "out": str(out)})
-    source = _source(source_info, model, input_data, trust_pickle, max(settings.batch_sizes))
+    source = _source(record, model, input_data, trust_pickle, max(settings.batch_sizes))
     if source.fingerprint != identity.get("fingerprint"):
         raise StudyMismatchError(f"model {source.file or source.name} is not the model of study {study_name!r} "
                                  "(another fingerprint): pass --model with a copy of the study's model file")
     check_out(out, force, shared=True)
-    settings = replace(settings, show_progress=False, memory_bytes=_memory(settings.device, "default"))
+    local = LocalSettings(out, show_progress=False, memory_bytes=memory_cap(settings.device, "default"))
     out.mkdir(parents=True, exist_ok=True)
     search = Search.load(shared, settings)
-    candidates = registry.candidates(source.framework, settings.device, settings.paths)
-    ctx = TrialContext(source, Cache(out / "cache", source.fingerprint), settings)
+    staged = stage(source, settings, local, registry.candidates(source.framework, settings.device, settings.paths))
     notes = []
     running = study_storage.settle(search.study, heartbeat).running  # dead workers' trials failed first
     if running:
@@ -134,9 +123,6 @@ def report(storage_url: str, study_name: str, out_dir: str | Path, *, model: str
     if there and here != there:
         notes.append(f"finalists not re-measured: this machine ({here}) is not of the study's hardware class "
                      f"({there}); the best trial as the workers measured it wins")
-        return finish(source, settings, search, ctx, None, candidates, tuple(notes))
-    path, spec_text, data, trust = materialize(source, out / "source")
-    spec = WorkerSpec(path, source.name, source.fingerprint, spec_text, data, trust, max(settings.batch_sizes),
-                      str(ctx.cache.root))
-    with TrialWorker(spec, settings, out / "logs" / "worker.log") as trial_worker:
-        return finish(source, settings, search, ctx, trial_worker, candidates, tuple(notes))
+        return finish(source, local, search, staged, None, tuple(notes))
+    with staged.worker(local) as trial_worker:
+        return finish(source, local, search, staged, trial_worker, tuple(notes))

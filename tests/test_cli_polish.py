@@ -124,11 +124,11 @@ def test_paths_groups_the_unavailable_ones_by_reason() -> None:
 def test_out_holding_another_study_names_force(tmp_path: Path) -> None:
     from navigator.search import storage
     from navigator.search.study import Search
-    from navigator.settings import OptimizeSettings
+    from navigator.settings import StudySettings
 
     out = tmp_path / "out"
     out.mkdir()
-    Search(storage.default(out), OptimizeSettings(out=out, paths=("ort_cpu",)), ("onnx", "onnx"), ["ort_cpu"],
+    Search(storage.default(out), StudySettings(paths=("ort_cpu",)), ("onnx", "onnx"), ["ort_cpu"],
            "the fingerprint of another model")
     done = run_cli("optimize", "--model", str(tiny_onnx(tmp_path / "tiny.onnx")), "--path", "ort_cpu",
                    "--out", str(out), "--no-progress")

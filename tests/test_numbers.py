@@ -110,8 +110,8 @@ def test_every_report_and_the_cli_say_the_same(tmp_path: Path, capsys: pytest.Ca
     from dataclasses import replace
 
     result = replace(result, report=tmp_path / "report.json", repository=tmp_path / "model_repository" / "m")
-    extra = {"engines": {"measured": "XGBoost's own predict", "served": "Triton's FIL backend"}}
-    build.write(result, tmp_path, extra)
+    result = replace(result, engines={"measured": "XGBoost's own predict", "served": "Triton's FIL backend"})
+    build.write(result, tmp_path)
     data = json.loads((tmp_path / "report.json").read_text())
     lines = data["headline"]["lines"]
     assert any(line.startswith("speedup: not distinguishable from") for line in lines)

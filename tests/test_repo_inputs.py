@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from navigator.cache import Cache
 from navigator.records import TrialConfig
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 from navigator.source import load_source
 from navigator.trial.run import TrialContext, run_trial
 from tests.conftest import run_cli
@@ -52,7 +52,7 @@ def external_model(directory: Path, weights: np.ndarray) -> Path:
 
 def in_process(model: Path, tmp_path: Path, batch: int = 1) -> TrialContext:
     source = load_source(model, batch=batch)
-    return TrialContext(source, Cache(tmp_path / "cache", source.fingerprint), OptimizeSettings(out=tmp_path))
+    return TrialContext(source, Cache(tmp_path / "cache", source.fingerprint), StudySettings())
 
 
 # 1. A batch fixed by the model --------------------------------------------------------------------------

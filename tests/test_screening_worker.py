@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from navigator.records import TrialConfig, WorkerSpec
-from navigator.settings import OptimizeSettings
+from navigator.records import SourceRecord, TrialConfig, WorkerSpec
+from navigator.settings import StudySettings
 from navigator.source import load_source, materialize
 from navigator.trial.isolate import TrialWorker
 
@@ -19,8 +19,9 @@ def test_the_worker_screens_a_trial_against_the_bar(tmp_path: Path) -> None:
     torch.export.save(exported, str(file))
     source = load_source(str(file))
     path, spec, data, trust = materialize(source, tmp_path / "source")
-    settings = OptimizeSettings(out=tmp_path, window_s=0.05)
-    worker_spec = WorkerSpec(path, source.name, source.fingerprint, spec, data, trust, 1, str(tmp_path / "cache"))
+    settings = StudySettings(window_s=0.05)
+    worker_spec = WorkerSpec(SourceRecord(path, spec, data, trust), source.name, source.fingerprint, 1,
+                             str(tmp_path / "cache"))
     config = TrialConfig(3, "eager", {}, {"threads": 1, "channels_last": False}, 1)
     with TrialWorker(worker_spec, settings, tmp_path / "worker.log") as worker:
         far = worker.run(config, 120.0, bar=1e12)  # no model reaches a trillion inferences a second

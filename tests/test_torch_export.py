@@ -15,7 +15,7 @@ from navigator import paths  # noqa: E402
 from navigator.paths.base import Target, TritonTarget  # noqa: E402
 from navigator.records import TrialConfig  # noqa: E402
 from navigator.search import space as space_mod  # noqa: E402
-from navigator.settings import OptimizeSettings  # noqa: E402
+from navigator.settings import StudySettings  # noqa: E402
 from navigator.source import load_source  # noqa: E402
 from navigator.cache import Cache  # noqa: E402
 from navigator.trial.run import TrialContext, run_trial  # noqa: E402
@@ -75,7 +75,7 @@ class Cumulative(torch.nn.Module):
 
 def _trial(source, tmp_path: Path, path: str, convert: dict, batch: int = 2, **settings):
     ctx = TrialContext(source, Cache(tmp_path / "cache", source.fingerprint),
-                       OptimizeSettings(out=tmp_path, window_s=0.01, **settings))
+                       StudySettings(window_s=0.01, **settings))
     runtime = {"threads": 1} if path in ("eager", "torchscript") else {"intra_op_num_threads": 1}
     return run_trial(ctx, TrialConfig(0, path, convert, runtime, batch))
 

@@ -103,11 +103,12 @@ def _shared_study(tmp: Path, model: Path) -> str:
     import optuna
 
     from navigator.api import published
-    from navigator.settings import OptimizeSettings
+    from navigator.records import SourceRecord
+    from navigator.settings import StudySettings
 
     url = f"sqlite:///{tmp / f'study-{model.stem}.db'}"
     study = optuna.create_study(storage=url, study_name="s", load_if_exists=True)
-    for key, value in published(OptimizeSettings(out=tmp), str(model), SPEC, None).items():
+    for key, value in published(StudySettings(), SourceRecord(str(model), SPEC)).items():
         study.set_user_attr(key, value)
     study.set_user_attr("identity", {"fingerprint": "0" * 64})
     return url
@@ -291,7 +292,7 @@ def test_runner_of_a_reloaded_result_needs_trust_for_a_pickled_model(kit: Kit, t
         navigator.load_runner(result)
     from navigator.results import load_source_of
 
-    assert load_source_of(report, 1, trust_pickle=True).kind == "module"
+    assert load_source_of(result, 1, trust_pickle=True).kind == "module"
 
 
 

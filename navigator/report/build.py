@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
 from navigator.osutil import atomic_write
-from navigator.records import STATUSES, Result, TrialOutcome, to_dict
+from navigator.records import STATUSES, Result, StudySummary, TrialOutcome, to_dict
 from navigator.report import headline, spend
 
 
@@ -82,19 +82,18 @@ def _serving(result: Result) -> list[str]:
     return lines
 
 
-def markdown(result: Result, extra: dict[str, Any]) -> str:
+def markdown(result: Result) -> str:
     w = result.winner
     lines = [f"# navigator report: {result.model}", ""]
-    head = headline.build(result, extra)
+    head = headline.build(result)
     lines += [f"- **{text[0].upper()}{text[1:]}.**" if i == 0 else f"- {text[0].upper()}{text[1:]}."
               for i, text in enumerate(head.lines)]
     if w and w.bench and w.bench.host_throughput:
         lines += [f"- With the host copies a Triton client pays (search-time figure): {w.bench.host_throughput:.1f} "
                   f"inferences/s, p99 {w.bench.host_p99_ms:.3f} ms."]
-    metric = extra.get("metric") or {}
-    if metric:
+    if result.metric:
         lines += ["**Metric** (user's, higher is better): " +
-                  ", ".join(f"{k} {v:.6g}" for k, v in metric.items()) + "."]
+                  ", ".join(f"{k} {v:.6g}" for k, v in result.metric.items()) + "."]
     lines += _finalists(result)
     lines += _serving(result)
     if result.repository:
@@ -105,58 +104,62 @@ def markdown(result: Result, extra: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [_row(o, w.config.number if w else None) for o in result.outcomes]
     lines += spend.markdown(result)
-    if extra.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in extra["notes"]]
-    unavailable = extra.get("unavailable", {})
-    if unavailable:
-        lines += ["", "## Paths not searched", ""] + [f"- `{k}`: {v}" for k, v in unavailable.items()]
-    lines += _workers(extra.get("study"))
+    if result.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
+    if result.unavailable:
+        lines += ["", "## Paths not searched", ""] + [f"- `{k}`: {v}" for k, v in result.unavailable.items()]
+    lines += _workers(result.study)
     lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in result.environment.items()]
     return "\n".join(lines) + "\n"
 
 
-def _workers(study: dict[str, Any] | None) -> list[str]:
+def _workers(study: StudySummary | None) -> list[str]:
     """A shared study: who ran which trials, on what, and what happened to dead workers' trials."""
     if not study:
         return []
-    lines = ["", "## Workers", "", f"Study `{study['name']}` in `{study['storage']}`; ranked on hardware class "
-             f"`{study['hardware_class']}` only.", ""]
-    for name, w in study["workers"].items():
-        hw = w["hardware"]
-        lines.append(f"- `{name}`: {len(w['trials'])} trials ({', '.join(map(str, w['trials']))}); "
+    lines = ["", "## Workers", "", f"Study `{study.name}` in `{study.storage}`; ranked on hardware class "
+             f"`{study.hardware_class}` only.", ""]
+    for name, w in study.workers.items():
+        hw = w.hardware
+        lines.append(f"- `{name}`: {len(w.trials)} trials ({', '.join(map(str, w.trials))}); "
                      f"{hw.get('cpu', '?')}{', ' + hw['gpu'] if 'gpu' in hw else ''}"
                      f"{', driver ' + hw['gpu_driver'] if 'gpu_driver' in hw else ''}")
-    if study["dead_worker_trials"]:
-        lines.append(f"- trials of dead workers (failed by heartbeat): {study['dead_worker_trials']}; "
-                     f"retried as: {study['retries'] or 'none finished'}")
-    if study["not_ranked_other_hardware"]:
-        lines.append(f"- not ranked (measured on another hardware class): {study['not_ranked_other_hardware']}")
-    if study["versions_differ"]:
-        lines.append(f"- library versions differ between workers: {', '.join(study['versions_differ'])}")
-    if study["still_running"]:
-        lines.append(f"- {study['still_running']} trials were still running when this report was written")
+    if study.dead_worker_trials:
+        lines.append(f"- trials of dead workers (failed by heartbeat): {list(study.dead_worker_trials)}; "
+                     f"retried as: {study.retries or 'none finished'}")
+    if study.not_ranked_other_hardware:
+        lines.append(f"- not ranked (measured on another hardware class): {list(study.not_ranked_other_hardware)}")
+    if study.versions_differ:
+        lines.append(f"- library versions differ between workers: {', '.join(study.versions_differ)}")
+    if study.still_running:
+        lines.append(f"- {study.still_running} trials were still running when this report was written")
     return lines
 
 
-def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
-    """report.json and report.md in `out`; returns report.json's path."""
-    data = {**to_dict(result), **extra}
-    data["headline"] = to_dict(headline.build(result, extra))  # what the header and the CLI say
-    data["trials_by_status"] = {s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))}
-    atomic_write(out / "report.json", json.dumps(data, indent=2, default=str) + "\n")
-    atomic_write(out / "report.md", markdown(result, extra))
-    write_html(result, out, extra)
+def completed(result: Result) -> Result:
+    """`result` with the report's derived sections: its headline and the trial count by status."""
+    by_status = {s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))}
+    return replace(result, headline=headline.build(result), trials_by_status=by_status)
+
+
+def write(result: Result, out: Path) -> Path:
+    """report.json (exactly `to_dict` of the Result), report.md and report.html in `out`; returns
+    report.json's path."""
+    result = completed(result)
+    atomic_write(out / "report.json", json.dumps(to_dict(result), indent=2) + "\n")
+    atomic_write(out / "report.md", markdown(result))
+    write_html(result, out)
     return out / "report.json"
 
 
-def write_html(result: Result, out: Path, extra: dict[str, Any]) -> Path | None:
+def write_html(result: Result, out: Path) -> Path | None:
     """report.html beside the others; without the `report` extra (plotly, jinja2) it is left out with a
     note in report.md rather than failing a finished study."""
     from navigator.errors import UnavailableError
     from navigator.report import html_page
 
     try:
-        return html_page.write(result, out, extra)
+        return html_page.write(result, out)
     except UnavailableError as exc:
         with open(out / "report.md", "a") as md:
             md.write(f"\nreport.html not written: {exc}\n")

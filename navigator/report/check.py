@@ -97,9 +97,10 @@ class Verdict:
         return REGRESSION if self.regression else PASS
 
 
-def side(label: str, result: Result, metric: float | None = None) -> Side:
-    """A report's winner with its repeated measurements (the finalists' rounds, or its one figure)."""
-    w = result.winner
+def side(label: str, result: Result) -> Side:
+    """A report's winner with its repeated measurements (the finalists' rounds, or its one figure) and
+    the user metric's value on it, where the run had one."""
+    w, metric = result.winner, result.metric.get("winner")
     valid = tuple(dict.fromkeys(o.config.path for o in result.outcomes
                                 if o.status in MEASURED and o.validation and o.validation.ok))
     if w is None or w.bench is None:
@@ -196,13 +197,6 @@ def evaluate(base: Side, cand: Side, max_regression: float, paired: bool,
     return Verdict(base, cand, tuple(criteria), max_regression, "interleaved" if paired else "reports")
 
 
-def _metric(report: Path) -> float | None:
-    from navigator.results import read_report
-
-    value = read_report(report).get("metric", {})
-    return float(value["winner"]) if isinstance(value, dict) and value.get("winner") is not None else None
-
-
 def check(baseline: str | Path, candidate: str | Path | None = None, *, model: Any = None,
           budget: str | float = "2m", out: str | Path | None = None, max_regression: float = 0.10,
           max_metric_drop: float = 0.0, rounds: int = 7, paths: list[str] | None = None,
@@ -229,17 +223,16 @@ def check(baseline: str | Path, candidate: str | Path | None = None, *, model: A
         InputError: unreadable or malformed reports, both or neither of candidate/model, bad margins;
             InvalidModelError, UntrustedPickleError, NoValidTrialError (see exit_code_of).
     """
-    from navigator.results import result_from_report
+    from navigator.results import read_report
 
     if (candidate is None) == (model is None):
         raise InputError("give exactly one of --candidate REPORT.json and --model MODEL")
     if not 0 <= max_regression < 1:
         raise InputError(f"--max-regression {max_regression} must be in [0, 1), e.g. 0.1 for 10%")
     base_path = Path(baseline)
-    base = side("baseline", result_from_report(base_path), _metric(base_path))
+    base = side("baseline", read_report(base_path))
     if candidate is not None:
-        cand_path = Path(candidate)
-        cand = side("candidate", result_from_report(cand_path), _metric(cand_path))
+        cand = side("candidate", read_report(Path(candidate)))
         return evaluate(base, cand, max_regression, paired=False, max_metric_drop=max_metric_drop,
                         outputs=_outputs(base, cand, trust_pickle))
     from navigator.report.remeasure import optimize_and_remeasure

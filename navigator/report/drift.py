@@ -12,6 +12,7 @@ the model's drift.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from navigator import errors
 from navigator.errors import InvalidModelError
-from navigator.records import TensorSpec, TrialOutcome, WorkerSpec, to_dict
+from navigator.records import Result, TensorSpec, TrialOutcome, WorkerSpec, to_dict
 
 NAME = "outputs"
 
@@ -27,7 +28,7 @@ NAME = "outputs"
 def _tolerances(*winners: TrialOutcome) -> tuple[float, float]:
     from navigator.serving import tolerances_of
 
-    pairs = [tolerances_of(to_dict(w.validation.outputs) if w.validation else []) for w in winners]
+    pairs = [tolerances_of(w.validation.outputs if w.validation else ()) for w in winners]
     return max(a for a, _ in pairs), max(r for _, r in pairs)
 
 
@@ -41,27 +42,27 @@ def _reraise(message: str) -> None:
     raise InvalidModelError(f"the candidate's model did not load: {message}")
 
 
-def _candidate_outputs(report: Path, winner: TrialOutcome, inputs_file: Path, trust_pickle: bool,
-                       work: Path) -> list[np.ndarray]:
+def _candidate_outputs(candidate: Result, inputs_file: Path, trust_pickle: bool, work: Path) -> list[np.ndarray]:
     """The candidate's winner run on `inputs_file` in a trial worker; InvalidModelError when its model
     is gone or does not load, RuntimeError (its one-line reason) when the winner fails on the inputs."""
     from navigator import paths
-    from navigator.results import read_report, source_record
-    from navigator.settings import OptimizeSettings
+    from navigator.results import source_record
+    from navigator.settings import StudySettings
     from navigator.source import file_sha256
     from navigator.trial.isolate import TrialWorker, WorkerDied
 
-    record = source_record(report)
-    model = Path(record["model"])
+    report, winner = candidate.report, candidate.winner
+    assert report is not None and winner is not None
+    record = source_record(candidate)
+    model = Path(record.model)
     if not model.exists():
         raise InvalidModelError(f"the candidate's model is gone: {model} (recorded in {report})")
-    memory = (read_report(report).get("settings") or {}).get("memory_bytes")
-    settings = OptimizeSettings(out=work, show_progress=False, memory_bytes=memory)
+    memory = candidate.local.memory_bytes if candidate.local else None
     # The cache is keyed by the file's contents: a model changed since its run is converted again.
-    spec = WorkerSpec(str(model), model.stem, file_sha256(model), record.get("input_spec"), record.get("input_data"),
-                      trust_pickle, winner.config.batch_size, str(report.parent / "cache"))
+    spec = WorkerSpec(replace(record, trust_pickle=trust_pickle), model.stem, file_sha256(model),
+                      winner.config.batch_size, str(report.parent / "cache"))
     out_file = work / "candidate_outputs.npz"
-    with TrialWorker(spec, settings, work / "worker.log") as worker:
+    with TrialWorker(spec, StudySettings(), work / "worker.log", memory) as worker:
         try:
             worker.start()
         except RuntimeError as exc:  # the worker could not load the model
@@ -81,11 +82,11 @@ def _candidate_outputs(report: Path, winner: TrialOutcome, inputs_file: Path, tr
 def criterion(base_report: Path, cand_report: Path, trust_pickle: bool) -> Any:
     """The `outputs` Criterion of the gate. InputError when the baseline has no validation data."""
     from navigator.report.check import Criterion
-    from navigator.results import result_from_report
+    from navigator.results import read_report
     from navigator.serving import load_validation
     from navigator.trial.validate import validate
 
-    base, cand = result_from_report(base_report), result_from_report(cand_report)
+    base, cand = read_report(base_report), read_report(cand_report)
     assert base.winner is not None and cand.winner is not None  # the gate checks both have one first
     inputs, reference = load_validation(base_report.parent / "validation")
     atol, rtol = _tolerances(base.winner, cand.winner)
@@ -93,8 +94,7 @@ def criterion(base_report: Path, cand_report: Path, trust_pickle: bool) -> Any:
     rows = next(iter(inputs.values())).shape[0] if inputs else 0
     with tempfile.TemporaryDirectory(prefix="navigator-drift-") as tmp:
         try:
-            got = _candidate_outputs(cand_report, cand.winner, base_report.parent / "validation" / "inputs.npz",
-                                     trust_pickle, Path(tmp))
+            got = _candidate_outputs(cand, base_report.parent / "validation" / "inputs.npz", trust_pickle, Path(tmp))
         except RuntimeError as exc:
             return Criterion(NAME, False, f"{who} could not run on the baseline's validation inputs: {exc}")
     specs = tuple(TensorSpec(name, str(ref.dtype), ref.shape) for name, ref in reference.items())

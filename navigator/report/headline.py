@@ -11,46 +11,15 @@ from 1 and both sides were measured steadily; otherwise the interval is what is 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import fields
 
-from navigator.records import TUNED_BASELINE, UNSTABLE_SPREAD, Comparison, Finalist, Result, TrialOutcome
+from navigator import objective as objectives
+from navigator.records import (TUNED_BASELINE, UNSTABLE_SPREAD, Comparison, Figure, Finalist, Headline, Result, Speedup,
+                               TrialOutcome)
 
 # Role -> how the reports name it.
 NAMES = {"baseline": "the source framework as given", TUNED_BASELINE: "the source framework with its own best settings",
          "runner-up": "the runner-up"}
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One trial's figures as the decision saw them: the medians of its interleaved rounds, or (not
-    re-measured) its search-time benchmark."""
-
-    role: str
-    number: int
-    path: str
-    params: str
-    batch_size: int
-    throughput: float
-    p99_ms: float
-    rounds: tuple[float, ...]  # infer/s per interleaved round; () when not re-measured
-    text: str
-
-
-@dataclass(frozen=True)
-class Speedup(Comparison):
-    """A comparison of the winner and what the reports say of it."""
-
-    text: str = ""
-
-
-@dataclass(frozen=True)
-class Headline:
-    winner: Figure | None
-    baselines: tuple[Figure, ...]
-    speedups: tuple[Speedup, ...]  # the headline one (against the tuned baseline) first
-    engines: str  # which engine measured the winner and which one the written config runs
-    lines: tuple[str, ...]  # all of the above in words, for the CLI and the report headers
 
 
 LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "sklearn": "scikit-learn"}
@@ -101,7 +70,7 @@ def distinguishable(c: Comparison) -> str:
 
 def _speedup(c: Comparison, winner: int, objective: str) -> Speedup:
     name = NAMES.get(c.against, c.against)
-    unit = "the throughput of" if objective == "throughput" else "lower p99 than"
+    unit = objectives.get(objective).versus
     interval = f"{c.low:.2f}-{c.high:.2f}x"
     if c.number == winner:
         text = f"the winner is {name} (trial {c.number})"
@@ -115,8 +84,8 @@ def _speedup(c: Comparison, winner: int, objective: str) -> Speedup:
     return Speedup(**{f.name: getattr(c, f.name) for f in fields(c)}, text=text)
 
 
-def build(result: Result, extra: dict[str, Any] | None = None) -> Headline:
-    """The headline of `result`; `extra` is the report's extra sections (its "engines")."""
+def build(result: Result) -> Headline:
+    """The headline of `result`."""
     w = result.winner
     winner = _figure("winner", w, result.finalists) if w else None
     tuned_number = next((f.number for f in result.finalists if TUNED_BASELINE in f.role.split(", ")), None)
@@ -128,7 +97,7 @@ def build(result: Result, extra: dict[str, Any] | None = None) -> Headline:
     order = {TUNED_BASELINE: 0, "baseline": 1}
     speedups = tuple(_speedup(c, w.config.number, result.objective)
                      for c in sorted(result.comparisons, key=lambda c: order.get(c.against, 2))) if w else ()
-    engines = (extra or {}).get("engines") or {}
+    engines = result.engines
     engine_text = (f"measured with {engines['measured']}; the written config runs {engines['served']}"
                    if engines.get("measured") and engines.get("served") else "")
     lines = [winner.text if winner else "no trial passed validation and benchmarking"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.lazy import require
-from navigator.records import STATUSES, TUNED_BASELINE, Result, TrialOutcome
+from navigator.records import STATUSES, TUNED_BASELINE, Result, TrialOutcome, to_dict
 from navigator.report import headline, plots
 
 
@@ -31,7 +31,15 @@ def figures(result: Result) -> list[str]:
     return out
 
 
-def render(result: Result, extra: dict[str, Any]) -> str:
+def _settings(result: Result) -> dict[str, Any]:
+    """The settings table: the study's, this run's memory cap, the study's trial time."""
+    if result.settings is None:
+        return {}
+    memory = {"memory_bytes": result.local.memory_bytes} if result.local else {}
+    return {**to_dict(result.settings), **memory, "study_elapsed_s": result.study_elapsed_s}
+
+
+def render(result: Result) -> str:
     """The whole page as text."""
     jinja2 = require("jinja2")
     offline = require("plotly.offline")
@@ -39,21 +47,20 @@ def render(result: Result, extra: dict[str, Any]) -> str:
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=False)
     env.globals.update(params=_params, err=_err, median=statistics.median, distinguishable=headline.distinguishable)
     w = result.winner
-    head = headline.build(result, extra)
+    head = headline.build(result)
     vs_base = next((s for s in head.speedups if s.against == TUNED_BASELINE), None)
     return env.get_template("report.html.j2").render(
         r=result, w=w, b=result.baseline, vs_base=vs_base, head=head,
         max_err=_err(w) if w else 0.0,
         by_status={s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))},
-        settings=extra.get("settings", {}), metric=extra.get("metric") or {}, notes=extra.get("notes", []),
-        unavailable=extra.get("unavailable", {}),
+        settings=_settings(result), metric=result.metric, notes=result.notes, unavailable=result.unavailable,
         figures=figures(result), plotly_js=offline.get_plotlyjs())
 
 
-def write(result: Result, out: Path, extra: dict[str, Any]) -> Path:
+def write(result: Result, out: Path) -> Path:
     """report.html in `out` (written to a temporary name, then renamed)."""
     from navigator.osutil import atomic_write
 
     target = out / "report.html"
-    atomic_write(target, render(result, extra))
+    atomic_write(target, render(result))
     return target

@@ -14,6 +14,7 @@ import math
 import warnings
 from typing import Any, Callable
 
+from navigator import objective as objectives
 from navigator.lazy import require
 from navigator.records import MEASURED, Result, TrialOutcome
 
@@ -30,11 +31,11 @@ def _go() -> Any:
 
 def _value(o: TrialOutcome, objective: str) -> float:
     assert o.bench is not None
-    return o.bench.throughput if objective == "throughput" else o.bench.p99_ms
+    return objectives.get(objective).value(o.bench)
 
 
 def _label(objective: str) -> str:
-    return "throughput (inferences/s)" if objective == "throughput" else "p99 latency (ms)"
+    return objectives.get(objective).label
 
 
 def _colors(result: Result) -> dict[str, str]:
@@ -72,8 +73,7 @@ def history(result: Result) -> Any:
     numbers = []
     for o in sorted((o for o in measured if o.status == "ok"), key=lambda o: o.config.number):
         v = _value(o, result.objective)
-        better = max if result.objective == "throughput" else min
-        best.append(better(best[-1], v) if best else v)
+        best.append(objectives.get(result.objective).best((best[-1], v)) if best else v)
         numbers.append(o.config.number)
     if best:
         fig.add_trace(go.Scatter(x=numbers, y=best, mode="lines", line={"shape": "hv", "color": "#222"},
@@ -89,8 +89,7 @@ def per_path(result: Result) -> Any:
         mine = [o for o in result.outcomes if o.config.path == path]
         ok = [o for o in mine if o.status in MEASURED and o.bench]
         broken = sum(o.status not in MEASURED for o in mine)
-        pick = max if result.objective == "throughput" else min
-        best = pick(ok, key=lambda o: _value(o, result.objective)) if ok else None
+        best = max(ok, key=lambda o: objectives.get(result.objective).score(o.bench)) if ok else None  # type: ignore[arg-type]
         names.append(path)
         values.append(_value(best, result.objective) if best else 0.0)
         texts.append(f"trial {best.config.number}, {len(ok)} valid, {broken} failed" if best
@@ -165,7 +164,7 @@ def _importance_of(trials: list[tuple[dict[str, Any], float]], direction: str) -
 def importances(result: Result) -> dict[str, dict[str, float]]:
     """'all trials' -> importance of path / batch size; each path -> importance of its own parameters."""
     require("optuna").logging.set_verbosity(logging.ERROR)  # as the search does: no line per study
-    direction = "maximize" if result.objective == "throughput" else "minimize"
+    direction = objectives.get(result.objective).direction
     ok = [o for o in result.outcomes if o.status == "ok" and o.bench]
     out: dict[str, dict[str, float]] = {}
     top = [({"path": o.config.path, "batch_size": o.config.batch_size}, _value(o, result.objective)) for o in ok]

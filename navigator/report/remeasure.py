@@ -10,14 +10,15 @@ model does not fail, and a slower one is not hidden, because one search was luck
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from navigator import objective as objectives
 from navigator.errors import InputError
-from navigator.records import TrialConfig
+from navigator.records import Result, TrialConfig
+from navigator.settings import StudySettings
 from navigator.report.check import Side, side
 
 
@@ -30,14 +31,13 @@ class _Model:
     winner: TrialConfig
 
 
-def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
+def _call(model: _Model, config: TrialConfig, settings: StudySettings,
           validate: bool) -> Callable[[], Any] | None:
     """A warm-able call of `config` on `model`; with `validate`, None unless the configuration applies to
     this model and its outputs match the model's source within tolerance (checked as a trial)."""
     from navigator import paths
     from navigator.paths.base import Target
     from navigator.records import MEASURED
-    from navigator.settings import OptimizeSettings
     from navigator.source.iospec import resize_batch
     from navigator.cache import Cache
     from navigator.trial.run import TrialContext, run_trial
@@ -49,10 +49,8 @@ def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
     if validate:
         if model.source.framework not in path.frameworks or path.available():
             return None
-        opts = OptimizeSettings(out=model.cache_dir.parent, batch_sizes=(config.batch_size,),
-                                window_s=float(settings.get("window_s", 0.25)),
-                                window_calls=int(settings.get("window_calls", 0)),
-                                noise_atol=float(settings.get("noise_atol", 0.0)), show_progress=False)
+        opts = StudySettings(batch_sizes=(config.batch_size,), window_s=settings.window_s,
+                             window_calls=settings.window_calls, noise_atol=settings.noise_atol)
         if run_trial(TrialContext(model.source, cache, opts), replace(config, number=-1)).status not in MEASURED:
             return None
     artifact = path.convert(model.source, config.convert, cache, Target.of(model.source, path.devices[0]))
@@ -61,16 +59,16 @@ def _call(model: _Model, config: TrialConfig, settings: dict[str, Any],
     return runner.prepare(resize_batch(samples, config.batch_size) if model.source.io.batched else samples)
 
 
-def _baseline_model(report: Path, model: str | Path | None, trust_pickle: bool) -> _Model:
+def _baseline_model(report: Result, model: str | Path | None, trust_pickle: bool) -> _Model:
     """The baseline's model loaded from its recorded file (or `model`), with its run's cache; checked to
     be the file the report measured before it is opened, unpickled only with `trust_pickle`."""
-    from navigator.records import TrialOutcome, from_dict
-    from navigator.results import load_source_of, read_report
+    from navigator.results import load_source_of
 
-    winner = from_dict(TrialOutcome, read_report(report)["winner"]).config
+    assert report.winner is not None and report.report is not None  # the gate checks it has one first
+    winner = report.winner.config
     source = load_source_of(report, winner.batch_size, model=Path(model) if model else None,
                             trust_pickle=trust_pickle, changed="pass the original with --baseline-model")
-    return _Model(source, report.parent / "cache", winner)
+    return _Model(source, report.report.parent / "cache", winner)
 
 
 def _same(a: TrialConfig, b: TrialConfig) -> bool:
@@ -88,28 +86,28 @@ def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget:
                            input_data: str | Path | None = None) -> tuple[Side, Side]:
     """(candidate, baseline) with `rounds` paired measurements each. The candidate's inputs are
     `input_spec` / `input_data`, else (a model file) the baseline's recorded --input-spec."""
-    from navigator.api import optimize
+    from navigator.pyapi import optimize
     from navigator.results import load_source_of, read_report, source_record
     from navigator.trial.remeasure import interleave
     from navigator.trial.bench import warm_up
 
     if rounds < 3:
         raise InputError(f"--rounds {rounds}: at least 3 rounds are needed for a confidence interval")
-    settings = read_report(base_report).get("settings") or {}
-    record = source_record(base_report)
-    theirs = _baseline_model(base_report, baseline_model, trust_pickle)  # before spending the budget
+    recorded = read_report(base_report)
+    settings = recorded.settings or StudySettings()
+    record = source_record(recorded)
+    theirs = _baseline_model(recorded, baseline_model, trust_pickle)  # before spending the budget
     if input_spec is None and input_data is None and isinstance(model, (str, Path)):
-        input_spec = record.get("input_spec")
+        input_spec = record.input_spec
     target = Path(out) if out else Path(tempfile.mkdtemp(prefix="navigator-check-"))
-    result = optimize(model, budget=budget, out=target, objective=settings.get("objective", "throughput"),
-                      batch_size=",".join(str(b) for b in settings.get("batch_sizes", [1])), paths=paths,
-                      window_s=float(settings.get("window_s", 0.25)),
-                      window_calls=int(settings.get("window_calls", 0)),
-                      input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, progress=progress)
+    result = optimize(model, budget=budget, out=target, objective=settings.objective,
+                      batch_size=",".join(map(str, settings.batch_sizes)), paths=paths, window_s=settings.window_s,
+                      window_calls=settings.window_calls, input_spec=input_spec, input_data=input_data,
+                      trust_pickle=trust_pickle, progress=progress)
     cand = side("candidate", result)
     if cand.failure or result.winner is None or result.report is None:
         return cand, base
-    mine = _Model(load_source_of(result.report, result.winner.config.batch_size, trust_pickle=trust_pickle),
+    mine = _Model(load_source_of(result, result.winner.config.batch_size, trust_pickle=trust_pickle),
                   target / "cache", result.winner.config)
     # (side, configuration description, call): each model with its own winner, then with the other's.
     entries: list[tuple[str, str, Callable[[], Any], int]] = []
@@ -125,17 +123,15 @@ def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget:
                 entries.append((who, _describe(config, whose), call, config.batch_size))
     if any(who == "candidate" and how for who, how, _, _ in entries):  # validated: the path is valid there
         cand = replace(cand, valid_paths=tuple(dict.fromkeys((*cand.valid_paths, str(base.path)))))
-    window_s = float(settings.get("window_s", 0.25))
     for _, _, call, _ in entries:
-        warm_up(call, 2 * window_s)
-    figures = interleave([(call, batch) for _, _, call, batch in entries], rounds, window_s,
-                         int(settings.get("window_calls", 0)))
-    latency = settings.get("objective", "throughput") == "latency"
+        warm_up(call, 2 * settings.window_s)
+    figures = interleave([(call, batch) for _, _, call, batch in entries], rounds, settings.window_s,
+                         settings.window_calls)
+    goal = objectives.get(settings.objective)
 
     def best(who: str, s: Side) -> Side:
         options = [(how, fig) for (w, how, _, _), fig in zip(entries, figures) if w == who]
-        how, (thr, p99) = (min(options, key=lambda o: statistics.median(o[1][1])) if latency
-                           else max(options, key=lambda o: statistics.median(o[1][0])))
+        how, (thr, p99) = max(options, key=lambda o: goal.rounds_score(*o[1]))
         return replace(s, throughput=thr, p99_ms=p99, cv=0.0, measured=how)
 
     return best("candidate", cand), best("baseline", base)

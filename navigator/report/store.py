@@ -2,8 +2,9 @@
 today, a shared database for studies run on several machines).
 
 Each trial's outcome already lives on its optuna trial. At the end of a run the rest of the Result
-(winner, finalists' interleaved rounds, comparisons, environment, settings) is stored as the study's
-user attribute SUMMARY_ATTR, so that `navigator report` rebuilds every report without re-measuring.
+(winner, finalists' interleaved rounds, comparisons, environment, settings), as `to_dict` gives it, is
+stored as the study's user attribute SUMMARY_ATTR, so that `navigator report` rebuilds every report
+without re-measuring.
 A study without that attribute (a run that was killed) is rendered from its trials alone: the best
 valid trial, with no interleaved re-measurement.
 """
@@ -30,11 +31,18 @@ def storage_for_dir(directory: Path) -> str:
     return storage_url(directory)
 
 
-def save(study: Any, result: Result, extra: dict[str, Any]) -> None:
-    """Store everything but the outcomes (already on the trials) on the study."""
-    data = {k: v for k, v in {**to_dict(result), **extra}.items() if k != "outcomes"}
-    data["summary_trials"] = len(result.outcomes)
-    study.set_user_attr(SUMMARY_ATTR, json.dumps(data, default=str))
+def save(study: Any, result: Result) -> None:
+    """Store everything but the outcomes (already on the trials) on the study, with their count."""
+    data = to_dict(replace(result, outcomes=()))
+    study.set_user_attr(SUMMARY_ATTR, json.dumps({"summary_trials": len(result.outcomes), "result": data}))
+
+
+def set_metric(storage_url: str, study_name: str, values: dict[str, float]) -> None:
+    """Add the user metric to the stored summary (the reports are rebuilt from it)."""
+    study = open_study(storage_url, study_name)
+    data = json.loads(study.user_attrs[SUMMARY_ATTR])
+    data["result"]["metric"] = values
+    study.set_user_attr(SUMMARY_ATTR, json.dumps(data))
 
 
 def open_study(storage_url: str, study_name: str) -> Any:
@@ -51,39 +59,38 @@ def open_study(storage_url: str, study_name: str) -> Any:
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
-def load(storage_url: str, study_name: str) -> tuple[Result, dict[str, Any]]:
-    """(Result, the report's extra sections) from a study storage."""
+def load(storage_url: str, study_name: str) -> Result:
+    """The Result stored on a study."""
     from navigator.search.study import OUTCOME_ATTR
 
     study = open_study(storage_url, study_name)
     outcomes = tuple(from_dict(TrialOutcome, json.loads(t.user_attrs[OUTCOME_ATTR]))
                      for t in study.get_trials(deepcopy=False) if OUTCOME_ATTR in t.user_attrs)
-    raw = study.user_attrs.get(SUMMARY_ATTR)
-    if raw:
-        data = json.loads(raw)
-        result = from_dict(Result, {**data, "outcomes": []})
-        by_number = {o.config.number: o for o in outcomes}
-        # The stored winner and baseline are the same trials as in the outcomes: keep one copy.
-        winner = by_number.get(result.winner.config.number, result.winner) if result.winner else None
-        baseline = by_number.get(result.baseline.config.number, result.baseline) if result.baseline else None
-        result = replace(result, outcomes=outcomes, winner=winner, baseline=baseline)
-        extra = {k: v for k, v in data.items() if k not in Result.__dataclass_fields__ and k != "summary_trials"}
-        later = len(outcomes) - int(data.get("summary_trials", len(outcomes)))
-        if later:  # a later run of the same study was interrupted before its summary
-            extra["notes"] = [*extra.get("notes", []), f"{later} trial(s) ran after the winner was chosen "
-                              "(an interrupted rerun); rerun navigator optimize to re-measure the finalists"]
-        return result, extra
-    return _from_trials(study, outcomes), {"notes": [
-        "rebuilt from the study's trials alone (the run did not finish): the winner is the best valid "
-        "trial, not re-measured against the others"]}
+    data = json.loads(study.user_attrs.get(SUMMARY_ATTR, "{}"))
+    if "result" not in data:  # a run that did not finish, or a summary of an older navigator
+        why = "the run did not finish" if not data else "its summary was written by an older navigator"
+        return replace(_from_trials(study, outcomes), notes=(
+            f"rebuilt from the study's trials alone ({why}): the winner is the best valid trial, not "
+            "re-measured against the others",))
+    result = from_dict(Result, data["result"])
+    by_number = {o.config.number: o for o in outcomes}
+    # The stored winner and baseline are the same trials as in the outcomes: keep one copy.
+    winner = by_number.get(result.winner.config.number, result.winner) if result.winner else None
+    baseline = by_number.get(result.baseline.config.number, result.baseline) if result.baseline else None
+    result = replace(result, outcomes=outcomes, winner=winner, baseline=baseline)
+    later = len(outcomes) - int(data["summary_trials"])
+    if later:  # a later run of the same study was interrupted before its summary
+        result = replace(result, notes=(*result.notes, f"{later} trial(s) ran after the winner was chosen "
+                                        "(an interrupted rerun); rerun navigator optimize to re-measure the finalists"))
+    return result
 
 
 def _from_trials(study: Any, outcomes: tuple[TrialOutcome, ...]) -> Result:
     from navigator import env
-    from navigator.api import rank
+    from navigator import objective as objectives
 
     objective = study.user_attrs.get("objective", "throughput")
-    ranked = rank(list(outcomes), objective)
+    ranked = objectives.get(objective).rank(outcomes)
     winner = ranked[0] if ranked else None
     roles = {t.user_attrs.get("role"): t.number for t in study.get_trials(deepcopy=False)}
     baseline = next((o for o in outcomes if o.config.number == roles.get("baseline")), None)
@@ -99,7 +106,7 @@ def render_from_storage(storage_url: str, study_name: str, out_dir: Path) -> Pat
     report.json's path. `storage_url` is any optuna storage URL (sqlite:///..., postgresql://...)."""
     from navigator.report import build
 
-    result, extra = load(storage_url, study_name)
+    result = load(storage_url, study_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = replace(result, report=out_dir / "report.json")
-    return build.write(result, out_dir, extra)
+    return build.write(result, out_dir)

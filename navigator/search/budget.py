@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from navigator.records import Params, TrialOutcome
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 from navigator.trial.bench import MIN_CALLS_PER_WINDOW, STABLE_WINDOWS
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Budget:
         return rounds, max(window, load_s + rounds * round_s) + self.grace() / 2
 
 
-def window_s(o: TrialOutcome, settings: OptimizeSettings) -> float:
+def window_s(o: TrialOutcome, settings: StudySettings) -> float:
     """How long one benchmark window of this trial lasts (time windows stretch to MIN_CALLS_PER_WINDOW
     calls of a slow model)."""
     mean = o.bench.mean_ms / 1e3 if o.bench else 0.0
@@ -82,7 +82,7 @@ def window_s(o: TrialOutcome, settings: OptimizeSettings) -> float:
     return max(settings.window_s, MIN_CALLS_PER_WINDOW * mean)
 
 
-def entry_cost(o: TrialOutcome, settings: OptimizeSettings) -> tuple[float, float]:
+def entry_cost(o: TrialOutcome, settings: StudySettings) -> tuple[float, float]:
     """(load, one round) seconds of re-measuring a trial's configuration, from its own trial: its load
     time and a warm-up of two windows, then per round a quarter-window warm-up and as many windows as
     its own measurement took to settle."""
@@ -91,13 +91,13 @@ def entry_cost(o: TrialOutcome, settings: OptimizeSettings) -> tuple[float, floa
     return o.load_s + LOAD_OVERHEAD_S + 2 * window, (windows + 0.25) * window
 
 
-def finalists_cost(chosen: list[TrialOutcome], settings: OptimizeSettings) -> tuple[float, float]:
+def finalists_cost(chosen: list[TrialOutcome], settings: StudySettings) -> tuple[float, float]:
     """(load, one round) seconds of re-measuring all `chosen` configurations."""
     costs = [entry_cost(o, settings) for o in chosen]
     return sum(c[0] for c in costs), sum(c[1] for c in costs)
 
 
-def reserve(measured: list[TrialOutcome], settings: OptimizeSettings) -> float:
+def reserve(measured: list[TrialOutcome], settings: StudySettings) -> float:
     """Seconds kept for the finalists (the top k, the baseline, ONNX Runtime's defaults): at the mean
     cost of the study's measured trials, or by the window settings before there are any; a third of
     the budget at most (the search comes first)."""

@@ -4,11 +4,11 @@ paired by round (the same moment of machine noise) with a bootstrap confidence i
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import replace
 
 import numpy as np
 
+from navigator import objective as objectives
 from navigator.records import MEASURED, UNSTABLE_SPREAD, Comparison, Finalist, TrialOutcome
 
 
@@ -42,13 +42,6 @@ def is_top(role: str) -> bool:
     return role.startswith("top")
 
 
-def score(f: Finalist, objective: str) -> float:
-    """Higher is better: median throughput, or minus median p99 latency."""
-    return statistics.median(f.throughput) if objective == "throughput" else -statistics.median(f.p99_ms)
-
-
-def _rounds(f: Finalist, objective: str) -> np.ndarray:
-    return np.asarray(f.throughput if objective == "throughput" else f.p99_ms, dtype=float)
 
 
 def _spread(values: np.ndarray) -> float:
@@ -58,8 +51,10 @@ def _spread(values: np.ndarray) -> float:
 
 def compare(winner: Finalist, other: Finalist, objective: str, seed: int = 0) -> Comparison:
     """Winner / other per round (for latency: other p99 / winner p99), median and 95% bootstrap CI."""
-    mine, theirs = _rounds(winner, objective), _rounds(other, objective)
-    ratios = mine / theirs if objective == "throughput" else theirs / mine
+    goal = objectives.get(objective)
+    mine = np.asarray(goal.rounds(winner), dtype=float)
+    theirs = np.asarray(goal.rounds(other), dtype=float)
+    ratios = goal.ratio(mine, theirs)
     if ratios.size < 2 or np.ptp(ratios) == 0:
         low = high = float(np.median(ratios))
     else:

@@ -14,13 +14,14 @@ from typing import Any, Callable
 
 from navigator import env, lazy, paths
 from navigator.errors import InputError, StudyMismatchError
+from navigator import objective as objectives
 from navigator.records import MEASURED, SCORED, TrialConfig, TrialOutcome, to_dict
 from navigator.search import budget as budget_mod
 from navigator.search import space as space_mod
 from navigator.search.seen import Seen
 from navigator.search.storage import StudyStorage
 from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, StudyView
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 
 DEFERRED_ATTR = "deferred"  # a trial that did not start for its expected cost: why
 MAX_IDLE = 200  # proposals in a row answered from the study before the search gives up on the sampler
@@ -30,7 +31,7 @@ FINALIST_ROLES = ("baseline", "ort_cpu defaults", "ort_cuda defaults")
 USER_ROLE = "user: "  # prefix of the roles of configurations the caller enqueued; re-measured too
 
 
-def sampler(settings: OptimizeSettings, shared: bool = False) -> Any:
+def sampler(settings: StudySettings, shared: bool = False) -> Any:
     """The sampler; for a shared study each worker draws from its own seed (the same seed would make
     every worker suggest the same configurations), and TPE counts running trials as bad (constant liar)."""
     optuna = lazy.optuna()
@@ -50,7 +51,7 @@ class _Surplus(Exception):
 class Search(StudyView):
     """One study over the given paths for one source."""
 
-    def __init__(self, storage: str | StudyStorage, settings: OptimizeSettings, source: tuple[str, str],
+    def __init__(self, storage: str | StudyStorage, settings: StudySettings, source: tuple[str, str],
                  path_names: list[str], fingerprint: str,
                  enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
                  publish: dict[str, Any] | None = None, started: float | None = None) -> None:
@@ -111,7 +112,7 @@ class Search(StudyView):
     def _open(self) -> bool:
         """Create the study, or load it where it exists; True when this process created it."""
         optuna = lazy.optuna()
-        direction = "maximize" if self.settings.objective == "throughput" else "minimize"
+        direction = objectives.get(self.settings.objective).direction
         storage = self.storage.open()
         try:
             self.study = optuna.create_study(storage=storage, study_name=self.storage.study, direction=direction,
@@ -150,7 +151,7 @@ class Search(StudyView):
         path once with its defaults (ORT's default session options among them), so that each path is
         seen before the sampler takes over; then the caller's configurations, then each path's presets
         (its searchspace YAML) that fit this device and batch, round-robin over the paths."""
-        batch = max(self.settings.batch_sizes) if self.settings.objective == "throughput" else min(self.settings.batch_sizes)
+        batch = objectives.get(self.settings.objective).baseline_batch(self.settings.batch_sizes)
         sized = {"batch_size": batch} if len(self.settings.batch_sizes) > 1 else {}
 
         def enqueue(name: str, params: dict[str, Any], role: str) -> None:
@@ -408,7 +409,7 @@ class Search(StudyView):
             study.stop()
 
     @classmethod
-    def load(cls, storage: StudyStorage, settings: OptimizeSettings) -> Search:
+    def load(cls, storage: StudyStorage, settings: StudySettings) -> Search:
         """A read-only view of an existing study (outcomes, roles, budget spent), for its report."""
         self = cls.__new__(cls)
         self.storage, self.settings, self.notes, self.measured = storage, settings, [], False

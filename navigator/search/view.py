@@ -7,10 +7,11 @@ import json
 from typing import Any
 
 from navigator import lazy
-from navigator.records import Finalist, TrialOutcome, from_dict, to_dict
+from navigator import objective as objectives
+from navigator.records import Finalist, StudySummary, TrialOutcome, WorkerRecord, from_dict, to_dict
 from navigator.search.budget import Budget
 from navigator.search.storage import StudyStorage
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 
 OUTCOME_ATTR = "outcome"
 INTERRUPTED_ATTR = "interrupted"  # the outcome of a trial a killed run left RUNNING (failed, retried)
@@ -22,7 +23,7 @@ class StudyView:
     """`study` (optuna) in `storage`, searched with `settings`, its `budget`."""
 
     storage: StudyStorage
-    settings: OptimizeSettings
+    settings: StudySettings
     study: Any
     budget: Budget
     notes: list[str]
@@ -30,7 +31,7 @@ class StudyView:
 
     def value(self, outcome: TrialOutcome) -> float:
         assert outcome.bench is not None
-        return outcome.bench.throughput if self.settings.objective == "throughput" else outcome.bench.p99_ms
+        return objectives.get(self.settings.objective).value(outcome.bench)
 
     def elapsed(self) -> float:
         """Seconds of trials this study has run, over every invocation. A trial interrupted by a
@@ -41,7 +42,7 @@ class StudyView:
                 total += (t.datetime_complete - t.datetime_start).total_seconds()
         return total
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> StudySummary:
         """Who ran what in a shared study: each worker's hardware and trials, the trials of dead workers
         and their retries, trials left out of the ranking (another hardware class), library versions
         that differ between workers."""
@@ -55,17 +56,18 @@ class StudyView:
                                                                     "trials": []})
                 entry["trials"].append(t.number)
         versions = {k for w in workers.values() for k in w["hardware"] if k.startswith("version.")}
-        return {"name": self.storage.study, "storage": self.storage.describe(), "hardware_class": study_class,
-                "workers": workers,
-                "dead_worker_trials": [t.number for t in trials if t.state == optuna.trial.TrialState.FAIL
-                                       and "skipped" not in t.user_attrs],
-                "retries": {t.number: t.user_attrs["retry_of"] for t in trials
-                            if "retry_of" in t.user_attrs and OUTCOME_ATTR in t.user_attrs},
-                "not_ranked_other_hardware": [t.number for t in trials if OUTCOME_ATTR in t.user_attrs and
-                                              t.user_attrs.get("hardware", {}).get("class", study_class) != study_class],
-                "versions_differ": sorted(k for k in versions
-                                          if len({w["hardware"].get(k) for w in workers.values()}) > 1),
-                "still_running": sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)}
+        return StudySummary(
+            name=self.storage.study, storage=self.storage.describe(), hardware_class=study_class,
+            workers={k: WorkerRecord(w["hardware"], tuple(w["trials"])) for k, w in workers.items()},
+            dead_worker_trials=tuple(t.number for t in trials if t.state == optuna.trial.TrialState.FAIL
+                                     and "skipped" not in t.user_attrs),
+            retries={str(t.number): t.user_attrs["retry_of"] for t in trials
+                     if "retry_of" in t.user_attrs and OUTCOME_ATTR in t.user_attrs},
+            not_ranked_other_hardware=tuple(t.number for t in trials if OUTCOME_ATTR in t.user_attrs and
+                                            t.user_attrs.get("hardware", {}).get("class", study_class) != study_class),
+            versions_differ=tuple(sorted(k for k in versions
+                                         if len({w["hardware"].get(k) for w in workers.values()}) > 1)),
+            still_running=sum(t.state == optuna.trial.TrialState.RUNNING for t in trials))
 
     def outcomes(self, comparable: bool = False) -> list[TrialOutcome]:
         """Every trial's outcome; `comparable`: only those measured on the study's hardware class (the

@@ -20,7 +20,7 @@ from typing import Any
 
 from navigator.osutil import child_setup
 from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, to_dict
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 
 LOAD_TIMEOUT_S = 600.0
 
@@ -45,9 +45,11 @@ def _signal_name(returncode: int) -> str:
 class TrialWorker:
     """A long-lived worker that runs trials one at a time and is restarted after it dies."""
 
-    def __init__(self, spec: WorkerSpec, settings: OptimizeSettings, log: Path) -> None:
+    def __init__(self, spec: WorkerSpec, settings: StudySettings, log: Path, memory_bytes: int | None = None) -> None:
+        """`memory_bytes`: the worker's address-space cap (None: none)."""
         self.spec = spec
         self.settings = settings
+        self.memory_bytes = memory_bytes
         self.log = log
         self.proc: subprocess.Popen[str] | None = None
 
@@ -57,7 +59,7 @@ class TrialWorker:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "navigator.trial.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=logfile, text=True, env=env,
-                                     preexec_fn=child_setup(self.settings.memory_bytes))
+                                     preexec_fn=child_setup(self.memory_bytes))
         logfile.close()
         self._request({"op": "load", "spec": to_dict(self.spec), "settings": to_dict(self.settings)}, LOAD_TIMEOUT_S)
 

@@ -17,7 +17,7 @@ from navigator.cache import Cache
 from navigator.errors import strip_ansi
 from navigator.paths.base import Target
 from navigator.records import Artifact, Bench, TrialConfig, TrialOutcome, Validation
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 from navigator.source import ModelSource
 from navigator.source.iospec import perturb, resize_batch, shape_variants
 from navigator.trial import traced
@@ -37,7 +37,7 @@ class TrialContext:
 
     source: ModelSource
     cache: Cache
-    settings: OptimizeSettings
+    settings: StudySettings
     _inputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     _references: dict[int, list[np.ndarray]] = field(default_factory=dict)
     _second: dict[int, list[tuple[str, dict[str, np.ndarray], list[np.ndarray]]]] = field(default_factory=dict)

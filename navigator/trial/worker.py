@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, from_dict, to_dict
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 
 
 def _protocol_pipe() -> TextIO:
@@ -32,9 +32,10 @@ def _load(spec: WorkerSpec, settings: Any) -> Any:
     from navigator.cache import Cache
     from navigator.trial.run import TrialContext
 
-    source = load_source(spec.model, input_spec=spec.input_spec,
-                         input_data=Path(spec.input_data) if spec.input_data else None,
-                         trust_pickle=spec.trust_pickle, batch=spec.batch)
+    record = spec.source
+    source = load_source(record.model, input_spec=record.input_spec,
+                         input_data=Path(record.input_data) if record.input_data else None,
+                         trust_pickle=record.trust_pickle, batch=spec.batch)
     source.name, source.fingerprint = spec.name, spec.fingerprint  # the parent's identity of the model
     return TrialContext(source, Cache(Path(spec.cache_dir), spec.fingerprint), settings)
 
@@ -70,7 +71,7 @@ def main() -> None:
             break
         try:
             if request["op"] == "load":
-                settings = from_dict(OptimizeSettings, request["settings"])
+                settings = from_dict(StudySettings, request["settings"])
                 ctx = _load(from_dict(WorkerSpec, request["spec"]), settings)
                 reply: Any = {"ok": True}
             else:

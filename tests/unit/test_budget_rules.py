@@ -17,7 +17,7 @@ from navigator.search.budget import DEPLOY_S, Budget, reserve
 from navigator.search.seen import Seen
 from navigator.search.storage import StudyStorage
 from navigator.search.study import Search
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 
 SPACE = """
 path: ort_cpu
@@ -35,7 +35,7 @@ def _bench(throughput: float) -> Bench:
 
 def _search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str = SPACE, **kw: object) -> Search:
     monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(text, "test.yaml"))
-    settings = OptimizeSettings(out=tmp_path, budget_s=600, sampler="random", **kw)  # type: ignore[arg-type]
+    settings = StudySettings(budget_s=600, sampler="random", **kw)  # type: ignore[arg-type]
     storage = StudyStorage(f"sqlite:///{tmp_path / 'study.db'}")
     return Search(storage, settings, ("onnx", "file"), ["ort_cpu"], "fp")
 
@@ -153,11 +153,11 @@ def test_finalist_rounds_fit_what_is_left() -> None:
 
 
 def test_reserve_is_sized_from_measured_trials() -> None:
-    settings = OptimizeSettings(out=Path("."), budget_s=3600, window_s=0.1, finalists=3, rounds=5)
+    settings = StudySettings(budget_s=3600, window_s=0.1, finalists=3, rounds=5)
     slow = TrialOutcome(TrialConfig(0, "eager", {}, {}, 1), "ok", bench=_bench(1.0), load_s=4.0)
     # 5 finalists x (4 s load + 1 s + 2 windows, then 5 rounds of 3.25 windows)
     assert reserve([slow], settings) == pytest.approx(5 * (4.0 + 1.0 + 0.2 + 5 * 3.25 * 0.1))
-    assert reserve([slow], OptimizeSettings(out=Path("."), budget_s=30)) == pytest.approx(10.0)  # a third
+    assert reserve([slow], StudySettings(budget_s=30)) == pytest.approx(10.0)  # a third
 
 
 def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,7 +165,7 @@ def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypa
               "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
     monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
     monkeypatch.setattr("navigator.paths.eager.COST_S", 500.0)  # over a quarter of what a 600 s budget leaves
-    settings = OptimizeSettings(out=tmp_path, budget_s=600, trials=2)
+    settings = StudySettings(budget_s=600, trials=2)
     search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),
                     ["eager", "ort_cpu"], "fp")
     ran: list[str] = []

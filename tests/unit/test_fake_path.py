@@ -10,8 +10,8 @@ import pytest
 
 from navigator import paths
 from navigator.errors import InputError, ServeError
-from navigator.records import IOSpec, ServingConfig, TensorSpec, TrialConfig, TrialOutcome, WorkerSpec, to_dict
-from navigator.settings import OptimizeSettings
+from navigator.records import IOSpec, ServingConfig, SourceRecord, TensorSpec, TrialConfig, TrialOutcome, WorkerSpec, to_dict
+from navigator.settings import StudySettings
 from navigator.source import ModelSource
 from navigator.cache import Cache
 from navigator.trial.run import TrialContext
@@ -29,7 +29,7 @@ def fake(monkeypatch):
 
 def context(tmp_path: Path, **settings) -> TrialContext:
     source = ModelSource("onnx", "onnx", "demo", None, None, IO, "fingerprint", {"x": np.ones(4, np.float32)})
-    return TrialContext(source, Cache(tmp_path / "cache", "fingerprint"), OptimizeSettings(out=tmp_path, **settings))
+    return TrialContext(source, Cache(tmp_path / "cache", "fingerprint"), StudySettings(**settings))
 
 
 def outcome(number: int, convert: dict | None = None, **runtime) -> TrialOutcome:
@@ -86,8 +86,8 @@ def worker(fake, tmp_path, monkeypatch):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
     env = fakepath.worker_env(tmp_path / "site", ROOT)
     monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
-    spec = WorkerSpec(str(model), "double", "fp", None, None, False, 1, str(tmp_path / "cache"))
-    with TrialWorker(spec, OptimizeSettings(out=tmp_path, window_s=0.01), tmp_path / "worker.log") as w:
+    spec = WorkerSpec(SourceRecord(str(model)), "double", "fp", 1, str(tmp_path / "cache"))
+    with TrialWorker(spec, StudySettings(window_s=0.01), tmp_path / "worker.log") as w:
         yield w
 
 

@@ -10,7 +10,7 @@ import pytest
 from navigator.errors import InputError, TrialError
 from navigator.paths import _trees
 from navigator.records import IOSpec, TensorSpec
-from navigator.settings import OptimizeSettings, parse_release
+from navigator.settings import StudySettings, parse_release
 from navigator.triton import config as triton_config
 from navigator.triton import fil
 
@@ -68,7 +68,7 @@ def test_missing_forest_file_refuses_the_config(tmp_path):
 @pytest.mark.parametrize("text", ["25", "2502", "25.13", "v25.02", ""])
 def test_bad_release_is_an_input_error(text):
     with pytest.raises(InputError, match="Triton release"):
-        OptimizeSettings(out=Path("."), triton_server=text)
+        StudySettings(triton_server=text)
 
 
 def test_release_parses_and_orders():

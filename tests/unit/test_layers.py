@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2] / "navigator"
 # longest matching key wins. report/ renders; its orchestrators (check, drift, remeasure, store) sit in
 # the api layer until they move there.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("ground", ("navigator.records", "navigator.errors", "navigator.env", "navigator.lazy", "navigator.osutil")),
-    ("services", ("navigator.cache", "navigator.objective", "navigator.settings", "navigator.triton.*")),
+    # settings is ground, not services: the typed Result (records) carries the StudySettings it ran with.
+    ("ground", ("navigator.records", "navigator.errors", "navigator.env", "navigator.lazy", "navigator.osutil",
+                "navigator.settings")),
+    ("services", ("navigator.cache", "navigator.objective", "navigator.triton.*")),
     ("source/report/runtimes", ("navigator.source.*", "navigator.report.*", "navigator.runtimes.*")),
     ("paths", ("navigator.paths.*",)),
     ("trial", ("navigator.trial.*",)),

@@ -205,7 +205,7 @@ def smallest_source(framework: str, tmp_path: Path):
 
 @pytest.mark.parametrize("name", paths.NAMES)
 def test_convert_load_validate_on_the_smallest_fixture(name, tmp_path):
-    from navigator.settings import OptimizeSettings
+    from navigator.settings import StudySettings
     from navigator.cache import Cache
     from navigator.trial.run import TrialContext, check
 
@@ -216,7 +216,7 @@ def test_convert_load_validate_on_the_smallest_fixture(name, tmp_path):
     if plugin.available() is not None:
         pytest.skip(plugin.available())
     source = smallest_source(framework, tmp_path)
-    ctx = TrialContext(source, Cache(tmp_path / "cache", source.fingerprint), OptimizeSettings(out=tmp_path))
+    ctx = TrialContext(source, Cache(tmp_path / "cache", source.fingerprint), StudySettings())
     space = space_mod.load(name)
     config = space_mod.config_of(space, 0, space_mod.defaults(space, (source.framework, source.kind), {}), 2)
     convert, runtime = config.convert, config.runtime

@@ -63,6 +63,6 @@ def test_without_the_report_extra_the_other_reports_are_still_written(tmp_path, 
     monkeypatch.setattr(html_page, "render", missing)
     trials = [_trial(i, "ort_cpu", 1 + i % 2, "a", 100.0 + i) for i in range(3)]
     result = Result("m", "throughput", tuple(trials), trials[0], trials[0], 1.0, None, tmp_path / "report.json")
-    build.write(result, tmp_path, {})
+    build.write(result, tmp_path)
     assert (tmp_path / "report.json").is_file() and not (tmp_path / "report.html").exists()
     assert "report.html not written: plotly is not installed" in (tmp_path / "report.md").read_text()

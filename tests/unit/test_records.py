@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from navigator.records import (
     Bench,
     IOSpec,
@@ -14,6 +16,7 @@ from navigator.records import (
     TensorSpec,
     TrialConfig,
     TrialOutcome,
+    UnknownKeys,
     Validation,
     from_dict,
     to_dict,
@@ -59,10 +62,12 @@ def test_outcome_without_validation_or_bench():
     assert back.validation is None and back.bench is None
 
 
-def test_from_dict_ignores_unknown_keys():
+def test_from_dict_refuses_unknown_keys_unless_told():
     data = to_dict(OUTCOME)
     data["added_in_a_later_version"] = 1
-    assert from_dict(TrialOutcome, data) == OUTCOME
+    with pytest.raises(UnknownKeys, match="TrialOutcome has no field 'added_in_a_later_version'"):
+        from_dict(TrialOutcome, data)
+    assert from_dict(TrialOutcome, data, unknown=True) == OUTCOME
 
 
 def test_iospec_round_trip_keeps_none_dims_and_tuples():

@@ -19,7 +19,7 @@ from navigator.search import budget as budget_mod
 from navigator.search import space as space_mod
 from navigator.search.storage import StudyStorage
 from navigator.search.study import Search
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 from navigator.trial import bench as bench_mod
 from navigator.trial.run import _bench
 
@@ -68,7 +68,7 @@ class _Runner:
 
 
 def test_a_trial_far_behind_the_bar_stops_after_its_short_measurement(tmp_path: Path) -> None:
-    ctx: Any = SimpleNamespace(settings=OptimizeSettings(out=tmp_path, window_s=0.02))
+    ctx: Any = SimpleNamespace(settings=StudySettings(window_s=0.02))
     config = TrialConfig(5, "eager", {}, {}, 1)
     slow = _Runner(0.004)  # about 250/s
     quick, screened = _bench(ctx, config, slow, {}, bar=1000.0)
@@ -88,7 +88,7 @@ def test_measure_times_calls_with_the_given_timer() -> None:
 
 def _search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> Search:
     monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(SPACE, "t.yaml"))
-    settings = OptimizeSettings(out=tmp_path, budget_s=600, sampler="random", **kw)
+    settings = StudySettings(budget_s=600, sampler="random", **kw)
     return Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("onnx", "file"), ["ort_cpu"], "fp")
 
 

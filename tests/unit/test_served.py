@@ -7,7 +7,7 @@ import types
 import numpy as np
 
 from navigator.records import IOSpec, TensorSpec, TrialConfig
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 from navigator.trial import served
 from navigator.trial.run import TrialContext
 
@@ -45,7 +45,7 @@ def test_candidates_run_from_the_documented_default_down_to_the_validated_batch(
 
 def test_falls_back_to_the_largest_batch_that_validates(monkeypatch, tmp_path):
     fake_path(monkeypatch, 16)
-    ctx = TrialContext(Source(), None, OptimizeSettings(out=tmp_path))
+    ctx = TrialContext(Source(), None, StudySettings())
     config = TrialConfig(3, "fake", {}, {}, 1)
     batch, failures = served.largest_valid(ctx, config, served.candidates((1,), 1))
     assert batch == 16
@@ -57,5 +57,5 @@ def test_falls_back_to_the_largest_batch_that_validates(monkeypatch, tmp_path):
 
 def test_the_trials_own_batch_when_nothing_larger_validates(monkeypatch, tmp_path):
     fake_path(monkeypatch, 1)
-    ctx = TrialContext(Source(), None, OptimizeSettings(out=tmp_path))
+    ctx = TrialContext(Source(), None, StudySettings())
     assert served.largest_valid(ctx, TrialConfig(0, "fake", {}, {}, 1), [8, 4, 2])[0] == 1

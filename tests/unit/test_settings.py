@@ -1,4 +1,4 @@
-"""navigator/settings.py: budget and batch-size parsers, OptimizeSettings validation."""
+"""navigator/settings.py: budget and batch-size parsers, StudySettings validation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from navigator.errors import InputError
-from navigator.settings import OptimizeSettings, parse_batch_sizes, parse_budget
+from navigator.settings import StudySettings, parse_batch_sizes, parse_budget
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_parse_batch_sizes_rejects_reversed_range():
 
 
 def test_optimize_settings_defaults_are_valid(tmp_path: Path):
-    s = OptimizeSettings(out=tmp_path)
+    s = StudySettings()
     assert s.objective == "throughput"
     assert s.sampler == "tpe"
     assert s.batch_sizes == (1,)
@@ -88,7 +88,7 @@ def test_optimize_settings_defaults_are_valid(tmp_path: Path):
 @pytest.mark.parametrize("objective", ["throughput", "latency"])
 @pytest.mark.parametrize("sampler", ["tpe", "random", "grid"])
 def test_optimize_settings_accepts_known_values(tmp_path, objective, sampler):
-    s = OptimizeSettings(out=tmp_path, objective=objective, sampler=sampler, trials=1)
+    s = StudySettings(objective=objective, sampler=sampler, trials=1)
     assert (s.objective, s.sampler, s.trials) == (objective, sampler, 1)
 
 
@@ -105,4 +105,4 @@ def test_optimize_settings_accepts_known_values(tmp_path, objective, sampler):
 )
 def test_optimize_settings_rejects_bad_values(tmp_path, kwargs, needle):
     with pytest.raises(InputError, match=needle):
-        OptimizeSettings(out=tmp_path, **kwargs)
+        StudySettings(**kwargs)

@@ -15,7 +15,7 @@ from navigator.records import Bench, TrialConfig, TrialOutcome, to_dict
 from navigator.search import storage
 from navigator.search.storage import StudyStorage
 from navigator.search.study import Search
-from navigator.settings import OptimizeSettings
+from navigator.settings import StudySettings
 
 
 def test_storage_and_study_go_together() -> None:
@@ -63,13 +63,13 @@ def test_ranking_never_mixes_hardware_classes(tmp_path: Path) -> None:
         trial.set_user_attr("hardware", {"class": klass})
         trial.set_user_attr("outcome", _outcome(number, throughput))
         study.tell(trial, throughput)
-    search = Search.load(StudyStorage(url, "s"), OptimizeSettings(out=tmp_path))
+    search = Search.load(StudyStorage(url, "s"), StudySettings())
     assert [o.config.number for o in search.outcomes()] == [0, 1, 2]  # all reported
     assert [o.config.number for o in search.outcomes(comparable=True)] == [0, 2]  # the faster machine's trial is not ranked
 
 
 def test_study_of_another_hardware_class_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = OptimizeSettings(out=tmp_path, paths=("eager",))
+    settings = StudySettings(paths=("eager",))
     where = storage.default(tmp_path)
     Search(where, settings, ("torch", "exported"), ["eager"], "fp")
     Search(where, settings, ("torch", "exported"), ["eager"], "fp")  # the same machine continues it
