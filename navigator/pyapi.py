@@ -124,7 +124,7 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
              paths: Sequence[str] | None = None, device: str | None = "auto", input_spec: str | None = None,
              input_data: str | Path | None = None, trust_pickle: bool = False, atol: float | None = None,
              rtol: float | None = None, progress: bool = True, window_s: float = 0.25, window_calls: int = 0,
-             trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
+             screen: bool = True, trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
              force: bool = False, metric: Callable[[Any], float] | None = None,
              callbacks: Sequence[Callable[[ProgressEvent], None]] | None = None,
              on_trial: Callable[[TrialOutcome], None] | None = None,
@@ -157,6 +157,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
         trial_timeout: limit of one trial ('90s', '10m'); default: each path's own.
         trial_memory: address-space cap of the trial worker ('8G'; '0' or None: none; default 80% of RAM).
         window_calls: count-based benchmark windows of this many calls (default: time windows of window_s).
+        screen: once 3 trials are measured, measure a new one in full only where its short first
+            measurement comes within 15% of the third best (the others are recorded as `screened`).
         force: use an output directory that holds other files, or start over where it holds another study.
         metric: `metric(runner) -> float`, higher is better: evaluated on the winner's Runner (and the
             baseline's) after the search, e.g. accuracy on a held-out set; recorded in the reports
@@ -206,7 +208,7 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
     study_settings = StudySettings(  # checked before anything loads
         budget_s=parse_budget(budget), trials=trials, batch_sizes=asked or (1,), objective=objective,  # type: ignore[arg-type]
         sampler=sampler, paths=tuple(paths) if paths else None, atol=atol, rtol=rtol,  # type: ignore[arg-type]
-        window_s=window_s, window_calls=window_calls, device=where,  # type: ignore[arg-type]
+        window_s=window_s, window_calls=window_calls, screen=screen, device=where,  # type: ignore[arg-type]
         trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
         triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced)
     memory = memory_cap(where, trial_memory)
