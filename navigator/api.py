@@ -277,7 +277,8 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
         settings=study, local=local, study_elapsed_s=round(search.elapsed(), 1),
         study=search.summary() if search.storage.shared else None,
         cache=CacheStats(ctx.cache.hits, ctx.cache.misses), source_nonfinite=nonfinite,
-        engines=headline.engines(winner.config.path, source.kind, backend) if winner else {},
+        engines=headline.engines(winner.config.path, registry.get(winner.config.path).engine, source.kind,
+                                 backend) if winner else {},
         spend=spend.per_path(outcomes, [p for p, _ in search.deferred.values()],
                              [label.split()[0] for label in search.skipped]),
         phases={k: round(v, 1) for k, v in phases.items()})

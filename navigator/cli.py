@@ -118,13 +118,13 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
     screened = sum(o.status == "screened" for o in result.outcomes)
     typer.echo(f"trials: {len(result.outcomes)} ({ok} valid" + (f"; {screened} more valid, screened out by a short "
                "first measurement" if screened else "") + ")")
-    if result.phases:
-        typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
-                   " (per path: the report's \"Where the budget went\")")
     if w is not None and w.bench is not None:
         for line in headline.build(result).lines:  # the report's own header, word for word
             typer.echo(line)
         typer.echo(f"triton repository: {result.repository}")
+    if result.phases:
+        typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
+                   " (per path: the report's \"Where the budget went\")")
     elif any(o.status in ("ok", "unstable") for o in result.outcomes):
         typer.echo("no valid trial could be written as a Triton model; see the report's notes")
     else:

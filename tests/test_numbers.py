@@ -130,13 +130,19 @@ def test_every_report_and_the_cli_say_the_same(tmp_path: Path, capsys: pytest.Ca
         assert "not distinguishable (95% CI holds 1)" in text and "2005.0/s" in text
 
 
+def _engines(path: str, kind: str, backend: str) -> dict[str, str]:
+    from navigator import paths
+
+    return headline.engines(path, paths.get(path).engine, kind, backend)
+
+
 def test_engines_of_a_tree_winner() -> None:
-    native = headline.engines("tree_native", "xgboost", "fil")
+    native = _engines("tree_native", "xgboost", "fil")
     assert native["measured"] == "XGBoost's own predict"
     assert native["served"].startswith("Triton's FIL backend") and "not what measured" in native["served"]
-    fil = headline.engines("fil", "lightgbm", "fil")
+    fil = _engines("fil", "lightgbm", "fil")
     assert fil["measured"] == "FIL (nvForest) on the CPU" and "not what measured" not in fil["served"]
-    assert headline.engines("tree_onnx", "sklearn", "onnxruntime")["served"] == "Triton's onnxruntime backend"
+    assert _engines("tree_onnx", "sklearn", "onnxruntime")["served"] == "Triton's onnxruntime backend"
 
 
 def test_a_tree_run_reports_both_engines_and_both_baselines(tmp_path: Path) -> None:

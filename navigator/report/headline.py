@@ -28,12 +28,9 @@ BACKENDS = {"fil": "Triton's FIL backend (the FIL engine, cpu_nthread = the tria
             "python": "Triton's python backend (model.py, running what was measured)"}
 
 
-def engines(path: str, kind: str, backend: str) -> dict[str, str]:
-    """Which engine measured the winner (a path's ENGINE, else the path) and which one the written
-    config runs (its backend); a FIL config written for a winner FIL did not measure says so."""
-    from navigator import paths
-
-    template = paths.get(path).engine
+def engines(path: str, template: str, kind: str, backend: str) -> dict[str, str]:
+    """Which engine measured the winner (`template`: its path's ENGINE) and which one the written config
+    runs (its backend); a FIL config written for a winner FIL did not measure says so."""
     measured = template.format(library=LIBRARIES.get(kind, kind))
     served = BACKENDS.get(backend, f"Triton's {backend} backend")
     if backend == "fil" and path != "fil":

@@ -42,8 +42,6 @@ PATHS_SHARED = ("navigator.paths", "navigator.paths.base")
 KNOWN = {
     # the registry reads searchspace/*.yaml through search/space.py
     ("navigator.paths", "navigator.search.space"),
-    # report/ renders, but reads path facts (ENGINE, BASELINE) from the registry
-    ("navigator.report.headline", "navigator.paths"),
     # the gate's verdict (Side, Verdict) lives with the orchestration in report/check.py
     ("navigator.report.gate", "navigator.report.check"),
 }
