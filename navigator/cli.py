@@ -122,13 +122,13 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
         for line in headline.build(result).lines:  # the report's own header, word for word
             typer.echo(line)
         typer.echo(f"triton repository: {result.repository}")
-    if result.phases:
-        typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
-                   " (per path: the report's \"Where the budget went\")")
     elif any(o.status in ("ok", "unstable") for o in result.outcomes):
         typer.echo("no valid trial could be written as a Triton model; see the report's notes")
     else:
         typer.echo("no trial passed validation; see the report for the reasons")
+    if result.phases:
+        typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
+                   " (per path: the report's \"Where the budget went\")")
     typer.echo(_report_line(result.report))
     served_ok = _echo_serving(result.serving) if result.serving else True
     if w is None or not served_ok:
