@@ -29,9 +29,10 @@ class StudyView:
     notes: list[str]
     measured: bool
 
-    def value(self, outcome: TrialOutcome) -> float:
+    def value(self, outcome: TrialOutcome) -> objectives.Told:
+        """What optuna is told for the trial: its figure, or its figures in a multi-objective study."""
         assert outcome.bench is not None
-        return objectives.get(self.settings.objective).value(outcome.bench)
+        return objectives.get(self.settings.objective).told(outcome.bench)
 
     def elapsed(self) -> float:
         """Seconds of trials this study has run, over every invocation. A trial interrupted by a
