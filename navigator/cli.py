@@ -127,26 +127,27 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
     if result.phases:
         typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
                    " (per path: the report's \"Where the budget went\")")
-    elif _infeasible(result):
-        typer.echo(_infeasible(result))
-    elif any(o.status in ("ok", "unstable") for o in result.outcomes):
-        typer.echo("no valid trial could be written as a Triton model; see the report's notes")
-    else:
-        typer.echo("no trial passed validation; see the report for the reasons")
+    if w is None:
+        typer.echo(_no_winner(result))
     typer.echo(_report_line(result.report))
     served_ok = _echo_serving(result.serving) if result.serving else True
     if w is None or not served_ok:
         raise typer.Exit(1)
 
 
-def _infeasible(result: "Result") -> str:
-    """The line saying that no measured trial met the run's constraints ('' where one did, or none ran)."""
+def _no_winner(result: "Result") -> str:
+    """Why a run wrote no repository, in one line: no measured trial met its constraints, none could be
+    written, or none passed validation."""
     from navigator import objective as objectives
 
-    if result.winner is not None or result.settings is None:
-        return ""
     s = result.settings
-    return objectives.infeasible_note(objectives.of_study(s.objective, s.latency_limit_ms), result.outcomes)
+    infeasible = objectives.infeasible_note(objectives.of_study(s.objective, s.latency_limit_ms),
+                                            result.outcomes) if s else ""
+    if infeasible:
+        return infeasible
+    if any(o.status in ("ok", "unstable") for o in result.outcomes):
+        return "no valid trial could be written as a Triton model; see the report's notes"
+    return "no trial passed validation; see the report for the reasons"
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,8 +41,10 @@ def sampler(settings: StudySettings, shared: bool = False) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "grid":  # Search enqueues every configuration in order (Seen.unseen)
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
-                                      constant_liar=shared, constraints_func=constraints_func(settings))
+    with warnings.catch_warnings():  # optuna 5 deprecates constraints_func for Trial.set_constraint, which
+        warnings.simplefilter("ignore", FutureWarning)  # optuna 4 (still supported) lacks; both feed TPE alike
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
+                                          constant_liar=shared, constraints_func=constraints_func(settings))
 
 
 def constraints_func(settings: StudySettings) -> Callable[[Any], list[float]] | None:
