@@ -99,8 +99,9 @@ class _Progress:
     """The callbacks' view of the study: trials finished in this call, the best valid one so far."""
 
     def __init__(self, objective: str, budget_s: float, callbacks: Sequence[Callable[[ProgressEvent], None]],
-                 on_trial: Callable[[TrialOutcome], None] | None) -> None:
-        self.goal, self.budget_s, self.callbacks, self.on_trial = objectives.get(objective), budget_s, callbacks, on_trial
+                 on_trial: Callable[[TrialOutcome], None] | None, latency_limit_ms: float | None = None) -> None:
+        self.goal = objectives.of_study(objective, latency_limit_ms)  # the best is the best within the limit
+        self.budget_s, self.callbacks, self.on_trial = budget_s, callbacks, on_trial
         self.start, self.seen = time.monotonic(), 0
         self.best: TrialOutcome | None = None
 
@@ -108,7 +109,7 @@ class _Progress:
         if self.on_trial is not None:
             self.on_trial(outcome)
         self.seen += 1
-        if outcome.status == "ok" and outcome.bench is not None and (
+        if outcome.status == "ok" and outcome.bench is not None and self.goal.feasible(outcome) and (
                 self.best is None or self.best.bench is None or
                 self.goal.score(outcome.bench) > self.goal.score(self.best.bench)):
             self.best = outcome
@@ -220,7 +221,7 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
                                      parse_concurrency(concurrency), latency_limit_ms,
                                      dynamic_batching=dynamic_batching)
-    tick = _Progress(objective, study_settings.budget_s, callbacks or (), on_trial)
+    tick = _Progress(objective, study_settings.budget_s, callbacks or (), on_trial, latency_limit_ms)
     result = api.launch(model, inputs, study_settings, out=out, progress=progress, memory_bytes=memory,
                         input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, force=force,
                         shared=shared, serving=serving_options, asked=asked, enqueue=enqueue, on_trial=tick,

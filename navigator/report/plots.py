@@ -10,7 +10,6 @@ top-level choices (path, batch size) across all trials.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from typing import Any, Callable
 
