@@ -25,7 +25,8 @@ class Objective:
     `shown`: the progress line's format of the figure.
 
     `constraints`: functions of a measured outcome, feasible where <= 0 (optuna's `constraints_func`
-    convention); empty today: a latency SLA or an accuracy floor goes here."""
+    convention), each named by its docstring: `of_study` adds the p99 limit (`latency_limit`); an
+    accuracy floor goes here too."""
 
     name: str
     direction: Direction

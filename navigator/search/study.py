@@ -16,12 +16,12 @@ from typing import Any, Callable
 from navigator import env, lazy, paths
 from navigator.errors import InputError, StudyMismatchError
 from navigator import objective as objectives
-from navigator.records import MEASURED, SCORED, TrialConfig, TrialOutcome, from_dict, to_dict
+from navigator.records import MEASURED, SCORED, TrialConfig, TrialOutcome, to_dict
 from navigator.search import budget as budget_mod
 from navigator.search import space as space_mod
 from navigator.search.seen import Seen
 from navigator.search.storage import StudyStorage
-from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, StudyView
+from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, VIOLATIONS_ATTR, StudyView, constraints_func
 from navigator.settings import StudySettings
 
 DEFERRED_ATTR = "deferred"  # a trial that did not start for its expected cost: why
@@ -45,22 +45,6 @@ def sampler(settings: StudySettings, shared: bool = False) -> Any:
         warnings.simplefilter("ignore", FutureWarning)  # optuna 4 (still supported) lacks; both feed TPE alike
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
                                           constant_liar=shared, constraints_func=constraints_func(settings))
-
-
-def constraints_func(settings: StudySettings) -> Callable[[Any], list[float]] | None:
-    """optuna's constraints_func for the study's constraints (None without any): each value read from the
-    outcome stored on the trial; a trial without one (pruned unrun, a repeat) breaks none."""
-    goal = objectives.of_study(settings.objective, settings.latency_limit_ms)
-    if not goal.constraints:
-        return None
-
-    def constraints(trial: Any) -> list[float]:
-        raw = trial.user_attrs.get(OUTCOME_ATTR)
-        if not raw:
-            return [0.0] * len(goal.constraints)
-        return list(goal.violations(from_dict(TrialOutcome, json.loads(raw))))
-
-    return constraints
 
 
 class _Surplus(Exception):
@@ -299,6 +283,9 @@ class Search(StudyView):
         if answer is not None:
             trial.set_user_attr(REPEAT_ATTR, [answer.number, answer.reason])
             old = answer.outcome
+            if old is not None:
+                goal = objectives.of_study(self.settings.objective, self.settings.latency_limit_ms)
+                trial.set_user_attr(VIOLATIONS_ATTR, list(goal.violations(old)))
             return (self.value(old) if old is not None and old.status in SCORED else None), False
         if self._defer(trial, config):
             return None, False

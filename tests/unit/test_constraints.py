@@ -84,8 +84,8 @@ def test_optuna_learns_the_constraint_from_the_stored_outcome() -> None:
     on the trial (TPE ranks a trial that breaks a constraint below every feasible one)."""
     import optuna
 
-    from navigator.search.study import constraints_func, sampler
-    from navigator.search.view import OUTCOME_ATTR
+    from navigator.search.study import sampler
+    from navigator.search.view import OUTCOME_ATTR, VIOLATIONS_ATTR, constraints_func
 
     settings = StudySettings(latency_limit_ms=5.0)
     assert constraints_func(StudySettings()) is None
@@ -94,10 +94,13 @@ def test_optuna_learns_the_constraint_from_the_stored_outcome() -> None:
         trial = study.ask()
         trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(o)))
         study.tell(trial, o.bench.throughput)  # type: ignore[union-attr]
+    repeat = study.ask()  # a configuration answered by trial 0: its value and its constraint values
+    repeat.set_user_attr(VIOLATIONS_ATTR, [4.0])
+    study.tell(repeat, 2000.0)
     pruned = study.ask()
     study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
     stored = [t.system_attrs.get("constraints") for t in study.get_trials()]
-    assert stored == [(4.0,), (-3.0,), (0.0,)]
+    assert stored == [(4.0,), (-3.0,), (4.0,), (0.0,)]
 
 
 def test_settings_refuse_a_limit_that_is_not_positive() -> None:
