@@ -77,7 +77,8 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
         return stored, "finalists: no trial ran since they were re-measured; their rounds are reused"
     measured = {r: o for r, o in roles.items()
                 if r in FINALIST_ROLES or r == TUNED_BASELINE or r.startswith(USER_ROLE)}
-    chosen = pick(ranked, measured, settings.finalists)
+    contenders, k = objectives.of_study(settings.objective).contenders(ranked, settings.finalists)
+    chosen = pick(contenders, measured, k)
     load_s, round_s = finalists_cost([o for _, o in chosen], settings)
     rounds, timeout = search.budget.finalist_plan(load_s, round_s, settings.rounds)
     if not rounds:
@@ -239,8 +240,8 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
     outcomes = sorted(search.outcomes() + search.interrupted(), key=lambda o: o.config.number)
     by_number = {o.config.number: o for o in outcomes}
     roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
-    goal = objectives.get(study.objective)
-    ranked = goal.rank(search.outcomes(comparable=True))
+    goal = objectives.of_study(study.objective, study.latency_limit_ms)
+    ranked = goal.rank(search.outcomes(comparable=True))  # within every constraint
     phases = {"search": time.monotonic() - search.budget.started}
     tuned = tuned_baseline(ranked, roles.get("baseline"))
     if tuned is not None:
@@ -249,7 +250,8 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
     phases["finalists"] = time.monotonic() - search.budget.started - phases["search"]
     if progress is not None:
         progress.phase("deploying", 0.0)
-    first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
+    # deploy in the finalists' order (a baseline re-measured beside them may break a constraint), then the rest
+    first = [by_number[f.number] for f in finalists if goal.feasible(by_number[f.number])]
     serving = serving or ServingOptions()
     winner, deploy_notes, backend = _deploy(source, ctx, first + [o for o in ranked if o not in first], study,
                                             out / "model_repository", python=serving.deployment == "python",
@@ -272,6 +274,7 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served,
         notes=tuple(n for n in [*source.notes, *notes, why, *deploy_notes, traced.note(outcomes),
+                                objectives.infeasible_note(goal, search.outcomes(comparable=True)),
                                 *nonfinite_notes(nonfinite)] if n),
         unavailable={c.name: c.reason for c in staged.candidates if c.reason}, source=staged.record,
         settings=study, local=local, study_elapsed_s=round(search.elapsed(), 1),

@@ -61,7 +61,8 @@ def optimize(
     input_spec: Optional[str] = typer.Option(None, help="Inputs as name:dtype:shape,... (-1 = dynamic axis)."),
     input_data: Optional[Path] = typer.Option(None, help="Validation inputs as an .npz file (read without pickle)."),
     trials: Optional[int] = typer.Option(None, help="Cap on the number of trials in the study."),
-    objective: str = typer.Option("throughput", help="throughput (maximised) or latency (p99, minimised)."),
+    objective: str = typer.Option("throughput", help="throughput (maximised), latency (p99, minimised) or pareto "
+                                  "(both; the repository is the front's fastest point within every constraint)."),
     sampler: str = typer.Option("tpe", help="tpe, random or grid."),
     paths: Optional[list[str]] = typer.Option(None, "--path", help="Only search this conversion path (repeatable)."),
     atol: Optional[float] = typer.Option(None, help="Absolute tolerance for validation (default by precision)."),
@@ -84,7 +85,8 @@ def optimize(
                                       "batching, instances and per-instance threads (implies --serve-check)."),
     serving_budget: str = typer.Option("2m", help="Budget of the serving search."),
     concurrency: str = typer.Option("1,4", help="perf_analyzer concurrencies: N,M,... or LOW:HIGH."),
-    latency_limit_ms: Optional[float] = typer.Option(None, help="p99 limit for the serving search (ms)."),
+    latency_limit_ms: Optional[float] = typer.Option(None, help="p99 limit (ms) of the search (a trial above it "
+                                                     "never wins) and of the serving search."),
     storage: Optional[str] = typer.Option(None, help="Shared study storage, e.g. postgresql://user@host/db "
                                           "(with --study; other machines join with navigator worker)."),
     study: Optional[str] = typer.Option(None, help="Name of the shared study to create or join (with --storage)."),
@@ -122,17 +124,48 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
         for line in headline.build(result).lines:  # the report's own header, word for word
             typer.echo(line)
         typer.echo(f"triton repository: {result.repository}")
-    elif any(o.status in ("ok", "unstable") for o in result.outcomes):
-        typer.echo("no valid trial could be written as a Triton model; see the report's notes")
-    else:
-        typer.echo("no trial passed validation; see the report for the reasons")
     if result.phases:
         typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
                    " (per path: the report's \"Where the budget went\")")
+    if w is None:
+        typer.echo(_no_winner(result))
     typer.echo(_report_line(result.report))
     served_ok = _echo_serving(result.serving) if result.serving else True
     if w is None or not served_ok:
         raise typer.Exit(1)
+
+
+def _no_winner(result: "Result") -> str:
+    """Why a run wrote no repository, in one line: no measured trial met its constraints, none could be
+    written, or none passed validation."""
+    from navigator import objective as objectives
+
+    s = result.settings
+    infeasible = objectives.infeasible_note(objectives.of_study(s.objective, s.latency_limit_ms),
+                                            result.outcomes) if s else ""
+    if infeasible:
+        return infeasible
+    if any(o.status in ("ok", "unstable") for o in result.outcomes):
+        return "no valid trial could be written as a Triton model; see the report's notes"
+    return "no trial passed validation; see the report for the reasons"
+
+
+@app.command()
+def export(
+    out: Path = typer.Argument(..., help="An optimize output directory (its study.db and cache/)."),
+    trial: int = typer.Option(..., "--trial", help="The number of the trial to write (report.md lists them)."),
+    to: Optional[Path] = typer.Option(None, "--to", help="Where the repository goes [default: OUT/export/trial-N]."),
+    serving: str = typer.Option("native", help="native (the runtime's backend) or python (the python-backend twin)."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a torch.save or scikit-learn "
+                                      "pickle model file (this invocation's choice, never the report's)."),
+) -> None:
+    """Write any valid trial's Triton repository (e.g. another point of a Pareto front) from a run's OUT."""
+    from navigator.export import export as run_export
+
+    if serving not in ("native", "python"):
+        raise InputError(f"--serving {serving!r} is not native or python")
+    written = run_export(out, trial, to, python=serving == "python", trust_pickle=trust_pickle)
+    typer.echo(f"triton repository: {written}")
 
 
 def _echo_serving(report: Any) -> bool:

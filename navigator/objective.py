@@ -6,14 +6,16 @@ name, so that a new objective (or a constraint) is one entry here.
 
 from __future__ import annotations
 
+import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 from navigator.errors import InputError
 from navigator.records import MEASURED, Bench, Finalist, TrialOutcome
 
 Direction = Literal["maximize", "minimize"]  # optuna's names
+Told = float | list[float]  # what optuna is told of a trial: one value per direction of the study
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,8 @@ class Objective:
     `shown`: the progress line's format of the figure.
 
     `constraints`: functions of a measured outcome, feasible where <= 0 (optuna's `constraints_func`
-    convention); empty today: a latency SLA or an accuracy floor goes here."""
+    convention), each named by its docstring: `of_study` adds the p99 limit (`latency_limit`); an
+    accuracy floor goes here too."""
 
     name: str
     direction: Direction
@@ -32,14 +35,26 @@ class Objective:
     versus: str
     shown: str
     constraints: tuple[Callable[[TrialOutcome], float], ...] = ()
+    # pareto: optuna is told every FRONT figure, the finalists are the front's points, and the winner is
+    # the fastest of them (this record's own field and direction rank them)
+    front: bool = False
 
     @property
     def maximize(self) -> bool:
         return self.direction == "maximize"
 
     def value(self, bench: Bench) -> float:
-        """The figure optuna is told: inferences/s or p99 ms."""
+        """The figure this objective ranks by: inferences/s or p99 ms."""
         return float(getattr(bench, self.field))
+
+    @property
+    def directions(self) -> list[Direction]:
+        """optuna's study directions: one, or one per FRONT figure."""
+        return [d for _, d in FRONT] if self.front else [self.direction]
+
+    def told(self, bench: Bench) -> Told:
+        """What optuna is told: the figure, or the FRONT figures of a multi-objective study."""
+        return [float(getattr(bench, f)) for f, _ in FRONT] if self.front else self.value(bench)
 
     def score(self, bench: Bench) -> float:
         """Higher is better, whatever the direction."""
@@ -74,6 +89,12 @@ class Objective:
     def feasible(self, outcome: TrialOutcome) -> bool:
         return all(v <= 0 for v in self.violations(outcome))
 
+    def broken(self, outcome: TrialOutcome) -> str:
+        """What `outcome` breaks, as the reports say it ("over p99 <= 5 ms"); '' where it meets every
+        constraint. A constraint is named by its docstring."""
+        names = [c.__doc__ or c.__name__ for c, v in zip(self.constraints, self.violations(outcome)) if v > 0]
+        return f"over {' and '.join(names)}" if names else ""
+
     def rank(self, outcomes: Iterable[TrialOutcome]) -> list[TrialOutcome]:
         """Measured trials that meet the constraints, best first: stable ones, then (only as a fallback)
         unstable ones."""
@@ -81,15 +102,62 @@ class Objective:
         return sorted(measured, key=lambda o: (o.status == "ok", self.score(o.bench)),  # type: ignore[arg-type]
                       reverse=True)
 
+    def contenders(self, ranked: list[TrialOutcome], k: int) -> tuple[list[TrialOutcome], int]:
+        """The trials the finalists are chosen from and how many: the top k, or a front's points (at most
+        FRONT_CAP, the fastest first, so that the re-measurement stays a handful)."""
+        if not self.front:
+            return ranked, k
+        points = pareto_front(ranked)[:FRONT_CAP]
+        return points, len(points)
+
     def baseline_batch(self, sizes: Sequence[int]) -> int:
         """The batch the enqueued baselines run at: the largest for throughput, the smallest for latency."""
         return max(sizes) if self.maximize else min(sizes)
+
+
+# The figures of `--objective pareto` (Bench field, direction). The user metric joins as a third entry
+# once a trial's outcome carries it (then `told` and `dominates` read it like the others).
+FRONT: tuple[tuple[str, Direction], ...] = (("throughput", "maximize"), ("p99_ms", "minimize"))
+FRONT_CAP = 5  # front points re-measured as finalists
+
+
+def dominates(a: Bench, b: Bench) -> bool:
+    """`a` is at least as good as `b` on every FRONT figure and better on one."""
+    signed = [(getattr(a, f), getattr(b, f)) if d == "maximize" else (-getattr(a, f), -getattr(b, f))
+              for f, d in FRONT]
+    return all(x >= y for x, y in signed) and any(x > y for x, y in signed)
+
+
+def pareto_front(outcomes: Iterable[TrialOutcome]) -> list[TrialOutcome]:
+    """The measured trials no other one dominates, fastest first (one of equal figures kept)."""
+    measured = [o for o in outcomes if o.status in MEASURED and o.bench is not None]
+    front: list[TrialOutcome] = []
+    for o in measured:
+        if not any(dominates(p.bench, o.bench) or (p in front and p.bench == o.bench)  # type: ignore[arg-type]
+                   for p in measured if p is not o):
+            front.append(o)
+    return sorted(front, key=lambda o: -o.bench.throughput)  # type: ignore[union-attr]
+
+
+def latency_limit(limit_ms: float) -> Callable[[TrialOutcome], float]:
+    """The constraint of `--latency-limit-ms`: a trial's p99 over the limit (ms, <= 0: within it). A
+    trial without a figure has nothing to break; it cannot win for its status anyway."""
+    def over_limit(outcome: TrialOutcome) -> float:
+        if outcome.bench is None:
+            return 0.0
+        p99 = outcome.bench.p99_ms
+        return p99 - limit_ms if math.isfinite(p99) else math.inf
+
+    over_limit.__doc__ = f"p99 <= {limit_ms:g} ms"
+    return over_limit
 
 
 OBJECTIVES = {
     "throughput": Objective("throughput", "maximize", "throughput", "throughput (inferences/s)", "the throughput of",
                             "{:.1f}/s"),
     "latency": Objective("latency", "minimize", "p99_ms", "p99 latency (ms)", "lower p99 than", "{:.3f} ms p99"),
+    "pareto": Objective("pareto", "maximize", "throughput", "throughput (inferences/s)", "the throughput of",
+                        "{:.1f}/s", front=True),
 }
 
 
@@ -99,3 +167,22 @@ def get(name: str) -> Objective:
         return OBJECTIVES[name]
     except KeyError:
         raise InputError(f"objective {name!r} is not {' or '.join(OBJECTIVES)}") from None
+
+
+def of_study(objective: str, latency_limit_ms: float | None = None) -> Objective:
+    """The study's objective with its constraints: the p99 limit where one is set."""
+    goal = get(objective)
+    if latency_limit_ms is None:
+        return goal
+    return replace(goal, constraints=(*goal.constraints, latency_limit(latency_limit_ms)))
+
+
+def infeasible_note(goal: Objective, outcomes: Iterable[TrialOutcome]) -> str:
+    """The line a run ends with where measured trials exist but none meets every constraint ('' else)."""
+    measured = [o for o in outcomes if o.status in MEASURED and o.bench is not None]
+    if not goal.constraints or not measured or any(goal.feasible(o) for o in measured):
+        return ""
+    names = " and ".join(c.__doc__ or c.__name__ for c in goal.constraints)
+    best = min(measured, key=lambda o: o.bench.p99_ms)  # type: ignore[union-attr]
+    return (f"no measured trial meets {names}: the lowest p99 was {best.bench.p99_ms:.3f} ms (trial "  # type: ignore[union-attr]
+            f"{best.config.number}, {best.config.path}); no repository written")

@@ -62,9 +62,11 @@ class Progress:
         b = outcome.bench
         figure = ""
         if b is not None:
-            goal = objectives.get(self.settings.objective)
+            goal = objectives.of_study(self.settings.objective, self.settings.latency_limit_ms)
             value, figure = goal.score(b), goal.show(b)  # compared as "higher is better"
-            if self._best_value is None or value > self._best_value:
+            broken = goal.broken(outcome)
+            figure += f" ({broken})" if broken else ""
+            if not broken and (self._best_value is None or value > self._best_value):
                 self._best_value, self.best = value, figure
         status = f"trials {self.trials}  last {outcome.config.path}: {outcome.status}  best {self.best or '-'}"
         if self._bar is None and self.enabled:

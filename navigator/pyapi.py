@@ -99,8 +99,9 @@ class _Progress:
     """The callbacks' view of the study: trials finished in this call, the best valid one so far."""
 
     def __init__(self, objective: str, budget_s: float, callbacks: Sequence[Callable[[ProgressEvent], None]],
-                 on_trial: Callable[[TrialOutcome], None] | None) -> None:
-        self.goal, self.budget_s, self.callbacks, self.on_trial = objectives.get(objective), budget_s, callbacks, on_trial
+                 on_trial: Callable[[TrialOutcome], None] | None, latency_limit_ms: float | None = None) -> None:
+        self.goal = objectives.of_study(objective, latency_limit_ms)  # the best is the best within the limit
+        self.budget_s, self.callbacks, self.on_trial = budget_s, callbacks, on_trial
         self.start, self.seen = time.monotonic(), 0
         self.best: TrialOutcome | None = None
 
@@ -108,7 +109,7 @@ class _Progress:
         if self.on_trial is not None:
             self.on_trial(outcome)
         self.seen += 1
-        if outcome.status == "ok" and outcome.bench is not None and (
+        if outcome.status == "ok" and outcome.bench is not None and self.goal.feasible(outcome) and (
                 self.best is None or self.best.bench is None or
                 self.goal.score(outcome.bench) > self.goal.score(self.best.bench)):
             self.best = outcome
@@ -150,7 +151,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
         trials: cap on the study's number of trials.
         batch_size: 'N', 'LOW:HIGH' (powers of two searched) or 'N,M,...'; None: the rows of the sample
             inputs (a dynamic-batch model), else 1. A model without a dynamic batch axis takes batch 1 only.
-        objective: 'throughput' (inferences/s, maximised) or 'latency' (p99 ms, minimised).
+        objective: 'throughput' (inferences/s, maximised), 'latency' (p99 ms, minimised) or 'pareto' (both:
+            the report lists the front; the repository is its fastest point within every constraint).
         sampler: 'tpe', 'random' or 'grid'.
         paths: conversion paths to search (default: all available).
         device: 'cpu', 'cuda' or 'auto' (cuda when PyTorch sees a GPU).
@@ -177,6 +179,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
             with the source framework's and measure it with perf_analyzer over `concurrency`.
         tune_serving: also search max_batch_size, dynamic batching, instance count and per-instance threads
             for `serving_budget`, maximising throughput within `latency_limit_ms` (p99); the best is written.
+        latency_limit_ms: p99 limit (ms) of the search itself too: a trial above it is kept with its
+            figures but never wins nor is a finalist; where no trial meets it, no repository is written.
         concurrency: perf_analyzer concurrencies, 'N,M' or 'LOW:HIGH' (powers of two).
         triton_server: the Triton release the config targets ('25.02'; default: a current server). Before
             25.03 a TensorFlow winner may be written for tensorflow_savedmodel; before 25.09 FIL configs
@@ -210,13 +214,14 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
         sampler=sampler, paths=tuple(paths) if paths else None, atol=atol, rtol=rtol,  # type: ignore[arg-type]
         window_s=window_s, window_calls=window_calls, screen=screen, device=where,  # type: ignore[arg-type]
         trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
-        triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced)
+        triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced,
+        latency_limit_ms=latency_limit_ms)
     memory = memory_cap(where, trial_memory)
     shared = study_storage.shared(storage, study, heartbeat)
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
                                      parse_concurrency(concurrency), latency_limit_ms,
                                      dynamic_batching=dynamic_batching)
-    tick = _Progress(objective, study_settings.budget_s, callbacks or (), on_trial)
+    tick = _Progress(objective, study_settings.budget_s, callbacks or (), on_trial, latency_limit_ms)
     result = api.launch(model, inputs, study_settings, out=out, progress=progress, memory_bytes=memory,
                         input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, force=force,
                         shared=shared, serving=serving_options, asked=asked, enqueue=enqueue, on_trial=tick,

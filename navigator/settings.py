@@ -12,7 +12,7 @@ from typing import Literal
 
 from navigator.errors import InputError
 
-ObjectiveName = Literal["throughput", "latency"]
+ObjectiveName = Literal["throughput", "latency", "pareto"]
 OBJECTIVE_NAMES: tuple[str, ...] = typing.get_args(ObjectiveName)  # navigator.objective.OBJECTIVES' keys
 Sampler = Literal["tpe", "random", "grid"]
 Device = Literal["cpu", "cuda"]
@@ -107,6 +107,8 @@ class StudySettings:
     # depends on its input values (a TracerWarning, or torch.export's data-dependent guard) replays the
     # branches the samples took: not eligible to win unless allowed.
     allow_traced: bool = False
+    # p99 limit of the search (ms): a trial above it keeps its figures but can never win or be a finalist
+    latency_limit_ms: float | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVE_NAMES:
@@ -123,6 +125,8 @@ class StudySettings:
             raise InputError("--finalists and --rounds must be at least 1")
         if self.window_s <= 0:
             raise InputError("the benchmark window must be longer than zero")
+        if self.latency_limit_ms is not None and not self.latency_limit_ms > 0:
+            raise InputError(f"--latency-limit-ms {self.latency_limit_ms}: expected a positive number")
         if self.triton_server is not None:
             parse_release(self.triton_server)
 

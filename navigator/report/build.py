@@ -9,13 +9,13 @@ from dataclasses import replace
 
 from navigator.osutil import atomic_write
 from navigator.records import STATUSES, Result, StudySummary, TrialOutcome, to_dict
-from navigator.report import headline, spend
+from navigator.report import front, headline, spend
 
 
 _params = headline.params
 
 
-def _row(o: TrialOutcome, winner: int | None) -> str:
+def _row(o: TrialOutcome, winner: int | None, status: str) -> str:
     b, v = o.bench, o.validation
     mark = " **winner**" if o.config.number == winner else ""
     err = max((c.max_abs for c in v.outputs), default=0.0) if v else None
@@ -26,7 +26,7 @@ def _row(o: TrialOutcome, winner: int | None) -> str:
     if agreement:  # classifiers: the share of class labels equal to the source's
         error += f" (labels {min(agreement):.2%} agree)"
     reason = o.error.replace("|", "/")[:160]
-    return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {o.status} | "
+    return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {status} | "
             f"{figures} | {error} | {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
 
 
@@ -94,6 +94,7 @@ def markdown(result: Result) -> str:
     if result.metric:
         lines += ["**Metric** (user's, higher is better): " +
                   ", ".join(f"{k} {v:.6g}" for k, v in result.metric.items()) + "."]
+    lines += front.markdown(result)
     lines += _finalists(result)
     lines += _serving(result)
     if result.repository:
@@ -102,7 +103,7 @@ def markdown(result: Result) -> str:
     lines += ["", "## Trials", "",
               "| # | path | batch | params | status | infer/s | p50 ms | p99 ms | stable | max abs err | convert s | error |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [_row(o, w.config.number if w else None) for o in result.outcomes]
+    lines += [_row(o, w.config.number if w else None, front.status(result, o)) for o in result.outcomes]
     lines += spend.markdown(result)
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]

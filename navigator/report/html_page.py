@@ -8,7 +8,7 @@ from typing import Any
 
 from navigator.lazy import require
 from navigator.records import STATUSES, TUNED_BASELINE, Result, TrialOutcome, to_dict
-from navigator.report import headline, plots
+from navigator.report import front, headline, plots
 
 
 _params = headline.params
@@ -45,7 +45,7 @@ def render(result: Result) -> str:
     offline = require("plotly.offline")
     env = jinja2.Environment(loader=jinja2.PackageLoader("navigator.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=False)
-    env.globals.update(params=_params, err=_err, median=statistics.median, distinguishable=headline.distinguishable)
+    env.globals.update(params=_params, err=_err, status=lambda o: front.status(result, o), median=statistics.median, distinguishable=headline.distinguishable)
     w = result.winner
     head = headline.build(result)
     vs_base = next((s for s in head.speedups if s.against == TUNED_BASELINE), None)

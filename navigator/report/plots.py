@@ -10,12 +10,12 @@ top-level choices (path, batch size) across all trials.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from typing import Any, Callable
 
 from navigator import objective as objectives
 from navigator.lazy import require
+from navigator.report import front
 from navigator.records import MEASURED, Result, TrialOutcome
 
 # One colour per path, stable across figures (plotly's qualitative palette).
@@ -99,18 +99,6 @@ def per_path(result: Result) -> Any:
     return _layout(fig, "Best trial per path", "path", _label(result.objective), showlegend=False)
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points (throughput, p99) no other point beats on both (higher thr, lower p99),
-    sorted by p99."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][1], -points[i][0]))
-    front, best_thr = [], -math.inf
-    for i in order:
-        if points[i][0] > best_thr:
-            front.append(i)
-            best_thr = points[i][0]
-    return front
-
-
 def throughput_latency(result: Result) -> Any:
     """Throughput against p99 latency for every measured trial, with the Pareto front."""
     go, colors = _go(), _colors(result)
@@ -124,10 +112,14 @@ def throughput_latency(result: Result) -> Any:
                 mode="markers", name=path, marker={"color": colors[path], "size": 9},
                 text=[f"trial {o.config.number} batch {o.config.batch_size}<br>{_params_text(o)}" for o in mine],
                 hoverinfo="text+x+y"))
-    points = [(o.bench.throughput, o.bench.p99_ms) for o in measured if o.bench]
-    front = pareto_front(points)
-    if front:
-        fig.add_trace(go.Scatter(x=[points[i][1] for i in front], y=[points[i][0] for i in front],
+    # the front of the trials within every constraint, by p99 (the line steps from point to point)
+    points = [(o.bench.throughput, o.bench.p99_ms) for o in sorted(front.points(result), key=lambda o: o.bench.p99_ms)  # type: ignore[union-attr]
+              if o.bench]
+    limit = result.settings.latency_limit_ms if result.settings else None
+    if limit is not None:
+        fig.add_vline(x=limit, line={"color": "#8a1c1c", "dash": "dash"}, annotation_text=f"p99 limit {limit:g} ms")
+    if points:
+        fig.add_trace(go.Scatter(x=[p[1] for p in points], y=[p[0] for p in points],
                                  mode="lines+markers", name="Pareto front",
                                  line={"color": "#222", "dash": "dot", "shape": "hv"},
                                  marker={"symbol": "diamond-open", "size": 13, "color": "#222"}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +21,7 @@ from navigator.search import budget as budget_mod
 from navigator.search import space as space_mod
 from navigator.search.seen import Seen
 from navigator.search.storage import StudyStorage
-from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, StudyView
+from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, VIOLATIONS_ATTR, StudyView, constraints_func
 from navigator.settings import StudySettings
 
 DEFERRED_ATTR = "deferred"  # a trial that did not start for its expected cost: why
@@ -40,8 +41,10 @@ def sampler(settings: StudySettings, shared: bool = False) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "grid":  # Search enqueues every configuration in order (Seen.unseen)
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
-                                      constant_liar=shared)
+    with warnings.catch_warnings():  # optuna 5 deprecates constraints_func for Trial.set_constraint, which
+        warnings.simplefilter("ignore", FutureWarning)  # optuna 4 (still supported) lacks; both feed TPE alike
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
+                                          constant_liar=shared, constraints_func=constraints_func(settings))
 
 
 class _Surplus(Exception):
@@ -112,10 +115,10 @@ class Search(StudyView):
     def _open(self) -> bool:
         """Create the study, or load it where it exists; True when this process created it."""
         optuna = lazy.optuna()
-        direction = objectives.get(self.settings.objective).direction
+        directions = objectives.get(self.settings.objective).directions
         storage = self.storage.open()
         try:
-            self.study = optuna.create_study(storage=storage, study_name=self.storage.study, direction=direction,
+            self.study = optuna.create_study(storage=storage, study_name=self.storage.study, directions=directions,
                                              sampler=sampler(self.settings, self.storage.shared))
             return True
         except optuna.exceptions.DuplicatedStudyError:
@@ -241,7 +244,7 @@ class Search(StudyView):
         # A trial whose heartbeats came late (an overloaded machine) may be failed as stale by another
         # worker while it runs; optuna then refuses to tell it (ValueError), and this worker goes on.
 
-        def objective(trial: Any) -> float:
+        def objective(trial: Any) -> objectives.Told:
             value, _ = self._evaluate(trial, run_trial, on_trial)
             if value is None:
                 # Pruned, not failed: TPE ranks pruned trials below every complete one, so it learns to
@@ -259,7 +262,7 @@ class Search(StudyView):
                 if not self._stale:
                     raise
 
-    def _tell(self, trial: Any, value: float | None) -> None:
+    def _tell(self, trial: Any, value: objectives.Told | None) -> None:
         """Finish a trial of the local loop: its value; pruned without one (TPE ranks pruned trials
         below complete ones); failed where it was deferred for cost (TPE ignores it)."""
         state = lazy.optuna().trial.TrialState
@@ -268,7 +271,8 @@ class Search(StudyView):
 
     def _evaluate(self, trial: Any, run_trial: Callable[[TrialConfig, float, float | None], TrialOutcome],
                   on_trial: Callable[[TrialOutcome], None] | None,
-                  tell: Callable[[Any, float | None], None] | None = None) -> tuple[float | None, bool]:
+                  tell: Callable[[Any, objectives.Told | None], None] | None = None
+                  ) -> tuple[objectives.Told | None, bool]:
         """(value to tell, or None: pruned; whether a trial ran). A configuration the study can answer
         (a repeat, a conversion known to fail) is not run: it is marked with the trial that answers it.
         `tell` finishes a trial that ran as soon as its outcome is stored (a kill after that leaves no
@@ -279,6 +283,9 @@ class Search(StudyView):
         if answer is not None:
             trial.set_user_attr(REPEAT_ATTR, [answer.number, answer.reason])
             old = answer.outcome
+            if old is not None:
+                goal = objectives.of_study(self.settings.objective, self.settings.latency_limit_ms)
+                trial.set_user_attr(VIOLATIONS_ATTR, list(goal.violations(old)))
             return (self.value(old) if old is not None and old.status in SCORED else None), False
         if self._defer(trial, config):
             return None, False
@@ -334,7 +341,8 @@ class Search(StudyView):
         the caller's configurations, which are always measured in full (the finalists re-measure them),
         and where screening is off."""
         role = str(trial.user_attrs.get("role", ""))
-        if not self.settings.screen or role in FINALIST_ROLES or role.startswith(USER_ROLE):
+        # a pareto study keeps every trial: one slow on throughput may still be on the front for its p99
+        if not self.settings.screen or objectives.get(self.settings.objective).front or role in FINALIST_ROLES or role.startswith(USER_ROLE):
             return None
         return budget_mod.screen_bar(self.outcomes(), self.settings.objective)
 

@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("search/serve", ("navigator.search.*", "navigator.serve.*", "navigator.serving", "navigator.progress",
                 "navigator.triton.deployment", "navigator.triton.perf", "navigator.triton.repository",
                 "navigator.triton.server", "navigator.triton.tune")),
-    ("api", ("navigator", "navigator.api", "navigator.api.*", "navigator.results", "navigator.workers",
+    ("api", ("navigator", "navigator.api", "navigator.api.*", "navigator.export", "navigator.results", "navigator.workers",
              "navigator.pyapi", "navigator.report.check", "navigator.report.drift", "navigator.report.remeasure",
              "navigator.report.store")),
     ("cli", ("navigator.cli", "navigator.__main__")),

@@ -11,11 +11,6 @@ def _trial(n: int, path: str, threads: int, mode: str, throughput: float) -> Tri
     return TrialOutcome(TrialConfig(n, path, {}, {"threads": threads, "mode": mode}, 1), "ok", bench=bench)
 
 
-def test_pareto_front_keeps_only_undominated_points() -> None:
-    points = [(100.0, 5.0), (200.0, 4.0), (150.0, 3.0), (90.0, 6.0), (250.0, 9.0)]
-    assert plots.pareto_front(points) == [2, 1, 4]  # by p99: (150, 3), (200, 4), (250, 9)
-
-
 def test_importance_finds_the_parameter_that_matters() -> None:
     # Throughput follows threads; mode is noise-free but irrelevant.
     trials = [_trial(i, "ort_cpu", t, m, 100.0 * t + (i % 2)) for i, (t, m) in

@@ -1,0 +1,129 @@
+"""--latency-limit-ms as a constraint of the search and --objective pareto, on fabricated outcomes: the
+constraint's values (optuna's convention, feasible where <= 0), what the ranking, the finalists' choice
+and the reports make of a trial over it, the Pareto front, and what optuna is told."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from navigator import objective as objectives
+from navigator.records import Bench, Result, TrialConfig, TrialOutcome, to_dict
+from navigator.settings import StudySettings
+
+
+def _outcome(number: int, throughput: float, p99: float, status: str = "ok", path: str = "eager") -> TrialOutcome:
+    bench = Bench(1, throughput, p99, p99, p99, p99, p99, 0.01, 3, 100, status == "ok")
+    return TrialOutcome(TrialConfig(number, path, {}, {}, 1), status, bench=bench)  # type: ignore[arg-type]
+
+
+FAST_SLOW_TAIL = _outcome(1, 2000.0, 9.0)
+STEADY = _outcome(2, 1500.0, 2.0)
+LOW_P99 = _outcome(3, 900.0, 1.0)
+DOMINATED = _outcome(4, 800.0, 3.0)
+FAILED = TrialOutcome(TrialConfig(5, "eager", {}, {}, 1), "failed", "boom")
+
+
+def test_latency_limit_is_p99_over_the_limit() -> None:
+    over = objectives.latency_limit(5.0)
+    assert over(FAST_SLOW_TAIL) == 4.0 and over(STEADY) == -3.0
+    assert over(FAILED) == 0.0  # no figure: nothing to break (its status keeps it from winning)
+    assert over(_outcome(6, 10.0, math.nan)) == math.inf  # optuna refuses NaN constraints
+    assert over.__doc__ == "p99 <= 5 ms"
+
+
+def test_a_trial_over_the_limit_keeps_its_status_and_can_never_rank() -> None:
+    goal = objectives.of_study("throughput", 5.0)
+    assert objectives.of_study("throughput") is objectives.get("throughput")  # no limit: no constraint
+    ranked = goal.rank([FAST_SLOW_TAIL, STEADY, LOW_P99, FAILED])
+    assert [o.config.number for o in ranked] == [2, 3]  # the fastest trial breaks the limit
+    assert FAST_SLOW_TAIL.status == "ok" and goal.broken(FAST_SLOW_TAIL) == "over p99 <= 5 ms"
+    assert goal.broken(STEADY) == ""
+    # nor is it a finalist: they are chosen from the ranking
+    assert goal.contenders(ranked, 3) == (ranked, 3)
+    assert objectives.infeasible_note(goal, [FAST_SLOW_TAIL, STEADY]) == ""
+
+
+def test_no_trial_within_the_limit_is_one_line_naming_the_closest() -> None:
+    goal = objectives.of_study("latency", 0.5)
+    assert goal.rank([FAST_SLOW_TAIL, STEADY, LOW_P99]) == []
+    note = objectives.infeasible_note(goal, [FAST_SLOW_TAIL, STEADY, LOW_P99, FAILED])
+    assert note == ("no measured trial meets p99 <= 0.5 ms: the lowest p99 was 1.000 ms (trial 3, eager); "
+                    "no repository written")
+    assert objectives.infeasible_note(goal, [FAILED]) == ""  # nothing measured: the run says that instead
+
+
+def test_pareto_front_keeps_the_undominated_trials_fastest_first() -> None:
+    twin = _outcome(7, 1500.0, 2.0)  # the same figures as STEADY: one of them is kept
+    unstable = _outcome(8, 700.0, 0.5, "unstable")
+    front = objectives.pareto_front([DOMINATED, FAST_SLOW_TAIL, STEADY, twin, LOW_P99, FAILED, unstable])
+    assert [o.config.number for o in front] == [1, 2, 3, 8]
+    assert objectives.pareto_front([]) == []
+
+
+def test_pareto_objective_tells_optuna_both_figures_and_picks_the_front_as_finalists() -> None:
+    goal = objectives.of_study("pareto", 5.0)
+    assert goal.front and goal.directions == ["maximize", "minimize"]
+    assert objectives.get("latency").directions == ["minimize"]
+    assert STEADY.bench is not None
+    assert goal.told(STEADY.bench) == [1500.0, 2.0] and objectives.get("latency").told(STEADY.bench) == 2.0
+    ranked = goal.rank([DOMINATED, FAST_SLOW_TAIL, STEADY, LOW_P99])  # fastest first, within the limit
+    assert [o.config.number for o in ranked] == [2, 3, 4]
+    contenders, k = goal.contenders(ranked, 1)
+    assert [o.config.number for o in contenders] == [2, 3] and k == 2  # the front, not the top 1
+    many = [_outcome(10 + i, 100.0 + i, 1.0 + i) for i in range(9)]  # all on one front
+    plain = objectives.get("pareto")  # no limit: every one of them is in
+    contenders, k = plain.contenders(plain.rank(many), 3)
+    assert k == objectives.FRONT_CAP and [o.config.number for o in contenders] == [18, 17, 16, 15, 14]
+
+
+def test_optuna_learns_the_constraint_from_the_stored_outcome() -> None:
+    """The sampler's constraints_func reads the outcome stored on the trial; optuna keeps its values
+    on the trial (TPE ranks a trial that breaks a constraint below every feasible one)."""
+    import optuna
+
+    from navigator.search.study import sampler
+    from navigator.search.view import OUTCOME_ATTR, VIOLATIONS_ATTR, constraints_func
+
+    settings = StudySettings(latency_limit_ms=5.0)
+    assert constraints_func(StudySettings()) is None
+    study = optuna.create_study(direction="maximize", sampler=sampler(settings))
+    for o in (FAST_SLOW_TAIL, STEADY):
+        trial = study.ask()
+        trial.set_user_attr(OUTCOME_ATTR, json.dumps(to_dict(o)))
+        study.tell(trial, o.bench.throughput)  # type: ignore[union-attr]
+    repeat = study.ask()  # a configuration answered by trial 0: its value and its constraint values
+    repeat.set_user_attr(VIOLATIONS_ATTR, [4.0])
+    study.tell(repeat, 2000.0)
+    pruned = study.ask()
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    stored = [t.system_attrs.get("constraints") for t in study.get_trials()]
+    assert stored == [(4.0,), (-3.0,), (4.0,), (0.0,)]
+
+
+def test_settings_refuse_a_limit_that_is_not_positive() -> None:
+    from navigator.errors import InputError
+
+    with pytest.raises(InputError, match="--latency-limit-ms 0"):
+        StudySettings(latency_limit_ms=0)
+
+
+def test_reports_mark_a_trial_over_the_limit_and_list_the_front() -> None:
+    from navigator.report import build, front
+
+    outcomes = (FAST_SLOW_TAIL, STEADY, LOW_P99, DOMINATED)
+    result = Result("m", "pareto", outcomes, STEADY, STEADY, None, None, None,
+                    settings=StudySettings(objective="pareto", latency_limit_ms=5.0))
+    assert front.status(result, FAST_SLOW_TAIL) == "ok, over p99 <= 5 ms" and front.status(result, STEADY) == "ok"
+    assert [o.config.number for o in front.points(result)] == [2, 3]
+    text = build.markdown(result)
+    assert "| 1 | eager | 1 | defaults | ok, over p99 <= 5 ms |" in text
+    assert "1 measured trial(s) over them" in text and "## Pareto front (throughput, p99)" in text
+    assert "| 2 **winner** | eager | 1 | 1500.0 | 2.000 |" in text and "| 3 | eager | 1 | 900.0 | 1.000 |" in text
+    assert "| 4 | eager | 1 | 800.0" not in text  # dominated: not on the front
+    from navigator.report import plots
+
+    names = [t.get("name") for t in plots.throughput_latency(result).to_dict()["data"]]
+    assert "Pareto front" in names
