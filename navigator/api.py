@@ -139,10 +139,12 @@ class Stage:
         return TrialWorker(self.spec, self.ctx.settings, local.out / "logs" / "worker.log", local.memory_bytes)
 
 
-def stage(source: ModelSource, study: StudySettings, local: LocalSettings, candidates: list[Any]) -> Stage:
-    """The source saved as files for the trial workers (a live object is saved in OUT/source) and the
-    trials' context, caching conversions in OUT/cache."""
+def stage(source: ModelSource, study: StudySettings, local: LocalSettings, candidates: list[Any],
+          metric: Callable[[Any], float] | None = None) -> Stage:
+    """The source saved as files for the trial workers (a live object is saved in OUT/source, as is the
+    user `metric`) and the trials' context, caching conversions in OUT/cache."""
     from navigator.source import materialize
+    from navigator.source import metric as metric_mod
     from navigator.cache import Cache
     from navigator.trial.run import TrialContext
 
@@ -153,8 +155,9 @@ def stage(source: ModelSource, study: StudySettings, local: LocalSettings, candi
         vouch(model)
     record = SourceRecord(str(Path(model).resolve()), spec_text, str(Path(data).resolve()) if data else None,
                           trust, source.fingerprint if source.file else None)
-    ctx = TrialContext(source, Cache(local.out / "cache", source.fingerprint), study)
-    spec = WorkerSpec(record, source.name, source.fingerprint, max(study.batch_sizes), str(ctx.cache.root))
+    ctx = TrialContext(source, Cache(local.out / "cache", source.fingerprint), study, metric)
+    saved = str(metric_mod.save(metric, local.out / "source")) if metric is not None else None
+    spec = WorkerSpec(record, source.name, source.fingerprint, max(study.batch_sizes), str(ctx.cache.root), saved)
     return Stage(candidates, ctx, record, spec)
 
 
@@ -162,7 +165,8 @@ def run(source: ModelSource, study: StudySettings, local: LocalSettings,
         on_trial: Callable[[TrialOutcome], None] | None = None,
         enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, storage: StudyStorage | None = None,
         wall_s: float | None = None, join: bool = False, serving: ServingOptions | None = None,
-        notes: tuple[str, ...] = (), own_trials: int | None = None, started: float | None = None) -> Result:
+        notes: tuple[str, ...] = (), own_trials: int | None = None, started: float | None = None,
+        metric: Callable[[Any], float] | None = None) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source.
 
     `storage`: a shared study (default: SQLite in the output directory); `join`: this process joins it as
@@ -171,7 +175,7 @@ def run(source: ModelSource, study: StudySettings, local: LocalSettings,
     the winner and writes the repository and report; the others return their trials with `report` None.
     `serving`: how the winner is deployed and whether a real server checks, measures and tunes it;
     `notes` go into the report. `started`: when the run began (monotonic; default now), the start of
-    its budget."""
+    its budget. `metric`: the user metric, evaluated in every trial."""
     from navigator.progress import Progress
     from navigator.search.study import Search
 
@@ -184,7 +188,7 @@ def run(source: ModelSource, study: StudySettings, local: LocalSettings,
     new_out = next((p for p in [*reversed(out.absolute().parents), out.absolute()] if not p.exists()), None)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        staged = stage(source, study, local, candidates)
+        staged = stage(source, study, local, candidates, metric)
         search = Search(storage or study_storage.default(out), study, (source.framework, source.kind), usable,
                         source.fingerprint, enqueue, publish=published(study, staged.record)
                         if storage and not join else None, started=started)
@@ -239,7 +243,7 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
     outcomes = sorted(search.outcomes() + search.interrupted(), key=lambda o: o.config.number)
     by_number = {o.config.number: o for o in outcomes}
     roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
-    goal = objectives.get(study.objective)
+    goal = objectives.for_study(study)
     ranked = goal.rank(search.outcomes(comparable=True))
     phases = {"search": time.monotonic() - search.budget.started}
     tuned = tuned_baseline(ranked, roles.get("baseline"))
@@ -292,7 +296,8 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
            memory_bytes: int | None, input_spec: str | None, input_data: str | Path | None, trust_pickle: bool,
            force: bool, shared: StudyStorage | None, serving: ServingOptions, asked: tuple[int, ...] | None,
            enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
-           on_trial: Callable[[TrialOutcome], None] | None = None, started: float | None = None) -> Result:
+           on_trial: Callable[[TrialOutcome], None] | None = None, started: float | None = None,
+           metric: Callable[[Any], float] | None = None) -> Result:
     """Load the source and run the study with the settings `navigator.optimize` parsed. `asked`: the batch
     sizes the caller asked for (None: the samples' rows, for a dynamic-batch model); what the model can
     take is decided once it is loaded, as are the default `out` and the noise tolerance."""
@@ -319,10 +324,14 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
     target = Path(out) if out else Path("navigator-out") / slug(source.name)
     check_out(target, force, shared is not None)
     study = replace(study, batch_sizes=batches, noise_atol=2 * nondeterminism(source))
+    if metric is not None:  # its value on the source, once; a metric failing there is the user's to fix
+        from navigator.source.metric import on_source
+
+        study = replace(study, metric_source=on_source(metric, source))
     local = LocalSettings(target, progress, memory_bytes)
     try:
         return run(source, study, local, on_trial, enqueue, storage=shared, serving=serving, notes=notes,
-                   started=started)
+                   started=started, metric=metric)
     except KeyboardInterrupt:
         raise study_storage.interrupted(shared or study_storage.default(target)) from None
 

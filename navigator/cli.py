@@ -95,6 +95,10 @@ def optimize(
                                           help="Write dynamic_batching {} for models with max_batch_size > 0."),
     allow_traced: bool = typer.Option(False, "--allow-traced", help="Let a traced artifact win although tracing "
                                       "found control flow that depends on the input values."),
+    metric: Optional[str] = typer.Option(None, help="User metric path/to/file.py:function or module:function, "
+                                         "f(runner) -> float, higher is better, run in every trial (needs --trust-pickle)."),
+    max_metric_drop: Optional[str] = typer.Option(None, help="With --metric: a trial whose metric falls more than "
+                                                  "this below the source's (0.5% or 0.01) is invalid."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
     from navigator.pyapi import optimize as run_optimize

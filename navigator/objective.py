@@ -7,11 +7,12 @@ name, so that a new objective (or a constraint) is one entry here.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 from navigator.errors import InputError
 from navigator.records import MEASURED, Bench, Finalist, TrialOutcome
+from navigator.settings import StudySettings, parse_metric_drop
 
 Direction = Literal["maximize", "minimize"]  # optuna's names
 
@@ -91,6 +92,38 @@ OBJECTIVES = {
                             "{:.1f}/s"),
     "latency": Objective("latency", "minimize", "p99_ms", "p99 latency (ms)", "lower p99 than", "{:.3f} ms p99"),
 }
+
+
+def metric_floor(source: float, drop: str) -> float:
+    """The lowest metric a trial may have: the source's value less the allowed drop (a share of the
+    source's magnitude with %, else in the metric's units)."""
+    amount, relative = parse_metric_drop(drop)
+    return source - (abs(source) * amount if relative else amount)
+
+
+def metric_drop(source: float, drop: str) -> Callable[[TrialOutcome], float]:
+    """The constraint of --max-metric-drop: how far a trial's metric lies below the floor (<= 0: within
+    it); a trial without a metric value is 1.0 over, for it cannot show that it is within."""
+    floor = metric_floor(source, drop)
+
+    def within_metric_drop(outcome: TrialOutcome) -> float:
+        return 1.0 if outcome.metric is None else floor - outcome.metric
+
+    return within_metric_drop
+
+
+def constraints(settings: StudySettings) -> tuple[Callable[[TrialOutcome], float], ...]:
+    """The constraints a study's settings put on its trials."""
+    found: list[Callable[[TrialOutcome], float]] = []
+    if settings.metric_source is not None and settings.max_metric_drop is not None:
+        found.append(metric_drop(settings.metric_source, settings.max_metric_drop))
+    return tuple(found)
+
+
+def for_study(settings: StudySettings) -> Objective:
+    """The study's objective with the constraints of its settings."""
+    goal = get(settings.objective)
+    return replace(goal, constraints=goal.constraints + constraints(settings))
 
 
 def get(name: str) -> Objective:

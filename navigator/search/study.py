@@ -24,6 +24,7 @@ from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, S
 from navigator.settings import StudySettings
 
 DEFERRED_ATTR = "deferred"  # a trial that did not start for its expected cost: why
+CONSTRAINTS_ATTR = "constraints"  # the Objective's constraint values of the trial's outcome (<= 0: met)
 MAX_IDLE = 200  # proposals in a row answered from the study before the search gives up on the sampler
 IDENTITY_WAIT_S = 60.0  # how long a joining worker waits for the creator of a shared study to describe it
 # Enqueued default trials that are re-measured with the finalists, for the speedups in the report.
@@ -40,8 +41,13 @@ def sampler(settings: StudySettings, shared: bool = False) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "grid":  # Search enqueues every configuration in order (Seen.unseen)
         return optuna.samplers.RandomSampler(seed=seed)
+    count = len(objectives.constraints(settings))
+
+    def constraints(trial: Any) -> list[float]:  # TPE then models the feasible region apart
+        return list(trial.user_attrs.get(CONSTRAINTS_ATTR, [0.0] * count))
+
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
-                                      constant_liar=shared)
+                                      constant_liar=shared, constraints_func=constraints if count else None)
 
 
 class _Surplus(Exception):
@@ -279,6 +285,7 @@ class Search(StudyView):
         if answer is not None:
             trial.set_user_attr(REPEAT_ATTR, [answer.number, answer.reason])
             old = answer.outcome
+            self._constrain(trial, old)
             return (self.value(old) if old is not None and old.status in SCORED else None), False
         if self._defer(trial, config):
             return None, False
@@ -291,6 +298,7 @@ class Search(StudyView):
         except lazy.optuna().exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
             self._stale = True
             raise
+        self._constrain(trial, outcome)
         value = self.value(outcome) if outcome.status in SCORED else None
         if tell is not None:
             tell(trial, value)
@@ -299,6 +307,12 @@ class Search(StudyView):
         if on_trial:
             on_trial(outcome)
         return value, True
+
+    def _constrain(self, trial: Any, outcome: TrialOutcome | None) -> None:
+        """Store the constraint values of a trial's outcome, which the sampler's constraints_func reads."""
+        goal = objectives.for_study(self.settings)
+        if goal.constraints and outcome is not None:
+            trial.set_user_attr(CONSTRAINTS_ATTR, list(goal.violations(outcome)))
 
     def _defer(self, trial: Any, config: TrialConfig) -> bool:
         """Cost rules (local studies): a trial expected to cost more than what the search has left (plus
