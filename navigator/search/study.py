@@ -41,13 +41,22 @@ def sampler(settings: StudySettings, shared: bool = False) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "grid":  # Search enqueues every configuration in order (Seen.unseen)
         return optuna.samplers.RandomSampler(seed=seed)
-    count = len(objectives.constraints(settings))
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
+                                      constant_liar=shared, constraints_func=constraints_func(settings))
 
-    def constraints(trial: Any) -> list[float]:  # TPE then models the feasible region apart
+
+def constraints_func(settings: StudySettings) -> Callable[[Any], list[float]] | None:
+    """TPE's constraints_func for the study's constraints (it then models the feasible trials apart): the
+    values stored on each trial (Search._constrain). Optuna 5 deprecates it for Trial.set_constraint,
+    which TPE reads by itself: None there, as where the study has no constraint."""
+    count = len(objectives.constraints(settings))
+    if not count or hasattr(lazy.optuna().trial.Trial, "set_constraint"):
+        return None
+
+    def constraints(trial: Any) -> list[float]:
         return list(trial.user_attrs.get(CONSTRAINTS_ATTR, [0.0] * count))
 
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
-                                      constant_liar=shared, constraints_func=constraints if count else None)
+    return constraints
 
 
 class _Surplus(Exception):
@@ -309,10 +318,16 @@ class Search(StudyView):
         return value, True
 
     def _constrain(self, trial: Any, outcome: TrialOutcome | None) -> None:
-        """Store the constraint values of a trial's outcome, which the sampler's constraints_func reads."""
+        """Store the constraint values of a trial's outcome, named, for the sampler (optuna 5 reads them
+        from the trial, optuna 4 through constraints_func)."""
         goal = objectives.for_study(self.settings)
-        if goal.constraints and outcome is not None:
-            trial.set_user_attr(CONSTRAINTS_ATTR, list(goal.violations(outcome)))
+        if not goal.constraints or outcome is None:
+            return
+        values = goal.violations(outcome)
+        trial.set_user_attr(CONSTRAINTS_ATTR, list(values))
+        if hasattr(trial, "set_constraint"):
+            for constraint, value in zip(goal.constraints, values):
+                trial.set_constraint(constraint.__name__, value)
 
     def _defer(self, trial: Any, config: TrialConfig) -> bool:
         """Cost rules (local studies): a trial expected to cost more than what the search has left (plus

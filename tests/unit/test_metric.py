@@ -65,16 +65,28 @@ def test_a_trial_over_the_drop_never_ranks_whatever_its_speed():
     assert [o.config.number for o in objectives.for_study(StudySettings()).rank([fast_lossy, slow_exact])] == [1, 2]
 
 
-def test_tpe_gets_a_constraints_func_reading_the_trial_attribute():
-    from navigator.search.study import CONSTRAINTS_ATTR, sampler
+def test_the_sampler_sees_a_trial_over_the_drop_as_infeasible(tmp_path):
+    """The constraint reaches TPE: named on the trial (optuna 5) or through constraints_func (optuna 4)."""
+    import optuna
 
-    tpe = sampler(StudySettings(metric_source=0.95, max_metric_drop="1%"))
-    assert sampler(StudySettings())._constraints_func is None
+    from navigator.search.study import CONSTRAINTS_ATTR, Search, constraints_func
 
-    class Trial:
-        user_attrs = {CONSTRAINTS_ATTR: [0.04]}
-
-    assert tpe._constraints_func(Trial()) == [0.04]
+    settings = StudySettings(metric_source=0.95, max_metric_drop="1%")
+    assert constraints_func(StudySettings()) is None
+    study = optuna.create_study(direction="maximize")
+    search = Search.__new__(Search)
+    search.settings = settings
+    for metric in (0.90, 0.95):
+        trial = study.ask()
+        search._constrain(trial, outcome(trial.number, 100.0, metric))
+        study.tell(trial, 100.0)
+    lossy, exact = study.get_trials()
+    assert lossy.user_attrs[CONSTRAINTS_ATTR] == [pytest.approx(0.0405)]
+    if hasattr(optuna.trial.Trial, "set_constraint"):
+        assert lossy.constraints == {"within_metric_drop": pytest.approx(0.0405)}
+        assert exact.constraints == {"within_metric_drop": pytest.approx(-0.0095)}
+    else:
+        assert constraints_func(settings)(lossy) == [pytest.approx(0.0405)]
 
 
 class Lossy:
