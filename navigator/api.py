@@ -62,6 +62,14 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
     return None, notes, ""
 
 
+def deploy_order(finalists: list[Finalist], ranked: list[TrialOutcome]) -> list[TrialOutcome]:
+    """The trials to deploy, first that can: the finalists in their order, then the rest of `ranked`. Only
+    ranked trials (measured, within the constraints): a re-measured baseline outside them is not one."""
+    by_number = {o.config.number: o for o in ranked}
+    first = [by_number[f.number] for f in finalists if f.number in by_number]
+    return first + [o for o in ranked if o not in first]
+
+
 def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOutcome],
                settings: StudySettings, search: Any, progress: Any = None) -> tuple[list[Finalist], str]:
     """Re-measure the top trials and the baselines interleaved in the worker, in as many rounds as the
@@ -253,9 +261,8 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
     phases["finalists"] = time.monotonic() - search.budget.started - phases["search"]
     if progress is not None:
         progress.phase("deploying", 0.0)
-    first = [by_number[f.number] for f in finalists]  # deploy in the finalists' order, then the rest
     serving = serving or ServingOptions()
-    winner, deploy_notes, backend = _deploy(source, ctx, first + [o for o in ranked if o not in first], study,
+    winner, deploy_notes, backend = _deploy(source, ctx, deploy_order(finalists, ranked), study,
                                             out / "model_repository", python=serving.deployment == "python",
                                             worker=worker)
     save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)

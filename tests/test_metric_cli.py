@@ -31,19 +31,25 @@ def text(runner):
 '''
 
 
-@pytest.fixture
-def classifier(tmp_path: Path) -> tuple[Path, Path]:
-    """A linear classifier as an ONNX graph (dynamic batch) and a metric file: top-1 agreement with the
-    fp32 labels on 256 samples."""
+def linear_onnx(file: Path, w: np.ndarray) -> Path:
+    """x @ w as an ONNX graph with a dynamic batch: logits of a linear classifier."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["logits"])], "linear",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 4])], [numpy_helper.from_array(W, "w")])
-    model = tmp_path / "linear.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", w.shape[0]])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", w.shape[1]])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(file))
+    return file
+
+
+@pytest.fixture
+def classifier(tmp_path: Path) -> tuple[Path, Path]:
+    """A linear classifier as an ONNX graph (dynamic batch) and a metric file: top-1 agreement with the
+    fp32 labels on 256 samples."""
+    model = linear_onnx(tmp_path / "linear.onnx", W)
     np.save(tmp_path / "w.npy", W)
     metric = tmp_path / "metrics.py"
     metric.write_text(METRIC.format(weights=str(tmp_path / "w.npy")))
@@ -104,21 +110,13 @@ def test_a_lossy_bf16_trial_breaks_the_drop_and_cannot_win(tmp_path):
     """A classifier whose two top classes nearly tie: OpenVINO's bf16 inference passes the bf16 output
     tolerance but flips labels, so the metric (a closure, carried to the worker) rejects it; f32 wins."""
     pytest.importorskip("openvino")
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     import navigator
 
     rng = np.random.default_rng(1)
     first = rng.standard_normal((64, 1)).astype(np.float32)
     w = np.concatenate([first, first * 1.001 + 1e-3 * rng.standard_normal((64, 1)).astype(np.float32),
                         0.1 * rng.standard_normal((64, 2)).astype(np.float32)], 1)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["logits"])], "tie",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 4])], [numpy_helper.from_array(w, "w")])
-    model = tmp_path / "tie.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    model = linear_onnx(tmp_path / "tie.onnx", w)
     x = rng.standard_normal((256, 64)).astype(np.float32)
     labels = (x.astype(np.float64) @ w.astype(np.float64)).argmax(1)
     result = navigator.optimize(

@@ -116,7 +116,10 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
 def metric_check(ctx: TrialContext, config: TrialConfig, runner: Any) -> tuple[float | None, str, str]:
     """(the user metric on the trial's runner, status, reason): ("", "") where it holds; "failed" where
     the metric raises or gives no finite number; "invalid" where it falls below --max-metric-drop."""
+    s = ctx.settings
     if ctx.metric is None:
+        if s.max_metric_drop is not None and s.metric_source is not None:  # a joining worker given none
+            return None, "invalid", "the study has --max-metric-drop but this worker has no --metric"
         return None, "", ""
     from navigator.source.metric import MetricError, evaluate
 
@@ -124,7 +127,6 @@ def metric_check(ctx: TrialContext, config: TrialConfig, runner: Any) -> tuple[f
         value = evaluate(ctx.metric, runner)
     except MetricError as exc:
         return None, "failed", f"{exc} on this trial"
-    s = ctx.settings
     if s.metric_source is not None and s.max_metric_drop is not None and \
             objectives.metric_drop(s.metric_source, s.max_metric_drop)(TrialOutcome(config, "ok", metric=value)) > 0:
         floor = objectives.metric_floor(s.metric_source, s.max_metric_drop)

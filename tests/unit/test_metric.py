@@ -160,3 +160,24 @@ def test_a_file_metric_travels_by_value(tmp_path):
     saved = metric_mod.save(metric_mod.load(f"{file}:score", trust=True), tmp_path / "saved")
     file.unlink()
     assert metric_mod.restore(str(saved))(lambda: 2.0) == 6.0
+
+
+def test_a_worker_given_no_metric_cannot_pass_a_metric_constraint(tmp_path):
+    config = TrialConfig(1, "ort_cpu", {}, {}, 1)
+    ctx = context(tmp_path, None, metric_source=1.0, max_metric_drop="1%")
+    assert metric_check(ctx, config, Lossy(0.0)) == (
+        None, "invalid", "the study has --max-metric-drop but this worker has no --metric")
+    assert metric_check(context(tmp_path, None), config, Lossy(0.0)) == (None, "", "")
+
+
+def test_a_fast_finalist_outside_the_constraint_is_never_deployed():
+    """A baseline is re-measured with the finalists whatever its metric; only ranked trials deploy."""
+    from navigator.api import deploy_order
+    from navigator.records import Finalist
+
+    goal = objectives.for_study(StudySettings(metric_source=0.95, max_metric_drop="1%"))
+    baseline, exact, close = outcome(0, 900.0, None), outcome(1, 100.0, 0.95), outcome(2, 90.0, 0.95)
+    ranked = goal.rank([baseline, exact, close])
+    finalists = [Finalist(n, "ort_cpu", role, (t,), (1.0,)) for n, role, t in
+                 [(0, "baseline", 900.0), (2, "top 2", 95.0), (1, "top 1", 94.0)]]
+    assert [o.config.number for o in deploy_order(finalists, ranked)] == [2, 1]
