@@ -126,6 +126,8 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
         for line in headline.build(result).lines:  # the report's own header, word for word
             typer.echo(line)
         typer.echo(f"triton repository: {result.repository}")
+    if result.metric:  # the user metric as its trials measured it
+        typer.echo("metric: " + ", ".join(f"{k} {v:.6g}" for k, v in result.metric.items()))
     if result.phases:
         typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
                    " (per path: the report's \"Where the budget went\")")

@@ -66,13 +66,14 @@ def test_every_trial_carries_the_metric_and_the_report_shows_it(classifier, tmp_
     out = tmp_path / "out"
     proc = optimize(model, out, "--metric", f"{metric}:top1", "--trust-pickle", "--max-metric-drop", "0.5%")
     assert proc.returncode == 0, proc.stderr
+    assert any(line.startswith("metric: source 1, winner 1") for line in proc.stdout.splitlines())
     report = json.loads((out / "report.json").read_text())
     ran = [o for o in report["outcomes"] if o["status"] in ("ok", "unstable", "screened")]
     assert ran and all(o["metric"] == 1.0 for o in ran), report["outcomes"]
     assert report["settings"]["metric_source"] == 1.0 and report["settings"]["max_metric_drop"] == "0.5%"
     assert report["metric"]["source"] == 1.0 and report["metric"]["winner"] == 1.0
     md = (out / "report.md").read_text()
-    assert "| metric (vs source) |" in md and "**Metric** (user's, higher is better): source 1" in md
+    assert "| metric (vs source) |" in md and "| 1 | " in md and "**Metric** (user's, higher is better): source 1" in md
     assert "metric (vs source)" in (out / "report.html").read_text()
 
 

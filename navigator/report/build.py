@@ -27,9 +27,9 @@ def _row(o: TrialOutcome, winner: int | None, metric: str | None = None) -> str:
     if agreement:  # classifiers: the share of class labels equal to the source's
         error += f" (labels {min(agreement):.2%} agree)"
     reason = o.error.replace("|", "/")[:160]
-    shown = "" if metric is None else f"{metric} | "
+    shown = "" if metric is None else f" {metric} |"
     return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {o.status} | "
-            f"{figures} | {error} | {shown} {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
+            f"{figures} | {error} |{shown} {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
 
 
 def _finalists(result: Result) -> list[str]:
