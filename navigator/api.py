@@ -62,6 +62,14 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
     return None, notes, ""
 
 
+def deploy_order(finalists: list[Finalist], ranked: list[TrialOutcome]) -> list[TrialOutcome]:
+    """The trials to deploy, first that can: the finalists in their order, then the rest of `ranked`. Only
+    ranked trials (measured, within the constraints): a re-measured baseline outside them is not one."""
+    by_number = {o.config.number: o for o in ranked}
+    first = [by_number[f.number] for f in finalists if f.number in by_number]
+    return first + [o for o in ranked if o not in first]
+
+
 def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOutcome],
                settings: StudySettings, search: Any, progress: Any = None) -> tuple[list[Finalist], str]:
     """Re-measure the top trials and the baselines interleaved in the worker, in as many rounds as the
@@ -140,10 +148,12 @@ class Stage:
         return TrialWorker(self.spec, self.ctx.settings, local.out / "logs" / "worker.log", local.memory_bytes)
 
 
-def stage(source: ModelSource, study: StudySettings, local: LocalSettings, candidates: list[Any]) -> Stage:
-    """The source saved as files for the trial workers (a live object is saved in OUT/source) and the
-    trials' context, caching conversions in OUT/cache."""
+def stage(source: ModelSource, study: StudySettings, local: LocalSettings, candidates: list[Any],
+          metric: Callable[[Any], float] | None = None) -> Stage:
+    """The source saved as files for the trial workers (a live object is saved in OUT/source, as is the
+    user `metric`) and the trials' context, caching conversions in OUT/cache."""
     from navigator.source import materialize
+    from navigator.source import metric as metric_mod
     from navigator.cache import Cache
     from navigator.trial.run import TrialContext
 
@@ -154,8 +164,9 @@ def stage(source: ModelSource, study: StudySettings, local: LocalSettings, candi
         vouch(model)
     record = SourceRecord(str(Path(model).resolve()), spec_text, str(Path(data).resolve()) if data else None,
                           trust, source.fingerprint if source.file else None)
-    ctx = TrialContext(source, Cache(local.out / "cache", source.fingerprint), study)
-    spec = WorkerSpec(record, source.name, source.fingerprint, max(study.batch_sizes), str(ctx.cache.root))
+    ctx = TrialContext(source, Cache(local.out / "cache", source.fingerprint), study, metric)
+    saved = str(metric_mod.save(metric, local.out / "source")) if metric is not None else None
+    spec = WorkerSpec(record, source.name, source.fingerprint, max(study.batch_sizes), str(ctx.cache.root), saved)
     return Stage(candidates, ctx, record, spec)
 
 
@@ -163,7 +174,8 @@ def run(source: ModelSource, study: StudySettings, local: LocalSettings,
         on_trial: Callable[[TrialOutcome], None] | None = None,
         enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, storage: StudyStorage | None = None,
         wall_s: float | None = None, join: bool = False, serving: ServingOptions | None = None,
-        notes: tuple[str, ...] = (), own_trials: int | None = None, started: float | None = None) -> Result:
+        notes: tuple[str, ...] = (), own_trials: int | None = None, started: float | None = None,
+        metric: Callable[[Any], float] | None = None) -> Result:
     """Search, deploy the winner and write the reports for an already loaded source.
 
     `storage`: a shared study (default: SQLite in the output directory); `join`: this process joins it as
@@ -172,7 +184,7 @@ def run(source: ModelSource, study: StudySettings, local: LocalSettings,
     the winner and writes the repository and report; the others return their trials with `report` None.
     `serving`: how the winner is deployed and whether a real server checks, measures and tunes it;
     `notes` go into the report. `started`: when the run began (monotonic; default now), the start of
-    its budget."""
+    its budget. `metric`: the user metric, evaluated in every trial."""
     from navigator.progress import Progress
     from navigator.search.study import Search
 
@@ -185,7 +197,7 @@ def run(source: ModelSource, study: StudySettings, local: LocalSettings,
     new_out = next((p for p in [*reversed(out.absolute().parents), out.absolute()] if not p.exists()), None)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        staged = stage(source, study, local, candidates)
+        staged = stage(source, study, local, candidates, metric)
         search = Search(storage or study_storage.default(out), study, (source.framework, source.kind), usable,
                         source.fingerprint, enqueue, publish=published(study, staged.record)
                         if storage and not join else None, started=started)
@@ -240,7 +252,7 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
     outcomes = sorted(search.outcomes() + search.interrupted(), key=lambda o: o.config.number)
     by_number = {o.config.number: o for o in outcomes}
     roles = {role: by_number[n] for role, n in search.roles().items() if n in by_number}
-    goal = objectives.of_study(study.objective, study.latency_limit_ms)
+    goal = objectives.for_study(study)  # with every constraint of the settings (p99 limit, metric drop)
     ranked = goal.rank(search.outcomes(comparable=True))  # within every constraint
     phases = {"search": time.monotonic() - search.budget.started}
     tuned = tuned_baseline(ranked, roles.get("baseline"))
@@ -250,10 +262,8 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
     phases["finalists"] = time.monotonic() - search.budget.started - phases["search"]
     if progress is not None:
         progress.phase("deploying", 0.0)
-    # deploy in the finalists' order (a baseline re-measured beside them may break a constraint), then the rest
-    first = [by_number[f.number] for f in finalists if goal.feasible(by_number[f.number])]
     serving = serving or ServingOptions()
-    winner, deploy_notes, backend = _deploy(source, ctx, first + [o for o in ranked if o not in first], study,
+    winner, deploy_notes, backend = _deploy(source, ctx, deploy_order(finalists, ranked), study,
                                             out / "model_repository", python=serving.deployment == "python",
                                             worker=worker)
     save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)
@@ -295,7 +305,8 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
            memory_bytes: int | None, input_spec: str | None, input_data: str | Path | None, trust_pickle: bool,
            force: bool, shared: StudyStorage | None, serving: ServingOptions, asked: tuple[int, ...] | None,
            enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
-           on_trial: Callable[[TrialOutcome], None] | None = None, started: float | None = None) -> Result:
+           on_trial: Callable[[TrialOutcome], None] | None = None, started: float | None = None,
+           metric: Callable[[Any], float] | None = None) -> Result:
     """Load the source and run the study with the settings `navigator.optimize` parsed. `asked`: the batch
     sizes the caller asked for (None: the samples' rows, for a dynamic-batch model); what the model can
     take is decided once it is loaded, as are the default `out` and the noise tolerance."""
@@ -322,10 +333,14 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
     target = Path(out) if out else Path("navigator-out") / slug(source.name)
     check_out(target, force, shared is not None)
     study = replace(study, batch_sizes=batches, noise_atol=2 * nondeterminism(source))
+    if metric is not None:  # its value on the source, once; a metric failing there is the user's to fix
+        from navigator.source.metric import on_source
+
+        study = replace(study, metric_source=on_source(metric, source))
     local = LocalSettings(target, progress, memory_bytes)
     try:
         return run(source, study, local, on_trial, enqueue, storage=shared, serving=serving, notes=notes,
-                   started=started)
+                   started=started, metric=metric)
     except KeyboardInterrupt:
         raise study_storage.interrupted(shared or study_storage.default(target)) from None
 

@@ -97,6 +97,10 @@ def optimize(
                                           help="Write dynamic_batching {} for models with max_batch_size > 0."),
     allow_traced: bool = typer.Option(False, "--allow-traced", help="Let a traced artifact win although tracing "
                                       "found control flow that depends on the input values."),
+    metric: Optional[str] = typer.Option(None, help="User metric path/to/file.py:function or module:function, "
+                                         "f(runner) -> float, higher is better, run in every trial (needs --trust-pickle)."),
+    max_metric_drop: Optional[str] = typer.Option(None, help="With --metric: a trial whose metric falls more than "
+                                                  "this below the source's (0.5% or 0.01) is invalid."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
     from navigator.pyapi import optimize as run_optimize
@@ -124,6 +128,8 @@ def _summary(result: "Result", study: Optional[str] = None) -> None:
         for line in headline.build(result).lines:  # the report's own header, word for word
             typer.echo(line)
         typer.echo(f"triton repository: {result.repository}")
+    if result.metric:  # the user metric as its trials measured it
+        typer.echo("metric: " + ", ".join(f"{k} {v:.6g}" for k, v in result.metric.items()))
     if result.phases:
         typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items()) +
                    " (per path: the report's \"Where the budget went\")")

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 
 from navigator.errors import InputError
 from navigator.records import MEASURED, Bench, Finalist, TrialOutcome
+from navigator.settings import StudySettings, parse_metric_drop
 
 Direction = Literal["maximize", "minimize"]  # optuna's names
 Told = float | list[float]  # what optuna is told of a trial: one value per direction of the study
@@ -161,6 +162,40 @@ OBJECTIVES = {
 }
 
 
+def metric_floor(source: float, drop: str) -> float:
+    """The lowest metric a trial may have: the source's value less the allowed drop (a share of the
+    source's magnitude with %, else in the metric's units)."""
+    amount, relative = parse_metric_drop(drop)
+    return source - (abs(source) * amount if relative else amount)
+
+
+def metric_drop(source: float, drop: str) -> Callable[[TrialOutcome], float]:
+    """The constraint of --max-metric-drop: how far a trial's metric lies below the floor (<= 0: within
+    it); a trial without a metric value is 1.0 over, for it cannot show that it is within."""
+    floor = metric_floor(source, drop)
+
+    def within_metric_drop(outcome: TrialOutcome) -> float:
+        return 1.0 if outcome.metric is None else floor - outcome.metric
+
+    return within_metric_drop
+
+
+def constraints(settings: StudySettings) -> tuple[Callable[[TrialOutcome], float], ...]:
+    """The constraints a study's settings put on its trials."""
+    found: list[Callable[[TrialOutcome], float]] = []
+    if settings.latency_limit_ms is not None:
+        found.append(latency_limit(settings.latency_limit_ms))
+    if settings.metric_source is not None and settings.max_metric_drop is not None:
+        found.append(metric_drop(settings.metric_source, settings.max_metric_drop))
+    return tuple(found)
+
+
+def for_study(settings: StudySettings) -> Objective:
+    """The study's objective with the constraints of its settings."""
+    goal = get(settings.objective)
+    return replace(goal, constraints=goal.constraints + constraints(settings))
+
+
 def get(name: str) -> Objective:
     """The objective named `name`; InputError for an unknown one."""
     try:
@@ -170,7 +205,8 @@ def get(name: str) -> Objective:
 
 
 def of_study(objective: str, latency_limit_ms: float | None = None) -> Objective:
-    """The study's objective with its constraints: the p99 limit where one is set."""
+    """The objective with the p99 limit only, for a reader without the study's settings (for_study has
+    every constraint)."""
     goal = get(objective)
     if latency_limit_ms is None:
         return goal

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from navigator import objective as objectives
 from navigator.errors import InputError
-from navigator.records import MEASURED, Result, TrialOutcome
+from navigator.records import Result, TrialOutcome
 from navigator.report.check import Verdict, check
 from navigator.results import load_result, load_runner
 from navigator.settings import StudySettings, memory_cap, parse_batch_sizes, parse_budget
@@ -72,15 +72,27 @@ def inputs_from_dataloader(model: Any, dataloader: Iterable[Any]) -> Any:
     return batch
 
 
-def _metric_values(result: Result, metric: Callable[[Any], float]) -> dict[str, float]:
-    """The user metric on the winner's Runner (and on the baseline's, the source runtime's defaults)."""
-    from dataclasses import replace
+def _metric_values(result: Result) -> dict[str, float]:
+    """The user metric as its trials measured it: on the source model, the winner and the baseline."""
+    values = {"source": result.settings.metric_source} if result.settings else {}
+    for name, outcome in (("winner", result.winner), ("baseline", result.baseline)):
+        if outcome is not None and outcome.metric is not None:
+            values[name] = outcome.metric
+    return {k: v for k, v in values.items() if v is not None}
 
-    values = {"winner": float(metric(load_runner(result)))}
-    baseline = result.baseline
-    if baseline is not None and baseline.status in MEASURED and baseline != result.winner:
-        values["baseline"] = float(metric(load_runner(replace(result, winner=baseline))))
-    return values
+
+def _metric(metric: Callable[[Any], float] | str | None, max_metric_drop: str | None,
+            trust_pickle: bool) -> Callable[[Any], float] | None:
+    """The user metric: a callable, or the command line's module:function (imported with trust only)."""
+    if max_metric_drop is not None and metric is None:
+        raise InputError("--max-metric-drop needs --metric: the drop is measured on the metric")
+    if isinstance(metric, str):
+        from navigator.source.metric import load
+
+        return load(metric, trust_pickle)
+    if metric is not None and not callable(metric):
+        raise InputError(f"metric must be a function of the runner, not {type(metric).__name__}")
+    return metric
 
 
 def _store_metric(result: Result, values: dict[str, float]) -> Result:
@@ -126,7 +138,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
              input_data: str | Path | None = None, trust_pickle: bool = False, atol: float | None = None,
              rtol: float | None = None, progress: bool = True, window_s: float = 0.25, window_calls: int = 0,
              screen: bool = True, trial_timeout: str | float | None = None, trial_memory: str | int | None = "default",
-             force: bool = False, metric: Callable[[Any], float] | None = None,
+             force: bool = False, metric: Callable[[Any], float] | str | None = None,
+             max_metric_drop: str | None = None,
              callbacks: Sequence[Callable[[ProgressEvent], None]] | None = None,
              on_trial: Callable[[TrialOutcome], None] | None = None,
              enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None, storage: str | None = None,
@@ -162,9 +175,13 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
         screen: once 3 trials are measured, measure a new one in full only where its short first
             measurement comes within 15% of the third best (the others are recorded as `screened`).
         force: use an output directory that holds other files, or start over where it holds another study.
-        metric: `metric(runner) -> float`, higher is better: evaluated on the winner's Runner (and the
-            baseline's) after the search, e.g. accuracy on a held-out set; recorded in the reports
-            and compared by `navigator check`.
+        metric: `metric(runner) -> float`, higher is better (`runner({input: array}) -> [outputs]`), e.g.
+            accuracy on a held-out set: evaluated once on the source model and in every trial after
+            validation (carried to the trial worker with cloudpickle); recorded per trial in the reports
+            and compared by `navigator check`. A string 'path/to/file.py:function' or 'module:function'
+            is imported, with trust_pickle only (importing runs its code).
+        max_metric_drop: with `metric`: '0.5%' (of the source's value) or '0.01' (absolute): a trial whose
+            metric falls further below the source's is invalid and never wins.
         callbacks: each called with a ProgressEvent after every trial.
         on_trial: called with each TrialOutcome as it finishes (before the callbacks).
         enqueue: configurations to try first and re-measure beside the winner, as
@@ -215,7 +232,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
         window_s=window_s, window_calls=window_calls, screen=screen, device=where,  # type: ignore[arg-type]
         trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
         triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced,
-        latency_limit_ms=latency_limit_ms)
+        latency_limit_ms=latency_limit_ms, max_metric_drop=max_metric_drop)
+    metric = _metric(metric, max_metric_drop, trust_pickle)
     memory = memory_cap(where, trial_memory)
     shared = study_storage.shared(storage, study, heartbeat)
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
@@ -225,10 +243,10 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
     result = api.launch(model, inputs, study_settings, out=out, progress=progress, memory_bytes=memory,
                         input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, force=force,
                         shared=shared, serving=serving_options, asked=asked, enqueue=enqueue, on_trial=tick,
-                        started=started)
-    if metric is not None and result.winner is not None:
-        result = _store_metric(result, _metric_values(result, metric))
+                        started=started, metric=metric)
+    if metric is not None and result.report is not None:
+        result = _store_metric(result, _metric_values(result))
     return result
 
 
-__all__ = ["ProgressEvent", "Verdict", "check", "load_result", "optimize"]
+__all__ = ["ProgressEvent", "Verdict", "check", "load_result", "load_runner", "optimize"]

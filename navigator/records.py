@@ -177,6 +177,7 @@ class WorkerSpec:
     fingerprint: str
     batch: int
     cache_dir: str
+    metric: str | None = None  # the user metric, cloudpickled (source/metric.py), evaluated in every trial
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ class TrialOutcome:
     cached: bool = False
     duration_s: float = 0.0
     load_s: float = 0.0  # loading the runner plus its first call: where torch.compile compiles
+    metric: float | None = None  # the user metric on this trial's runner (higher is better)
 
 
 # The source framework with its own best settings: the best valid trial of the baseline's path (threads,

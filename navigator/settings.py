@@ -76,6 +76,20 @@ def parse_batch_sizes(text: str | int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def parse_metric_drop(text: str) -> tuple[float, bool]:
+    """'0.5%' -> (0.005, True): a share of the source's metric; '0.01' -> (0.01, False): in the metric's
+    own units. Either is at least 0; a share at most 100%."""
+    spec = str(text).strip()
+    relative = spec.endswith("%")
+    try:
+        value = float(spec[:-1] if relative else spec)
+    except ValueError:
+        raise InputError(f"--max-metric-drop {text!r} is not a number or a percentage like 0.5%") from None
+    if not 0 <= value < float("inf") or (relative and value > 100):
+        raise InputError(f"--max-metric-drop {text!r} must be at least 0" + (" and at most 100%" if relative else ""))
+    return (value / 100, True) if relative else (value, False)
+
+
 @dataclass(frozen=True)
 class StudySettings:
     """What a study is, besides its model: the same on every machine of a shared study (published to it),
@@ -109,6 +123,10 @@ class StudySettings:
     allow_traced: bool = False
     # p99 limit of the search (ms): a trial above it keeps its figures but can never win or be a finalist
     latency_limit_ms: float | None = None
+    # The user metric's value on the source model (measured once, before the search) and how far a
+    # trial's may fall below it (parse_metric_drop's text); a trial further below is invalid.
+    metric_source: float | None = None
+    max_metric_drop: str | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVE_NAMES:
@@ -129,6 +147,8 @@ class StudySettings:
             raise InputError(f"--latency-limit-ms {self.latency_limit_ms}: expected a positive number")
         if self.triton_server is not None:
             parse_release(self.triton_server)
+        if self.max_metric_drop is not None:
+            parse_metric_drop(self.max_metric_drop)
 
 
 @dataclass(frozen=True)

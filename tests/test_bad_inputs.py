@@ -53,6 +53,9 @@ def files(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     np.savez(tmp / "empty_rows.npz", input_0=np.zeros((0, 64), np.float32))
     np.savez(tmp / "float64.npz", input_0=np.zeros((2, 64), np.float64))
     np.savez(tmp / "features.npz", features=np.zeros((2, 64), np.float32))
+    (tmp / "metric.py").write_text("def top(runner):\n    return 1.0\n\ndef boom(runner):\n    raise RuntimeError('no "
+                                   "labels')\n\ndef nan(runner):\n    return float('nan')\n\ndef text(runner):\n    return 'high'\n")
+    f["metric.py"] = str(tmp / "metric.py")
     (tmp / "otherfiles").mkdir()
     (tmp / "otherfiles" / "keep.txt").write_text("mine")
     study = tmp / "mlp_study"

@@ -3,7 +3,7 @@
     python docs/examples/train_and_optimize.py --budget 2m --out navigator-out/tiny
 
 What it shows: `navigator.optimize` with a DataLoader, a user metric (held-out accuracy, evaluated on the
-winner's runner), a progress callback, and the Result: the winner, its Runner usable right here, the
+source and on every trial's runner), a progress callback, and the Result: the winner, its Runner usable right here, the
 Triton repository and the reports.
 """
 

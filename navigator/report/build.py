@@ -15,7 +15,9 @@ from navigator.report import front, headline, spend
 _params = headline.params
 
 
-def _row(o: TrialOutcome, winner: int | None, status: str) -> str:
+def _row(o: TrialOutcome, winner: int | None, status: str, metric: str | None = None) -> str:
+    """One row of the trial table; `status`: as the report shows it (with a broken constraint); `metric`: its
+    metric cell, where the run had a user metric."""
     b, v = o.bench, o.validation
     mark = " **winner**" if o.config.number == winner else ""
     err = max((c.max_abs for c in v.outputs), default=0.0) if v else None
@@ -26,8 +28,9 @@ def _row(o: TrialOutcome, winner: int | None, status: str) -> str:
     if agreement:  # classifiers: the share of class labels equal to the source's
         error += f" (labels {min(agreement):.2%} agree)"
     reason = o.error.replace("|", "/")[:160]
+    shown = "" if metric is None else f" {metric} |"
     return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {status} | "
-            f"{figures} | {error} | {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
+            f"{figures} | {error} |{shown} {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
 
 
 def _finalists(result: Result) -> list[str]:
@@ -100,10 +103,14 @@ def markdown(result: Result) -> str:
     if result.repository:
         lines += ["", f"Triton repository: `{result.repository}` (serve with "
                   f"`tritonserver --model-repository {result.repository.parent}`)"]
+    source = result.settings.metric_source if result.settings else None
+    metric = source is not None or any(o.metric is not None for o in result.outcomes)
     lines += ["", "## Trials", "",
-              "| # | path | batch | params | status | infer/s | p50 ms | p99 ms | stable | max abs err | convert s | error |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [_row(o, w.config.number if w else None, front.status(result, o)) for o in result.outcomes]
+              "| # | path | batch | params | status | infer/s | p50 ms | p99 ms | stable | max abs err | "
+              + ("metric (vs source) | " if metric else "") + "convert s | error |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if metric else "")]
+    lines += [_row(o, w.config.number if w else None, front.status(result, o), headline.metric_cell(o, source) if metric else None)
+              for o in result.outcomes]
     lines += spend.markdown(result)
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]

@@ -10,8 +10,9 @@ from navigator.records import Result, TrialOutcome
 
 def goal(result: Result) -> objectives.Objective:
     """The run's objective with the constraints it ran under."""
-    limit = result.settings.latency_limit_ms if result.settings else None
-    return objectives.of_study(result.objective, limit)
+    if result.settings is not None:
+        return objectives.for_study(result.settings)
+    return objectives.get(result.objective)
 
 
 def status(result: Result, o: TrialOutcome) -> str:

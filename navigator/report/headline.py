@@ -38,6 +38,17 @@ def engines(path: str, template: str, kind: str, backend: str) -> dict[str, str]
     return {"measured": measured, "served": served}
 
 
+def metric_cell(o: TrialOutcome, source: float | None) -> str:
+    """A trial's user metric and its change against the source model's value (the trial table's cell)."""
+    if o.metric is None:
+        return ""
+    if source is None or source == o.metric:
+        return f"{o.metric:.6g}"
+    change = o.metric - source
+    relative = f", {change / abs(source):+.2%}" if source else ""
+    return f"{o.metric:.6g} ({change:+.3g}{relative})"
+
+
 def params(o: TrialOutcome) -> str:
     items = {**o.config.convert, **o.config.runtime}
     return ", ".join(f"{k}={v}" for k, v in items.items()) or "defaults"

@@ -45,7 +45,8 @@ def render(result: Result) -> str:
     offline = require("plotly.offline")
     env = jinja2.Environment(loader=jinja2.PackageLoader("navigator.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=False)
-    env.globals.update(params=_params, err=_err, status=lambda o: front.status(result, o), median=statistics.median, distinguishable=headline.distinguishable)
+    env.globals.update(params=_params, err=_err, status=lambda o: front.status(result, o), metric_cell=headline.metric_cell,
+                       median=statistics.median, distinguishable=headline.distinguishable)
     w = result.winner
     head = headline.build(result)
     vs_base = next((s for s in head.speedups if s.against == TUNED_BASELINE), None)
@@ -53,7 +54,9 @@ def render(result: Result) -> str:
         r=result, w=w, b=result.baseline, vs_base=vs_base, head=head,
         max_err=_err(w) if w else 0.0,
         by_status={s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))},
-        settings=_settings(result), metric=result.metric, notes=result.notes, unavailable=result.unavailable,
+        settings=_settings(result), metric=result.metric,
+        metric_source=result.settings.metric_source if result.settings else None,
+        metric_column=any(o.metric is not None for o in result.outcomes), notes=result.notes, unavailable=result.unavailable,
         figures=figures(result), plotly_js=offline.get_plotlyjs())
 
 

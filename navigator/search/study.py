@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,10 +20,11 @@ from navigator.search import budget as budget_mod
 from navigator.search import space as space_mod
 from navigator.search.seen import Seen
 from navigator.search.storage import StudyStorage
-from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, VIOLATIONS_ATTR, StudyView, constraints_func
+from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, StudyView
 from navigator.settings import StudySettings
 
 DEFERRED_ATTR = "deferred"  # a trial that did not start for its expected cost: why
+CONSTRAINTS_ATTR = "constraints"  # the Objective's constraint values of the trial's outcome (<= 0: met)
 MAX_IDLE = 200  # proposals in a row answered from the study before the search gives up on the sampler
 IDENTITY_WAIT_S = 60.0  # how long a joining worker waits for the creator of a shared study to describe it
 # Enqueued default trials that are re-measured with the finalists, for the speedups in the report.
@@ -41,10 +41,22 @@ def sampler(settings: StudySettings, shared: bool = False) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "grid":  # Search enqueues every configuration in order (Seen.unseen)
         return optuna.samplers.RandomSampler(seed=seed)
-    with warnings.catch_warnings():  # optuna 5 deprecates constraints_func for Trial.set_constraint, which
-        warnings.simplefilter("ignore", FutureWarning)  # optuna 4 (still supported) lacks; both feed TPE alike
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
-                                          constant_liar=shared, constraints_func=constraints_func(settings))
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
+                                      constant_liar=shared, constraints_func=constraints_func(settings))
+
+
+def constraints_func(settings: StudySettings) -> Callable[[Any], list[float]] | None:
+    """TPE's constraints_func for the study's constraints (it then models the feasible trials apart): the
+    values stored on each trial (Search._constrain). Optuna 5 deprecates it for Trial.set_constraint,
+    which TPE reads by itself: None there, as where the study has no constraint."""
+    count = len(objectives.constraints(settings))
+    if not count or hasattr(lazy.optuna().trial.Trial, "set_constraint"):
+        return None
+
+    def constraints(trial: Any) -> list[float]:
+        return list(trial.user_attrs.get(CONSTRAINTS_ATTR, [0.0] * count))
+
+    return constraints
 
 
 class _Surplus(Exception):
@@ -283,9 +295,7 @@ class Search(StudyView):
         if answer is not None:
             trial.set_user_attr(REPEAT_ATTR, [answer.number, answer.reason])
             old = answer.outcome
-            if old is not None:
-                goal = objectives.of_study(self.settings.objective, self.settings.latency_limit_ms)
-                trial.set_user_attr(VIOLATIONS_ATTR, list(goal.violations(old)))
+            self._constrain(trial, old)
             return (self.value(old) if old is not None and old.status in SCORED else None), False
         if self._defer(trial, config):
             return None, False
@@ -298,6 +308,7 @@ class Search(StudyView):
         except lazy.optuna().exceptions.UpdateFinishedTrialError:  # failed as stale while it ran: retried elsewhere
             self._stale = True
             raise
+        self._constrain(trial, outcome)
         value = self.value(outcome) if outcome.status in SCORED else None
         if tell is not None:
             tell(trial, value)
@@ -306,6 +317,18 @@ class Search(StudyView):
         if on_trial:
             on_trial(outcome)
         return value, True
+
+    def _constrain(self, trial: Any, outcome: TrialOutcome | None) -> None:
+        """Store the constraint values of a trial's outcome, named, for the sampler (optuna 5 reads them
+        from the trial, optuna 4 through constraints_func)."""
+        goal = objectives.for_study(self.settings)
+        if not goal.constraints or outcome is None:
+            return
+        values = goal.violations(outcome)
+        trial.set_user_attr(CONSTRAINTS_ATTR, list(values))
+        if hasattr(trial, "set_constraint"):
+            for constraint, value in zip(goal.constraints, values):
+                trial.set_constraint(constraint.__name__, value)
 
     def _defer(self, trial: Any, config: TrialConfig) -> bool:
         """Cost rules (local studies): a trial expected to cost more than what the search has left (plus

@@ -4,7 +4,7 @@ finalists' last re-measurement, who ran what in a shared study. Search (study.py
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
 
 from navigator import lazy
 from navigator import objective as objectives
@@ -17,7 +17,6 @@ OUTCOME_ATTR = "outcome"
 INTERRUPTED_ATTR = "interrupted"  # the outcome of a trial a killed run left RUNNING (failed, retried)
 REPEAT_ATTR = "answered_by"  # a proposed configuration answered from the study: the trial that answers it
 FINALISTS_ATTR = "finalists"  # the last re-measurement of the finalists and the trials it was chosen from
-VIOLATIONS_ATTR = "violations"  # a repeat's constraint values: those of the trial that answers it
 
 
 class StudyView:
@@ -112,20 +111,3 @@ class StudyView:
         self.measured = True
         self.study.set_user_attr(FINALISTS_ATTR, json.dumps({"chosen_from": chosen_from,
                                                              "finalists": [to_dict(f) for f in finalists]}))
-
-
-def constraints_func(settings: StudySettings) -> Callable[[Any], list[float]] | None:
-    """optuna's constraints_func for the study's constraints (None without any): each value read from the
-    outcome stored on the trial; a repeat (answered from the study) has those of the trial that answers
-    it, and any other trial without an outcome (pruned unrun) breaks none."""
-    goal = objectives.of_study(settings.objective, settings.latency_limit_ms)
-    if not goal.constraints:
-        return None
-
-    def constraints(trial: Any) -> list[float]:
-        raw = trial.user_attrs.get(OUTCOME_ATTR)
-        if not raw:  # a repeat carries the values of the trial that answers it
-            return list(trial.user_attrs.get(VIOLATIONS_ATTR, [0.0] * len(goal.constraints)))
-        return list(goal.violations(from_dict(TrialOutcome, json.loads(raw))))
-
-    return constraints

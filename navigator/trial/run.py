@@ -8,10 +8,11 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from navigator import objective as objectives
 from navigator import paths
 from navigator.cache import Cache
 from navigator.errors import strip_ansi
@@ -38,6 +39,7 @@ class TrialContext:
     source: ModelSource
     cache: Cache
     settings: StudySettings
+    metric: Callable[[Any], float] | None = None  # the user metric (source/metric.py), run in every trial
     _inputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     _references: dict[int, list[np.ndarray]] = field(default_factory=dict)
     _second: dict[int, list[tuple[str, dict[str, np.ndarray], list[np.ndarray]]]] = field(default_factory=dict)
@@ -111,6 +113,28 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
     return None
 
 
+def metric_check(ctx: TrialContext, config: TrialConfig, runner: Any) -> tuple[float | None, str, str]:
+    """(the user metric on the trial's runner, status, reason): ("", "") where it holds; "failed" where
+    the metric raises or gives no finite number; "invalid" where it falls below --max-metric-drop."""
+    s = ctx.settings
+    if ctx.metric is None:
+        if s.max_metric_drop is not None and s.metric_source is not None:  # a joining worker given none
+            return None, "invalid", "the study has --max-metric-drop but this worker has no --metric"
+        return None, "", ""
+    from navigator.source.metric import MetricError, evaluate
+
+    try:
+        value = evaluate(ctx.metric, runner)
+    except MetricError as exc:
+        return None, "failed", f"{exc} on this trial"
+    if s.metric_source is not None and s.max_metric_drop is not None and \
+            objectives.metric_drop(s.metric_source, s.max_metric_drop)(TrialOutcome(config, "ok", metric=value)) > 0:
+        floor = objectives.metric_floor(s.metric_source, s.max_metric_drop)
+        return value, "invalid", (f"metric {value:.6g} vs the source's {s.metric_source:.6g}: below the "
+                                  f"{floor:.6g} that --max-metric-drop {s.max_metric_drop} allows")
+    return value, "", ""
+
+
 def timer(ctx: TrialContext) -> Timer | None:
     """CUDA events on a GPU study, the host clock elsewhere."""
     return cuda_timer() if ctx.settings.device == "cuda" else None
@@ -157,10 +181,14 @@ def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) 
             status, reason, checked = ("invalid", validation.reason, validation) if second is None else second
             return TrialOutcome(config, status, reason, checked or validation, None,  # type: ignore[arg-type]
                                 convert_s, cached, time.perf_counter() - start, load_s)
+        metric, broken, why = metric_check(ctx, config, runner)
+        if broken:
+            return TrialOutcome(config, broken, why, validation, None, convert_s, cached,  # type: ignore[arg-type]
+                                time.perf_counter() - start, load_s, metric)
         uncounted = uncounted_rows(ctx.source.io, got, config.batch_size)
         if uncounted:
             return TrialOutcome(config, "failed", uncounted, validation, None, convert_s, cached,
-                                time.perf_counter() - start, load_s)
+                                time.perf_counter() - start, load_s, metric)
         bench, screened = _bench(ctx, config, runner, inputs, bar)
         if screened:
             status, error = "screened", (f"its short first measurement was over {SCREEN_MARGIN:.0%} behind the "
@@ -171,7 +199,7 @@ def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) 
             status, error = "unstable", (f"no {STABLE_WINDOWS} windows agreed within 10% in {bench.windows} "
                                          f"windows (CV {bench.cv:.1%})")
         return TrialOutcome(config, status, error, validation, bench, convert_s, cached,  # type: ignore[arg-type]
-                            time.perf_counter() - start, load_s)
+                            time.perf_counter() - start, load_s, metric)
     except Exception as exc:  # a conversion path failing in any way is this trial's outcome
         return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,
                             time.perf_counter() - start)

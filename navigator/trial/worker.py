@@ -37,7 +37,12 @@ def _load(spec: WorkerSpec, settings: Any) -> Any:
                          input_data=Path(record.input_data) if record.input_data else None,
                          trust_pickle=record.trust_pickle, batch=spec.batch)
     source.name, source.fingerprint = spec.name, spec.fingerprint  # the parent's identity of the model
-    return TrialContext(source, Cache(Path(spec.cache_dir), spec.fingerprint), settings)
+    metric = None
+    if spec.metric is not None:
+        from navigator.source.metric import restore
+
+        metric = restore(spec.metric)
+    return TrialContext(source, Cache(Path(spec.cache_dir), spec.fingerprint), settings, metric)
 
 
 def _handle(ctx: Any, request: dict[str, Any]) -> Any:
