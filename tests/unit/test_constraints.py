@@ -4,13 +4,12 @@ and the reports make of a trial over it, the Pareto front, and what optuna is to
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
 from navigator import objective as objectives
-from navigator.records import Bench, Result, TrialConfig, TrialOutcome, to_dict
+from navigator.records import Bench, Result, TrialConfig, TrialOutcome
 from navigator.settings import StudySettings
 
 
