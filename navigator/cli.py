@@ -60,6 +60,8 @@ def optimize(
     batch_size: str = typer.Option("1", help="Batch size: N, LOW:HIGH (powers of two searched) or N,M,..."),
     input_spec: Optional[str] = typer.Option(None, help="Inputs as name:dtype:shape,... (-1 = dynamic axis)."),
     input_data: Optional[Path] = typer.Option(None, help="Validation inputs as an .npz file (read without pickle)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration-data", help="Calibration inputs of the INT8 "
+                                               "paths as an .npz file [default: the validation inputs]."),
     trials: Optional[int] = typer.Option(None, help="Cap on the number of trials in the study."),
     objective: str = typer.Option("throughput", help="throughput (maximised) or latency (p99, minimised)."),
     sampler: str = typer.Option("tpe", help="tpe, random or grid."),

@@ -23,7 +23,7 @@ from navigator.source.iospec import perturb, resize_batch, shape_variants
 from navigator.trial import traced
 from navigator.trial.bench import (SCREEN_MARGIN, STABLE_WINDOWS, Timer, could_lead, cuda_timer, measure, screen,
                                    uncounted_rows)
-from navigator.trial.validate import tolerance, validate
+from navigator.trial.validate import AGREEMENT, tolerance, validate
 
 
 def one_line(exc: BaseException) -> str:
@@ -84,12 +84,17 @@ def tolerances(ctx: TrialContext, config: TrialConfig) -> tuple[float, float]:
     return atol + ctx.settings.noise_atol, rtol
 
 
+def classes(config: TrialConfig) -> tuple[float, float] | None:
+    """The agreement its class scores are held to where the trial's precision has one (validate.AGREEMENT)."""
+    return AGREEMENT.get(paths.get(config.path).precision({**config.convert, **config.runtime}))
+
+
 def check(ctx: TrialContext, config: TrialConfig, runner: Any, batch: int) -> tuple[list[np.ndarray], Validation]:
     """A loaded runner's outputs at `batch` and their validation against the source, with the tolerances
     of the trial's precision."""
     atol, rtol = tolerances(ctx, config)
     got = runner(ctx.inputs(batch))
-    return got, validate(ctx.source.io.outputs, got, ctx.reference(batch), atol, rtol)
+    return got, validate(ctx.source.io.outputs, got, ctx.reference(batch), atol, rtol, classes(config))
 
 
 def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: float,
@@ -103,7 +108,7 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
             got = runner(data)
         except Exception as exc:  # e.g. an artifact that fixed a dynamic axis at the sample's size
             return "failed", f"fails on {label}: {one_line(exc)}{why}", None
-        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol)
+        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol, classes(config))
         if not validation.ok:
             return "invalid", f"on {label}: {validation.reason}{why}", validation
     if found and not ctx.settings.allow_traced:
