@@ -219,7 +219,10 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
 
 
 def _calibration(names: list[str] | None, inputs: tuple[TensorSpec, ...], given: Any) -> dict[str, np.ndarray]:
-    """Calibration inputs read without pickle, their names, shapes and dtypes those of the model's inputs."""
+    """Calibration inputs read without pickle, their names, shapes and dtypes those of the model's inputs.
+    Tensors beyond the model's inputs (the labels of (features, labels) batches) are left out."""
+    if isinstance(given, tuple) and names is not None and len(given) > len(names):
+        given = given[:len(names)]
     data = iospec.load_input_data(Path(given), "--calibration-data") if isinstance(given, (str, Path)) else \
         _as_arrays(given, names)
     try:

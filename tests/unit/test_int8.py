@@ -56,3 +56,186 @@ def config(**convert: object):
     from navigator.records import TrialConfig
 
     return TrialConfig(0, "ort_int8", dict(convert), {"intra_op_num_threads": 1}, 8)
+
+
+# Calibration inputs ------------------------------------------------------------------------------------
+
+def test_int8_refuses_to_calibrate_on_generated_inputs(tmp_path):
+    from navigator.trial.run import run_trial
+
+    ctx = context(tmp_path)  # no --input-data: navigator draws the validation inputs
+    assert ctx.source.generated and ctx.target.calibration is None
+    outcome = run_trial(ctx, config(mode="static"))
+    assert outcome.status == "failed" and NO_CALIBRATION in outcome.error
+
+
+def test_calibration_data_wins_over_the_validation_inputs_and_a_generated_set_is_not_calibrated_on(tmp_path):
+    np.savez(tmp_path / "cal.npz", **rows(40, seed=7))
+    ctx = context(tmp_path, calibration=tmp_path / "cal.npz")
+    assert ctx.target.calibration is not None
+    np.testing.assert_array_equal(ctx.target.calibration["x"], rows(40, seed=7)["x"])
+    np.savez(tmp_path / "in.npz", **rows(8))
+    defaulted = context(tmp_path, input_data=tmp_path / "in.npz")
+    assert defaulted.target.calibration is defaulted.source.samples
+    # a live model's generated samples, saved for the worker, stay generated there
+    again = context(tmp_path, input_data=tmp_path / "in.npz", generated=True)
+    assert again.target.calibration is None
+
+
+def test_the_worker_loads_the_calibration_file_of_its_spec(tmp_path):
+    from navigator.records import SourceRecord, WorkerSpec
+    from navigator.settings import StudySettings
+    from navigator.trial.worker import _load
+
+    model = classifier(tmp_path / "m.onnx")
+    np.savez(tmp_path / "cal.npz", **rows(24, seed=3))
+    record = SourceRecord(str(model), calibration_data=str(tmp_path / "cal.npz"))
+    ctx = _load(WorkerSpec(record, "m", "f", 8, str(tmp_path / "cache")), StudySettings())
+    assert ctx.target.calibration["x"].shape == (24, 16)
+
+
+def test_api_calibration_dataloader_is_concatenated(tmp_path):
+    from navigator.pyapi import calibration_of
+
+    batches = [(np.ones((4, 16), np.float32) * i, np.zeros(4)) for i in range(3)]  # (features, labels)
+    got = calibration_of(str(tmp_path / "m.onnx"), batches)
+    assert isinstance(got, tuple) and got[0].shape == (12, 16) and got[0][-1, 0] == 2
+    ctx = context(tmp_path, calibration=got)
+    assert ctx.target.calibration["x"].shape == (12, 16)
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"x": rows(4)["x"], "y": rows(4)["x"]}, "calibration data: input data has tensors ['x', 'y']"),
+    ({"x": rows(4)["x"].astype(np.float64)}, "data of dtype float64, the model expects float32"),
+    ({"x": np.zeros((4, 3), np.float32)}, "does not fit"),
+    (None, "--calibration-data"),  # not an .npz archive
+])
+def test_bad_calibration_data_is_one_line_exit_2_and_nothing_written(tmp_path, data, expected):
+    model = classifier(tmp_path / "m.onnx")
+    bad = tmp_path / "cal.npz"
+    if data is None:
+        bad.write_bytes(b"not a zip")
+    else:
+        np.savez(bad, **data)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "navigator", "optimize", "--model", str(model), "--budget", "20s",
+                           "--calibration-data", str(bad), "--path", "ort_int8", "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.strip().splitlines() if not line.startswith("navigator: warning")]
+    assert len(errors) == 1 and expected in errors[0], done.stderr
+    assert not out.exists()
+
+
+def test_the_report_notes_say_where_calibration_comes_from(tmp_path):
+    from navigator.api import calibration_notes
+    from navigator.settings import StudySettings
+
+    study = StudySettings(paths=("ort_cpu", "ort_int8"))
+    [note] = calibration_notes(context(tmp_path).source, study)
+    assert note.startswith("ort_int8: ") and NO_CALIBRATION in note
+    np.savez(tmp_path / "in.npz", **rows(8))
+    [note] = calibration_notes(context(tmp_path, input_data=tmp_path / "in.npz").source, study)
+    assert "calibrated on the validation inputs" in note
+    assert calibration_notes(context(tmp_path, input_data=tmp_path / "in.npz",
+                                     calibration=tmp_path / "in.npz").source, study) == ()
+    assert calibration_notes(context(tmp_path).source, StudySettings(paths=("ort_cpu",))) == ()
+
+
+# The int8 tolerance class ------------------------------------------------------------------------------
+
+SCORES = (TensorSpec("logits", "float32", (None, 10)),)
+
+
+def scores(n: int = 200, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ref = rng.standard_normal((n, 10)).astype(np.float32)
+    ref[np.arange(n), rng.integers(0, 10, n)] += 4.0  # one clear winner per row
+    return ref
+
+
+def test_class_scores_pass_int8_by_top1_and_cosine_where_fp16_bounds_fail():
+    ref = scores()
+    got = ref + np.random.default_rng(1).normal(0, 0.05, ref.shape).astype(np.float32)
+    assert not validate(SCORES, [got], [ref], *TOLERANCES["fp16"]).ok
+    result = validate(SCORES, [got], [ref], *TOLERANCES["int8"], AGREEMENT["int8"])
+    assert result.ok, result.reason
+    assert result.outputs[0].agreement >= 0.99 and result.outputs[0].cosine > 0.99
+
+
+def test_int8_fails_where_top1_changes_on_more_than_1_percent_of_rows():
+    ref = scores()
+    got = ref.copy()
+    for row in range(3):  # 1.5% of the rows: another class on top, the scores otherwise equal
+        got[row, (ref[row].argmax() + 1) % 10] = ref[row].max() + 1.0
+    result = validate(SCORES, [got], [ref], *TOLERANCES["int8"], AGREEMENT["int8"])
+    assert not result.ok and "top-1 class agrees with the source on 98.50% of the rows" in result.reason
+    assert validate(SCORES, [got[3:]], [ref[3:]], *TOLERANCES["int8"], AGREEMENT["int8"]).ok
+
+
+def test_int8_fails_on_low_cosine_with_the_same_top1():
+    ref = scores()
+    got = ref.copy()
+    got[:, :] = np.where(ref == ref.max(axis=1, keepdims=True), ref, -ref)  # winners kept, the rest flipped
+    result = validate(SCORES, [got], [ref], *TOLERANCES["int8"], AGREEMENT["int8"])
+    assert not result.ok and "mean cosine similarity" in result.reason
+
+
+def test_int8_outputs_that_are_not_class_scores_get_wider_bounds_than_fp16():
+    spec = (TensorSpec("features", "float32", (None, 4, 8)),)
+    ref = np.random.default_rng(0).standard_normal((16, 4, 8)).astype(np.float32)
+    got = ref + np.float32(0.05)
+    assert not validate(spec, [got], [ref], *TOLERANCES["fp16"], AGREEMENT["int8"]).ok
+    assert validate(spec, [got], [ref], *TOLERANCES["int8"], AGREEMENT["int8"]).ok
+    far = ref + np.float32(0.5)
+    result = validate(spec, [far], [ref], *TOLERANCES["int8"], AGREEMENT["int8"])
+    assert not result.ok and "beyond atol 0.1" in result.reason
+
+
+def test_int8_class_scores_with_nan_where_the_source_is_finite_fail():
+    ref = scores()
+    got = ref.copy()
+    got[5, 2] = np.nan
+    result = validate(SCORES, [got], [ref], *TOLERANCES["int8"], AGREEMENT["int8"])
+    assert not result.ok and "NaN/Inf at 1 positions" in result.reason
+
+
+# The ort_int8 path -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("convert", [
+    {"mode": "static"},
+    {"mode": "static", "per_channel": False, "calibrate_method": "Entropy", "activation_type": "QUInt8",
+     "weight_type": "QUInt8", "exclude": "softmax_layernorm"},
+    {"mode": "dynamic"},
+])
+def test_ort_int8_quantizes_a_small_classifier_and_validates(tmp_path, convert):
+    pytest.importorskip("onnxruntime")
+    from navigator import paths
+    from navigator.paths.base import TritonTarget
+    from navigator.trial.run import run_trial
+
+    np.savez(tmp_path / "in.npz", **rows(64))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    outcome = run_trial(ctx, config(**convert))
+    assert outcome.status in ("ok", "unstable"), outcome.error
+    assert outcome.validation is not None and outcome.validation.outputs[0].cosine is not None
+    artifact = paths.get("ort_int8").convert(ctx.source, config(**convert).convert, ctx.cache, ctx.target)
+    onnx = pytest.importorskip("onnx")
+    ops = {n.op_type for n in onnx.load(str(artifact.file)).graph.node}
+    assert ops & {"QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "QLinearMatMul"}, ops
+    model = paths.get("ort_int8").triton(artifact, config(**convert).runtime, TritonTarget())
+    assert model.backend == "onnxruntime" and model.files["model.onnx"] == artifact.file
+
+
+def test_ort_int8_calibration_is_part_of_the_cache_key(tmp_path):
+    from dataclasses import replace
+
+    from navigator import paths
+
+    np.savez(tmp_path / "in.npz", **rows(64))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    path, params = paths.get("ort_int8"), config(mode="static").convert
+    first = path.convert(ctx.source, params, ctx.cache, ctx.target)
+    other = replace(ctx.target, calibration=rows(64, seed=9))
+    assert path.convert(ctx.source, params, ctx.cache, other).dir != first.dir
+    assert path.convert(ctx.source, params, ctx.cache, ctx.target).dir == first.dir
