@@ -314,7 +314,7 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
         raise InvalidModelError(str(exc)) from exc
     batches = searched_batches(source.io, source.samples, asked)
     dropped = sorted(set(asked or ()) - set(batches))
-    notes = (f"batch sizes {', '.join(map(str, dropped))} not searched: the model has no dynamic batch axis, "
+    notes: tuple[str, ...] = (f"batch sizes {', '.join(map(str, dropped))} not searched: the model has no dynamic batch axis, "
              "so one call is one inference (batch 1)",) if dropped else ()
     notes += calibration_notes(source, study)
     for note in source.notes:  # also in the report's notes

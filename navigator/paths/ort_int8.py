@@ -21,8 +21,7 @@ from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _onnx_export, _ort_transformers, _ort_triton
-from navigator.paths.base import NO_CALIBRATION, Runner, Target
-from navigator.paths.base import TritonTarget
+from navigator.paths.base import NO_CALIBRATION, Runner, Target, TritonTarget
 from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
@@ -101,10 +100,11 @@ def quantize(src: Path, params: Params, calibration: dict[str, np.ndarray] | Non
         prepared.unlink()
         return
     assert calibration is not None
+    data = calibration
 
     class Reader(q.CalibrationDataReader):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
-            self.it = batches(calibration, batched)
+            self.it = batches(data, batched)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.it, None)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from navigator.paths.base import NO_CALIBRATION, Target
+from navigator.paths.base import NO_CALIBRATION
 from navigator.records import TensorSpec
 from navigator.trial.validate import AGREEMENT, TOLERANCES, validate
 
