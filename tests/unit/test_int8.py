@@ -94,6 +94,21 @@ def test_the_worker_loads_the_calibration_file_of_its_spec(tmp_path):
     assert ctx.target.calibration["x"].shape == (24, 16)
 
 
+def test_a_result_loads_its_source_with_the_runs_calibration(tmp_path):
+    from navigator.records import Result, SourceRecord
+    from navigator.results import load_source_of
+
+    model = classifier(tmp_path / "m.onnx")
+    np.savez(tmp_path / "cal.npz", **rows(24, seed=3))
+    record = SourceRecord(str(model), calibration_data=str(tmp_path / "cal.npz"))
+    result = Result("m", "throughput", (), None, None, None, None, tmp_path / "report.json", source=record)
+    source = load_source_of(result, 8)
+    assert source.calibration is not None and source.calibration["x"].shape == (24, 16)
+    generated = Result("m", "throughput", (), None, None, None, None, None,
+                       source=SourceRecord(str(model), generated_inputs=True))
+    assert load_source_of(generated, 8).generated  # its winner is never re-calibrated on random inputs
+
+
 def test_api_calibration_dataloader_is_concatenated(tmp_path):
     from navigator.pyapi import calibration_of
 
