@@ -19,7 +19,7 @@ from navigator.paths.base import ConversionPath, Plugin
 from navigator.search import space as space_mod
 
 # Order matters only for display.
-NAMES = ("eager", "torchscript", "ort_cpu", "ort_int8", "openvino", "torch_cuda", "torch_compile", "ort_cuda",
+NAMES = ("eager", "torchscript", "ort_cpu", "ort_int8", "openvino", "openvino_int8", "torch_cuda", "torch_compile", "ort_cuda",
          "ort_tensorrt", "tensorrt", "torch_tensorrt", "tf_baseline", "tf_openvino", "tf_trt",
          "tree_native", "tree_onnx", "treelite", "fil")
 # Path name -> module, for paths outside NAMES: empty for users; tests register a fake path here.

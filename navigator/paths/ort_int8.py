@@ -11,17 +11,15 @@ softmax and layer norm whose ranges INT8 fits worst). Validated at the int8 tole
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from navigator.cache import Cache
-from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export, _ort_transformers, _ort_triton
-from navigator.paths.base import NO_CALIBRATION, Runner, Target, TritonTarget
+from navigator.paths import _calibration, _onnx_export, _ort_transformers, _ort_triton
+from navigator.paths.base import Runner, Target, TritonTarget
 from navigator.records import Artifact, Params, TritonModel
 from navigator.runtimes import ort as rt_ort
 from navigator.source import ModelSource
@@ -34,8 +32,7 @@ FRAMEWORKS = ("torch", "onnx", "tf")
 ENGINE = "ONNX Runtime INT8"
 PRECISION_CLASSES = ("int8",)
 EXCLUDED = {"none": (), "softmax_layernorm": ("Softmax", "LayerNormalization")}
-CALIBRATION_ROWS = 128  # rows of the calibration inputs read, in batches of CALIBRATION_BATCH
-CALIBRATION_BATCH = 16
+CALIBRATION_BATCH = 16  # rows per call of the calibration pass
 QUANTIZE = ("mode", "per_channel", "calibrate_method", "activation_type", "weight_type", "exclude")
 
 
@@ -49,38 +46,15 @@ def precision(params: Params) -> str:
 
 def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
     static = params.get("mode", "static") == "static"
-    if static and target.calibration is None:
-        raise TrialError(NO_CALIBRATION)
+    calibration = _calibration.of(target) if static else None
     model = _ort_transformers.onnx_file(source, {**params, "precision": "fp32"}, cache, use_gpu=False)
     key: dict[str, Any] = {k: params[k] for k in ("exporter", "opset", "fusion", *QUANTIZE) if k in params}
-    if static:
-        assert target.calibration is not None
-        key["calibration"] = fingerprint(target.calibration)
+    if calibration is not None:
+        key["calibration"] = _calibration.fingerprint(calibration)
     batched = source.io.batched
-    out = cache.get("ort_int8", key, lambda d: quantize(model, params, target.calibration, batched, d))
+    out = cache.get(NAME, key, lambda d: quantize(model, params, calibration, batched, d))
     file = out / _onnx_export.ONNX_FILE
     return Artifact(NAME, out, out.name, dict(params), file)
-
-
-def fingerprint(data: dict[str, np.ndarray]) -> str:
-    """The calibration inputs' identity in the cache key: names, dtypes, shapes and bytes."""
-    digest = hashlib.sha256()
-    for name in sorted(data):
-        arr = np.ascontiguousarray(data[name])
-        digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
-        digest.update(arr.tobytes())
-    return digest.hexdigest()[:16]
-
-
-def batches(data: dict[str, np.ndarray], batched: bool) -> Iterator[dict[str, np.ndarray]]:
-    """The calibration inputs as the quantizer's data reader hands them over: up to CALIBRATION_ROWS rows
-    in batches (a model without a batch axis takes the arrays whole)."""
-    if not batched:
-        yield data
-        return
-    rows = min(CALIBRATION_ROWS, min(int(v.shape[0]) for v in data.values()))
-    for start in range(0, rows, CALIBRATION_BATCH):
-        yield {k: v[start:start + CALIBRATION_BATCH] for k, v in data.items()}
 
 
 def quantize(src: Path, params: Params, calibration: dict[str, np.ndarray] | None, batched: bool,
@@ -104,7 +78,7 @@ def quantize(src: Path, params: Params, calibration: dict[str, np.ndarray] | Non
 
     class Reader(q.CalibrationDataReader):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
-            self.it = batches(data, batched)
+            self.it = _calibration.batches(data, batched, CALIBRATION_BATCH)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.it, None)
