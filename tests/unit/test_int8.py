@@ -18,13 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def classifier(path: Path, features: int = 16, classes: int = 10, seed: int = 0) -> Path:
-    """x[N, features] -> MatMul, Add, Relu, MatMul, Add -> logits[N, classes], random weights."""
+    """x[N, features] -> MatMul, Add, Relu, MatMul, Add -> logits[N, classes]: near-identity weights plus
+    noise, so that the class of a row of `rows` (its largest feature) wins by a margin INT8 keeps."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
-    weights = {"w1": rng.standard_normal((features, 32)), "b1": rng.standard_normal(32) * 0.1,
-               "w2": rng.standard_normal((32, classes)), "b2": rng.standard_normal(classes) * 0.1}
+    w1, w2 = np.zeros((features, 32)), np.zeros((32, classes))
+    w1[:, :features], w2[:classes, :] = 2 * np.eye(features), 2 * np.eye(classes)
+    weights = {"w1": w1 + 0.1 * rng.standard_normal(w1.shape), "b1": rng.standard_normal(32) * 0.1,
+               "w2": w2 + 0.1 * rng.standard_normal(w2.shape), "b2": rng.standard_normal(classes) * 0.1}
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Add", ["h", "b1"], ["hb"]),
              helper.make_node("Relu", ["hb"], ["r"]), helper.make_node("MatMul", ["r", "w2"], ["o"]),
              helper.make_node("Add", ["o", "b2"], ["logits"])]
@@ -39,7 +42,11 @@ def classifier(path: Path, features: int = 16, classes: int = 10, seed: int = 0)
 
 
 def rows(n: int, features: int = 16, seed: int = 1) -> dict[str, np.ndarray]:
-    return {"x": np.random.default_rng(seed).standard_normal((n, features)).astype(np.float32)}
+    """Rows of noise with one of the first 10 features raised: that feature's class."""
+    rng = np.random.default_rng(seed)
+    x = 0.3 * rng.standard_normal((n, features))
+    x[np.arange(n), rng.integers(0, 10, n)] += 3.0
+    return {"x": x.astype(np.float32)}
 
 
 def context(tmp_path: Path, **load: object):
@@ -52,20 +59,25 @@ def context(tmp_path: Path, **load: object):
     return TrialContext(source, Cache(tmp_path / "cache", source.fingerprint), StudySettings(batch_sizes=(8,)))
 
 
-def config(**convert: object):
+RUNTIME = {"ort_int8": {"intra_op_num_threads": 1},
+           "openvino_int8": {"performance_hint": "LATENCY", "num_streams": 1, "inference_num_threads": 1}}
+
+
+def config(path: str = "ort_int8", **convert: object):
     from navigator.records import TrialConfig
 
-    return TrialConfig(0, "ort_int8", dict(convert), {"intra_op_num_threads": 1}, 8)
+    return TrialConfig(0, path, dict(convert), RUNTIME[path], 8)
 
 
 # Calibration inputs ------------------------------------------------------------------------------------
 
-def test_int8_refuses_to_calibrate_on_generated_inputs(tmp_path):
+@pytest.mark.parametrize("path, convert", [("ort_int8", {"mode": "static"}), ("openvino_int8", {})])
+def test_int8_refuses_to_calibrate_on_generated_inputs(tmp_path, path, convert):
     from navigator.trial.run import run_trial
 
     ctx = context(tmp_path)  # no --input-data: navigator draws the validation inputs
     assert ctx.source.generated and ctx.target.calibration is None
-    outcome = run_trial(ctx, config(mode="static"))
+    outcome = run_trial(ctx, config(path, **convert))
     assert outcome.status == "failed" and NO_CALIBRATION in outcome.error
 
 
@@ -157,6 +169,24 @@ def test_the_report_notes_say_where_calibration_comes_from(tmp_path):
     assert calibration_notes(context(tmp_path).source, StudySettings(paths=("ort_cpu",))) == ()
 
 
+def test_int8_trials_skip_only_the_perturbed_inputs_they_were_not_calibrated_on(tmp_path):
+    from navigator.records import TrialConfig
+    from navigator.trial.run import PERTURBED, second_checks
+
+    np.savez(tmp_path / "in.npz", **rows(8))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    samples = ctx.inputs(8)
+
+    def runner(data):  # right on the samples, wrong on anything else
+        ref = ctx.source.reference(data)
+        return ref if data is samples else [-r for r in ref]
+
+    fp32 = TrialConfig(0, "ort_cpu", {}, {}, 8)
+    status, reason, _ = second_checks(ctx, fp32, runner, 1e-4, 1e-3)
+    assert status == "invalid" and reason.startswith(f"on {PERTURBED}:")
+    assert second_checks(ctx, config(mode="static"), runner, 0.1, 0.1) is None
+
+
 # The int8 tolerance class ------------------------------------------------------------------------------
 
 SCORES = (TensorSpec("logits", "float32", (None, 10)),)
@@ -240,6 +270,26 @@ def test_ort_int8_quantizes_a_small_classifier_and_validates(tmp_path, convert):
     assert ops & {"QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "QLinearMatMul"}, ops
     model = paths.get("ort_int8").triton(artifact, config(**convert).runtime, TritonTarget())
     assert model.backend == "onnxruntime" and model.files["model.onnx"] == artifact.file
+
+
+@pytest.mark.parametrize("convert", [{"preset": "performance", "subset_size": 32},
+                                     {"preset": "mixed", "model_type": "transformer", "subset_size": 128}])
+def test_openvino_int8_quantizes_a_small_classifier_and_validates(tmp_path, convert):
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from navigator import paths
+    from navigator.paths.base import TritonTarget
+    from navigator.trial.run import run_trial
+
+    np.savez(tmp_path / "in.npz", **rows(64))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    outcome = run_trial(ctx, config("openvino_int8", **convert))
+    assert outcome.status in ("ok", "unstable"), outcome.error
+    artifact = paths.get("openvino_int8").convert(ctx.source, convert, ctx.cache, ctx.target)
+    ops = {op.get_type_name() for op in ov.Core().read_model(str(artifact.file)).get_ops()}
+    assert "FakeQuantize" in ops, ops
+    model = paths.get("openvino_int8").triton(artifact, RUNTIME["openvino_int8"], TritonTarget())
+    assert model.backend == "openvino" and model.files["model.xml"] == artifact.file
 
 
 def test_ort_int8_calibration_is_part_of_the_cache_key(tmp_path):
