@@ -187,6 +187,14 @@ def test_int8_trials_skip_only_the_perturbed_inputs_they_were_not_calibrated_on(
     assert second_checks(ctx, config(mode="static"), runner, 0.1, 0.1) is None
 
 
+def test_navigator_paths_says_what_the_int8_paths_calibrate_on():
+    done = subprocess.run([sys.executable, "-m", "navigator", "paths"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "calibrated on" in line)
+    assert line.startswith("openvino_int8, ort_int8: INT8, calibrated on --calibration-data")
+
+
 # The int8 tolerance class ------------------------------------------------------------------------------
 
 SCORES = (TensorSpec("logits", "float32", (None, 10)),)
