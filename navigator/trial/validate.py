@@ -25,9 +25,9 @@ TOLERANCES = {
 }
 # Classifier-like outputs (2-D float, last axis > 1) of these classes are validated by agreement, not
 # elementwise: (the share of rows whose top-1 class is the source's, the mean cosine similarity of the
-# rows), each at least this. The criteria the INT8 tools check a quantized model by (ONNX Runtime's
-# quantization debugging compares outputs; Olive's and NNCF's accuracy checks compare top-1); the
-# thresholds are navigator's (docs/validation.md).
+# rows), each at least this. The criteria follow the INT8 tools' (ONNX Runtime's qdq_loss_debug
+# compares quantized and float tensors; NNCF's accuracy control and Olive's metrics compare top-1);
+# the thresholds are navigator's (README, validation).
 AGREEMENT = {"int8": (0.99, 0.99)}
 
 
