@@ -312,3 +312,12 @@ def test_ort_int8_calibration_is_part_of_the_cache_key(tmp_path):
     other = replace(ctx.target, calibration=rows(64, seed=9))
     assert path.convert(ctx.source, params, ctx.cache, other).dir != first.dir
     assert path.convert(ctx.source, params, ctx.cache, ctx.target).dir == first.dir
+
+
+def test_the_report_row_of_an_int8_trial_shows_what_it_was_validated_by():
+    from navigator.records import OutputCheck, TrialOutcome, Validation
+    from navigator.report.build import _row
+
+    check = OutputCheck("logits", 0.5, 0.2, 0.1, 0.1, 0, True, 0.995, 0, 0.9987)
+    row = _row(TrialOutcome(config(mode="static"), "ok", "", Validation(True, "", (check,))), None)
+    assert "(top-1 99.50% agree, cosine 0.9987)" in row
