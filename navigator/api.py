@@ -338,7 +338,7 @@ def calibration_notes(source: ModelSource, study: StudySettings) -> tuple[str, .
     from navigator.paths.base import NO_CALIBRATION
 
     if source.generated:
-        return (f"{', '.join(int8)}: {NO_CALIBRATION}",)
+        return (f"{', '.join(int8)}: the trials that calibrate fail: {NO_CALIBRATION}",)
     return (f"{', '.join(int8)}: calibrated on the validation inputs (no --calibration-data given); "
             "a model calibrated and validated on the same inputs may do worse on others",)
 
