@@ -321,3 +321,26 @@ def test_the_report_row_of_an_int8_trial_shows_what_it_was_validated_by():
     check = OutputCheck("logits", 0.5, 0.2, 0.1, 0.1, 0, True, 0.995, 0, 0.9987)
     row = _row(TrialOutcome(config(mode="static"), "ok", "", Validation(True, "", (check,))), None)
     assert "(top-1 99.50% agree, cosine 0.9987)" in row
+
+
+def test_optimize_carries_api_calibration_arrays_to_the_trial_worker(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import navigator
+
+    model = classifier(tmp_path / "m.onnx")
+    np.savez(tmp_path / "in.npz", **rows(8))
+    result = navigator.optimize(str(model), input_data=tmp_path / "in.npz", calibration={"x": rows(32, seed=4)["x"]},
+                                paths=["ort_int8"], budget="40s", trials=1, batch_size=8, out=tmp_path / "out",
+                                progress=False, screen=False, device="cpu")
+    assert result.source is not None and result.source.calibration_data is not None
+    saved = np.load(result.source.calibration_data)
+    np.testing.assert_array_equal(saved["x"], rows(32, seed=4)["x"])
+    [outcome] = result.outcomes
+    assert outcome.status in ("ok", "unstable"), outcome.error
+    import json
+
+    from navigator.paths import _calibration
+
+    keys = [json.loads(p.read_text())["params"] for p in (tmp_path / "out" / "cache").rglob("params.json")
+            if json.loads(p.read_text())["step"] == "ort_int8"]  # what the worker quantized with
+    assert [k["calibration"] for k in keys] == [_calibration.fingerprint({"x": rows(32, seed=4)["x"]})]
