@@ -45,7 +45,8 @@ def main() -> None:
                                  "params": {**w.config.convert, **w.config.runtime}} if w else None,
                       "comparisons": report["comparisons"], "finalists": report["finalists"],
                       "trials": len(result.outcomes), "trials_by_status": report["trials_by_status"],
-                      "study_elapsed_s": report["settings"]["study_elapsed_s"]}
+                      "study_elapsed_s": report["study_elapsed_s"], "phases": report.get("phases"),
+                      "spend": report.get("spend")}
 
         def cell(role: str) -> str:
             c = next((c for a, c in vs.items() if a.endswith(role)), None)

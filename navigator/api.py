@@ -152,7 +152,7 @@ def stage(source: ModelSource, study: StudySettings, local: LocalSettings, candi
           metric: Callable[[Any], float] | None = None) -> Stage:
     """The source saved as files for the trial workers (a live object is saved in OUT/source, as is the
     user `metric`) and the trials' context, caching conversions in OUT/cache."""
-    from navigator.source import materialize
+    from navigator.source import calibration_file, materialize
     from navigator.source import metric as metric_mod
     from navigator.cache import Cache
     from navigator.trial.run import TrialContext
@@ -163,7 +163,8 @@ def stage(source: ModelSource, study: StudySettings, local: LocalSettings, candi
 
         vouch(model)
     record = SourceRecord(str(Path(model).resolve()), spec_text, str(Path(data).resolve()) if data else None,
-                          trust, source.fingerprint if source.file else None)
+                          trust, source.fingerprint if source.file else None,
+                          calibration_file(source, local.out / "source"), source.generated)
     ctx = TrialContext(source, Cache(local.out / "cache", source.fingerprint), study, metric)
     saved = str(metric_mod.save(metric, local.out / "source")) if metric is not None else None
     spec = WorkerSpec(record, source.name, source.fingerprint, max(study.batch_sizes), str(ctx.cache.root), saved)
@@ -306,7 +307,7 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
            force: bool, shared: StudyStorage | None, serving: ServingOptions, asked: tuple[int, ...] | None,
            enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
            on_trial: Callable[[TrialOutcome], None] | None = None, started: float | None = None,
-           metric: Callable[[Any], float] | None = None) -> Result:
+           metric: Callable[[Any], float] | None = None, calibration: Any = None) -> Result:
     """Load the source and run the study with the settings `navigator.optimize` parsed. `asked`: the batch
     sizes the caller asked for (None: the samples' rows, for a dynamic-batch model); what the model can
     take is decided once it is loaded, as are the default `out` and the noise tolerance."""
@@ -319,15 +320,16 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
     try:
         source = load_source(model, sample_inputs=inputs, input_spec=input_spec,
                              input_data=Path(input_data) if input_data else None, trust_pickle=trust_pickle,
-                             batch=max(study.batch_sizes))
+                             batch=max(study.batch_sizes), calibration=calibration)
     except (UntrustedPickleError, InvalidModelError):
         raise
     except InputError as exc:  # the model (or its inputs) did not load: `navigator check` exits 3 on it
         raise InvalidModelError(str(exc)) from exc
     batches = searched_batches(source.io, source.samples, asked)
     dropped = sorted(set(asked or ()) - set(batches))
-    notes = (f"batch sizes {', '.join(map(str, dropped))} not searched: the model has no dynamic batch axis, "
+    notes: tuple[str, ...] = (f"batch sizes {', '.join(map(str, dropped))} not searched: the model has no dynamic batch axis, "
              "so one call is one inference (batch 1)",) if dropped else ()
+    notes += calibration_notes(source, study)
     for note in source.notes:  # also in the report's notes
         print(f"navigator: warning: {note}", file=sys.stderr)
     target = Path(out) if out else Path("navigator-out") / slug(source.name)
@@ -343,6 +345,19 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
                    started=started, metric=metric)
     except KeyboardInterrupt:
         raise study_storage.interrupted(shared or study_storage.default(target)) from None
+
+
+def calibration_notes(source: ModelSource, study: StudySettings) -> tuple[str, ...]:
+    """What the report says of the INT8 paths' calibration inputs, where the study searches such a path."""
+    int8 = registry.calibrating(source.framework, study.device, study.paths)
+    if not int8 or source.calibration is not None:
+        return ()
+    from navigator.paths.base import NO_CALIBRATION
+
+    if source.generated:
+        return (f"{', '.join(int8)}: the trials that calibrate fail: {NO_CALIBRATION}",)
+    return (f"{', '.join(int8)}: calibrated on the validation inputs (no --calibration-data given); "
+            "a model calibrated and validated on the same inputs may do worse on others",)
 
 
 def check_out(out: Path, force: bool, shared: bool = False) -> None:

@@ -60,6 +60,8 @@ def optimize(
     batch_size: str = typer.Option("1", help="Batch size: N, LOW:HIGH (powers of two searched) or N,M,..."),
     input_spec: Optional[str] = typer.Option(None, help="Inputs as name:dtype:shape,... (-1 = dynamic axis)."),
     input_data: Optional[Path] = typer.Option(None, help="Validation inputs as an .npz file (read without pickle)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration-data", help="Calibration inputs of the INT8 "
+                                               "paths as an .npz file [default: the validation inputs]."),
     trials: Optional[int] = typer.Option(None, help="Cap on the number of trials in the study."),
     objective: str = typer.Option("throughput", help="throughput (maximised), latency (p99, minimised) or pareto "
                                   "(both; the repository is the front's fastest point within every constraint)."),
@@ -274,6 +276,10 @@ def paths(verbose: bool = typer.Option(False, "--verbose", help="One line per de
         typer.echo("unavailable here:")
     for reason, names in unavailable.items():
         typer.echo(f"  {', '.join(names)}: {reason}")
+    calibrating = sorted({n for d in ("cpu", "cuda") for f in ("torch", "onnx", "tf") for n in registry.calibrating(f, d)})
+    if calibrating:
+        typer.echo(f"{', '.join(calibrating)}: INT8, calibrated on --calibration-data, else on --input-data; "
+                   "never on inputs navigator draws at random (those trials fail, saying so)")
     typer.echo("(navigator paths --verbose: one line per device, framework and path)")
 
 

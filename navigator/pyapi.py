@@ -11,6 +11,7 @@ callbacks and an optional user metric; `navigator.check`; `navigator.load_result
 from __future__ import annotations
 
 import inspect
+import itertools
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,6 +71,34 @@ def inputs_from_dataloader(model: Any, dataloader: Iterable[Any]) -> Any:
         batch = tuple(batch[:count]) if count else tuple(batch)
         return batch[0] if len(batch) == 1 else batch
     return batch
+
+
+# Batches of a calibration dataloader read at most: ONNX Runtime's and NNCF's own defaults calibrate on
+# a few hundred samples.
+CALIBRATION_BATCHES = 64
+
+
+def calibration_of(model: Any, calibration: Any) -> Any:
+    """`calibration` as load_source takes it: a file path or a dict of arrays as given; a dataloader-like
+    iterable of batches (the leading tensors of (features, labels) batches, as `dataloader` keeps them)
+    concatenated along the batch axis."""
+    if calibration is None or isinstance(calibration, (str, Path, dict)):
+        return calibration
+    import numpy as np
+
+    def arr(v: Any) -> Any:
+        return v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+
+    batches = []
+    for batch in itertools.islice(iter(calibration), CALIBRATION_BATCHES):
+        batch = inputs_from_dataloader(model, [batch])
+        batches.append({k: arr(v) for k, v in batch.items()} if isinstance(batch, dict) else
+                       [arr(v) for v in (batch if isinstance(batch, tuple) else (batch,))])
+    if not batches:
+        raise InputError("the calibration dataloader yields no batch")
+    if isinstance(batches[0], dict):
+        return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    return tuple(np.concatenate([b[i] for b in batches]) for i in range(len(batches[0])))
 
 
 def _metric_values(result: Result) -> dict[str, float]:
@@ -146,7 +175,7 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
              study: str | None = None, heartbeat: int = 10, serving: str = "native", serve_check: bool = False,
              tune_serving: bool = False, serving_budget: str | float = "2m", concurrency: str = "1,4",
              latency_limit_ms: float | None = None, triton_server: str | None = None,
-             dynamic_batching: bool = True, allow_traced: bool = False) -> Result:
+             dynamic_batching: bool = True, allow_traced: bool = False, calibration: Any = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton (the command line's `navigator optimize`
     calls this too: its options are these arguments).
 
@@ -206,6 +235,9 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
             model with max_batch_size > 0; False leaves it out and the serving search keeps it off.
         allow_traced: let a traced artifact win although tracing found control flow that depends on the
             input values (it is still validated on perturbed inputs).
+        calibration: the INT8 paths' calibration inputs: an .npz path (read without pickle), a dict of
+            arrays by input name, or a dataloader-like iterable of batches (up to CALIBRATION_BATCHES);
+            default: the validation inputs, unless navigator drew those at random (INT8 trials then fail).
 
     Returns:
         Result: `best` (the winning TrialOutcome), `runner()` (the winner loaded here), `repository`
@@ -243,7 +275,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
     result = api.launch(model, inputs, study_settings, out=out, progress=progress, memory_bytes=memory,
                         input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, force=force,
                         shared=shared, serving=serving_options, asked=asked, enqueue=enqueue, on_trial=tick,
-                        started=started, metric=metric)
+                        started=started, metric=metric,
+                        calibration=calibration_of(model, calibration))
     if metric is not None and result.report is not None:
         result = _store_metric(result, _metric_values(result))
     return result

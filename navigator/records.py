@@ -117,11 +117,13 @@ class OutputCheck:
     rtol: float
     nonfinite: int
     ok: bool
-    # Integer outputs (class labels) are compared exactly: the share of elements equal to the source's.
+    # Integer outputs (class labels) are compared exactly: the share of elements equal to the source's;
+    # class scores of an INT8 trial: the share of rows with the source's top-1 class.
     agreement: float | None = None
     # NaN/Inf values in the source's output: the trial must have them at the same positions (`nonfinite`
     # counts where it does not); the finite rest is what max_abs/max_rel measure.
     source_nonfinite: int = 0
+    cosine: float | None = None  # class scores of an INT8 trial: the rows' mean cosine similarity
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ class SourceRecord:
     input_data: str | None = None
     trust_pickle: bool = False
     fingerprint: str | None = None
+    calibration_data: str | None = None  # the INT8 paths' calibration inputs (.npz)
+    generated_inputs: bool = False  # input_data holds inputs navigator drew at random (never calibrated on)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,9 @@ def load_source_of(result: Result, batch: int, model: Path | None = None, trust_
         raise InputError(f"the model {model} is not the one {report} measured (its contents differ); {changed}")
     return load_source(str(model), input_spec=record.input_spec,
                        input_data=Path(record.input_data) if record.input_data else None,
-                       trust_pickle=trust_pickle or _vouched(model), batch=batch)
+                       trust_pickle=trust_pickle or _vouched(model), batch=batch,
+                       calibration=Path(record.calibration_data) if record.calibration_data else None,
+                       generated=record.generated_inputs)
 
 
 def load_runner(result: Result, trust_pickle: bool = False) -> Any:

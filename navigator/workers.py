@@ -54,8 +54,12 @@ def _source(published: SourceRecord, model: str | Path | None, input_data: str |
     data = input_data or published.input_data
     if data and not Path(data).is_file():
         raise InputError(f"input data {data} is not on this machine: pass --input-data with its copy")
+    calibration = published.calibration_data
+    if calibration and not Path(calibration).is_file():
+        raise InputError(f"calibration data {calibration} is not on this machine (the study's INT8 paths need it)")
     return load_source(str(path), input_spec=published.input_spec, input_data=Path(data) if data else None,
-                       trust_pickle=trust_pickle, batch=batch)
+                       trust_pickle=trust_pickle, batch=batch, calibration=Path(calibration) if calibration else None,
+                       generated=published.generated_inputs and not input_data)
 
 
 def worker(storage: str, study: str, *, model: str | Path | None = None, out: str | Path | None = None,

@@ -19,7 +19,7 @@ from navigator.paths.base import ConversionPath, Plugin
 from navigator.search import space as space_mod
 
 # Order matters only for display.
-NAMES = ("eager", "torchscript", "ort_cpu", "openvino", "torch_cuda", "torch_compile", "ort_cuda",
+NAMES = ("eager", "torchscript", "ort_cpu", "ort_int8", "openvino", "openvino_int8", "torch_cuda", "torch_compile", "ort_cuda",
          "ort_tensorrt", "tensorrt", "torch_tensorrt", "tf_baseline", "tf_openvino", "tf_trt",
          "tree_native", "tree_onnx", "treelite", "fil")
 # Path name -> module, for paths outside NAMES: empty for users; tests register a fake path here.
@@ -96,6 +96,20 @@ def _role(pick: Any) -> str | None:
         if pick(found):
             return name
     return None
+
+
+def calibrating(framework: str, device: str, wanted: tuple[str, ...] | None = None) -> list[str]:
+    """The paths of `wanted` (default all) for this framework and device that calibrate: INT8 in their
+    PRECISION_CLASSES (paths that do not import are skipped)."""
+    found = []
+    for name in wanted or NAMES:
+        try:
+            plugin = get(name)
+        except Exception:  # a broken path module declares nothing
+            continue
+        if "int8" in plugin.precision_classes and framework in plugin.frameworks and device in plugin.devices:
+            found.append(name)
+    return found
 
 
 def baseline(framework: str, device: str) -> str | None:

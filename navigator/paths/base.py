@@ -42,7 +42,8 @@ class Runner(Protocol):
 @dataclass(frozen=True)
 class Target:
     """What `convert` builds for: the study's device and batch sizes (TensorRT profiles span 1..max_batch
-    and are tuned at opt_batch), and calibration inputs for an INT8 path (None: no path calibrates yet)."""
+    and are tuned at opt_batch), and calibration inputs for an INT8 path: --calibration-data, else the
+    validation inputs; None where those were drawn at random (an INT8 path then refuses: NO_CALIBRATION)."""
 
     device: str = "cpu"
     max_batch: int = 1
@@ -55,7 +56,15 @@ class Target:
         worker are made); without sizes, the samples' own batch."""
         rows = int(next(iter(source.samples.values())).shape[0]) if source.samples and source.io.batched else 1
         top = max(batch_sizes) if batch_sizes else rows
-        return cls(device, max(1, top), max(1, top))
+        calibration = source.calibration if source.calibration is not None else (
+            None if source.generated else source.samples)
+        return cls(device, max(1, top), max(1, top), calibration)
+
+
+# Why an INT8 path refuses a Target without calibration inputs (the trial's reason, the report's note).
+NO_CALIBRATION = ("no calibration inputs: navigator drew the validation inputs at random, and INT8 calibrated "
+                  "on random inputs would not be validated on real ones; pass --calibration-data file.npz "
+                  "(or --input-data)")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,10 @@ def _row(o: TrialOutcome, winner: int | None, status: str, metric: str | None = 
                if b else " | | | ")
     error = f"{err:.2e}" if err is not None else ""
     agreement = [c.agreement for c in v.outputs if c.agreement is not None] if v else []
-    if agreement:  # classifiers: the share of class labels equal to the source's
+    cosine = [c.cosine for c in v.outputs if c.cosine is not None] if v else []
+    if cosine:  # class scores of an INT8 trial: top-1 agreement and cosine, what it was validated by
+        error += f" (top-1 {min(agreement):.2%} agree, cosine {min(cosine):.4f})"
+    elif agreement:  # classifiers: the share of class labels equal to the source's
         error += f" (labels {min(agreement):.2%} agree)"
     reason = o.error.replace("|", "/")[:160]
     shown = "" if metric is None else f" {metric} |"

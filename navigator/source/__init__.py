@@ -36,6 +36,9 @@ class ModelSource:
     input_data: Path | None = None
     trust_pickle: bool = False
     notes: tuple[str, ...] = ()  # what the report should say about the source (generated integer inputs)
+    generated: bool = False  # the samples were drawn at random by navigator: nothing to calibrate on
+    calibration: dict[str, np.ndarray] | None = None  # --calibration-data, checked against the inputs
+    calibration_data: Path | None = None  # its file, which a trial worker loads again
     sample_outputs: list[np.ndarray] = field(default_factory=list, repr=False)  # reference(samples), once
     # (input, axis) -> (lowest, highest or None) declared for a dynamic axis (an ExportedProgram's Dims)
     bounds: dict[tuple[str, int], tuple[int, int | None]] = field(default_factory=dict)
@@ -171,8 +174,11 @@ def _declared_io(framework: str, loaded: Any) -> tuple[tuple[TensorSpec, ...], t
 
 
 def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None = None,
-                input_data: Path | None = None, trust_pickle: bool = False, batch: int = 1) -> ModelSource:
-    """Load and check the user's model; every problem is an InputError with a one-line message."""
+                input_data: Path | None = None, trust_pickle: bool = False, batch: int = 1,
+                calibration: Any = None, generated: bool = False) -> ModelSource:
+    """Load and check the user's model; every problem is an InputError with a one-line message.
+    `calibration`: the INT8 paths' calibration inputs (an .npz file, or arrays as sample_inputs takes them);
+    `generated`: the `input_data` file holds inputs navigator drew at random (a live model's, saved)."""
     framework, kind, loaded, file, name = _open(model, trust_pickle)
     names = _expected_names(framework, kind, loaded)
     data = iospec.load_input_data(input_data) if input_data else (
@@ -186,7 +192,10 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
     note = "" if data is not None else iospec.random_ints_note(inputs)
     fingerprint = file_sha256(file) if file else torch_source.fingerprint_module(torch_source.callable_of(kind, loaded))
     src = ModelSource(framework, kind, name, file, loaded, IOSpec(inputs, ()), fingerprint, samples,
-                      input_spec, input_data, trust_pickle, (note,) if note else ())
+                      input_spec, input_data, trust_pickle, (note,) if note else (), generated or data is None)
+    if calibration is not None:
+        src.calibration = _calibration(names, inputs, calibration)
+        src.calibration_data = Path(calibration) if isinstance(calibration, (str, Path)) else None
     if kind == "exported" and not input_spec:
         src.bounds = torch_source.exported_bounds(loaded)
     try:
@@ -207,6 +216,20 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
     src.io = IOSpec(inputs, outputs)
     src.sample_outputs = outs
     return src
+
+
+def _calibration(names: list[str] | None, inputs: tuple[TensorSpec, ...], given: Any) -> dict[str, np.ndarray]:
+    """Calibration inputs read without pickle, their names, shapes and dtypes those of the model's inputs.
+    Tensors beyond the model's inputs (the labels of (features, labels) batches) are left out."""
+    if isinstance(given, tuple) and names is not None and len(given) > len(names):
+        given = given[:len(names)]
+    data = iospec.load_input_data(Path(given), "--calibration-data") if isinstance(given, (str, Path)) else \
+        _as_arrays(given, names)
+    try:
+        iospec.check_data(inputs, _one_input(names, data))
+    except InputError as exc:
+        raise InputError(f"calibration data: {exc}") from None
+    return _one_input(names, data)
 
 
 def _other_sizes(src: ModelSource, inputs: tuple[TensorSpec, ...]) -> list[list[np.ndarray]]:
@@ -260,3 +283,15 @@ def materialize(source: ModelSource, directory: Path) -> tuple[str, str | None, 
     data = directory / "inputs.npz"
     np.savez(data, **source.samples)  # type: ignore[arg-type]  # numpy's stub takes **arrays for allow_pickle
     return str(target), None, str(data), True
+
+
+def calibration_file(source: ModelSource, directory: Path) -> str | None:
+    """The file a trial worker reads the source's calibration inputs from: the user's own, or the arrays
+    the API was handed, saved in `directory` (None: no calibration inputs)."""
+    if source.calibration is None:
+        return None
+    if source.calibration_data is not None:
+        return str(source.calibration_data.resolve())
+    directory.mkdir(parents=True, exist_ok=True)
+    np.savez(directory / "calibration.npz", **source.calibration)  # type: ignore[arg-type]
+    return str((directory / "calibration.npz").resolve())

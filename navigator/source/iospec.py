@@ -41,10 +41,10 @@ def parse_input_spec(text: str) -> tuple[TensorSpec, ...]:
     return tuple(specs)
 
 
-def load_input_data(path: Path) -> dict[str, np.ndarray]:
-    """Arrays from an .npz file, read without pickle."""
+def load_input_data(path: Path, flag: str = "--input-data") -> dict[str, np.ndarray]:
+    """Arrays from an .npz file, read without pickle; errors name the option `flag`."""
     if not path.is_file():
-        raise InputError(f"--input-data {path}: no such file")
+        raise InputError(f"{flag} {path}: no such file")
     try:
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):  # one .npy array (a memmap or an ndarray)
@@ -55,9 +55,9 @@ def load_input_data(path: Path) -> dict[str, np.ndarray]:
                 raise ValueError(f"an archive of other files than .npy arrays: {', '.join(other[:3])}")
             data = {k: np.asarray(npz[k]) for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise InputError(f"--input-data {path}: not a readable .npz file ({exc})") from None
+        raise InputError(f"{flag} {path}: not a readable .npz file ({exc})") from None
     if not data:
-        raise InputError(f"--input-data {path}: holds no arrays")
+        raise InputError(f"{flag} {path}: holds no arrays")
     return data
 
 

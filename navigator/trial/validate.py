@@ -19,7 +19,16 @@ TOLERANCES = {
     # float64 (LightGBM, scikit-learn): probabilities in [0, 1] may move by a leaf's worth on a row whose
     # feature lies between a float64 threshold and its float32 rounding. Class labels stay exact.
     "trees": (1e-3, 1e-3),
+    # INT8 (weights and activations rounded to 256 levels): outputs that are not class scores are held
+    # to bounds ten times fp16's. Class scores are held to AGREEMENT instead.
+    "int8": (1e-1, 1e-1),
 }
+# Classifier-like outputs (2-D float, last axis > 1) of these classes are validated by agreement, not
+# elementwise: (the share of rows whose top-1 class is the source's, the mean cosine similarity of the
+# rows), each at least this. The criteria follow the INT8 tools' (ONNX Runtime's qdq_loss_debug
+# compares quantized and float tensors; NNCF's accuracy control and Olive's metrics compare top-1);
+# the thresholds are navigator's (README, validation).
+AGREEMENT = {"int8": (0.99, 0.99)}
 
 
 def tolerance(precision: str, atol: float | None = None, rtol: float | None = None) -> tuple[float, float]:
@@ -83,8 +92,29 @@ def _mask_reason(name: str, g: np.ndarray, r: np.ndarray) -> str:
     return f"output {name}: " + "; ".join(parts)
 
 
-def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> OutputCheck:
-    """One output: shape, non-finite values the reference does not have, max abs/rel error."""
+def classifier_like(ref: np.ndarray) -> bool:
+    """Class scores: a 2-D float output (rows, classes) with more than one class."""
+    return ref.dtype.kind == "f" and ref.ndim == 2 and ref.shape[1] > 1
+
+
+def class_agreement(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """(share of rows with the source's top-1 class, mean cosine similarity of the rows), on finite rows."""
+    g, r = got.astype(np.float64), ref.astype(np.float64)
+    rows = np.isfinite(g).all(axis=1) & np.isfinite(r).all(axis=1)
+    if not rows.any():
+        return 1.0, 1.0
+    g, r = g[rows], r[rows]
+    top1 = float(np.mean(g.argmax(axis=1) == r.argmax(axis=1)))
+    norms = np.linalg.norm(g, axis=1) * np.linalg.norm(r, axis=1)
+    cosine = np.where(norms > 0, np.sum(g * r, axis=1) / np.maximum(norms, np.finfo(np.float64).tiny),
+                      np.all(g == r, axis=1).astype(np.float64))  # two zero rows agree; one does not
+    return top1, float(cosine.mean())
+
+
+def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float, rtol: float,
+                 classes: tuple[float, float] | None = None) -> OutputCheck:
+    """One output: shape, non-finite values the reference does not have, max abs/rel error; with
+    `classes` (AGREEMENT's minimum top-1 share and cosine), a classifier-like output is judged by those."""
     if got.shape != ref.shape:
         return OutputCheck(spec.name, float("inf"), float("inf"), atol, rtol, 0, False)
     if got.dtype.kind == "b" or ref.dtype.kind == "b":
@@ -109,26 +139,35 @@ def check_output(spec: TensorSpec, got: np.ndarray, ref: np.ndarray, atol: float
     rel = diff / np.maximum(np.abs(r[both]), np.finfo(np.float32).tiny)
     max_rel = float(rel.max()) if rel.size else 0.0
     within = bool(np.all(diff <= atol * scale + rtol * np.abs(r[both])))
+    source_nonfinite = int(np.count_nonzero(~finite_ref))
+    if classes is not None and classifier_like(ref):
+        top1, cosine = class_agreement(got, ref)
+        ok = top1 >= classes[0] and cosine >= classes[1] and nonfinite == 0
+        return OutputCheck(spec.name, max_abs, max_rel, atol, rtol, nonfinite, ok, top1, source_nonfinite, cosine)
     return OutputCheck(spec.name, max_abs, max_rel, atol, rtol, nonfinite, within and nonfinite == 0,
-                       source_nonfinite=int(np.count_nonzero(~finite_ref)))
+                       source_nonfinite=source_nonfinite)
 
 
 def validate(outputs: tuple[TensorSpec, ...], got: list[np.ndarray], ref: list[np.ndarray],
-             atol: float, rtol: float) -> Validation:
-    """All outputs; the reason names the first failing output."""
+             atol: float, rtol: float, classes: tuple[float, float] | None = None) -> Validation:
+    """All outputs; the reason names the first failing output. `classes`: check_output's."""
     if not len(got) == len(ref) == len(outputs):
         return Validation(False, f"{len(got)} outputs, the source model gives {len(ref)} ({len(outputs)} declared)", ())
-    checks = tuple(check_output(spec, np.asarray(g), np.asarray(r), atol, rtol)
+    checks = tuple(check_output(spec, np.asarray(g), np.asarray(r), atol, rtol, classes)
                    for spec, g, r in zip(outputs, got, ref))
     for c, g, r in zip(checks, got, ref):
         if c.ok:
             continue
         if np.shape(g) != np.shape(r):
             reason = f"output {c.name}: shape {np.shape(g)} != source {np.shape(r)}"
-        elif c.agreement is not None:
-            reason = f"output {c.name}: {c.agreement:.2%} of the values agree with the source (exact match required)"
         elif c.nonfinite:
             reason = _mask_reason(c.name, np.asarray(g), np.asarray(r))
+        elif c.cosine is not None and classes is not None:
+            reason = (f"output {c.name}: top-1 class agrees with the source on {c.agreement:.2%} of the rows "
+                      f"(at least {classes[0]:.0%} needed), mean cosine similarity {c.cosine:.4f} "
+                      f"(at least {classes[1]:g})")
+        elif c.agreement is not None:
+            reason = f"output {c.name}: {c.agreement:.2%} of the values agree with the source (exact match required)"
         else:
             reason = f"output {c.name}: max abs error {c.max_abs:.3g} (rel {c.max_rel:.3g}) beyond atol {c.atol:g} + rtol {c.rtol:g}"
         return Validation(False, reason, checks)

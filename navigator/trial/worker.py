@@ -35,7 +35,9 @@ def _load(spec: WorkerSpec, settings: Any) -> Any:
     record = spec.source
     source = load_source(record.model, input_spec=record.input_spec,
                          input_data=Path(record.input_data) if record.input_data else None,
-                         trust_pickle=record.trust_pickle, batch=spec.batch)
+                         trust_pickle=record.trust_pickle, batch=spec.batch,
+                         calibration=Path(record.calibration_data) if record.calibration_data else None,
+                         generated=record.generated_inputs)
     source.name, source.fingerprint = spec.name, spec.fingerprint  # the parent's identity of the model
     metric = None
     if spec.metric is not None:

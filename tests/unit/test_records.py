@@ -50,7 +50,7 @@ def test_to_dict_is_plain_json_data():
     assert data["config"]["path"] == "ort_cpu"
     assert data["validation"]["outputs"][0] == {"name": "y", "max_abs": 0.25, "max_rel": 0.5, "atol": 1e-4,
                                                 "rtol": 1e-3, "nonfinite": 0, "ok": True, "agreement": None,
-                                                "source_nonfinite": 0}
+                                                "source_nonfinite": 0, "cosine": None}
     assert isinstance(data["validation"]["outputs"], list)
     assert data["bench"]["p99_ms"] == 9.25
 
