@@ -187,6 +187,9 @@ DATA_FEEDS: dict[tuple[str, str], Feed] = {
                                             "--input-data", str(f), "--out", k.fresh()],
     ("check", "input_data"): lambda k, f: ["check", "--baseline", str(k.base_report), "--model", str(k.benign),
                                            "--input-data", str(f), "--out", k.fresh(), "--budget", "5s"],
+    ("optimize", "calibration"): lambda k, f: ["optimize", "--model", str(k.benign), "--input-spec", SPEC,
+                                               "--calibration-data", str(f), "--out", k.fresh(), "--budget", "5s",
+                                               "--no-progress"],
 }
 # Options naming a run's directory or report: fed the hostile run directory (its report.json names a
 # hostile model and claims the run trusted it; its source/ and validation/ files are pickles).
@@ -197,9 +200,10 @@ RUN_FEEDS: dict[tuple[str, str], tuple[Feed, str]] = {
                                           "--out", k.fresh(), "--budget", "5s"], "no readable validation data"),
     ("check", "candidate"): (lambda k, d: ["check", "--baseline", str(d / "report.json"),
                                            "--candidate", str(d / "report.json")], "no readable validation data"),
+    ("export", "out"): (lambda k, d: ["export", str(d), "--trial", "1", "--to", k.fresh()], "--trust-pickle"),
 }
 OUTPUTS = {("optimize", "out"), ("worker", "out"), ("report", "out"), ("check", "out"), ("check", "summary"),
-           ("check", "junit")}
+           ("check", "junit"), ("export", "to")}
 
 
 def _path_options() -> set[tuple[str, str]]:
@@ -350,7 +354,8 @@ def test_generated_integer_inputs_warn_once_and_the_report_notes_it(tmp_path: Pa
     proc = run_cli("optimize", "--model", str(model), "--input-spec", "input:int64:-1x8", "--out", str(tmp_path / "o"),
                    "--path", "eager", "--budget", "5s", "--trials", "1", "--window", "0.05", "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("navigator: warning:")]
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("navigator: warning:")
+                and "the machine is loaded" not in line]  # this machine's load is not the model's
     assert len(warnings) == 1 and "input" in warnings[0] and "--input-data" in warnings[0], proc.stderr
     notes = json.loads((tmp_path / "o" / "report.json").read_text())["notes"]
     assert any("drawn at random" in n and "--input-data" in n for n in notes), notes
