@@ -60,8 +60,11 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory):
     out = root / "out"
     args = ("optimize", "--model", str(tiny_onnx(root / "tiny.onnx")), "--budget", "10m", "--trials", "4",
             "--path", "ort_cpu", "--window", "0.1", "--no-progress", "--out", str(out))
+    # SIGINT at its default: a test run started in the background (bash `&`) ignores it, and Python keeps an
+    # inherited SIG_IGN, so the Ctrl-C below would never reach the run.
     proc = subprocess.Popen([sys.executable, "-m", "navigator", *args], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     trial = _interrupt_mid_trial(proc, out)
     stdout, stderr = proc.communicate(timeout=120)
     kept = sum("outcome" in t.user_attrs for t in _trials(out))
