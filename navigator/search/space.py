@@ -152,8 +152,11 @@ def preset_params(space: PathSpace, preset: Preset, source: tuple[str, str]) -> 
 
 
 def packaged_dir() -> Any:
-    """The shipped spaces: navigator.searchspace when installed, else searchspace/ beside the
-    navigator package (a source checkout run with PYTHONPATH)."""
+    """The shipped spaces: searchspace/ beside the navigator package in a source checkout (so that a
+    checkout run with PYTHONPATH reads its own files, not an installed copy's), else navigator.searchspace."""
+    beside = Path(__file__).resolve().parents[2] / "searchspace"
+    if (beside / "eager.yaml").is_file():
+        return beside
     try:
         return importlib.resources.files("navigator.searchspace")
     except ModuleNotFoundError:
