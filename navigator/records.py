@@ -196,6 +196,13 @@ class TrialOutcome:
     duration_s: float = 0.0
     load_s: float = 0.0  # loading the runner plus its first call: where torch.compile compiles
     metric: float | None = None  # the user metric on this trial's runner (higher is better)
+    precision: str = ""  # its tolerance class (trial/validate.py TOLERANCES); "" where not known
+
+
+# Tolerance classes of quantized arithmetic, and the roles of the trials a quantized winner is shown and
+# re-measured beside: the best trial of each group of unquantized classes (role -> classes).
+QUANTIZED = ("int8", "fp8")
+BESIDE_QUANTIZED = {"best fp32": ("fp32", "tf32"), "best fp16/bf16": ("fp16", "bf16")}
 
 
 # The source framework with its own best settings: the best valid trial of the baseline's path (threads,
@@ -347,6 +354,9 @@ class Headline:
     speedups: tuple[Speedup, ...]  # the headline one (against the tuned baseline) first
     engines: str  # which engine measured the winner and which one the written config runs
     lines: tuple[str, ...]  # all of the above in words, for the CLI and the report headers
+    # A quantized winner's unquantized alternatives (records.BESIDE_QUANTIZED): the best fp32 and the best
+    # fp16/bf16 trial, re-measured with the finalists where the search had room for it; () otherwise.
+    beside: tuple[Figure, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from navigator import objective as objectives
-from navigator.records import MEASURED, UNSTABLE_SPREAD, Comparison, Finalist, TrialOutcome
+from navigator.records import BESIDE_QUANTIZED, MEASURED, QUANTIZED, UNSTABLE_SPREAD, Comparison, Finalist, TrialOutcome
 
 
 def tuned_baseline(ranked: list[TrialOutcome], baseline: TrialOutcome | None) -> TrialOutcome | None:
@@ -17,6 +17,16 @@ def tuned_baseline(ranked: list[TrialOutcome], baseline: TrialOutcome | None) ->
     if baseline is None:
         return None
     return next((o for o in ranked if o.config.path == baseline.config.path), None)
+
+
+def beside_quantized(top: list[TrialOutcome], ranked: list[TrialOutcome]) -> dict[str, TrialOutcome]:
+    """Where a trial of `top` (the finalists' contenders) is quantized: the best-ranked trial of each group
+    of unquantized precisions (records.BESIDE_QUANTIZED), so that a quantized winner's ratio to them is
+    measured in the same interleaved rounds. Empty where none of `top` is quantized."""
+    if not any(o.precision in QUANTIZED for o in top):
+        return {}
+    best = {role: next((o for o in ranked if o.precision in classes), None) for role, classes in BESIDE_QUANTIZED.items()}
+    return {role: o for role, o in best.items() if o is not None}
 
 
 def pick(ranked: list[TrialOutcome], roles: dict[str, TrialOutcome], k: int) -> list[tuple[str, TrialOutcome]]:

@@ -271,6 +271,7 @@ def test_ort_int8_quantizes_a_small_classifier_and_validates(tmp_path, convert):
     ctx = context(tmp_path, input_data=tmp_path / "in.npz")
     outcome = run_trial(ctx, config(**convert))
     assert outcome.status in ("ok", "unstable"), outcome.error
+    assert outcome.precision == "int8"  # what the report's beside-the-quantized-winner figures key on
     assert outcome.validation is not None and outcome.validation.outputs[0].cosine is not None
     artifact = paths.get("ort_int8").convert(ctx.source, config(**convert).convert, ctx.cache, ctx.target)
     onnx = pytest.importorskip("onnx")
