@@ -2,7 +2,7 @@
 ResNet-18 layout) and a BERT-like encoder (benchmarks/int8_models.py), with a user metric: top-1
 agreement with the fp32 source on 256 samples (benchmarks/int8_metric.py), --max-metric-drop 1%.
 
-    python benchmarks/int8_cpu.py [--budget 4m] [--models resnet18,encoder] [--work /tmp/navigator-int8-cpu]
+    python benchmarks/int8_cpu.py [--budget 6m] [--models resnet18,encoder] [--work /tmp/navigator-int8-cpu]
 
 For each model: the model (.pt2, dynamic batch), validation inputs (16 rows), calibration inputs (128
 other rows) and the metric's 256 rows with the source's classes are written to WORK/<model> (reused when
@@ -196,7 +196,7 @@ def markdown(name: str, case: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", default="4m", help="each study's budget")
+    parser.add_argument("--budget", default="6m", help="each study's budget")
     parser.add_argument("--models", default="resnet18,encoder")
     parser.add_argument("--work", default="/tmp/navigator-int8-cpu", help="models, inputs and the studies' outputs")
     parser.add_argument("--out", default=str(ROOT / "reports" / "int8-cpu"))

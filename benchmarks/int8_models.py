@@ -57,9 +57,6 @@ class ResNet18(nn.Module):
             cin = cout
         self.layers = nn.Sequential(*layers)
         self.head = nn.Linear(512, classes)
-        for m in self.modules():  # torchvision's ResNet initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.layers(self.stem(image)), 1), 1)

@@ -5,8 +5,10 @@ nncf.quantize calibrates on Target.calibration (the user's --calibration-data, e
 inputs; never inputs navigator drew at random), one row per sample, `subset_size` rows at most;
 `preset` performance (symmetric) or mixed (asymmetric activations), `model_type` transformer for NNCF's
 attention-aware scheme, `ignore` ends to keep the first and last Convolution/MatMul in fp32,
-`fast_bias_correction` false for NNCF's full bias correction. Validated at the int8 tolerance class;
-served by the openvino backend, which runs the quantized IR as it is.
+`fast_bias_correction` false for NNCF's full bias correction. The runtime's `inference_precision` (bf16
+where the CPU has it, else f32) is what the layers left unquantized compute in; the trial stays in the
+int8 tolerance class. Validated at that class; served by the openvino backend, which runs the quantized
+IR as it is, with HINT_BF16 for bf16.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
 ENGINE = "OpenVINO INT8 (NNCF)"
 PRECISION_CLASSES = ("int8",)
+narrow = _openvino.narrow  # the inference precisions this CPU supports
 QUANTIZE = ("preset", "model_type", "subset_size", "ignore", "fast_bias_correction")
 WEIGHTED = ("Convolution", "MatMul")  # the op types whose first and last node `ignore: ends` keeps in fp32
 

@@ -366,6 +366,30 @@ def test_openvino_int8_ignore_ends_leaves_the_first_and_last_matmul_unquantized(
     assert fake_quantized({"fast_bias_correction": False}) > 0
 
 
+def test_openvino_int8_unquantized_layers_take_the_inference_precision_the_cpu_has(tmp_path):
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from dataclasses import replace
+
+    from navigator import paths
+    from navigator.paths.base import TritonTarget
+    from navigator.trial.run import run_trial
+
+    spec = next(p for p in paths.space("openvino_int8", "onnx").params if p.name == "inference_precision")
+    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert spec.choices == (("bf16", "f32") if bf16 else ("f32",))
+    if not bf16:
+        pytest.skip("this CPU has no bf16: the choice is narrowed to f32")
+    np.savez(tmp_path / "in.npz", **rows(64))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    trial = config("openvino_int8", ignore="ends")
+    trial = replace(trial, runtime={**trial.runtime, "inference_precision": "bf16"})
+    outcome = run_trial(ctx, trial)
+    assert outcome.status in ("ok", "unstable") and outcome.precision == "int8", outcome.error
+    artifact = paths.get("openvino_int8").convert(ctx.source, trial.convert, ctx.cache, ctx.target)
+    assert paths.get("openvino_int8").triton(artifact, trial.runtime, TritonTarget()).parameters["HINT_BF16"] == "YES"
+
+
 def test_ort_int8_calibration_is_part_of_the_cache_key(tmp_path):
     from dataclasses import replace
 
