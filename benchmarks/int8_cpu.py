@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from navigator.records import BESIDE_QUANTIZED, QUANTIZED, Finalist, Result, TrialOutcome  # noqa: E402
+from navigator.records import BESIDE_QUANTIZED, PRECISION_ROLES, QUANTIZED, Finalist, Result, TrialOutcome  # noqa: E402
 
 PATHS = ("eager", "ort_cpu", "openvino", "ort_int8", "openvino_int8")
 BATCH = 8
@@ -129,22 +129,26 @@ def summarize(result: Result) -> dict[str, Any]:
     ranked = front.goal(result).rank(result.outcomes)  # measured and within --max-metric-drop
     source = result.settings.metric_source if result.settings else None
     int8 = best(ranked, finalists, QUANTIZED)
-    others = {role: best(ranked, finalists, classes) for role, classes in BESIDE_QUANTIZED.items()}
+    others = {role: best(ranked, finalists, PRECISION_ROLES[role]) for role in BESIDE_QUANTIZED}
     unquantized = [o for o in others.values() if o is not None]
     top = max(unquantized, key=lambda o: figure(o, finalists)["throughput"]) if unquantized else None
     rejected = [{"trial": o.config.number, "path": o.config.path, "params": params(o), "metric": o.metric,
                  "source_metric": source, "reason": o.error}
                 for o in result.outcomes if o.status == "invalid" and o.metric is not None]
     int8_invalid = [{"trial": o.config.number, "path": o.config.path, "params": params(o), "reason": o.error}
-                    for o in result.outcomes if o.precision in QUANTIZED and o.status in ("invalid", "failed")
-                    and o.metric is None]
+                    for o in result.outcomes if o.precision in QUANTIZED and o.status == "invalid" and o.metric is None]
+    failed: dict[str, list[int]] = {}  # failures by reason (an exporter's, say), every path
+    for o in result.outcomes:
+        if o.status in ("failed", "timeout", "crashed"):
+            failed.setdefault(f"{o.config.path}: {o.error[:160]}", []).append(o.config.number)
     return {
         "winner": figure(result.winner, finalists) if result.winner and result.winner.bench else None,
         "best_int8": figure(int8, finalists) if int8 else None,
         "best": {role: figure(o, finalists) for role, o in others.items() if o is not None},
         "int8_vs": {role: ratio(int8, o, finalists) for role, o in others.items() if int8 and o is not None},
         "int8_vs_best_unquantized": ratio(int8, top, finalists) if int8 and top else None,
-        "metric_source": source, "rejected_by_metric": rejected, "int8_invalid_or_failed": int8_invalid,
+        "metric_source": source, "rejected_by_metric": rejected, "int8_invalid_before_metric": int8_invalid,
+        "failed": failed,
         "trials_by_status": result.trials_by_status, "headline": list(result.headline.lines) if result.headline else [],
         "finalists": [{"trial": f.number, "path": f.path, "role": f.role, "rounds": list(f.throughput)}
                       for f in result.finalists],
@@ -186,9 +190,13 @@ def markdown(name: str, case: dict[str, Any]) -> list[str]:
               "| trial | path | params | metric | source's | reason |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['trial']} | {r['path']} | {_cell(r['params'])} | {r['metric']:.4f} | {r['source_metric']} | "
               f"{r['reason']} |" for r in s["rejected_by_metric"]] or ["| none | | | | | |"]
-    if s["int8_invalid_or_failed"]:
-        lines += ["", "INT8 trials that failed before the metric:", ""]
-        lines += [f"- trial {r['trial']} {r['path']} ({_cell(r['params'])}): {r['reason']}" for r in s["int8_invalid_or_failed"]]
+    if s["int8_invalid_before_metric"]:
+        lines += ["", "INT8 trials invalid before the metric (navigator's own int8 validation on the --input-data rows):", ""]
+        lines += [f"- trial {r['trial']} {r['path']} ({_cell(r['params'])}): {r['reason']}"
+                  for r in s["int8_invalid_before_metric"]]
+    if s["failed"]:
+        lines += ["", "Failed trials, by reason:", ""]
+        lines += [f"- {reason} (trials {', '.join(map(str, numbers))})" for reason, numbers in s["failed"].items()]
     lines += ["", f"Trials by status: {s['trials_by_status']}. navigator's headline:", ""]
     lines += [f"- {line}" for line in s["headline"]] + [""]
     return lines

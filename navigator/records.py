@@ -199,10 +199,12 @@ class TrialOutcome:
     precision: str = ""  # its tolerance class (trial/validate.py TOLERANCES); "" where not known
 
 
-# Tolerance classes of quantized arithmetic, and the roles of the trials a quantized winner is shown and
-# re-measured beside: the best trial of each group of unquantized classes (role -> classes).
+# Tolerance classes of quantized arithmetic. Where a quantized trial meets the constraints, the best trial
+# of each precision group (role -> classes) joins the finalists, so that the groups' figures are measured
+# in the same interleaved rounds; a quantized winner is shown beside the BESIDE_QUANTIZED ones.
 QUANTIZED = ("int8", "fp8")
-BESIDE_QUANTIZED = {"best fp32": ("fp32", "tf32"), "best fp16/bf16": ("fp16", "bf16")}
+PRECISION_ROLES = {"best fp32": ("fp32", "tf32"), "best fp16/bf16": ("fp16", "bf16"), "best int8/fp8": QUANTIZED}
+BESIDE_QUANTIZED = ("best fp32", "best fp16/bf16")
 
 
 # The source framework with its own best settings: the best valid trial of the baseline's path (threads,
@@ -355,7 +357,7 @@ class Headline:
     engines: str  # which engine measured the winner and which one the written config runs
     lines: tuple[str, ...]  # all of the above in words, for the CLI and the report headers
     # A quantized winner's unquantized alternatives (records.BESIDE_QUANTIZED): the best fp32 and the best
-    # fp16/bf16 trial, re-measured with the finalists where the search had room for it; () otherwise.
+    # fp16/bf16 trial, re-measured with the finalists where the budget had room for them; () otherwise.
     beside: tuple[Figure, ...] = ()
 
 

@@ -14,13 +14,13 @@ import statistics
 from dataclasses import fields
 
 from navigator import objective as objectives
-from navigator.records import (BESIDE_QUANTIZED, QUANTIZED, TUNED_BASELINE, UNSTABLE_SPREAD, Comparison, Figure,
+from navigator.records import (BESIDE_QUANTIZED, PRECISION_ROLES, QUANTIZED, TUNED_BASELINE, UNSTABLE_SPREAD, Comparison, Figure,
                                Finalist, Headline, Result, Speedup, TrialOutcome)
 from navigator.report import front
 
 # Role -> how the reports name it.
 NAMES = {"baseline": "the source framework as given", TUNED_BASELINE: "the source framework with its own best settings",
-         "runner-up": "the runner-up", **{role: f"the {role} trial" for role in BESIDE_QUANTIZED}}
+         "runner-up": "the runner-up", **{role: f"the {role} trial" for role in PRECISION_ROLES}}
 
 
 LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "sklearn": "scikit-learn"}
@@ -103,7 +103,8 @@ def beside(result: Result) -> tuple[Figure, ...]:
     by_number = {o.config.number: o for o in result.outcomes}
     ranked = front.goal(result).rank(result.outcomes)
     found = []
-    for role, classes in BESIDE_QUANTIZED.items():
+    for role in BESIDE_QUANTIZED:
+        classes = PRECISION_ROLES[role]
         held = next((f.number for f in result.finalists if role in f.role.split(", ")), None)
         o = by_number.get(held) if held is not None else next((o for o in ranked if o.precision in classes), None)
         if o is not None and (figure := _figure(role, o, result.finalists)) is not None:

@@ -1,6 +1,7 @@
-"""A quantized winner is shown beside the best fp32 and the best fp16/bf16 trial: those two join the
-finalists (re-measured in the same interleaved rounds) where a quantized trial is among the contenders,
-and every report (headline lines, report.md, report.json's headline) gives their figures and the ratio."""
+"""A quantized winner is shown beside the best fp32 and the best fp16/bf16 trial: where a quantized trial
+meets the constraints, the best trial of each precision group joins the finalists (re-measured in the
+same interleaved rounds), and every report (headline lines, report.md, report.json's headline) gives the
+figures and ratios beside a quantized winner."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from navigator.records import (Bench, Finalist, OutputCheck, Result, TrialConfig, TrialOutcome, Validation,
                                from_dict)
 from navigator.report import build, headline
-from navigator.search.finalists import beside_quantized, compare_all, pick
+from navigator.search.finalists import compare_all, pick, precision_roles
 
 OK = Validation(True, "", (OutputCheck("y", 1e-3, 1e-3, 1e-1, 1e-1, 0, True),))
 
@@ -27,14 +28,18 @@ FP32, BF16 = _trial(1, "ort_cpu", 40.0, "fp32"), _trial(2, "openvino", 230.0, "b
 RANKED = [INT8, BF16, INT8_B, FP32]  # best first
 
 
-def test_a_quantized_contender_brings_the_best_unquantized_trials_into_the_finalists() -> None:
-    roles = beside_quantized(RANKED[:2], RANKED)
-    assert roles == {"best fp32": FP32, "best fp16/bf16": BF16}
+def test_a_quantized_trial_brings_the_best_of_each_precision_into_the_finalists() -> None:
+    roles = precision_roles(RANKED)
+    assert roles == {"best fp32": FP32, "best fp16/bf16": BF16, "best int8/fp8": INT8}
     chosen = pick(RANKED, {"baseline": FP32, **roles}, k=2)
     assert [(r, o.config.number) for r, o in chosen] == [
-        ("top 1", 4), ("top 2, best fp16/bf16", 2), ("baseline, best fp32", 1)]
-    assert beside_quantized([BF16, FP32], [BF16, FP32, INT8]) == {}  # no quantized contender: nothing added
-    assert beside_quantized([INT8], [INT8]) == {}  # no unquantized trial to show
+        ("top 1, best int8/fp8", 4), ("top 2, best fp16/bf16", 2), ("baseline, best fp32", 1)]
+    # a quantized trial outside the top k is re-measured too: its ratio to the winner is then measured
+    chosen = pick([BF16, FP32, INT8_B], precision_roles([BF16, FP32, INT8_B]), k=1)
+    assert [(r, o.config.number) for r, o in chosen] == [("top 1, best fp16/bf16", 2), ("best fp32", 1),
+                                                         ("best int8/fp8", 5)]
+    assert precision_roles([BF16, FP32]) == {}  # no quantized trial: nothing added
+    assert precision_roles([INT8]) == {"best int8/fp8": INT8}
 
 
 def _result(finalists: list[Finalist]) -> Result:
