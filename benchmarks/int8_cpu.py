@@ -99,14 +99,13 @@ def figure(o: TrialOutcome, finalists: dict[int, Finalist]) -> dict[str, Any]:
             "rounds": list(f.throughput) if f else []}
 
 
-def best(ranked: list[TrialOutcome], finalists: dict[int, Finalist], classes: tuple[str, ...]) -> TrialOutcome | None:
-    """The fastest trial of these precisions: by its finalist median where any of them was re-measured
-    (those figures share the rounds), else the search's ranking."""
-    mine = [o for o in ranked if o.precision in classes]
-    measured = [o for o in mine if o.config.number in finalists]
-    if measured:
-        return max(measured, key=lambda o: statistics.median(finalists[o.config.number].throughput))
-    return mine[0] if mine else None
+def best(ranked: list[TrialOutcome], finalists: dict[int, Finalist], role: str) -> TrialOutcome | None:
+    """The best trial of a precision group (records.PRECISION_ROLES): the finalist navigator re-measured in
+    that role, else the first of the group in the search's ranking (not re-measured)."""
+    held = next((f.number for f in finalists.values() if role in f.role.split(", ")), None)
+    if held is not None:
+        return next((o for o in ranked if o.config.number == held), None)
+    return next((o for o in ranked if o.precision in PRECISION_ROLES[role]), None)
 
 
 def ratio(a: TrialOutcome, b: TrialOutcome, finalists: dict[int, Finalist]) -> dict[str, Any] | None:
@@ -128,8 +127,8 @@ def summarize(result: Result) -> dict[str, Any]:
     finalists = {f.number: f for f in result.finalists}
     ranked = front.goal(result).rank(result.outcomes)  # measured and within --max-metric-drop
     source = result.settings.metric_source if result.settings else None
-    int8 = best(ranked, finalists, QUANTIZED)
-    others = {role: best(ranked, finalists, PRECISION_ROLES[role]) for role in BESIDE_QUANTIZED}
+    int8 = best(ranked, finalists, "best int8/fp8")
+    others = {role: best(ranked, finalists, role) for role in BESIDE_QUANTIZED}
     unquantized = [o for o in others.values() if o is not None]
     top = max(unquantized, key=lambda o: figure(o, finalists)["throughput"]) if unquantized else None
     rejected = [{"trial": o.config.number, "path": o.config.path, "params": params(o), "metric": o.metric,

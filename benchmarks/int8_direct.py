@@ -4,9 +4,11 @@ one process, to see what the INT8 paths' choices cost (reports/int8-cpu.md, "Why
     python benchmarks/int8_direct.py resnet18 [--work /tmp/navigator-int8-cpu] [--threads 1,2] [--rounds 5]
 
 Uses the model files of benchmarks/int8_cpu.py (made there when missing). Variants: ORT fp32; ORT static
-QDQ S8S8 and U8S8 (per-channel MinMax, as ort_int8 quantizes after quant_pre_process), U8S8 per-tensor,
-U8S8 with Percentile calibration, U8S8 with the first and last Conv/MatMul/Gemm in fp32, dynamic; OpenVINO
-f32 and bf16 (INFERENCE_PRECISION_HINT), NNCF INT8 (default, and the ends ignored). For each: the ops
+QDQ S8S8 and U8S8 (per-channel MinMax, the op types and steps of ort_int8), U8S8 per-tensor, U8S8 with
+Percentile calibration, U8S8 with the first and last Conv/MatMul/Gemm in fp32, U8S8 of every op type
+quantize_static takes by default, dynamic; OpenVINO
+f32 and bf16 (INFERENCE_PRECISION_HINT), NNCF INT8 (default, and the ends ignored; each with the f32 and
+the bf16 hint for the layers left unquantized). For each: the ops
 of the ORT model after the "all" graph level (SessionOptions.optimized_model_filepath), the top-1
 agreement with the fp32 source on the 256 metric rows, and throughput at batch 8 in interleaved rounds
 (each variant once per round, the order rotated), per thread count. Writes WORK/<model>/direct.json.
@@ -49,16 +51,21 @@ def export(files: dict[str, Path], d: Path) -> Path:
 
 def ort_variants(model: Path, cal: dict[str, np.ndarray], d: Path) -> dict[str, Path]:
     from onnxruntime import quantization as q
+    from onnxruntime.quantization.registry import QDQRegistry
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from navigator.paths.ort_int8 import ends
 
     prepared = d / "prepared.onnx"
     quant_pre_process(str(model), str(prepared))
-    u8, s8 = {"activation_type": q.QuantType.QUInt8}, {"activation_type": q.QuantType.QInt8}
+    # The op types ort_int8 quantizes (QDQRegistry); "u8s8_all_ops" takes quantize_static's own default,
+    # which adds the QLinear-only ops (Add, Mul, Softmax, ...).
+    u8 = {"activation_type": q.QuantType.QUInt8, "op_types_to_quantize": list(QDQRegistry)}
+    s8 = {**u8, "activation_type": q.QuantType.QInt8}
     static = {"s8s8": s8, "u8s8": u8, "u8s8_per_tensor": {**u8, "per_channel": False},
               "u8s8_percentile": {**u8, "calibrate_method": q.CalibrationMethod.Percentile},
-              "u8s8_ends": {**u8, "nodes_to_exclude": ends(prepared)}}
+              "u8s8_ends": {**u8, "nodes_to_exclude": ends(prepared)},
+              "u8s8_all_ops": {"activation_type": q.QuantType.QUInt8}}
     out = {"ort_fp32": model}
     for name, options in static.items():
         batches = iter([{k: v[i:i + 16] for k, v in cal.items()} for i in range(0, len(next(iter(cal.values()))), 16)])
@@ -124,6 +131,25 @@ def session(file: Path, threads: int, precision: str | None) -> Call:
     return lambda feed: request.infer(feed)[0]
 
 
+def profile(file: Path, precision: str, feed: dict[str, np.ndarray], calls: int = 20) -> dict[str, float]:
+    """OpenVINO's per-node timings (PERF_COUNT) at one thread: ms per call by node type/kernel, summed."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(file), "CPU", {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
+                                                          "INFERENCE_NUM_THREADS": "1", "PERF_COUNT": "YES",
+                                                          "INFERENCE_PRECISION_HINT": precision})
+    request = compiled.create_infer_request()
+    for _ in range(3):
+        request.infer(feed)
+    total: collections.Counter[str] = collections.Counter()
+    for _ in range(calls):
+        request.infer(feed)
+        for p in request.profiling_info:
+            if p.status == p.Status.EXECUTED:
+                total[f"{p.node_type}/{p.exec_type}"] += p.real_time.total_seconds() * 1e3 / calls
+    return {"total_ms": round(sum(total.values()), 3), **{k: round(v, 3) for k, v in total.most_common(10)}}
+
+
 def agreement(call: Call, metric: dict[str, np.ndarray]) -> float:
     from int8_metric import agreement as agree
 
@@ -165,10 +191,13 @@ def main() -> None:
     onnx_files = ort_variants(model, cal, d)
     variants: dict[str, tuple[Path, str | None]] = {n: (f, None) for n, f in onnx_files.items()}
     variants |= {"ov_f32": (model, "f32"), "ov_bf16": (model, "bf16")}
-    variants |= {n: (f, "f32") for n, f in nncf_variants(model, cal, d).items()}
+    for n, f in nncf_variants(model, cal, d).items():  # what NNCF leaves unquantized in f32, or in bf16
+        variants |= {n: (f, "f32"), f"{n}_bf16": (f, "bf16")}
     feed = {k: np.ascontiguousarray(v[:BATCH]) for k, v in dict(np.load(files["val"])).items()}
     report: dict[str, Any] = {"ops_at_level_all": {n: fused_ops(f) for n, f in onnx_files.items()},
                               "agreement": {n: agreement(session(f, 2, p), metric) for n, (f, p) in variants.items()},
+                              "openvino_profile_1_thread": {n: profile(variants[n][0], str(variants[n][1]), feed) for n in
+                                                            ("ov_f32", "ov_bf16", "ov_int8", "ov_int8_bf16")},
                               "throughput": {}}
     for threads in map(int, args.threads.split(",")):
         before = os.getloadavg()[0]
