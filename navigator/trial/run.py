@@ -34,7 +34,7 @@ def one_line(exc: BaseException) -> str:
 
 # The second validation set of perturbed inputs (negated, rescaled): outside the range a calibrated
 # (INT8) trial was calibrated on by design, so those trials skip it; the other sets and the traced
-# rule still apply to them.
+# rule still apply to them, and to dynamically quantized trials (torch_ao), which calibrate nothing.
 PERTURBED = "perturbed inputs"
 
 
@@ -111,7 +111,7 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
     each dynamic axis, perturbed inputs, and whether a traced artifact may win; None when all pass."""
     found = traced.evidence(ctx.source, ctx.cache) if traced.is_traced(ctx.source, config) else ""
     why = f"; {traced.reason(found)}" if found else ""  # the likely cause of a traced artifact's divergence
-    calibrated = classes(config) is not None
+    calibrated = paths.get(config.path).calibrates and classes(config) is not None
     for label, data, reference in ctx.second_sets(config.batch_size):
         if calibrated and label == PERTURBED:
             continue
