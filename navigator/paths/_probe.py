@@ -70,3 +70,18 @@ def cuda_gpus() -> int:
     if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
         return 0
     return count.value
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_capability() -> tuple[int, int] | None:
+    """The first CUDA device's compute capability (major, minor) from the driver; None without one.
+    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR are 75 / 76 (CUDA driver API, cuda.h)."""
+    if not cuda_gpus():
+        return None
+    cuda = ctypes.CDLL("libcuda.so.1")
+    device, major, minor = ctypes.c_int(0), ctypes.c_int(0), ctypes.c_int(0)
+    if cuda.cuDeviceGet(ctypes.byref(device), 0) != 0 or \
+            cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, device) != 0 or \
+            cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, device) != 0:
+        return None
+    return major.value, minor.value

@@ -107,6 +107,8 @@ class ConversionPath(Protocol):
     #              reference, ONNX Runtime with default options (())
     TWIN_ONLY: tuple[str, ...]  # runtime parameters the native Triton config cannot express: the
     #              python-backend twin serves them, where the path has one (())
+    CALIBRATES: bool  # whether its quantized trials read calibration inputs and so refuse generated ones
+    #              ("int8" in PRECISION_CLASSES)
 
     def narrow(self, spec: ParamSpec) -> ParamSpec:
         """The searched parameter restricted to what this machine supports (the spec unchanged)."""
@@ -134,6 +136,7 @@ class Plugin:
     baseline: tuple[tuple[str, str], ...]
     reference: tuple[str, ...]
     twin_only: tuple[str, ...]
+    calibrates: bool
     available: Callable[[], str | None]
     convert: Callable[[ModelSource, Params, Cache, Target], Artifact]
     load: Callable[[Artifact, ModelSource, Params], Runner]

@@ -6,6 +6,7 @@ Every failure of a conversion path becomes a recorded outcome; nothing a path ra
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -34,7 +35,7 @@ def one_line(exc: BaseException) -> str:
 
 # The second validation set of perturbed inputs (negated, rescaled): outside the range a calibrated
 # (INT8) trial was calibrated on by design, so those trials skip it; the other sets and the traced
-# rule still apply to them.
+# rule still apply to them, and to dynamically quantized trials (torch_ao), which calibrate nothing.
 PERTURBED = "perturbed inputs"
 
 
@@ -85,16 +86,30 @@ def convert(ctx: TrialContext, config: TrialConfig) -> Artifact:
     return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache, ctx.target)
 
 
+def _precision(config: TrialConfig) -> str:
+    return paths.get(config.path).precision({**config.convert, **config.runtime})
+
+
+def metric_governs(ctx: TrialContext, config: TrialConfig) -> bool:
+    """Whether the user metric, not output agreement, judges this trial's accuracy: a quantized trial
+    (INT8/FP8, a class of validate.AGREEMENT) in a study with --metric and --max-metric-drop. Its outputs
+    are still checked for shape and NaN/Inf, and their errors are still recorded."""
+    return ctx.metric is not None and ctx.settings.max_metric_drop is not None and _precision(config) in AGREEMENT
+
+
 def tolerances(ctx: TrialContext, config: TrialConfig) -> tuple[float, float]:
-    """(atol, rtol) of the trial's precision, the source's own run-to-run noise added to atol."""
-    precision = paths.get(config.path).precision({**config.convert, **config.runtime})
-    atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
+    """(atol, rtol) of the trial's precision, the source's own run-to-run noise added to atol; atol
+    unbounded where the metric governs (rtol 0: inf * 0 would be NaN at a zero reference value)."""
+    if metric_governs(ctx, config):
+        return math.inf, 0.0
+    atol, rtol = tolerance(_precision(config), ctx.settings.atol, ctx.settings.rtol)
     return atol + ctx.settings.noise_atol, rtol
 
 
-def classes(config: TrialConfig) -> tuple[float, float] | None:
-    """The agreement its class scores are held to where the trial's precision has one (validate.AGREEMENT)."""
-    return AGREEMENT.get(paths.get(config.path).precision({**config.convert, **config.runtime}))
+def classes(ctx: TrialContext, config: TrialConfig) -> tuple[float, float] | None:
+    """The agreement its class scores are held to where the trial's precision has one (validate.AGREEMENT)
+    and the metric does not govern."""
+    return None if metric_governs(ctx, config) else AGREEMENT.get(_precision(config))
 
 
 def check(ctx: TrialContext, config: TrialConfig, runner: Any, batch: int) -> tuple[list[np.ndarray], Validation]:
@@ -102,7 +117,7 @@ def check(ctx: TrialContext, config: TrialConfig, runner: Any, batch: int) -> tu
     of the trial's precision."""
     atol, rtol = tolerances(ctx, config)
     got = runner(ctx.inputs(batch))
-    return got, validate(ctx.source.io.outputs, got, ctx.reference(batch), atol, rtol, classes(config))
+    return got, validate(ctx.source.io.outputs, got, ctx.reference(batch), atol, rtol, classes(ctx, config))
 
 
 def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: float,
@@ -111,7 +126,7 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
     each dynamic axis, perturbed inputs, and whether a traced artifact may win; None when all pass."""
     found = traced.evidence(ctx.source, ctx.cache) if traced.is_traced(ctx.source, config) else ""
     why = f"; {traced.reason(found)}" if found else ""  # the likely cause of a traced artifact's divergence
-    calibrated = classes(config) is not None
+    calibrated = paths.get(config.path).calibrates and _precision(config) in AGREEMENT
     for label, data, reference in ctx.second_sets(config.batch_size):
         if calibrated and label == PERTURBED:
             continue
@@ -119,7 +134,7 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
             got = runner(data)
         except Exception as exc:  # e.g. an artifact that fixed a dynamic axis at the sample's size
             return "failed", f"fails on {label}: {one_line(exc)}{why}", None
-        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol, classes(config))
+        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol, classes(ctx, config))
         if not validation.ok:
             return "invalid", f"on {label}: {validation.reason}{why}", validation
     if found and not ctx.settings.allow_traced:

@@ -187,6 +187,33 @@ def test_int8_trials_skip_only_the_perturbed_inputs_they_were_not_calibrated_on(
     assert second_checks(ctx, config(mode="static"), runner, 0.1, 0.1) is None
 
 
+def test_with_a_metric_drop_the_metric_not_output_agreement_judges_an_int8_trial(tmp_path):
+    """A quantized trial whose class scores lose the top-1 rule passes validation when --metric and
+    --max-metric-drop are given (the metric decides), still fails on NaN, and an fp32 trial keeps its bounds."""
+    from dataclasses import replace
+
+    from navigator.records import TrialConfig
+    from navigator.trial.run import check, metric_governs
+
+    np.savez(tmp_path / "in.npz", **rows(8))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    reference = ctx.reference(8)
+    shuffled = [np.roll(r, 1, axis=1) for r in reference]  # every row's top-1 class moved
+
+    def runner(data):
+        return shuffled
+
+    int8, fp32 = config(mode="static"), TrialConfig(0, "ort_cpu", {}, {}, 8)
+    assert not check(ctx, int8, runner, 8)[1].ok  # no metric: the agreement rule
+    governed = replace(ctx, metric=lambda r: 1.0, settings=replace(ctx.settings, max_metric_drop="1%", metric_source=1.0))
+    assert metric_governs(governed, int8) and not metric_governs(governed, fp32)
+    assert not metric_governs(replace(ctx, metric=lambda r: 1.0), int8)  # a metric without a drop: no constraint
+    assert check(governed, int8, runner, 8)[1].ok
+    assert not check(governed, fp32, runner, 8)[1].ok
+    nan = [np.full_like(r, np.nan) for r in reference]
+    assert not check(governed, int8, lambda data: nan, 8)[1].ok
+
+
 def test_navigator_paths_says_what_the_int8_paths_calibrate_on():
     done = subprocess.run([sys.executable, "-m", "navigator", "paths"], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
