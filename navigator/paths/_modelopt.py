@@ -100,14 +100,15 @@ def key(params: Params, target: Target) -> dict[str, Any]:
 def onnx_file(source: ModelSource, params: Params, cache: Cache, target: Target) -> Path:
     """The ONNX model the TensorRT paths build from: the exported one, or its Q/DQ version (cached by the
     export's params, the quantization's and the calibration inputs' fingerprint)."""
-    model = _onnx_export.onnx_file(source, params, cache)
     if mode(params) == "none":
-        return model
+        return _onnx_export.onnx_file(source, params, cache)
     why = reason(mode(params))
     if why is not None:
         raise TrialError(why)
-    calibration = _calibration.of(target)
-    entry = {**{k: params[k] for k in ("exporter", "opset") if k in params}, **key(params, target)}
+    calibration = _calibration.of(target)  # refused before the export: NO_CALIBRATION
+    model = _onnx_export.onnx_file(source, params, cache)
+    entry: dict[str, Any] = {k: params[k] for k in ("exporter", "opset") if k in params}
+    entry.update(key(params, target))
     batched = source.io.batched
     return cache.get(STEP, entry, lambda out: quantize(model, params, calibration, batched, out)) / _onnx_export.ONNX_FILE
 
