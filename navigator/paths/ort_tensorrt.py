@@ -10,11 +10,12 @@ without the TensorRT provider is an error here, not a CUDA trial under another n
 
 `quantize` int8 / fp8: the session runs the Q/DQ model that Model Optimizer's ONNX quantization makes
 (paths/_modelopt.py) with trt_fp16_enable and trt_int8_enable off. The provider then builds a strongly
-typed network (TensorRT >= 9; tensorrt_execution_provider.cc: kSTRONGLY_TYPED unless fp16 or int8 is
-enabled), TensorRT's explicit-quantization mode, which takes the Q/DQ scales and the high-precision type
-from the graph; trt_int8_enable is the implicit mode with a calibration table, which the provider's
-documentation says must not be given for a QDQ model. Unverified: TensorRT does not install on the
-machines this is built on.
+typed network (TensorRT > 8: kSTRONGLY_TYPED unless fp16 or int8 is enabled, in the provider's
+tensorrt_execution_provider.cc as microsoft/onnxruntime's samples/tensorRTEp copy of it has it),
+TensorRT's explicit-quantization mode, which takes the Q/DQ scales and the high-precision type from the
+graph; trt_int8_enable is the implicit mode with a calibration table, which the provider's documentation
+says must not be given for a QDQ model. Unverified: TensorRT does not install on the machines this is
+built on.
 
 Triton: the onnxruntime backend on KIND_GPU with a `tensorrt` gpu_execution_accelerator, in the keys the
 backend parses (onnxruntime_backend README "ONNX Runtime with TensorRT optimization", src/onnxruntime.cc).
