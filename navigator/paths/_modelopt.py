@@ -37,7 +37,7 @@ MODES = ("int8", "fp8")
 FP8_CAPABILITY = (8, 9)
 KEYS = ("quantize", "calibration_method", "high_precision_dtype", "exclude")  # what shapes the Q/DQ graph
 # exclude -> op_types_to_exclude: none, or the element-wise Add and Mul (residual sums, scalings) kept in
-# the high-precision type, quantizing only the GEMM, convolution, pooling and normalization ops of
+# the high-precision type, quantizing only the GEMM, convolution, pooling, normalization and Clip ops of
 # modelopt's INT8 default set (quantize.py's docstring). FP8 quantizes Conv, Gemm and MatMul only.
 EXCLUDED: dict[str, list[str] | None] = {"none": None, "elementwise": ["Add", "Mul"]}
 CALIBRATION_BATCH = 16  # rows per calibration step
