@@ -278,7 +278,7 @@ def paths(verbose: bool = typer.Option(False, "--verbose", help="One line per de
         typer.echo(f"  {', '.join(names)}: {reason}")
     calibrating = sorted({n for d in ("cpu", "cuda") for f in ("torch", "onnx", "tf") for n in registry.calibrating(f, d)})
     if calibrating:
-        typer.echo(f"{', '.join(calibrating)}: INT8, calibrated on --calibration-data, else on --input-data; "
+        typer.echo(f"{', '.join(calibrating)}: INT8 (FP8), calibrated on --calibration-data, else on --input-data; "
                    "never on inputs navigator draws at random (those trials fail, saying so)")
     typer.echo("(navigator paths --verbose: one line per device, framework and path)")
 

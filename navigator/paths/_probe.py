@@ -1,6 +1,7 @@
 """Import-free facts for the paths' available(): what an installed framework build supports, read from
-its files, and how many CUDA GPUs the driver shows, asked of libcuda through ctypes. Importing torch or
-TensorFlow only to ask takes seconds and leaves them loaded in the study's parent process."""
+its files, and how many CUDA GPUs the driver shows and the first one's compute capability, asked of
+libcuda through ctypes. Importing torch or TensorFlow only to ask takes seconds and leaves them loaded in
+the study's parent process."""
 
 from __future__ import annotations
 

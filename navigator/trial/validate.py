@@ -24,6 +24,8 @@ TOLERANCES = {
     "int8": (1e-1, 1e-1),
     # FP8 e4m3 (3 mantissa bits, per-row or per-tensor scales): INT8's bounds and agreement rule; torchao's
     # float8 inference recipe checks its outputs by SQNR against bf16, of the same order as INT8's.
+    # The TensorRT paths' FP8 Q/DQ (Model Optimizer, per-tensor activation scales): the same rule; E4M3's
+    # relative step is 2^-3 (Micikevicius et al., "FP8 Formats for Deep Learning", arXiv:2209.05433).
     "fp8": (1e-1, 1e-1),
 }
 # Classifier-like outputs (2-D float, last axis > 1) of these classes are validated by agreement, not

@@ -219,7 +219,8 @@ def test_navigator_paths_says_what_the_int8_paths_calibrate_on():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if "calibrated on" in line)
-    assert line.startswith("openvino_int8, ort_int8: INT8, calibrated on --calibration-data")
+    # the TensorRT paths calibrate where `quantize` is int8 or fp8 (tests/unit/test_trt_qdq.py)
+    assert line.startswith("openvino_int8, ort_int8, ort_tensorrt, tensorrt: INT8 (FP8), calibrated on --calibration-data")
 
 
 # The int8 tolerance class ------------------------------------------------------------------------------

@@ -110,10 +110,10 @@ def test_space_loads_and_suggests(name, kind):
 def test_space_defaults_are_the_sensible_ones():
     torch_module = ("torch", "module")
     assert space_mod.defaults(paths.space("tensorrt"), torch_module, {}) == {
-        "tensorrt.exporter": "dynamo", "tensorrt.opset": 18, "tensorrt.precision": "fp16",
+        "tensorrt.exporter": "dynamo", "tensorrt.opset": 18, "tensorrt.quantize": "none", "tensorrt.precision": "fp16",
         "tensorrt.workspace": 4 * GIB, "tensorrt.builder_optimization_level": 3, "tensorrt.cuda_graphs": False}
     assert space_mod.defaults(paths.space("ort_tensorrt"), ("onnx", "onnx"), {}) == {
-        "ort_tensorrt.trt_fp16_enable": True, "ort_tensorrt.trt_max_workspace_size": 4 * GIB,
+        "ort_tensorrt.quantize": "none", "ort_tensorrt.trt_fp16_enable": True, "ort_tensorrt.trt_max_workspace_size": 4 * GIB,
         "ort_tensorrt.trt_builder_optimization_level": 3, "ort_tensorrt.trt_cuda_graph_enable": False}
     assert space_mod.defaults(paths.space("torch_tensorrt"), torch_module, {}) == {
         "torch_tensorrt.precision": "fp16", "torch_tensorrt.cast": "weights", "torch_tensorrt.use_fp32_acc": True,
@@ -310,9 +310,13 @@ class FakeNetwork:
 
 
 def fake_trt(version: str):
-    flags = {"TF32": "TF32", "FP16": "FP16", "BF16": "BF16"} if version.startswith("10") else {"TF32": "TF32"}
+    """TensorRT's enums as names: 10 has the precision flags, 11 removed them (its 10.x-to-11.x migration
+    guide), 8 has no strongly typed networks."""
+    flags = {"TF32": "TF32", "FP16": "FP16", "BF16": "BF16"} if version[:2] in ("8.", "10") else {"TF32": "TF32"}
+    network = {} if version.startswith("8.") else {"STRONGLY_TYPED": 5}
     return types.SimpleNamespace(__version__=version, MemoryPoolType=types.SimpleNamespace(WORKSPACE="workspace"),
-                                 BuilderFlag=types.SimpleNamespace(**flags))
+                                 BuilderFlag=types.SimpleNamespace(**flags),
+                                 NetworkDefinitionCreationFlag=types.SimpleNamespace(**network))
 
 
 @pytest.mark.parametrize("version,precision,flags", [
