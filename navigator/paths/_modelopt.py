@@ -34,7 +34,6 @@ NEEDS = {"modelopt": "nvidia-modelopt", "onnx_graphsurgeon": "onnx-graphsurgeon"
          "lief": "lief"}
 INSTALL = "pip install 'triton-navigator[trt]'"
 MODES = ("int8", "fp8")
-FP8_CAPABILITY = (8, 9)
 KEYS = ("quantize", "calibration_method", "high_precision_dtype", "exclude")  # what shapes the Q/DQ graph
 # exclude -> op_types_to_exclude: none, or the element-wise Add and Mul (residual sums, scalings) kept in
 # the high-precision type, quantizing only the GEMM, convolution, pooling, normalization and Clip ops of
@@ -61,7 +60,7 @@ def fp8_reason() -> str | None:
     found = _probe.cuda_capability()
     if found is None:
         return "fp8 needs a CUDA GPU of compute capability 8.9 or newer; the driver shows none"
-    if found < FP8_CAPABILITY:
+    if found < _probe.FP8_CAPABILITY:
         return (f"fp8 needs a GPU of compute capability 8.9 or newer (FP8 tensor cores: Ada, Hopper); "
                 f"this one is {found[0]}.{found[1]}")
     return None

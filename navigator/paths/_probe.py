@@ -73,6 +73,10 @@ def cuda_gpus() -> int:
     return count.value
 
 
+# FP8 tensor cores: Ada (8.9) and Hopper (9.0) onwards (TensorRT's support matrix, torchao's float8 docs)
+FP8_CAPABILITY = (8, 9)
+
+
 @functools.lru_cache(maxsize=1)
 def cuda_capability() -> tuple[int, int] | None:
     """The first CUDA device's compute capability (major, minor) from the driver; None without one.

@@ -26,7 +26,6 @@ DEVICES = ("cuda",)
 FRAMEWORKS = ("torch",)
 PRECISION_CLASSES = ("int8", "fp8")
 CALIBRATES = False  # dynamic and weight-only quantization read no calibration data
-FP8_CAPABILITY = (8, 9)  # FP8 tensor cores: Ada (8.9) and Hopper (9.0) onwards
 
 
 def available() -> str | None:
@@ -39,7 +38,7 @@ def available() -> str | None:
 def narrow(spec: ParamSpec) -> ParamSpec:
     """FP8 only where the GPU has FP8 tensor cores."""
     capability = _probe.cuda_capability()
-    if spec.name != "quant" or capability is None or capability >= FP8_CAPABILITY:
+    if spec.name != "quant" or capability is None or capability >= _probe.FP8_CAPABILITY:
         return spec
     kept = tuple(c for c in spec.choices if not str(c).startswith("fp8"))
     return ParamSpec(spec.name, spec.stage, kept, when=spec.when, sources=spec.sources)
