@@ -36,19 +36,19 @@ CHUNK = 32
 ROUNDS = 5
 WINDOW_S = 0.25
 QUANTIZED = ("int8", "fp8")
+AGAINST = "fp16"  # the tolerance class of the trials the quantized ones are held against
 METRIC = '''"""Top-1 agreement with the fp32 source's labels on the rows of metric.npz (written beside this file)."""
 from pathlib import Path
 
 import numpy as np
 
-DATA = np.load(Path(__file__).with_name("metric.npz"))
-NAME = str(DATA["name"])
+with np.load(Path(__file__).with_name("metric.npz")) as data:  # arrays, not the open file: carried by value
+    X, LABELS, NAME = data["x"], data["labels"], str(data["name"])
 
 
 def top1(runner):
-    x, labels = DATA["x"], DATA["labels"]
-    got = np.concatenate([np.asarray(runner({NAME: x[i:i + %d]})[0]).argmax(-1) for i in range(0, len(x), %d)])
-    return float((got == labels).mean())
+    got = np.concatenate([np.asarray(runner({NAME: X[i:i + %d]})[0]).argmax(-1) for i in range(0, len(X), %d)])
+    return float((got == LABELS).mean())
 ''' % (CHUNK, CHUNK)
 
 
@@ -95,9 +95,10 @@ def prepare(name: str, batch: int, work: Path) -> tuple[Path, Path, Path]:
     return pt2, work / "val.npz", work / "top1.py"
 
 
-def optimize_cli(pt2: Path, val: Path, metric: Path, budget: str, batch: int, out: Path) -> tuple[int, float]:
+def optimize_cli(pt2: Path, val: Path, metric: Path, budget: str, batch: int, out: Path,
+                 device: str) -> tuple[int, float]:
     cli = [sys.executable, "-m", "navigator", "optimize", "--model", str(pt2), "--input-data", str(val),
-           "--batch-size", str(batch), "--device", "cuda", "--budget", budget, "--out", str(out),
+           "--batch-size", str(batch), "--device", device, "--budget", budget, "--out", str(out),
            "--metric", f"{metric}:top1", "--max-metric-drop", "1%", "--trust-pickle", "--no-progress"]
     print("$", " ".join(cli), flush=True)
     start = time.perf_counter()
@@ -112,7 +113,7 @@ def describe(o: Any, precision: str) -> dict[str, Any]:
             "per_s": round(b.throughput, 1) if b else None, "p99_ms": round(b.p99_ms, 3) if b else None}
 
 
-def remeasure(result: Any, a: Any, b: Any, batch: int) -> dict[str, Any]:
+def remeasure(result: Any, a: Any, b: Any, batch: int, device: str) -> dict[str, Any]:
     """Trials a and b rebuilt from the run's cache and timed in interleaved rounds; a / b paired by round."""
     from navigator.report.check import ratio_interval
     from navigator.results import load_winner
@@ -124,7 +125,7 @@ def remeasure(result: Any, a: Any, b: Any, batch: int) -> dict[str, Any]:
     for outcome in (a, b):
         runner, source = load_winner(dataclasses.replace(result, winner=outcome), trust_pickle=True)
         calls.append((runner.prepare(resize_batch(source.samples, batch)), batch))
-    (a_thr, _), (b_thr, _) = interleave(calls, ROUNDS, WINDOW_S, clock=cuda_timer())
+    (a_thr, _), (b_thr, _) = interleave(calls, ROUNDS, WINDOW_S, clock=cuda_timer() if device == "cuda" else None)
     ratio, low, high = ratio_interval(a_thr, b_thr, paired=True)
     return {"quantized_per_s": round(float(np.median(a_thr)), 1), "fp16_per_s": round(float(np.median(b_thr)), 1),
             "rounds": {"quantized": [round(t, 1) for t in a_thr], "fp16": [round(t, 1) for t in b_thr]},
@@ -132,7 +133,7 @@ def remeasure(result: Any, a: Any, b: Any, batch: int) -> dict[str, Any]:
             "quantized_wins": low > 1.0}
 
 
-def summarise(report: Path, batch: int) -> dict[str, Any]:
+def summarise(report: Path, batch: int, device: str) -> dict[str, Any]:
     from navigator import paths
     from navigator.report.read import read_report
 
@@ -146,7 +147,7 @@ def summarise(report: Path, batch: int) -> dict[str, Any]:
         rows.append((o, precision))
     measured = [(o, p) for o, p in rows if o.status == "ok" and o.bench is not None]
     quantized = [o for o, p in measured if p in QUANTIZED]
-    fp16 = [o for o, p in measured if p == "fp16"]
+    fp16 = [o for o, p in measured if p == AGAINST]
     case: dict[str, Any] = {
         "winner": describe(result.winner, paths.get(result.winner.config.path).precision(
             {**result.winner.config.convert, **result.winner.config.runtime})) if result.winner else None,
@@ -157,7 +158,7 @@ def summarise(report: Path, batch: int) -> dict[str, Any]:
     best = {k: max(v, key=lambda o: o.bench.throughput) for k, v in (("quantized", quantized), ("fp16", fp16)) if v}
     case.update({f"best_{k}": describe(o, k) for k, o in best.items()})
     if len(best) == 2:
-        case["paired"] = remeasure(result, best["quantized"], best["fp16"], batch)
+        case["paired"] = remeasure(result, best["quantized"], best["fp16"], batch, device)
     return case
 
 
@@ -173,6 +174,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--budget", default="6m")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself")
     args = parser.parse_args()
     out, stem = Path(args.out), f"quant-{args.model}-b{args.batch}"
     out.mkdir(parents=True, exist_ok=True)
@@ -180,14 +182,15 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     pt2, val, metric = prepare(args.model, args.batch, work)
-    rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run")
+    rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run", args.device)
     case: dict[str, Any] = {"model": args.model, "batch": args.batch, "budget_s": parse_budget(args.budget),
-                            "wall_s": round(wall, 1), "exit_code": rc, "gpu": torch.cuda.get_device_name(),
+                            "wall_s": round(wall, 1), "exit_code": rc,
+                            "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
                             "metric": f"top-1 agreement with fp32 eager (CPU) on {SAMPLES} rows", "max_metric_drop": "1%"}
     report = work / "run" / "report.json"
     if report.exists():
         shutil.copyfile(report.with_suffix(".md"), out / f"{stem}.md")
-        case.update(summarise(report, args.batch))
+        case.update(summarise(report, args.batch, args.device))
     results = out / "gpu-quant.json"
     cases = [c for c in (json.loads(results.read_text()) if results.exists() else [])
              if (c["model"], c["batch"]) != (args.model, args.batch)]
