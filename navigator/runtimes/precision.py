@@ -99,11 +99,12 @@ def _trees(graph: Any) -> str | None:
     return mix(kinds, "tree ensemble thresholds")
 
 
-def onnx_graph(graph: Any) -> str | None:
+def onnx_graph(graph: Any, optimised: bool = True) -> str | None:
     """The compute operations of an ONNX graph by precision: integer kernels as int8, float ones by the
-    type of their input; float operations fed by DequantizeLinear weights are QDQ left unfused (the
-    int8 weights are dequantized and the operation computes in float). IO types are named where they
-    differ from the compute's. None for a graph without such operations."""
+    type of their input. In an `optimised` graph (as ONNX Runtime runs it) a float operation fed by
+    DequantizeLinear weights is QDQ left unfused: the int8 weights are dequantized and it computes in
+    float; in a graph as given it is counted as "QDQ int8", which ONNX Runtime's optimiser may fuse. IO
+    types are named where they differ from the compute's. None for a graph without such operations."""
     types = element_types(graph)
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     kinds: Counter[str] = Counter()
@@ -119,9 +120,10 @@ def onnx_graph(graph: Any) -> str | None:
         elif node.op_type in FLOAT_OPS:
             inputs = list(node.input)
             kind = next((ONNX_TYPES[types[i]] for i in inputs[:2] if types.get(i) in ONNX_TYPES), "?")
-            kinds[kind] += 1
+            qdq = len(inputs) > 1 and inputs[1] in dequantized
+            kinds["QDQ int8" if qdq and not optimised else kind] += 1
             families.append(FLOAT_OPS[node.op_type])
-            unfused += len(inputs) > 1 and inputs[1] in dequantized
+            unfused += qdq and optimised
     text = mix(kinds, _joined(families))
     if text is None:
         return _trees(graph)
@@ -170,7 +172,9 @@ def torch_module(model: Any, autocast: str | None = None) -> str | None:
     modules = getattr(model, "named_modules", None)
     if modules is None:
         return None
-    owned = [(type(m).__name__, name, p) for _, m in modules() for name, p in m.named_parameters(recurse=False)]
+    # a TorchScript submodule is a RecursiveScriptModule; its original_name is the scripted class's
+    owned = [(getattr(m, "original_name", None) or type(m).__name__, name, p)
+             for _, m in modules() for name, p in m.named_parameters(recurse=False)]
     weights = [(owner, p) for owner, name, p in owned if name.endswith("weight")] or [(o, p) for o, _, p in owned]
     holders: dict[str, set[str]] = {}
     kinds: Counter[str] = Counter()
