@@ -5,6 +5,7 @@ and the field travels through report.json, report.md and report.html."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -14,15 +15,15 @@ import pytest
 
 from navigator.records import TrialConfig, TrialOutcome
 from navigator.runtimes import precision
-from tests.unit.test_int8 import classifier, context, rows
+from tests.unit.test_int8 import context, rows
 
-pytest.importorskip("onnxruntime")
 LEVEL = {"intra_op_num_threads": 1}
 OPENVINO = {"performance_hint": "LATENCY", "num_streams": 1, "inference_num_threads": 1}
 
 
 def trial(tmp_path: Path, path: str, runtime: dict, model: Path | None = None, **convert: object) -> TrialOutcome:
     """One trial of `path` on the small classifier (or `model`), validated on real rows (INT8 calibrates on them)."""
+    pytest.importorskip("onnxruntime")
     from navigator.trial.run import run_trial
 
     if not (tmp_path / "in.npz").exists():
@@ -71,6 +72,7 @@ def test_ort_int8_dynamic_quantization_reports_integer_matmuls(tmp_path):
 
 def quantized(tmp_path: Path) -> Path:
     """The classifier quantized by the ort_int8 path (static, QDQ), as a model file of its own."""
+    pytest.importorskip("onnxruntime")
     from navigator import paths
 
     np.savez(tmp_path / "in.npz", **rows(64))
@@ -101,6 +103,7 @@ def test_a_model_over_the_size_limit_is_read_as_given_and_says_so(tmp_path, monk
 
 def test_fp16_weights_run_in_fp32_on_the_cpu_provider(tmp_path):
     """The file computes in fp16; ONNX Runtime's CPU provider has no fp16 MatMul here and casts the weights."""
+    pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -117,6 +120,23 @@ def test_fp16_weights_run_in_fp32_on_the_cpu_provider(tmp_path):
     assert precision.onnx_graph(model.graph) == "fp16 1/1 MatMul; IO fp32"  # the file as given
     runner = open_session(tmp_path / "half.onnx", {"graph_optimization_level": "disable"}, "cpu")
     assert runner.precision_run() == "fp32 1/1 MatMul"  # what the session runs
+
+
+def test_tree_ensembles_are_read_by_their_threshold_type():
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    def forest(**thresholds: object):
+        node = helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain="ai.onnx.ml", n_targets=1,
+                                nodes_treeids=[0], nodes_nodeids=[0], nodes_featureids=[0], nodes_modes=["LEAF"],
+                                nodes_truenodeids=[0], nodes_falsenodeids=[0], target_treeids=[0], target_nodeids=[0],
+                                target_ids=[0], target_weights=[1.0], **thresholds)
+        return helper.make_graph([node], "f", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+                                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])])
+
+    assert precision.onnx_graph(forest(nodes_values=[0.5])) == "fp32 1/1 tree ensemble thresholds"
+    double = numpy_helper.from_array(np.array([0.5]), "nodes_values_as_tensor")
+    assert precision.onnx_graph(forest(nodes_values_as_tensor=double)) == "fp64 1/1 tree ensemble thresholds"
 
 
 # OpenVINO ---------------------------------------------------------------------------------------------
@@ -202,7 +222,6 @@ for policy in ("float32", "mixed_float16"):
 
 
 def test_tensorflow_reports_keras_compute_dtypes_and_the_savedmodel_graph_ops(tmp_path):
-    import importlib.util
     import subprocess
     import sys
 
@@ -262,7 +281,7 @@ def test_precision_run_travels_through_report_json_md_and_html_and_old_reports_l
     assert read_report(tmp_path / "report.json").outcomes[0].precision_run == ran
     row = next(line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| 3 |"))
     assert f"| {ran} |" in row and "| precision run |" in (tmp_path / "report.md").read_text()
-    if (tmp_path / "report.html").exists():
+    if importlib.util.find_spec("jinja2") and importlib.util.find_spec("plotly"):  # the `report` extra
         assert f"<td>{ran}</td>" in (tmp_path / "report.html").read_text()
     data = json.loads((tmp_path / "report.json").read_text())
     del data["outcomes"][0]["precision_run"]  # written before the field existed
