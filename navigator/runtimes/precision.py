@@ -79,7 +79,7 @@ def element_types(graph: Any) -> dict[str, int]:
     for v in (*graph.input, *graph.value_info, *graph.output):
         if v.type.HasField("tensor_type"):
             types[v.name] = v.type.tensor_type.elem_type
-    for _ in range(2):  # nodes come in topological order; a second pass for a graph whose do not
+    for _ in range(2):  # nodes come in topological order; a second pass for a graph whose nodes do not
         for node in graph.node:
             if all(o in types for o in node.output if o):
                 continue
@@ -139,8 +139,8 @@ def onnx_graph(graph: Any, optimised: bool = True) -> str | None:
 
 def openvino(runtime_model: Any) -> str | None:
     """OpenVINO's compiled model as it executes (CompiledModel.get_runtime_model()): each compute layer's
-    rt_info "runtimePrecision", the precision the plugin chose for it (docs.openvino.ai, "Runtime model
-    and its rt_info" / benchmark_app's exec graph)."""
+    rt_info "runtimePrecision", the precision the plugin runs it in, beside its "layerType" (the keys of
+    openvino/runtime/exec_model_info.hpp, ov::exec_model_info::RUNTIME_PRECISION and LAYER_TYPE)."""
     kinds: Counter[str] = Counter()
     families = []
     for op in runtime_model.get_ordered_ops():
