@@ -196,6 +196,7 @@ class TrialOutcome:
     duration_s: float = 0.0
     load_s: float = 0.0  # loading the runner plus its first call: where torch.compile compiles
     metric: float | None = None  # the user metric on this trial's runner (higher is better)
+    precision_run: str | None = None  # what the loaded runner reports computing in (Runner.precision_run)
 
 
 # The source framework with its own best settings: the best valid trial of the baseline's path (threads,

@@ -41,7 +41,7 @@ from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _modelopt, _probe
 from navigator.paths.base import Runner, Target, TritonTarget
-from navigator.paths._trt import gpu_reason, profile, shapes_text
+from navigator.paths._trt import engine_files_layers, gpu_reason, profile, shapes_text
 from navigator.records import Artifact, Params, ParamSpec, TritonModel
 from navigator.runtimes.ort import OrtCudaRunner
 from navigator.source import ModelSource
@@ -175,6 +175,15 @@ class OrtTensorRTRunner(OrtCudaRunner):
             raise TrialError(f"the TensorRT provider did not start; onnxruntime fell back to {fallback}")
         self.cuda_graph = bool(params.get("trt_cuda_graph_enable", False))
         self._fixed: tuple[Any, Any, list[Any]] | None = None
+
+    def precision_run(self) -> str | None:
+        """The layers of the engines the TensorRT provider built, read from its engine cache (the path the
+        session reports in its provider options); ORT's optimised graph cannot be saved around compiled
+        TensorRT nodes. None where the engines do not record their layer precisions: the provider builds
+        them at TensorRT's default ProfilingVerbosity (LAYER_NAMES_ONLY) and has no option to raise it."""
+        options = self.session.get_provider_options().get(PROVIDER, {})
+        cache = options.get("trt_engine_cache_path")
+        return engine_files_layers(Path(cache).glob("*.engine")) if cache else None
 
     def _output_shape(self, out: Any, arrays: dict[str, np.ndarray]) -> list[int]:
         sizes: dict[str, int] = {}

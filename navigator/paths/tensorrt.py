@@ -33,7 +33,7 @@ from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
 from navigator.paths import _modelopt
-from navigator.paths._trt import Profile, gpu_reason, profile, shapes_text
+from navigator.paths._trt import Profile, engine_layers, gpu_reason, profile, shapes_text
 from navigator.paths.base import Runner, Target, TritonTarget
 from navigator.records import Artifact, Params, ParamSpec, TritonModel
 from navigator.source import ModelSource
@@ -112,6 +112,9 @@ def _configure(trt: Any, builder: Any, network: Any, params: Params, shapes: Pro
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(params["workspace"]))
     config.builder_optimization_level = int(params["builder_optimization_level"])
+    # Layer precisions in the engine, for its inspector (TrialOutcome.precision_run); NVTX ranges carry the
+    # same detail, which costs nothing unless a profiler is attached (TensorRT "Engine Inspector" docs).
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     _, flags, cleared = build_flags(trt, params)
     for name in cleared:
         config.clear_flag(getattr(trt.BuilderFlag, name))
@@ -272,6 +275,11 @@ class TensorRTRunner(Runner):
         self._held = []
         self.context = None
         self.engine = None
+
+    def precision_run(self) -> str | None:
+        """The engine's compute layers by the precision TensorRT chose (_trt.engine_layers); None for a
+        plan cached before its builds recorded them (ProfilingVerbosity.DETAILED)."""
+        return engine_layers(self.engine)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         outs = self.prepare(inputs)()  # the same launch (plain or graph) that is benchmarked

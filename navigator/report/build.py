@@ -32,7 +32,8 @@ def _row(o: TrialOutcome, winner: int | None, status: str, metric: str | None = 
         error += f" (labels {min(agreement):.2%} agree)"
     reason = o.error.replace("|", "/")[:160]
     shown = "" if metric is None else f" {metric} |"
-    return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {status} | "
+    ran = (o.precision_run or "").replace("|", "/")
+    return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {ran} | {status} | "
             f"{figures} | {error} |{shown} {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
 
 
@@ -108,10 +109,10 @@ def markdown(result: Result) -> str:
                   f"`tritonserver --model-repository {result.repository.parent}`)"]
     source = result.settings.metric_source if result.settings else None
     metric = source is not None or any(o.metric is not None for o in result.outcomes)
-    lines += ["", "## Trials", "",
-              "| # | path | batch | params | status | infer/s | p50 ms | p99 ms | stable | max abs err | "
+    lines += ["", "## Trials", "", headline.PRECISION_RUN, "",
+              "| # | path | batch | params | precision run | status | infer/s | p50 ms | p99 ms | stable | max abs err | "
               + ("metric (vs source) | " if metric else "") + "convert s | error |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if metric else "")]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if metric else "")]
     lines += [_row(o, w.config.number if w else None, front.status(result, o), headline.metric_cell(o, source) if metric else None)
               for o in result.outcomes]
     lines += spend.markdown(result)

@@ -193,6 +193,14 @@ class TorchRunner:
     def close(self) -> None:
         self.fn = None
 
+    def precision_run(self) -> str | None:
+        """The weights of the module this runner calls, by precision or tensor subclass, and the
+        autocast dtype it calls under (runtimes/precision.py)."""
+        from . import precision  # relative: the twin ships runtimes/ under another package name
+
+        autocast = precision.DTYPE_NAMES[DTYPES[self.settings.precision]] if self.settings.autocast else None
+        return precision.torch_module(self.fn, autocast)
+
 
 class CudaTorchRunner(TorchRunner):
     """The GPU runner: weights and floating inputs in the trial's precision, optional channels_last,

@@ -194,7 +194,7 @@ def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) 
     params = {**config.convert, **config.runtime}
     misses = ctx.cache.misses
     convert_s = 0.0
-    runner = None
+    runner, ran = None, None
     try:
         artifact = convert(ctx, config)
         convert_s = time.perf_counter() - start
@@ -205,19 +205,20 @@ def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) 
         inputs = ctx.inputs(config.batch_size)
         got, validation = check(ctx, config, runner, config.batch_size)
         load_s = time.perf_counter() - loading
+        ran = precision_run(runner)
         second = None if not validation.ok else second_checks(ctx, config, runner, *tolerances(ctx, config))
         if not validation.ok or second is not None:
             status, reason, checked = ("invalid", validation.reason, validation) if second is None else second
             return TrialOutcome(config, status, reason, checked or validation, None,  # type: ignore[arg-type]
-                                convert_s, cached, time.perf_counter() - start, load_s)
+                                convert_s, cached, time.perf_counter() - start, load_s, precision_run=ran)
         metric, broken, why = metric_check(ctx, config, runner)
         if broken:
             return TrialOutcome(config, broken, why, validation, None, convert_s, cached,  # type: ignore[arg-type]
-                                time.perf_counter() - start, load_s, metric)
+                                time.perf_counter() - start, load_s, metric, ran)
         uncounted = uncounted_rows(ctx.source.io, got, config.batch_size)
         if uncounted:
             return TrialOutcome(config, "failed", uncounted, validation, None, convert_s, cached,
-                                time.perf_counter() - start, load_s, metric)
+                                time.perf_counter() - start, load_s, metric, ran)
         bench, screened = _bench(ctx, config, runner, inputs, bar)
         if screened:
             status, error = "screened", (f"its short first measurement was over {SCREEN_MARGIN:.0%} behind the "
@@ -228,12 +229,22 @@ def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) 
             status, error = "unstable", (f"no {STABLE_WINDOWS} windows agreed within 10% in {bench.windows} "
                                          f"windows (CV {bench.cv:.1%})")
         return TrialOutcome(config, status, error, validation, bench, convert_s, cached,  # type: ignore[arg-type]
-                            time.perf_counter() - start, load_s, metric)
+                            time.perf_counter() - start, load_s, metric, ran)
     except Exception as exc:  # a conversion path failing in any way is this trial's outcome
         return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,
-                            time.perf_counter() - start)
+                            time.perf_counter() - start, precision_run=ran)
     finally:
         close(runner)
+
+
+def precision_run(runner: Any) -> str | None:
+    """What a loaded runner reports computing in (Runner.precision_run; None from a runner without the
+    hook). The trial does not fail on it: a summary that cannot be read says why, in the report's cell."""
+    hook = getattr(runner, "precision_run", None)
+    try:
+        return hook() if hook is not None else None
+    except Exception as exc:  # reading a runtime's internals, which a version may have moved
+        return f"not read: {one_line(exc)}"[:200]
 
 
 def close(runner: Any) -> None:
