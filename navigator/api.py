@@ -85,7 +85,7 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
         return stored, "finalists: no trial ran since they were re-measured; their rounds are reused"
     measured = {r: o for r, o in roles.items()
                 if r in FINALIST_ROLES or r == TUNED_BASELINE or r.startswith(USER_ROLE)}
-    contenders, k = objectives.of_study(settings.objective).contenders(ranked, settings.finalists)
+    contenders, k = objectives.for_study(settings).contenders(ranked, settings.finalists)
     chosen = pick(contenders, measured, k)
     load_s, round_s = finalists_cost([o for _, o in chosen], settings)
     rounds, timeout = search.budget.finalist_plan(load_s, round_s, settings.rounds)
@@ -306,11 +306,14 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
            memory_bytes: int | None, input_spec: str | None, input_data: str | Path | None, trust_pickle: bool,
            force: bool, shared: StudyStorage | None, serving: ServingOptions, asked: tuple[int, ...] | None,
            enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
-           on_trial: Callable[[TrialOutcome], None] | None = None, started: float | None = None,
-           metric: Callable[[Any], float] | None = None, calibration: Any = None) -> Result:
+           watch: Callable[[StudySettings], Callable[[TrialOutcome], None]] | None = None,
+           started: float | None = None, metric: Callable[[Any], float] | None = None,
+           calibration: Any = None) -> Result:
     """Load the source and run the study with the settings `navigator.optimize` parsed. `asked`: the batch
     sizes the caller asked for (None: the samples' rows, for a dynamic-batch model); what the model can
-    take is decided once it is loaded, as are the default `out` and the noise tolerance."""
+    take is decided once it is loaded, as are the default `out` and the noise tolerance. `watch` makes
+    the callback told of each trial from the study's complete settings (the metric's value on the source
+    is one of them, measured here)."""
     if serving.active:  # before the search, not after it
         from navigator.triton.server import find
 
@@ -341,7 +344,7 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
         study = replace(study, metric_source=on_source(metric, source))
     local = LocalSettings(target, progress, memory_bytes)
     try:
-        return run(source, study, local, on_trial, enqueue, storage=shared, serving=serving, notes=notes,
+        return run(source, study, local, watch(study) if watch else None, enqueue, storage=shared, serving=serving, notes=notes,
                    started=started, metric=metric)
     except KeyboardInterrupt:
         raise study_storage.interrupted(shared or study_storage.default(target)) from None

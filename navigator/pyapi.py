@@ -139,11 +139,11 @@ def _store_metric(result: Result, values: dict[str, float]) -> Result:
 class _Progress:
     """The callbacks' view of the study: trials finished in this call, the best valid one so far."""
 
-    def __init__(self, objective: str, budget_s: float, callbacks: Sequence[Callable[[ProgressEvent], None]],
-                 on_trial: Callable[[TrialOutcome], None] | None, latency_limit_ms: float | None = None) -> None:
-        self.goal = objectives.of_study(objective, latency_limit_ms)  # the best is the best within the limit
-        self.budget_s, self.callbacks, self.on_trial = budget_s, callbacks, on_trial
-        self.start, self.seen = time.monotonic(), 0
+    def __init__(self, settings: StudySettings, callbacks: Sequence[Callable[[ProgressEvent], None]],
+                 on_trial: Callable[[TrialOutcome], None] | None, started: float) -> None:
+        self.goal = objectives.for_study(settings)  # the best is the best within every constraint
+        self.budget_s, self.callbacks, self.on_trial = settings.budget_s, callbacks, on_trial
+        self.start, self.seen = started, 0
         self.best: TrialOutcome | None = None
 
     def __call__(self, outcome: TrialOutcome) -> None:
@@ -271,10 +271,10 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
                                      parse_concurrency(concurrency), latency_limit_ms,
                                      dynamic_batching=dynamic_batching)
-    tick = _Progress(objective, study_settings.budget_s, callbacks or (), on_trial, latency_limit_ms)
     result = api.launch(model, inputs, study_settings, out=out, progress=progress, memory_bytes=memory,
                         input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, force=force,
-                        shared=shared, serving=serving_options, asked=asked, enqueue=enqueue, on_trial=tick,
+                        shared=shared, serving=serving_options, asked=asked, enqueue=enqueue,
+                        watch=lambda settings: _Progress(settings, callbacks or (), on_trial, started),
                         started=started, metric=metric,
                         calibration=calibration_of(model, calibration))
     if metric is not None and result.report is not None:
