@@ -19,7 +19,7 @@ from navigator.errors import (InputError, InvalidModelError, NavigatorError, Una
 from navigator.records import (TUNED_BASELINE, CacheStats, Finalist, Result, ServingReport, SourceRecord, TrialConfig, TrialOutcome,
                                WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
-from navigator.search.finalists import compare_all, pick, tuned_baseline
+from navigator.search.finalists import compare_all, deploy_order, pick, tuned_baseline
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, save_validation
 from navigator.settings import LocalSettings, StudySettings
@@ -60,14 +60,6 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
         except Exception as exc:  # a path's Triton export failing: record it, try the runner-up
             notes.append(f"trial {o.config.number} ({o.config.path}) not deployable: {one_line(exc)}")
     return None, notes, ""
-
-
-def deploy_order(finalists: list[Finalist], ranked: list[TrialOutcome]) -> list[TrialOutcome]:
-    """The trials to deploy, first that can: the finalists in their order, then the rest of `ranked`. Only
-    ranked trials (measured, within the constraints): a re-measured baseline outside them is not one."""
-    by_number = {o.config.number: o for o in ranked}
-    first = [by_number[f.number] for f in finalists if f.number in by_number]
-    return first + [o for o in ranked if o not in first]
 
 
 def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOutcome],
@@ -264,9 +256,9 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
     if progress is not None:
         progress.phase("deploying", 0.0)
     serving = serving or ServingOptions()
-    winner, deploy_notes, backend = _deploy(source, ctx, deploy_order(finalists, ranked), study,
-                                            out / "model_repository", python=serving.deployment == "python",
-                                            worker=worker)
+    order, dropped = deploy_order(finalists, ranked, goal)
+    winner, deploy_notes, backend = _deploy(source, ctx, order, study, out / "model_repository",
+                                            python=serving.deployment == "python", worker=worker)
     save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)
     served = None
     if winner is not None and serving.active:
@@ -284,8 +276,9 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
         repository=(out / "model_repository" / slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served,
-        notes=tuple(n for n in [*source.notes, *notes, why, *deploy_notes, traced.note(outcomes),
-                                objectives.infeasible_note(goal, search.outcomes(comparable=True)),
+        notes=tuple(n for n in [*source.notes, *notes, why, *dropped, *deploy_notes, traced.note(outcomes),
+                                objectives.infeasible_note(goal, objectives.remeasured(
+                                    search.outcomes(comparable=True), finalists)),
                                 *nonfinite_notes(nonfinite)] if n),
         unavailable={c.name: c.reason for c in staged.candidates if c.reason}, source=staged.record,
         settings=study, local=local, study_elapsed_s=round(search.elapsed(), 1),

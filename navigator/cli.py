@@ -149,7 +149,8 @@ def _no_winner(result: "Result") -> str:
     from navigator import objective as objectives
 
     s = result.settings
-    infeasible = objectives.infeasible_note(objectives.for_study(s), result.outcomes) if s else ""
+    infeasible = objectives.infeasible_note(objectives.for_study(s), objectives.remeasured(
+        result.outcomes, result.finalists)) if s else ""
     if infeasible:
         return infeasible
     if any(o.status in ("ok", "unstable") for o in result.outcomes):

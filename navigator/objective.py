@@ -140,6 +140,22 @@ def pareto_front(outcomes: Iterable[TrialOutcome]) -> list[TrialOutcome]:
     return sorted(front, key=lambda o: -o.bench.throughput)  # type: ignore[union-attr]
 
 
+def remeasured(outcomes: Iterable[TrialOutcome], finalists: Iterable[Finalist]) -> list[TrialOutcome]:
+    """The outcomes with the figures the decision uses: a trial re-measured as a finalist has the medians
+    of its interleaved rounds for throughput and p99 (its search-time figures were one noisier window of
+    measurement); the others keep their own."""
+    rounds = {f.number: f for f in finalists if f.throughput and f.p99_ms}
+    out = []
+    for o in outcomes:
+        f = rounds.get(o.config.number)
+        if f is None or o.bench is None:
+            out.append(o)
+            continue
+        bench = replace(o.bench, throughput=statistics.median(f.throughput), p99_ms=statistics.median(f.p99_ms))
+        out.append(replace(o, bench=bench))
+    return out
+
+
 def latency_limit(limit_ms: float) -> Callable[[TrialOutcome], float]:
     """The constraint of `--latency-limit-ms`: a trial's p99 over the limit (ms, <= 0: within it). A
     trial without a figure has nothing to break; it cannot win for its status anyway."""
@@ -207,7 +223,8 @@ def get(name: str) -> Objective:
 
 def infeasible_note(goal: Objective, outcomes: Iterable[TrialOutcome]) -> str:
     """The line a run ends with where measured trials exist but none meets every constraint ('' else),
-    with the figure closest to each constraint (the lowest p99, the highest metric)."""
+    with the figure closest to each constraint (the lowest p99, the highest metric). `outcomes` carry the
+    figures the decision used: a finalist's re-measured ones (`remeasured`)."""
     measured = [o for o in outcomes if o.status in MEASURED and o.bench is not None]
     if not goal.constraints or not measured or any(goal.feasible(o) for o in measured):
         return ""

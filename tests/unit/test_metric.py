@@ -172,12 +172,13 @@ def test_a_worker_given_no_metric_cannot_pass_a_metric_constraint(tmp_path):
 
 def test_a_fast_finalist_outside_the_constraint_is_never_deployed():
     """A baseline is re-measured with the finalists whatever its metric; only ranked trials deploy."""
-    from navigator.api import deploy_order
     from navigator.records import Finalist
+    from navigator.search.finalists import deploy_order
 
     goal = objectives.for_study(StudySettings(metric_source=0.95, max_metric_drop="1%"))
     baseline, exact, close = outcome(0, 900.0, None), outcome(1, 100.0, 0.95), outcome(2, 90.0, 0.95)
     ranked = goal.rank([baseline, exact, close])
     finalists = [Finalist(n, "ort_cpu", role, (t,), (1.0,)) for n, role, t in
                  [(0, "baseline", 900.0), (2, "top 2", 95.0), (1, "top 1", 94.0)]]
-    assert [o.config.number for o in deploy_order(finalists, ranked)] == [2, 1]
+    order, dropped = deploy_order(finalists, ranked, goal)
+    assert [o.config.number for o in order] == [2, 1] and dropped == []
