@@ -121,8 +121,10 @@ class Search(StudyView):
             self.budget = budget_mod.Budget(settings.budget_s, float(self.study.user_attrs.get(
                 budget_mod.SPENT_ATTR, self.elapsed())), started or time.monotonic())
         self.seen = Seen(self.spaces, source, settings.batch_sizes, settings.seed)
-        for o in self.outcomes():
+        known = self.outcomes()
+        for o in known:
             self.seen.add(o)
+        self.costs = budget_mod.Costs(path_names, known)  # the paths' declared costs, and what trials taught
 
     def _open(self) -> bool:
         """Create the study, or load it where it exists; True when this process created it."""
@@ -299,7 +301,7 @@ class Search(StudyView):
             return (self.value(old) if old is not None and old.status in SCORED else None), False
         if self._defer(trial, config):
             return None, False
-        own = self.settings.trial_timeout_s or paths.get(config.path).timeout_s
+        own = self.settings.trial_timeout_s or self.costs.plugin(config.path).timeout_s
         outcome = run_trial(config, self.budget.trial_timeout(own), self._bar(trial))
         self.measured = True
         self.ran += 1
@@ -313,6 +315,7 @@ class Search(StudyView):
         if tell is not None:
             tell(trial, value)
         self.seen.add(outcome)
+        self.costs.learn(outcome)
         self._refresh_reserve()
         if on_trial:
             on_trial(outcome)
@@ -337,15 +340,13 @@ class Search(StudyView):
         waits its turn again, a sampled one is dropped. Either is failed unrun (TPE ignores it)."""
         if self.storage.shared:
             return False
-        outcomes = self.outcomes()
         params = {**config.convert, **config.runtime}
-        cost = budget_mod.expected_cost(config.path, params, outcomes)
-        label = budget_mod.cost_label(config.path, params)
+        cost = self.costs.expected(config.path, params)
+        label = self.costs.label(config.path, params)
         left = self.budget.search_left()
-        costs = budget_mod.expected_costs(self.path_names, outcomes)
-        tried = {o.config.path for o in outcomes}
-        cheaper = [n for n in self.path_names if n not in tried and costs[n] < cost]
-        if outcomes and cost > left + self.budget.grace() / 2:
+        costs = self.costs.per_path()
+        cheaper = [n for n in self.path_names if n not in self.costs.tried and costs[n] < cost]
+        if self.costs.tried and cost > left + self.budget.grace() / 2:
             why = f"{label} (expected {cost:.0f} s) cannot finish in the {max(left, 0):.0f} s the search had left"
             self.skipped.setdefault(label, why)
             self.seen.drop(config)
