@@ -182,3 +182,18 @@ def test_a_fast_finalist_outside_the_constraint_is_never_deployed():
                  [(0, "baseline", 900.0), (2, "top 2", 95.0), (1, "top 1", 94.0)]]
     order, dropped = deploy_order(finalists, ranked, goal)
     assert [o.config.number for o in order] == [2, 1] and dropped == []
+
+
+def test_a_worker_takes_the_study_metric_or_says_what_its_trials_lack(capsys):
+    """A study that only records a metric (no drop) takes a worker without one, with a warning; a study
+    without a metric refuses one (its trials would differ from the others')."""
+    from navigator.workers import _metric
+
+    recorded = StudySettings(metric_source=0.9)
+    assert _metric(None, recorded, False, "s") is None
+    assert "study 's' records a user metric on its trials; this worker's trials will have none" in capsys.readouterr().err
+    assert _metric(top1, recorded, False, "s") is top1  # a live function needs no trust
+    with pytest.raises(InputError, match="study 's' has no user metric"):
+        _metric(top1, StudySettings(), False, "s")
+    with pytest.raises(InputError, match="--max-metric-drop 1% of a user metric"):
+        _metric(None, StudySettings(metric_source=0.9, max_metric_drop="1%"), False, "s")
