@@ -68,7 +68,7 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
     budget has room for; ([], why) if it fails. Where no trial ran since the last re-measurement, its
     finalists are reused (a rerun changes nothing)."""
     from navigator.search.budget import finalists_cost
-    from navigator.search.study import FINALIST_ROLES, USER_ROLE
+    from navigator.search.proposals import FINALIST_ROLES, USER_ROLE
     from navigator.trial.isolate import WorkerDied
 
     chosen_from = sorted(o.config.number for o in ranked)

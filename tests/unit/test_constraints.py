@@ -85,7 +85,8 @@ def test_optuna_learns_the_constraint_from_the_stored_outcome(tmp_path, monkeypa
     from navigator import paths
     from navigator.search import space as space_mod
     from navigator.search.storage import StudyStorage
-    from navigator.search.study import CONSTRAINTS_ATTR, Search
+    from navigator.search.proposals import CONSTRAINTS_ATTR
+    from navigator.search.study import Search
 
     space = "path: ort_cpu\nparams:\n  threads: {stage: runtime, int: [1, 2]}\n"
     monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(space, "t.yaml"))

@@ -69,7 +69,8 @@ def test_the_sampler_sees_a_trial_over_the_drop_as_infeasible(tmp_path):
     """The constraint reaches TPE: named on the trial (optuna 5) or through constraints_func (optuna 4)."""
     import optuna
 
-    from navigator.search.study import CONSTRAINTS_ATTR, Search, constraints_func
+    from navigator.search.proposals import CONSTRAINTS_ATTR, constraints_func
+    from navigator.search.study import Search
 
     settings = StudySettings(metric_source=0.95, max_metric_drop="1%")
     assert constraints_func(StudySettings()) is None
