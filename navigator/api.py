@@ -337,8 +337,8 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
         study = replace(study, metric_source=on_source(metric, source))
     local = LocalSettings(target, progress, memory_bytes)
     try:
-        return run(source, study, local, watch(study) if watch else None, enqueue, storage=shared, serving=serving, notes=notes,
-                   started=started, metric=metric)
+        return run(source, study, local, watch(study) if watch else None, enqueue, storage=shared,
+                   serving=serving, notes=notes, started=started, metric=metric)
     except KeyboardInterrupt:
         raise study_storage.interrupted(shared or study_storage.default(target)) from None
 

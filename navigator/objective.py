@@ -142,8 +142,8 @@ def pareto_front(outcomes: Iterable[TrialOutcome]) -> list[TrialOutcome]:
 
 def remeasured(outcomes: Iterable[TrialOutcome], finalists: Iterable[Finalist]) -> list[TrialOutcome]:
     """The outcomes with the figures the decision uses: a trial re-measured as a finalist has the medians
-    of its interleaved rounds for throughput and p99 (its search-time figures were one noisier window of
-    measurement); the others keep their own."""
+    of its interleaved rounds for throughput and p99 (the figures the finalists are ranked by, measured
+    under the same machine noise as the others'); the other trials keep their search-time figures."""
     rounds = {f.number: f for f in finalists if f.throughput and f.p99_ms}
     out = []
     for o in outcomes:

@@ -162,18 +162,19 @@ class Costs:
             self.learn(o)
 
     def plugin(self, path: str) -> Plugin:
-        if path not in self.plugins:  # an outcome of a path this run does not search (a shared study's)
+        if path not in self.plugins:  # a path this study does not search
             from navigator import paths
 
             self.plugins[path] = paths.get(path)
         return self.plugins[path]
 
     def learn(self, o: TrialOutcome) -> None:
-        """Add a finished trial's duration to what its path and its cost key are expected to take."""
+        """Add a finished trial's duration to what its path and its cost key are expected to take (a
+        trial of a path this study does not search counts as tried only: its cost is never asked)."""
         self.tried.add(o.config.path)
-        if o.duration_s <= 0:
+        if o.duration_s <= 0 or o.config.path not in self.plugins:
             return
-        key = _cost_key(self.plugin(o.config.path), {**o.config.convert, **o.config.runtime})
+        key = _cost_key(self.plugins[o.config.path], {**o.config.convert, **o.config.runtime})
         self._same.setdefault((o.config.path, key), _Durations()).add(o)
         self._path.setdefault(o.config.path, _Durations()).add(o)
 
