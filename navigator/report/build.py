@@ -149,9 +149,14 @@ def _workers(study: StudySummary | None) -> list[str]:
 
 
 def completed(result: Result) -> Result:
-    """`result` with the report's derived sections: its headline and the trial count by status."""
+    """`result` with the report's derived sections: its headline, the trial count by status and the user
+    metric as the run measured it (on the source model, the winner and the baseline)."""
     by_status = {s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))}
-    return replace(result, headline=headline.build(result), trials_by_status=by_status)
+    metric = {"source": result.settings.metric_source if result.settings else None,
+              "winner": result.winner.metric if result.winner else None,
+              "baseline": result.baseline.metric if result.baseline else None}
+    return replace(result, headline=headline.build(result), trials_by_status=by_status,
+                   metric={k: v for k, v in metric.items() if v is not None})
 
 
 def write(result: Result, out: Path) -> Path:

@@ -372,3 +372,30 @@ def test_optimize_carries_api_calibration_arrays_to_the_trial_worker(tmp_path):
     keys = [json.loads(p.read_text())["params"] for p in (tmp_path / "out" / "cache").rglob("params.json")
             if json.loads(p.read_text())["step"] == "ort_int8"]  # what the worker quantized with
     assert [k["calibration"] for k in keys] == [_calibration.fingerprint({"x": rows(32, seed=4)["x"]})]
+
+
+def test_the_gate_calibrates_the_candidate_on_the_baselines_calibration_inputs(tmp_path):
+    """`check --model` optimizes the candidate on the baseline's calibration inputs (its --calibration-data;
+    the candidate is given no inputs of its own, so without them its INT8 trials would refuse): each INT8
+    winner, and the other side's re-validated on it, is quantized on the inputs it was measured with.
+    Where those inputs are gone, the gate refuses before it spends its budget."""
+    pytest.importorskip("onnxruntime")
+    import navigator
+    from navigator.errors import InputError
+
+    model = classifier(tmp_path / "m.onnx")
+    np.savez(tmp_path / "in.npz", **rows(8))
+    np.savez(tmp_path / "cal.npz", **rows(64, seed=5))
+    navigator.optimize(str(model), input_data=tmp_path / "in.npz", calibration=tmp_path / "cal.npz",
+                       paths=["ort_int8"], budget="40s", trials=2, batch_size=8, out=tmp_path / "base",
+                       progress=False, window_s=0.05, device="cpu")
+    base = tmp_path / "base" / "report.json"
+    verdict = navigator.check(base, model=str(model), budget="20s", out=tmp_path / "cand", paths=["ort_int8"],
+                              rounds=3)
+    assert verdict.candidate.failure == "" and verdict.candidate.path == "ort_int8", verdict.candidate.failure
+    candidate = navigator.load_result(tmp_path / "cand")
+    assert candidate.source is not None and candidate.source.calibration_data == str((tmp_path / "cal.npz").resolve())
+    (tmp_path / "cal.npz").unlink()
+    with pytest.raises(InputError, match=r"the calibration inputs of .*report.json are gone: .*cal.npz"):
+        navigator.check(base, model=str(model), budget="20s", out=tmp_path / "again", paths=["ort_int8"], rounds=3)
+    assert not (tmp_path / "again").exists()
