@@ -30,6 +30,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from gpu import save_case  # noqa: E402
 
 SAMPLES = 256
 CHUNK = 32
@@ -191,10 +194,7 @@ def main() -> None:
     if report.exists():
         shutil.copyfile(report.with_suffix(".md"), out / f"{stem}.md")
         case.update(summarise(report, args.batch, args.device))
-    results = out / "gpu-quant.json"
-    cases = [c for c in (json.loads(results.read_text()) if results.exists() else [])
-             if (c["model"], c["batch"]) != (args.model, args.batch)]
-    results.write_text(json.dumps([*cases, case], indent=2) + "\n")
+    save_case(out / "gpu-quant.json", case)
     print(json.dumps(case, indent=1), flush=True)
 
 
