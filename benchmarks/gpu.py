@@ -60,6 +60,13 @@ def _print(o: "navigator.TrialOutcome") -> None:
           f"load {o.load_s:6.1f}s total {o.duration_s:6.1f}s {o.error[:160]}", flush=True)
 
 
+def save_case(results: Path, case: dict, keys: tuple[str, ...] = ("model", "batch")) -> None:
+    """Adds `case` to the JSON list in `results`, replacing the case of the same keys."""
+    cases = [c for c in (json.loads(results.read_text()) if results.exists() else [])
+             if any(c.get(k) != case.get(k) for k in keys)]
+    results.write_text(json.dumps([*cases, case], indent=2) + "\n")
+
+
 def case_parser(budget: str) -> argparse.ArgumentParser:
     """The arguments of one benchmark case: --model, --batch, --budget, --out."""
     parser = argparse.ArgumentParser()

@@ -29,6 +29,10 @@ TRIALS = {
                   "enable_cuda_graph": True},
                  {"exporter": "dynamo", "opset": 18, "fusion": "off", "precision": "fp16", "enable_cuda_graph": True},
                  {"exporter": "dynamo", "opset": 18, "fusion": "off", "precision": "fp32"}],
+    "torch_ao": [{"quant": "int8_dynamic", "precision": "bf16", "mode": "none", "cuda_graphs": True, "channels_last": False},
+                 {"quant": "int8_weight_only", "precision": "bf16", "mode": "default", "channels_last": False},
+                 {"quant": "fp8_dynamic", "granularity": "per_row", "precision": "bf16", "mode": "default",
+                  "channels_last": False}],
 }
 
 
@@ -36,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--models", default="bert,resnet50")
+    parser.add_argument("--paths", default=",".join(TRIALS), help="the paths to try, comma-separated")
     args = parser.parse_args()
     import torch
 
@@ -63,7 +68,7 @@ def main() -> None:
             source = load_source(file, batch=1, input_spec=spec)
             ctx = TrialContext(source, Cache(work / "cache", source.fingerprint),
                                StudySettings(device="cuda"))
-            for path, trials in TRIALS.items():
+            for path, trials in ((p, TRIALS[p]) for p in args.paths.split(",")):
                 if paths.get(path).available():
                     rows.append({"file": file.name, "path": path, "status": "unavailable",
                                  "error": paths.get(path).available()})

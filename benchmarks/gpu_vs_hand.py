@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gpu import build, case_parser  # noqa: E402 - the same models and arguments as the earlier GPU benchmark
+from gpu import build, case_parser, save_case  # noqa: E402 - the same models and arguments as the earlier GPU benchmark
 
 ROUNDS = 5
 WINDOW_S = 0.25
@@ -87,18 +87,15 @@ def export(model: Any, example: Any, path: Path) -> None:
 
 def winner_call(report: Path) -> tuple[Callable[[], Any], dict[str, Any]]:
     """The winner rebuilt from navigator's own report and conversion cache, warm-able."""
-    from navigator import paths
-    from navigator.records import TrialOutcome, from_dict
-    from navigator.results import load_source_of, read_report
+    from navigator.report.read import read_report
+    from navigator.results import load_winner
     from navigator.source.iospec import resize_batch
-    from navigator.cache import Cache
 
-    winner = from_dict(TrialOutcome, read_report(report)["winner"])
+    result = read_report(report)
+    winner = result.winner
+    assert winner is not None
     config = winner.config
-    source = load_source_of(report, config.batch_size)
-    module = paths.get(config.path)
-    runner = module.load(module.convert(source, config.convert, Cache(report.parent / "cache", source.fingerprint)),
-                         source, {**config.convert, **config.runtime})
+    runner, source = load_winner(result)
     samples = resize_batch(source.samples, config.batch_size) if source.io.batched else source.samples
     return runner.prepare(samples), {"path": config.path, "params": {**config.convert, **config.runtime},
                                      "search_per_s": winner.bench.throughput if winner.bench else None}
@@ -200,10 +197,7 @@ def main() -> None:
     if args.compile_cache:
         case["compile_cache"] = compile_cache(work / f"{args.model}.pt2", work / "run" / "cache", args.batch, work)
     case["gpu"] = torch.cuda.get_device_name()
-    results = out / "gpu-vs-hand.json"
-    cases = [c for c in (json.loads(results.read_text()) if results.exists() else [])
-             if (c["model"], c["batch"]) != (args.model, args.batch)]
-    results.write_text(json.dumps([*cases, case], indent=2) + "\n")
+    save_case(out / "gpu-vs-hand.json", case)
     print(json.dumps(case, indent=1), flush=True)
 
 

@@ -19,7 +19,7 @@ from navigator.errors import (InputError, InvalidModelError, NavigatorError, Una
 from navigator.records import (TUNED_BASELINE, CacheStats, Finalist, Result, ServingReport, SourceRecord, TrialConfig, TrialOutcome,
                                WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
-from navigator.search.finalists import compare_all, pick, precision_roles, tuned_baseline
+from navigator.search.finalists import compare_all, deploy_order, pick, precision_roles, tuned_baseline
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, save_validation
 from navigator.settings import LocalSettings, StudySettings
@@ -62,21 +62,13 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
     return None, notes, ""
 
 
-def deploy_order(finalists: list[Finalist], ranked: list[TrialOutcome]) -> list[TrialOutcome]:
-    """The trials to deploy, first that can: the finalists in their order, then the rest of `ranked`. Only
-    ranked trials (measured, within the constraints): a re-measured baseline outside them is not one."""
-    by_number = {o.config.number: o for o in ranked}
-    first = [by_number[f.number] for f in finalists if f.number in by_number]
-    return first + [o for o in ranked if o not in first]
-
-
 def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOutcome],
                settings: StudySettings, search: Any, progress: Any = None) -> tuple[list[Finalist], str]:
     """Re-measure the top trials and the baselines interleaved in the worker, in as many rounds as the
     budget has room for; ([], why) if it fails. Where no trial ran since the last re-measurement, its
     finalists are reused (a rerun changes nothing)."""
     from navigator.search.budget import finalists_cost
-    from navigator.search.study import FINALIST_ROLES, USER_ROLE
+    from navigator.search.proposals import FINALIST_ROLES, USER_ROLE
     from navigator.trial.isolate import WorkerDied
 
     chosen_from = sorted(o.config.number for o in ranked)
@@ -85,7 +77,7 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
         return stored, "finalists: no trial ran since they were re-measured; their rounds are reused"
     measured = {r: o for r, o in roles.items()
                 if r in FINALIST_ROLES or r == TUNED_BASELINE or r.startswith(USER_ROLE)}
-    contenders, k = objectives.of_study(settings.objective).contenders(ranked, settings.finalists)
+    contenders, k = objectives.for_study(settings).contenders(ranked, settings.finalists)
     chosen = pick(contenders, {**measured, **precision_roles(ranked)}, k)
     load_s, round_s = finalists_cost([o for _, o in chosen], settings)
     rounds, timeout = search.budget.finalist_plan(load_s, round_s, settings.rounds)
@@ -264,9 +256,9 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
     if progress is not None:
         progress.phase("deploying", 0.0)
     serving = serving or ServingOptions()
-    winner, deploy_notes, backend = _deploy(source, ctx, deploy_order(finalists, ranked), study,
-                                            out / "model_repository", python=serving.deployment == "python",
-                                            worker=worker)
+    order, dropped = deploy_order(finalists, ranked, goal)
+    winner, deploy_notes, backend = _deploy(source, ctx, order, study, out / "model_repository",
+                                            python=serving.deployment == "python", worker=worker)
     save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)
     served = None
     if winner is not None and serving.active:
@@ -284,8 +276,9 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
         repository=(out / "model_repository" / slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served,
-        notes=tuple(n for n in [*source.notes, *notes, why, *deploy_notes, traced.note(outcomes),
-                                objectives.infeasible_note(goal, search.outcomes(comparable=True)),
+        notes=tuple(n for n in [*source.notes, *notes, why, *dropped, *deploy_notes, traced.note(outcomes),
+                                objectives.infeasible_note(goal, objectives.remeasured(
+                                    search.outcomes(comparable=True), finalists)),
                                 *nonfinite_notes(nonfinite)] if n),
         unavailable={c.name: c.reason for c in staged.candidates if c.reason}, source=staged.record,
         settings=study, local=local, study_elapsed_s=round(search.elapsed(), 1),
@@ -306,11 +299,14 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
            memory_bytes: int | None, input_spec: str | None, input_data: str | Path | None, trust_pickle: bool,
            force: bool, shared: StudyStorage | None, serving: ServingOptions, asked: tuple[int, ...] | None,
            enqueue: dict[str, tuple[str, dict[str, Any]]] | None = None,
-           on_trial: Callable[[TrialOutcome], None] | None = None, started: float | None = None,
-           metric: Callable[[Any], float] | None = None, calibration: Any = None) -> Result:
+           watch: Callable[[StudySettings], Callable[[TrialOutcome], None]] | None = None,
+           started: float | None = None, metric: Callable[[Any], float] | None = None,
+           calibration: Any = None) -> Result:
     """Load the source and run the study with the settings `navigator.optimize` parsed. `asked`: the batch
     sizes the caller asked for (None: the samples' rows, for a dynamic-batch model); what the model can
-    take is decided once it is loaded, as are the default `out` and the noise tolerance."""
+    take is decided once it is loaded, as are the default `out` and the noise tolerance. `watch` makes
+    the callback told of each trial from the study's complete settings (the metric's value on the source
+    is one of them, measured here)."""
     if serving.active:  # before the search, not after it
         from navigator.triton.server import find
 
@@ -341,8 +337,8 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
         study = replace(study, metric_source=on_source(metric, source))
     local = LocalSettings(target, progress, memory_bytes)
     try:
-        return run(source, study, local, on_trial, enqueue, storage=shared, serving=serving, notes=notes,
-                   started=started, metric=metric)
+        return run(source, study, local, watch(study) if watch else None, enqueue, storage=shared,
+                   serving=serving, notes=notes, started=started, metric=metric)
     except KeyboardInterrupt:
         raise study_storage.interrupted(shared or study_storage.default(target)) from None
 

@@ -149,8 +149,8 @@ def _no_winner(result: "Result") -> str:
     from navigator import objective as objectives
 
     s = result.settings
-    infeasible = objectives.infeasible_note(objectives.of_study(s.objective, s.latency_limit_ms),
-                                            result.outcomes) if s else ""
+    infeasible = objectives.infeasible_note(objectives.for_study(s), objectives.remeasured(
+        result.outcomes, result.finalists)) if s else ""
     if infeasible:
         return infeasible
     if any(o.status in ("ok", "unstable") for o in result.outcomes):
@@ -239,13 +239,16 @@ def worker(
     heartbeat: int = typer.Option(10, help="Seconds between heartbeats (3 missed: this worker counts as dead)."),
     trials: Optional[int] = typer.Option(None, help="This worker's own cap on the trials it runs (the study's cap holds too)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    metric: Optional[str] = typer.Option(None, help="The study's user metric, path/to/file.py:function or "
+                                         "module:function (needs --trust-pickle; required where the study has "
+                                         "--max-metric-drop)."),
 ) -> None:
-    """Join a shared study as one more worker (same model file, search space and hardware class)."""
+    """Join a shared study as one more worker (same model file, search space, hardware class and metric)."""
     from navigator.workers import worker as run_worker
 
     result = run_worker(storage, study, model=model, out=out, budget=budget, input_data=input_data,
                         trust_pickle=trust_pickle, trial_memory=trial_memory, progress=progress,
-                        heartbeat=heartbeat, trials=trials)
+                        heartbeat=heartbeat, trials=trials, metric=metric)
     _summary(result, study)
 
 
@@ -278,7 +281,7 @@ def paths(verbose: bool = typer.Option(False, "--verbose", help="One line per de
         typer.echo(f"  {', '.join(names)}: {reason}")
     calibrating = sorted({n for d in ("cpu", "cuda") for f in ("torch", "onnx", "tf") for n in registry.calibrating(f, d)})
     if calibrating:
-        typer.echo(f"{', '.join(calibrating)}: INT8, calibrated on --calibration-data, else on --input-data; "
+        typer.echo(f"{', '.join(calibrating)}: INT8 (FP8), calibrated on --calibration-data, else on --input-data; "
                    "never on inputs navigator draws at random (those trials fail, saying so)")
     typer.echo("(navigator paths --verbose: one line per device, framework and path)")
 

@@ -8,7 +8,7 @@ import platform
 
 LIBRARIES = ("triton-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "openvino", "optuna",
              "tritonclient", "protobuf", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "xgboost", "lightgbm",
-             "scikit-learn", "skl2onnx", "onnxmltools", "treelite", "tl2cgen", "nvforest-cu12")
+             "scikit-learn", "skl2onnx", "onnxmltools", "treelite", "tl2cgen", "nvforest-cu12", "nvidia-modelopt")
 
 
 def ncpu() -> int:

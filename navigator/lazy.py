@@ -29,6 +29,8 @@ EXTRAS = {
     "tl2cgen": "trees",
     "skops": "trees",
     "nvforest": "fil",
+    "modelopt": "trt",
+    "tensorrt": "trt",
 }
 
 

@@ -26,8 +26,8 @@ class Objective:
     `shown`: the progress line's format of the figure.
 
     `constraints`: functions of a measured outcome, feasible where <= 0 (optuna's `constraints_func`
-    convention), each named by its docstring: `of_study` adds the p99 limit (`latency_limit`); an
-    accuracy floor goes here too."""
+    convention), each named by its docstring: `for_study` adds those of the study's settings (the p99
+    limit, `latency_limit`; the metric floor, `metric_drop`)."""
 
     name: str
     direction: Direction
@@ -140,6 +140,22 @@ def pareto_front(outcomes: Iterable[TrialOutcome]) -> list[TrialOutcome]:
     return sorted(front, key=lambda o: -o.bench.throughput)  # type: ignore[union-attr]
 
 
+def remeasured(outcomes: Iterable[TrialOutcome], finalists: Iterable[Finalist]) -> list[TrialOutcome]:
+    """The outcomes with the figures the decision uses: a trial re-measured as a finalist has the medians
+    of its interleaved rounds for throughput and p99 (the figures the finalists are ranked by, measured
+    under the same machine noise as the others'); the other trials keep their search-time figures."""
+    rounds = {f.number: f for f in finalists if f.throughput and f.p99_ms}
+    out = []
+    for o in outcomes:
+        f = rounds.get(o.config.number)
+        if f is None or o.bench is None:
+            out.append(o)
+            continue
+        bench = replace(o.bench, throughput=statistics.median(f.throughput), p99_ms=statistics.median(f.p99_ms))
+        out.append(replace(o, bench=bench))
+    return out
+
+
 def latency_limit(limit_ms: float) -> Callable[[TrialOutcome], float]:
     """The constraint of `--latency-limit-ms`: a trial's p99 over the limit (ms, <= 0: within it). A
     trial without a figure has nothing to break; it cannot win for its status anyway."""
@@ -177,6 +193,7 @@ def metric_drop(source: float, drop: str) -> Callable[[TrialOutcome], float]:
     def within_metric_drop(outcome: TrialOutcome) -> float:
         return 1.0 if outcome.metric is None else floor - outcome.metric
 
+    within_metric_drop.__doc__ = f"metric >= {floor:.6g}"
     return within_metric_drop
 
 
@@ -204,21 +221,22 @@ def get(name: str) -> Objective:
         raise InputError(f"objective {name!r} is not {' or '.join(OBJECTIVES)}") from None
 
 
-def of_study(objective: str, latency_limit_ms: float | None = None) -> Objective:
-    """The objective with the p99 limit only, for a reader without the study's settings (for_study has
-    every constraint)."""
-    goal = get(objective)
-    if latency_limit_ms is None:
-        return goal
-    return replace(goal, constraints=(*goal.constraints, latency_limit(latency_limit_ms)))
-
-
 def infeasible_note(goal: Objective, outcomes: Iterable[TrialOutcome]) -> str:
-    """The line a run ends with where measured trials exist but none meets every constraint ('' else)."""
+    """The line a run ends with where measured trials exist but none meets every constraint ('' else),
+    with the figure closest to each constraint (the lowest p99, the highest metric). `outcomes` carry the
+    figures the decision used: a finalist's re-measured ones (`remeasured`)."""
     measured = [o for o in outcomes if o.status in MEASURED and o.bench is not None]
     if not goal.constraints or not measured or any(goal.feasible(o) for o in measured):
         return ""
     names = " and ".join(c.__doc__ or c.__name__ for c in goal.constraints)
-    best = min(measured, key=lambda o: o.bench.p99_ms)  # type: ignore[union-attr]
-    return (f"no measured trial meets {names}: the lowest p99 was {best.bench.p99_ms:.3f} ms (trial "  # type: ignore[union-attr]
-            f"{best.config.number}, {best.config.path}); no repository written")
+    kinds = {c.__name__ for c in goal.constraints}
+    closest = []
+    if "over_limit" in kinds:
+        fast = min(measured, key=lambda o: o.bench.p99_ms)  # type: ignore[union-attr]
+        closest.append(f"the lowest p99 was {fast.bench.p99_ms:.3f} ms (trial {fast.config.number}, "  # type: ignore[union-attr]
+                       f"{fast.config.path})")
+    scored = [o for o in measured if o.metric is not None]
+    if "within_metric_drop" in kinds and scored:
+        top = max(scored, key=lambda o: o.metric)  # type: ignore[arg-type,return-value]
+        closest.append(f"the highest metric was {top.metric:.6g} (trial {top.config.number}, {top.config.path})")
+    return f"no measured trial meets {names}{': ' if closest else ''}{'; '.join(closest)}; no repository written"

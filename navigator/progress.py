@@ -17,6 +17,7 @@ class Progress:
     def __init__(self, settings: StudySettings, budget: Budget, enabled: bool = True,
                  tty: bool | None = None) -> None:
         self.settings = settings
+        self.goal = objectives.for_study(settings)  # the best is the best within every constraint
         self.budget = budget
         self.enabled = enabled
         self.tty = sys.stderr.isatty() if tty is None else tty
@@ -62,9 +63,8 @@ class Progress:
         b = outcome.bench
         figure = ""
         if b is not None:
-            goal = objectives.of_study(self.settings.objective, self.settings.latency_limit_ms)
-            value, figure = goal.score(b), goal.show(b)  # compared as "higher is better"
-            broken = goal.broken(outcome)
+            value, figure = self.goal.score(b), self.goal.show(b)  # compared as "higher is better"
+            broken = self.goal.broken(outcome)
             figure += f" ({broken})" if broken else ""
             if not broken and (self._best_value is None or value > self._best_value):
                 self._best_value, self.best = value, figure

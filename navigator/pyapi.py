@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -101,15 +101,6 @@ def calibration_of(model: Any, calibration: Any) -> Any:
     return tuple(np.concatenate([b[i] for b in batches]) for i in range(len(batches[0])))
 
 
-def _metric_values(result: Result) -> dict[str, float]:
-    """The user metric as its trials measured it: on the source model, the winner and the baseline."""
-    values = {"source": result.settings.metric_source} if result.settings else {}
-    for name, outcome in (("winner", result.winner), ("baseline", result.baseline)):
-        if outcome is not None and outcome.metric is not None:
-            values[name] = outcome.metric
-    return {k: v for k, v in values.items() if v is not None}
-
-
 def _metric(metric: Callable[[Any], float] | str | None, max_metric_drop: str | None,
             trust_pickle: bool) -> Callable[[Any], float] | None:
     """The user metric: a callable, or the command line's module:function (imported with trust only)."""
@@ -124,26 +115,14 @@ def _metric(metric: Callable[[Any], float] | str | None, max_metric_drop: str | 
     return metric
 
 
-def _store_metric(result: Result, values: dict[str, float]) -> Result:
-    """Add the metric to the stored summary and rebuild the reports (json, md, html) with it."""
-    from navigator.report import store
-    from navigator.search.storage import STUDY_NAME
-
-    assert result.report is not None
-    out = result.report.parent
-    store.set_metric(store.storage_for_dir(out), STUDY_NAME, values)
-    store.render_from_storage(store.storage_for_dir(out), STUDY_NAME, out)
-    return replace(result, metric=values)
-
-
 class _Progress:
     """The callbacks' view of the study: trials finished in this call, the best valid one so far."""
 
-    def __init__(self, objective: str, budget_s: float, callbacks: Sequence[Callable[[ProgressEvent], None]],
-                 on_trial: Callable[[TrialOutcome], None] | None, latency_limit_ms: float | None = None) -> None:
-        self.goal = objectives.of_study(objective, latency_limit_ms)  # the best is the best within the limit
-        self.budget_s, self.callbacks, self.on_trial = budget_s, callbacks, on_trial
-        self.start, self.seen = time.monotonic(), 0
+    def __init__(self, settings: StudySettings, callbacks: Sequence[Callable[[ProgressEvent], None]],
+                 on_trial: Callable[[TrialOutcome], None] | None, started: float) -> None:
+        self.goal = objectives.for_study(settings)  # the best is the best within every constraint
+        self.budget_s, self.callbacks, self.on_trial = settings.budget_s, callbacks, on_trial
+        self.start, self.seen = started, 0
         self.best: TrialOutcome | None = None
 
     def __call__(self, outcome: TrialOutcome) -> None:
@@ -271,15 +250,12 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
     serving_options = ServingOptions(serving, serve_check or tune_serving, tune_serving, parse_budget(serving_budget),
                                      parse_concurrency(concurrency), latency_limit_ms,
                                      dynamic_batching=dynamic_batching)
-    tick = _Progress(objective, study_settings.budget_s, callbacks or (), on_trial, latency_limit_ms)
-    result = api.launch(model, inputs, study_settings, out=out, progress=progress, memory_bytes=memory,
+    return api.launch(model, inputs, study_settings, out=out, progress=progress, memory_bytes=memory,
                         input_spec=input_spec, input_data=input_data, trust_pickle=trust_pickle, force=force,
-                        shared=shared, serving=serving_options, asked=asked, enqueue=enqueue, on_trial=tick,
+                        shared=shared, serving=serving_options, asked=asked, enqueue=enqueue,
+                        watch=lambda settings: _Progress(settings, callbacks or (), on_trial, started),
                         started=started, metric=metric,
                         calibration=calibration_of(model, calibration))
-    if metric is not None and result.report is not None:
-        result = _store_metric(result, _metric_values(result))
-    return result
 
 
 __all__ = ["ProgressEvent", "Verdict", "check", "load_result", "load_runner", "optimize"]

@@ -1,18 +1,19 @@
-"""Typed records that cross stage boundaries, with a JSON round-trip (`to_dict` / `from_dict`)."""
+"""Typed records that cross stage boundaries: a trial's configuration and outcome, the finalists, the
+serving figures and the Result of a study. The records that describe a model and what a conversion path
+makes of it (model_records.py) and the JSON round-trip (`to_dict` / `from_dict`, codec.py) are imported
+from here too."""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal
 
+from navigator.codec import UnknownKeys as UnknownKeys, from_dict as from_dict, to_dict as to_dict
+from navigator.model_records import (Artifact as Artifact, IOSpec as IOSpec, Params as Params, ParamSpec as ParamSpec,
+                                     Scalar as Scalar, TensorSpec as TensorSpec, TritonModel as TritonModel)
 from navigator.settings import LocalSettings, StudySettings
 
-Scalar = Union[str, int, float, bool]
-Params = dict[str, Scalar]
 # ok: valid and stable; unstable: valid, but the benchmark never met the stability rule;
 # invalid: outputs differ from the source; failed: an exception; timeout / crashed: the worker process
 # ran past the trial timeout / died (signal, abort, out of memory); screened: valid, but its short first
@@ -22,27 +23,6 @@ STATUSES = ("ok", "unstable", "screened", "invalid", "failed", "timeout", "crash
 MEASURED = ("ok", "unstable")  # valid outputs and a full benchmark figure
 SCORED = ("ok", "screened")  # a figure the sampler is told (a screened trial's is its short measurement)
 BROKEN = ("invalid", "failed", "timeout", "crashed")  # no usable figure; repeating it changes nothing
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output: name, numpy dtype name, shape with None for a dynamic axis."""
-
-    name: str
-    dtype: str
-    shape: tuple[int | None, ...]
-
-
-@dataclass(frozen=True)
-class IOSpec:
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-
-    @property
-    def batched(self) -> bool:
-        """True when every input's first axis is dynamic: Triton's max_batch_size > 0 applies."""
-        return bool(self.inputs) and all(t.shape and t.shape[0] is None for t in self.inputs)
 
 
 @dataclass(frozen=True)
@@ -54,58 +34,6 @@ class TrialConfig:
     convert: Params
     runtime: Params
     batch_size: int
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A converted model on disk: its main file, in a directory of the conversion cache."""
-
-    path: str
-    dir: Path
-    key: str
-    convert: Params
-    file: Path | None = None
-
-
-@dataclass
-class TritonModel:
-    """A path's part of the Triton model: backend or platform, files for the version dir, settings.
-
-    `parameters` become ModelConfig.parameters; `graph_level` ModelConfig.optimization.graph.level;
-    `cpu_accelerators` / `gpu_accelerators` name -> parameters for optimization.execution_accelerators;
-    `cuda_graphs` sets optimization.cuda.graphs; `kind` is the instance group's kind.
-    `io` replaces the source's IOSpec where the backend fixes its own tensors (fil: input__0/output__0);
-    a `files` entry may be a directory (a SavedModel); `warnings` are written to the report's notes when
-    this model is deployed.
-    """
-
-    backend: str = ""
-    platform: str = ""
-    files: dict[str, Path] = field(default_factory=dict)
-    parameters: dict[str, str] = field(default_factory=dict)
-    graph_level: int | None = None
-    cpu_accelerators: dict[str, dict[str, str]] = field(default_factory=dict)
-    gpu_accelerators: dict[str, dict[str, str]] = field(default_factory=dict)
-    cuda_graphs: bool = False
-    kind: str = "KIND_CPU"
-    default_model_filename: str = ""
-    io: IOSpec | None = None
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One searched parameter of a path (searchspace/<path>.yaml): `choices`, or an int range
-    [`low`, `high`] (`log`-scaled); `when` and `sources` as in navigator/search/space.py."""
-
-    name: str
-    stage: str
-    choices: tuple[Scalar, ...] = ()
-    low: int = 0
-    high: int = 0
-    log: bool = False
-    when: dict[str, Scalar | list[Scalar]] = field(default_factory=dict)
-    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,6 +124,7 @@ class TrialOutcome:
     duration_s: float = 0.0
     load_s: float = 0.0  # loading the runner plus its first call: where torch.compile compiles
     metric: float | None = None  # the user metric on this trial's runner (higher is better)
+    precision_run: str | None = None  # what the loaded runner reports computing in (Runner.precision_run)
     precision: str = ""  # its tolerance class (trial/validate.py TOLERANCES); "" where not known
 
 
@@ -440,55 +369,3 @@ class Result:
         if self.report is None:
             return {}
         return {s: p for s in ("json", "md", "html") if (p := self.report.with_suffix("." + s)).is_file()}
-
-
-def to_dict(record: Any) -> Any:
-    """A record as JSON-ready data (paths as strings, tuples as lists)."""
-    if dataclasses.is_dataclass(record) and not isinstance(record, type):
-        return {f.name: to_dict(getattr(record, f.name)) for f in dataclasses.fields(record)}
-    if isinstance(record, (list, tuple)):
-        return [to_dict(v) for v in record]
-    if isinstance(record, dict):
-        return {k: to_dict(v) for k, v in record.items()}
-    if isinstance(record, Path):
-        return str(record)
-    return record
-
-
-class UnknownKeys(ValueError):
-    """A record's data holds keys its type has no field for (written by another version)."""
-
-
-def from_dict(cls: type[T], data: Any, unknown: bool = False) -> T:
-    """Rebuild a record of type `cls` from `to_dict` output, guided by the type annotations. A key the
-    record has no field for raises UnknownKeys, unless `unknown` (then it is dropped)."""
-    return typing.cast(T, _build(cls, data, unknown))
-
-
-def _build(tp: Any, data: Any, unknown: bool = False) -> Any:
-    origin = typing.get_origin(tp)
-    if data is None:
-        return None
-    if origin in (Union, types.UnionType):
-        options = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(options) == 1 or not dataclasses.is_dataclass(options[0]):
-            return _build(options[0], data, unknown) if len(options) == 1 else data
-        return _build(options[0], data, unknown)
-    if origin is Literal or tp is Any:
-        return data
-    if origin is tuple:
-        args = typing.get_args(tp)
-        return tuple(_build(args[0], v, unknown) for v in data)
-    if origin is dict:
-        value = typing.get_args(tp)[1] if typing.get_args(tp) else Any
-        return {k: _build(value, v, unknown) for k, v in data.items()}
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        names = {f.name for f in dataclasses.fields(tp)}
-        extra = sorted(set(data) - names)
-        if extra and not unknown:
-            raise UnknownKeys(f"{tp.__name__} has no field {', '.join(map(repr, extra))}")
-        return tp(**{k: _build(hints[k], v, unknown) for k, v in data.items() if k in names})  # type: ignore[operator]  # a class here
-    if tp is Path:
-        return Path(data)
-    return data

@@ -72,6 +72,11 @@ def load_source_of(result: Result, batch: int, model: Path | None = None, trust_
         raise InputError(f"the model of {report} is gone: {model}")
     if record.fingerprint and file_sha256(model) != record.fingerprint:
         raise InputError(f"the model {model} is not the one {report} measured (its contents differ); {changed}")
+    if record.calibration_data and not Path(record.calibration_data).is_file():
+        # An INT8 configuration quantized on other inputs (the validation ones, Target.of's fallback)
+        # would not be the one the run measured: refused, as a trial without calibration inputs is.
+        raise InputError(f"the calibration inputs of {report} are gone: {record.calibration_data} (its INT8 "
+                         "trials were calibrated on them; restore the file to rebuild them)")
     return load_source(str(model), input_spec=record.input_spec,
                        input_data=Path(record.input_data) if record.input_data else None,
                        trust_pickle=trust_pickle or _vouched(model), batch=batch,

@@ -10,6 +10,8 @@ converts into its own cache, and the report converts the winner again where it r
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +25,8 @@ from navigator.search import storage as study_storage
 from navigator.search.storage import StudyStorage
 from navigator.settings import LocalSettings, StudySettings, memory_cap, parse_budget
 from navigator.source import ModelSource, load_source
+from navigator.source import metric as metric_mod
+from navigator.source.metric import Metric
 
 
 def _published(storage: StudyStorage) -> tuple[Any, StudySettings, SourceRecord]:
@@ -62,10 +66,46 @@ def _source(published: SourceRecord, model: str | Path | None, input_data: str |
                        generated=published.generated_inputs and not input_data)
 
 
+def _metric(metric: Metric | str | None, settings: StudySettings, trust_pickle: bool, study: str) -> Metric | None:
+    """The worker's user metric, which must be the study's: its trials are held to the floor of the value
+    the study's creator measured. Refused where the study has a metric drop and the worker no metric (its
+    every trial would be invalid), or where the study has no metric (its trials would differ from the
+    others'); a --metric is imported with --trust-pickle only, as `optimize` does."""
+    if metric is None:
+        if settings.max_metric_drop is not None:
+            raise InputError(f"study {study!r} holds its trials to --max-metric-drop {settings.max_metric_drop} of a "
+                             "user metric: join it with the metric its creator passed (--metric FILE.py:FUNCTION "
+                             "--trust-pickle)")
+        if settings.metric_source is not None:
+            print(f"navigator: warning: study {study!r} records a user metric on its trials; this worker's trials "
+                  "will have none (join with --metric FILE.py:FUNCTION --trust-pickle)", file=sys.stderr)
+        return None
+    if settings.metric_source is None:
+        raise InputError(f"--metric: study {study!r} has no user metric (its creator passed none); join it without one")
+    if isinstance(metric, str):
+        return metric_mod.load(metric, trust_pickle)
+    if not callable(metric):
+        raise InputError(f"metric must be a function of the runner, not {type(metric).__name__}")
+    return metric
+
+
+def _same_metric(metric: Metric, source: ModelSource, settings: StudySettings, study: str) -> None:
+    """Refuse a metric whose value on the study's model here is not the one the study's creator measured:
+    another function, or the same one on other data, would judge this worker's trials against a floor
+    that is not theirs. The same metric on the same data differs between machines of one hardware class
+    by summation order at most, far below this tolerance."""
+    here, there = metric_mod.on_source(metric, source), settings.metric_source
+    assert there is not None  # _metric refused a study without one
+    if not math.isclose(here, there, rel_tol=1e-4, abs_tol=1e-9):
+        raise StudyMismatchError(f"--metric gives {here:.6g} on the model of study {study!r} here, its creator "
+                                 f"measured {there:.6g}: a worker joins with the study's metric on the same data")
+
+
 def worker(storage: str, study: str, *, model: str | Path | None = None, out: str | Path | None = None,
            budget: str | float | None = None, input_data: str | Path | None = None, trust_pickle: bool = False,
            trial_memory: str | int | None = "default", progress: bool = True, heartbeat: int = 10,
-           trials: int | None = None, on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
+           trials: int | None = None, metric: Metric | str | None = None,
+           on_trial: Callable[[TrialOutcome], None] | None = None) -> Result:
     """Join the shared study `study` in `storage` and run trials until its budget is spent.
 
     Args:
@@ -74,12 +114,15 @@ def worker(storage: str, study: str, *, model: str | Path | None = None, out: st
         budget: this worker's own time limit ('30m'); default: until the study's budget is spent.
         trials: this worker's own cap on the trials it runs (optuna's n_trials); the study's cap holds too.
         trust_pickle: never taken from the study: each machine decides whether it unpickles.
+        metric: the study's user metric (a function, or 'path/to/file.py:function' / 'module:function',
+            imported with trust_pickle only); needed where the study has a --max-metric-drop.
 
     Returns:
         Result with the study's trials; `report` is None unless this worker finished last.
 
     Raises:
-        StudyMismatchError: the study is of another model, search space or hardware class.
+        StudyMismatchError: the study is of another model, search space or hardware class, or the metric
+            gives another value on its model.
     """
     shared = study_storage.shared(storage, study, heartbeat)
     assert shared is not None
@@ -87,12 +130,16 @@ def worker(storage: str, study: str, *, model: str | Path | None = None, out: st
     if trials is not None and trials < 1:
         raise InputError(f"--trials {trials}: a worker runs at least one trial")
     _, settings, record = _published(shared)
+    function = _metric(metric, settings, trust_pickle, study)
     source = _source(record, model, input_data, trust_pickle, max(settings.batch_sizes))
+    if function is not None:
+        _same_metric(function, source, settings, study)
     target = Path(out) if out else Path("navigator-out") / f"{slug(study)}-worker"
     check_out(target, False, shared=True)
     local = LocalSettings(target, progress, memory_cap(settings.device, trial_memory))
     try:
-        return run(source, settings, local, on_trial, storage=shared, wall_s=wall, join=True, own_trials=trials)
+        return run(source, settings, local, on_trial, storage=shared, wall_s=wall, join=True, own_trials=trials,
+                   metric=function)
     except KeyboardInterrupt:
         raise study_storage.interrupted(shared) from None
 

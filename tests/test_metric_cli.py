@@ -134,3 +134,58 @@ def test_a_lossy_bf16_trial_breaks_the_drop_and_cannot_win(tmp_path):
     assert result.metric["source"] == 1.0 and result.metric["winner"] == 1.0
     md = (tmp_path / "out" / "report.md").read_text()
     assert f"{lossy.metric:.6g} (" in md  # the lossy trial's metric and its drop in the trial table
+
+
+def test_a_worker_joins_a_study_with_a_metric_drop_only_with_its_metric(classifier, tmp_path):
+    """A shared study's creator records the metric in its report; a worker without the metric, without
+    trust to import it, or with another one (0.5 on the model, where the creator measured 1) is one
+    line, exit 2, nothing written; with the study's own it joins."""
+    model, metric = classifier
+    metric.write_text(metric.read_text() + "\ndef half(runner):\n    return 0.5 * top1(runner)\n")
+    shared = ("--storage", f"sqlite:///{tmp_path / 'shared.db'}", "--study", "s")
+    creator = optimize(model, tmp_path / "a", "--metric", f"{metric}:top1", "--trust-pickle", "--max-metric-drop",
+                       "0.5%", *shared)
+    assert creator.returncode == 0, creator.stderr
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["metric"] == {
+        "source": 1.0, "winner": 1.0, "baseline": 1.0}
+    refused = [((), "study 's' holds its trials to --max-metric-drop 0.5% of a user metric: join it with the metric"),
+               (("--metric", f"{metric}:top1"), "imports and runs that code: pass --trust-pickle"),
+               (("--metric", f"{metric}:half", "--trust-pickle"),
+                "--metric gives 0.5 on the model of study 's' here, its creator measured 1")]
+    for extra, message in refused:
+        proc = run_cli("worker", *shared, "--out", str(tmp_path / "b"), "--no-progress", *extra)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and message in lines[-1] and lines[-1].startswith("navigator: error:"), proc.stderr
+        assert not (tmp_path / "b").exists()
+    joined = run_cli("worker", *shared, "--out", str(tmp_path / "b"), "--no-progress", "--metric", f"{metric}:top1",
+                     "--trust-pickle")
+    assert joined.returncode == 0, joined.stderr
+    assert any(line.startswith("metric: source 1, winner 1") for line in joined.stdout.splitlines())
+
+
+def test_a_worker_evaluates_the_study_metric_in_its_own_trials(classifier, tmp_path):
+    """After the creator's first trial, a second worker runs one trial of the study: the metric is
+    evaluated there too, so that the trial is held to the study's floor like the creator's."""
+    import optuna
+
+    import navigator
+
+    model, metric = classifier
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    joined: list = []
+
+    def join(outcome) -> None:
+        if not joined:
+            joined.append(run_cli("worker", "--storage", url, "--study", "s", "--out", str(tmp_path / "b"),
+                                  "--no-progress", "--trials", "1", "--heartbeat", "2", "--metric",
+                                  f"{metric}:top1", "--trust-pickle"))
+
+    navigator.optimize(str(model), budget="2m", trials=4, paths=["ort_cpu"], batch_size=4, window_s=0.05,
+                       progress=False, out=tmp_path / "a", metric=f"{metric}:top1", trust_pickle=True,
+                       max_metric_drop="0.5%", storage=url, study="s", heartbeat=2, on_trial=join)
+    assert joined[0].returncode == 0, joined[0].stderr
+    trials = optuna.load_study(study_name="s", storage=url).get_trials(deepcopy=False)
+    workers = {t.user_attrs["worker"] for t in trials if "outcome" in t.user_attrs}
+    assert len(workers) == 2  # the creator's trials and the joining worker's
+    outcomes = [json.loads(t.user_attrs["outcome"]) for t in trials if "outcome" in t.user_attrs]
+    assert all(o["metric"] == 1.0 and o["status"] in ("ok", "unstable", "screened") for o in outcomes), outcomes

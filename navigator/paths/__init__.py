@@ -19,7 +19,8 @@ from navigator.paths.base import ConversionPath, Plugin
 from navigator.search import space as space_mod
 
 # Order matters only for display.
-NAMES = ("eager", "torchscript", "ort_cpu", "ort_int8", "openvino", "openvino_int8", "torch_cuda", "torch_compile", "ort_cuda",
+NAMES = ("eager", "torchscript", "ort_cpu", "ort_int8", "openvino", "openvino_int8", "torch_cuda", "torch_compile",
+         "torch_ao", "ort_cuda",
          "ort_tensorrt", "tensorrt", "torch_tensorrt", "tf_baseline", "tf_openvino", "tf_trt",
          "tree_native", "tree_onnx", "treelite", "fil")
 # Path name -> module, for paths outside NAMES: empty for users; tests register a fake path here.
@@ -29,7 +30,8 @@ CONSTANTS = dict(ConversionPath.__annotations__)  # hook name -> its annotation 
 FUNCTIONS = tuple(n for n, v in vars(ConversionPath).items() if callable(v) and not n.startswith("_"))
 HOOKS = (*CONSTANTS, *FUNCTIONS)
 REQUIRED = ("NAME", "FRAMEWORKS", "DEVICES", "TIMEOUT_S", "available", "convert", "load", "triton")
-TYPES: dict[str, type | tuple[type, ...]] = {"float": (int, float), "str": str, "tuple": tuple, "dict": dict}
+TYPES: dict[str, type | tuple[type, ...]] = {"float": (int, float), "str": str, "tuple": tuple, "dict": dict,
+                                             "bool": bool}
 
 
 class PathModuleError(NavigatorError):
@@ -73,11 +75,12 @@ def plugin(module: types.ModuleType) -> Plugin:
         raise PathModuleError(f"path module {module.__name__}: {'; '.join(found)}")
     m: Any = module
     hook = vars(module).get
+    classes = tuple(hook("PRECISION_CLASSES", ("fp32",)))
     return Plugin(m.NAME, tuple(m.FRAMEWORKS), tuple(m.DEVICES), float(m.TIMEOUT_S),
                   float(hook("COST_S", m.TIMEOUT_S / 10)), dict(hook("COST_BY", {})),
-                  hook("ENGINE", f"the {m.NAME} path"),
-                  tuple(hook("PRECISION_CLASSES", ("fp32",))), tuple(hook("BASELINE", ())),
+                  hook("ENGINE", f"the {m.NAME} path"), classes, tuple(hook("BASELINE", ())),
                   tuple(hook("REFERENCE", ())), tuple(hook("TWIN_ONLY", ())),
+                  bool(hook("CALIBRATES", "int8" in classes)),
                   m.available, m.convert, m.load, m.triton, hook("narrow", lambda spec: spec),
                   hook("precision", lambda params: "fp32"))
 
@@ -99,15 +102,15 @@ def _role(pick: Any) -> str | None:
 
 
 def calibrating(framework: str, device: str, wanted: tuple[str, ...] | None = None) -> list[str]:
-    """The paths of `wanted` (default all) for this framework and device that calibrate: INT8 in their
-    PRECISION_CLASSES (paths that do not import are skipped)."""
+    """The paths of `wanted` (default all) for this framework and device that calibrate (CALIBRATES;
+    paths that do not import are skipped)."""
     found = []
     for name in wanted or NAMES:
         try:
             plugin = get(name)
         except Exception:  # a broken path module declares nothing
             continue
-        if "int8" in plugin.precision_classes and framework in plugin.frameworks and device in plugin.devices:
+        if plugin.calibrates and framework in plugin.frameworks and device in plugin.devices:
             found.append(name)
     return found
 

@@ -1,6 +1,7 @@
 """Import-free facts for the paths' available(): what an installed framework build supports, read from
-its files, and how many CUDA GPUs the driver shows, asked of libcuda through ctypes. Importing torch or
-TensorFlow only to ask takes seconds and leaves them loaded in the study's parent process."""
+its files, and how many CUDA GPUs the driver shows and the first one's compute capability, asked of
+libcuda through ctypes. Importing torch or TensorFlow only to ask takes seconds and leaves them loaded in
+the study's parent process."""
 
 from __future__ import annotations
 
@@ -70,3 +71,22 @@ def cuda_gpus() -> int:
     if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
         return 0
     return count.value
+
+
+# FP8 tensor cores: Ada (8.9) and Hopper (9.0) onwards (TensorRT's support matrix, torchao's float8 docs)
+FP8_CAPABILITY = (8, 9)
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_capability() -> tuple[int, int] | None:
+    """The first CUDA device's compute capability (major, minor) from the driver; None without one.
+    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR are 75 / 76 (CUDA driver API, cuda.h)."""
+    if not cuda_gpus():
+        return None
+    cuda = ctypes.CDLL("libcuda.so.1")
+    device, major, minor = ctypes.c_int(0), ctypes.c_int(0), ctypes.c_int(0)
+    if cuda.cuDeviceGet(ctypes.byref(device), 0) != 0 or \
+            cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, device) != 0 or \
+            cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, device) != 0:
+        return None
+    return major.value, minor.value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ from navigator.errors import TrialError
 from navigator.lazy import require
 from navigator.paths.base import Runner, TritonTarget
 from navigator.records import Artifact, Params, TritonModel
+from navigator.runtimes.precision import DTYPE_NAMES, mix
 from navigator.settings import parse_release
 from navigator.source import ModelSource
 from navigator.source import tf as tf_source
@@ -28,6 +30,11 @@ ONNX_FILE = "model.onnx"
 DEPRECATED = (25, 3)  # the first release whose TensorFlow backend is deprecated
 WARNING = ("tensorflow_savedmodel config: Triton's TensorFlow backend is deprecated since release 25.03 "
            "and absent from newer servers; prefer the ONNX Runtime or OpenVINO configs")
+# TensorFlow ops that do a model's arithmetic (grappler's fused forms included), by family; their "T"
+# attribute is the type they compute in.
+COMPUTE_OPS = {"MatMul": "MatMul", "BatchMatMulV2": "MatMul", "BatchMatMulV3": "MatMul", "_FusedMatMul": "MatMul",
+               "Einsum": "MatMul", "Conv2D": "Conv", "Conv3D": "Conv", "_FusedConv2D": "Conv",
+               "DepthwiseConv2dNative": "Conv", "Conv2DBackpropInput": "Conv"}
 
 
 def savedmodel(source: ModelSource, cache: Cache) -> Path:
@@ -88,9 +95,20 @@ class TFRunner(Runner):
     """Calls a TensorFlow callable with tensors in input order; outputs are brought back as NumPy inside
     the timed call (TensorFlow's eager results are handles until read)."""
 
-    def __init__(self, fn: Callable[..., Any], source: ModelSource) -> None:
+    def __init__(self, fn: Callable[..., Any], source: ModelSource, reads: Any = None) -> None:
         self.fn = fn
         self.model: tf_source.TFModel = source.model
+        self.reads = reads  # what precision_run reads: the Keras model or the ConcreteFunction `fn` runs
+
+    def precision_run(self) -> str | None:
+        """A Keras model's layers by the dtype they compute in (a mixed_float16 policy keeps float32
+        variables and computes in float16), or a graph's compute ops by their "T" type, the functions
+        it calls included; TF-TRT engine segments are counted beside them. None for anything else."""
+        if self.reads is None:
+            return None
+        if hasattr(self.reads, "layers"):
+            return _keras_layers(self.reads)
+        return _graph_ops(self.reads.graph.as_graph_def())
 
     def close(self) -> None:
         """Drops the concrete function (its graph and variables' references)."""
@@ -115,3 +133,45 @@ def savedmodel_model(artifact: Artifact, params: Params, target: TritonTarget) -
     xla = params.get("mode") == "graph" and bool(params.get("jit_compile"))
     return TritonModel(platform="tensorflow_savedmodel", files={"model.savedmodel": artifact.file},
                        graph_level=1 if xla else None, warnings=(WARNING,))
+
+
+def _keras_layers(model: Any) -> str | None:
+    """The layers holding weights (nested models' included) by their compute dtype (Layer.compute_dtype)."""
+    kinds: Counter[str] = Counter()
+    families: list[str] = []
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []))
+        if layer.weights and not hasattr(layer, "layers"):
+            dtype = str(layer.compute_dtype)
+            kinds[DTYPE_NAMES.get(dtype, dtype)] += 1
+            families.append(type(layer).__name__)
+    return mix(kinds, "+".join(sorted(set(families))) + " layers")
+
+
+def _graph_ops(graph_def: Any) -> str | None:
+    """The compute ops of a graph and of the library functions it reaches (a SavedModel's signature calls
+    its model through StatefulPartitionedCall; unreached functions, such as a training trace, are not
+    counted), by their "T" type."""
+    tf = require("tensorflow")
+    library = {f.signature.name: f for f in graph_def.library.function}
+    kinds: Counter[str] = Counter()
+    families: list[str] = []
+    engines, seen, pending = 0, set(), [list(graph_def.node)]
+    while pending:
+        for node in pending.pop():
+            called = [node.op] + [a.func.name for a in node.attr.values() if a.HasField("func")]
+            for name in (c for c in called if c in library and c not in seen):
+                seen.add(name)
+                pending.append(list(library[name].node_def))
+            engines += node.op == "TRTEngineOp"
+            if node.op in COMPUTE_OPS and "T" in node.attr:
+                dtype = tf.dtypes.as_dtype(node.attr["T"].type).name
+                kinds[DTYPE_NAMES.get(dtype, dtype)] += 1
+                families.append(COMPUTE_OPS[node.op])
+    text = mix(kinds, "+".join(sorted(set(families))))
+    if engines:  # TF-TRT builds these at run time and picks their layer precisions itself
+        segments = f"{engines} TF-TRT engine segment(s), layer precisions chosen by TensorRT at build"
+        text = f"{text}; {segments}" if text else segments
+    return text

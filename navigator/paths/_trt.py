@@ -1,11 +1,15 @@
 """Shared by the TensorRT paths (tensorrt, ort_tensorrt, torch_tensorrt; not a path itself): whether a CUDA
-GPU is usable, and the optimization profile over the batch axis."""
+GPU is usable, the optimization profile over the batch axis, and what an engine's layers compute in."""
 
 from __future__ import annotations
 
-from navigator.lazy import installed
+from pathlib import Path
+from typing import Any, Iterable
+
+from navigator.lazy import installed, require
 from navigator.paths import _probe
 from navigator.paths.base import Target
+from navigator.runtimes.precision import tensorrt_layers
 from navigator.source import ModelSource
 from navigator.source.iospec import DYNAMIC_AXIS_SIZE
 
@@ -52,3 +56,26 @@ def profile(source: ModelSource, target: Target) -> Profile:
 def shapes_text(shapes: Profile, which: int) -> str:
     """One end of a profile in trtexec / ORT TensorRT EP syntax: 'x:1x3x224x224,y:1x16' (0 min, 1 opt, 2 max)."""
     return ",".join(f"{name}:{'x'.join(str(d) for d in dims[which])}" for name, dims in shapes.items())
+
+
+def engine_layers(engine: Any) -> str | None:
+    """A deserialized engine's compute layers by precision, from its engine inspector's JSON
+    (runtimes/precision.tensorrt_layers). Layer precisions are recorded only in an engine built with
+    ProfilingVerbosity.DETAILED (the inspector otherwise lists names: TensorRT "Engine Inspector"
+    docs); None for any other."""
+    trt = require("tensorrt")
+    if engine is None or engine.profiling_verbosity != trt.ProfilingVerbosity.DETAILED:
+        return None
+    return tensorrt_layers(engine.create_engine_inspector().get_engine_information(
+        trt.LayerInformationFormat.JSON))
+
+
+def engine_files_layers(files: Iterable[Path]) -> str | None:
+    """engine_layers over serialized engine files (ONNX Runtime's TensorRT engine cache), joined; None
+    where TensorRT's Python module is missing or no engine records its layer precisions."""
+    if not installed("tensorrt"):
+        return None
+    trt = require("tensorrt")
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    found = [text for f in sorted(files) if (text := engine_layers(runtime.deserialize_cuda_engine(f.read_bytes())))]
+    return "; ".join(found) or None

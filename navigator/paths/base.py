@@ -1,7 +1,7 @@
 """What a conversion path module provides (the ConversionPath Protocol: a module inherits nothing), what it
 is told (Target, TritonTarget) and what it returns (Artifact, a Runner, TritonModel); the registry
 (navigator/paths/__init__.py) turns a module into a Plugin. Runner classes subclass Runner for its
-default `host_call`."""
+defaults (`host_call`, `close`, `precision_run`)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ class Runner(Protocol):
     def close(self) -> None:
         """Releases what the runner holds (sessions, compiled models, CUDA graphs); called once, last.
         A runner class that subclasses Runner inherits this no-op."""
+        return None
+
+    def precision_run(self) -> str | None:
+        """What the loaded model computes in, read from the runtime's own objects after loading (an
+        optimised graph's operations, a compiled model's layer precisions, a module's weights), never
+        from the trial's params: "int8 20/21, fp32 1/21 Conv+MatMul" (runtimes/precision.py). It is the
+        report's "precision run" beside the tolerance class the trial was validated at (`precision`).
+        None where nothing is cheaply readable; a runner class that subclasses Runner inherits that."""
         return None
 
 
@@ -107,13 +115,16 @@ class ConversionPath(Protocol):
     #              reference, ONNX Runtime with default options (())
     TWIN_ONLY: tuple[str, ...]  # runtime parameters the native Triton config cannot express: the
     #              python-backend twin serves them, where the path has one (())
+    CALIBRATES: bool  # whether its quantized trials read calibration inputs and so refuse generated ones
+    #              ("int8" in PRECISION_CLASSES)
 
     def narrow(self, spec: ParamSpec) -> ParamSpec:
         """The searched parameter restricted to what this machine supports (the spec unchanged)."""
         ...
 
     def precision(self, params: Params) -> str:
-        """The tolerance class (navigator/trial/validate.py TOLERANCES) a trial computes in ("fp32")."""
+        """The tolerance class (navigator/trial/validate.py TOLERANCES) a trial's params ask for ("fp32");
+        what the runtime did run is its runner's `precision_run`."""
         ...
 
 
@@ -134,6 +145,7 @@ class Plugin:
     baseline: tuple[tuple[str, str], ...]
     reference: tuple[str, ...]
     twin_only: tuple[str, ...]
+    calibrates: bool
     available: Callable[[], str | None]
     convert: Callable[[ModelSource, Params, Cache, Target], Artifact]
     load: Callable[[Artifact, ModelSource, Params], Runner]
@@ -143,7 +155,8 @@ class Plugin:
 
     def precision(self, params: Params) -> str:
         """The trial's tolerance class, refused unless the path declares it (PRECISION_CLASSES), so
-        that a class nobody gave a tolerance never reaches validation."""
+        that a class nobody gave a tolerance never reaches validation. It is what the params ask for;
+        TrialOutcome.precision_run is what the runner reported running."""
         got = self.tolerance_class(params)
         if got not in self.precision_classes:
             raise TrialError(f"path {self.name}: precision() gave {got!r}, which is not one of its "

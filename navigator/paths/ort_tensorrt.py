@@ -8,11 +8,21 @@ it. The optimization profile (trt_profile_min/opt/max_shapes) spans the dynamic 
 tensorrt path. ORT silently falls back to the next provider when TensorRT fails to load, so a session
 without the TensorRT provider is an error here, not a CUDA trial under another name.
 
+`quantize` int8 / fp8: the session runs the Q/DQ model that Model Optimizer's ONNX quantization makes
+(paths/_modelopt.py) with trt_fp16_enable and trt_int8_enable off. The provider then builds a strongly
+typed network (TensorRT > 8: kSTRONGLY_TYPED unless fp16 or int8 is enabled, in the provider's
+tensorrt_execution_provider.cc as microsoft/onnxruntime's samples/tensorRTEp copy of it has it),
+TensorRT's explicit-quantization mode, which takes the Q/DQ scales and the high-precision type from the
+graph; trt_int8_enable is the implicit mode with a calibration table, which the provider's documentation
+says must not be given for a QDQ model. Unverified: TensorRT does not install on the machines this is
+built on.
+
 Triton: the onnxruntime backend on KIND_GPU with a `tensorrt` gpu_execution_accelerator, in the keys the
 backend parses (onnxruntime_backend README "ONNX Runtime with TensorRT optimization", src/onnxruntime.cc).
 trt_cuda_graph_enable is measured here with fixed device buffers, which ORT's CUDA graphs need
 (microsoft/onnxruntime#20050); Triton's backend binds each request's own buffers, so such a trial is
-not exported (triton() raises and the next-best trial is deployed).
+not exported (triton() raises and the next-best trial is deployed). A Q/DQ model is served with
+precision_mode FP32, the backend's value that leaves both flags off, as measured.
 """
 
 from __future__ import annotations
@@ -29,10 +39,10 @@ import numpy as np
 from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export, _probe
+from navigator.paths import _modelopt, _probe
 from navigator.paths.base import Runner, Target, TritonTarget
-from navigator.paths._trt import gpu_reason, profile, shapes_text
-from navigator.records import Artifact, Params, TritonModel
+from navigator.paths._trt import engine_files_layers, gpu_reason, profile, shapes_text
+from navigator.records import Artifact, Params, ParamSpec, TritonModel
 from navigator.runtimes.ort import OrtCudaRunner
 from navigator.source import ModelSource
 
@@ -40,7 +50,7 @@ NAME = "ort_tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: TensorRT builds its engines when the session starts
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch", "onnx", "tf")  # tf: converted by tf2onnx (_onnx_export)
-PRECISION_CLASSES = ("tf32", "fp16")
+PRECISION_CLASSES = ("tf32", "fp16", "int8", "fp8")
 PROVIDER = "TensorrtExecutionProvider"
 NVINFER = ("libnvinfer.so.10", "libnvinfer.so.11", "libnvinfer.so")
 PROFILE = "trt_profile.json"
@@ -83,6 +93,11 @@ def available() -> str | None:
     return gpu_reason(need_torch=False)
 
 
+def narrow(spec: ParamSpec) -> ParamSpec:
+    """`quantize` without the modes this machine cannot run (paths/_modelopt.py)."""
+    return _modelopt.narrow(spec)
+
+
 def _dynamic_inputs(model: Path) -> list[str]:
     """Inputs of the ONNX graph with a dimension that is not fixed (a name, or unset)."""
     onnx = require("onnx")
@@ -93,14 +108,15 @@ def _dynamic_inputs(model: Path) -> list[str]:
 
 
 def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
-    """The ONNX file, plus a cache entry of its own holding the optimization profile, where the
-    session's engine and timing caches live too."""
-    model = _onnx_export.onnx_file(source, params, cache)
+    """The ONNX file (Q/DQ where quantized), plus a cache entry of its own holding the optimization
+    profile, where the session's engine and timing caches live too."""
+    model = _modelopt.onnx_file(source, params, cache, target)
     shapes = profile(source, target)
     dynamic = _dynamic_inputs(model)
     wanted = {n: s for n, s in shapes.items() if n in dynamic}
     text = {end: shapes_text(wanted, i) for i, end in enumerate(("min", "opt", "max"))} if wanted else {}
-    key: dict[str, Any] = {**{k: params[k] for k in ("exporter", "opset") if k in params}, "profile": text}
+    key: dict[str, Any] = {**{k: params[k] for k in ("exporter", "opset") if k in params},
+                           **_modelopt.key(params, target), "profile": text}
 
     def build(out: Path) -> None:
         (out / PROFILE).write_text(json.dumps(text, sort_keys=True))
@@ -119,7 +135,7 @@ def provider_options(params: Params, engines: Path, shapes: dict[str, str]) -> d
     ORT turns every value into a string and reads True/False for its booleans."""
     options: dict[str, Any] = {
         "device_id": 0,
-        "trt_fp16_enable": bool(params.get("trt_fp16_enable", False)),
+        "trt_fp16_enable": fp16(params),
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": str(engines),
         "trt_timing_cache_enable": True,
@@ -134,6 +150,11 @@ def provider_options(params: Params, engines: Path, shapes: dict[str, str]) -> d
         if shapes.get(end):
             options[f"trt_profile_{end}_shapes"] = shapes[end]
     return options
+
+
+def fp16(params: Params) -> bool:
+    """Whether the provider's FP16 flag is on: never for a Q/DQ model, whose network must stay strongly typed."""
+    return bool(params.get("trt_fp16_enable", False)) and _modelopt.mode(params) == "none"
 
 
 def engine_dir(artifact: Artifact, params: Params) -> Path:
@@ -154,6 +175,15 @@ class OrtTensorRTRunner(OrtCudaRunner):
             raise TrialError(f"the TensorRT provider did not start; onnxruntime fell back to {fallback}")
         self.cuda_graph = bool(params.get("trt_cuda_graph_enable", False))
         self._fixed: tuple[Any, Any, list[Any]] | None = None
+
+    def precision_run(self) -> str | None:
+        """The layers of the engines the TensorRT provider built, read from its engine cache (the path the
+        session reports in its provider options); ORT's optimised graph cannot be saved around compiled
+        TensorRT nodes. None where the engines do not record their layer precisions: the provider builds
+        them at TensorRT's default ProfilingVerbosity (LAYER_NAMES_ONLY) and has no option to raise it."""
+        options = self.session.get_provider_options().get(PROVIDER, {})
+        cache = options.get("trt_engine_cache_path")
+        return engine_files_layers(Path(cache).glob("*.engine")) if cache else None
 
     def _output_shape(self, out: Any, arrays: dict[str, np.ndarray]) -> list[int]:
         sizes: dict[str, int] = {}
@@ -207,9 +237,12 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 
 def precision(params: Params) -> str:
-    """fp16 when enabled; otherwise TF32, which TensorRT uses for fp32 layers by default (BuilderFlag.TF32
-    is on unless cleared, and the TensorRT provider has no option to clear it)."""
-    return "fp16" if params.get("trt_fp16_enable") else "tf32"
+    """int8 / fp8 for a Q/DQ model; fp16 when enabled; otherwise TF32, which TensorRT uses for fp32 layers
+    by default (BuilderFlag.TF32 is on unless cleared, and the TensorRT provider has no option to clear it)."""
+    quantize = _modelopt.mode(params)
+    if quantize != "none":
+        return quantize
+    return "fp16" if fp16(params) else "tf32"
 
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
@@ -217,7 +250,7 @@ def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonMo
     if params.get("trt_cuda_graph_enable"):
         raise TrialError("trt_cuda_graph_enable cannot be served: Triton's onnxruntime backend binds each "
                          "request's own buffers, and ORT's CUDA graphs replay on fixed addresses")
-    accelerator = {"precision_mode": "FP16" if params.get("trt_fp16_enable") else "FP32",
+    accelerator = {"precision_mode": "FP16" if fp16(params) else "FP32",
                    "trt_engine_cache_enable": "true", "trt_engine_cache_path": TRITON_CACHE,
                    "trt_timing_cache_enable": "true", "trt_timing_cache_path": TRITON_CACHE}
     if "trt_max_workspace_size" in params:

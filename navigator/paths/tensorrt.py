@@ -5,6 +5,13 @@ Precision: TensorRT <= 10 builds a weakly typed network and takes BuilderFlag.FP
 default there (BuilderFlag.TF32) and is cleared for "fp32". TensorRT 11 removed the precision flags and
 builds strongly typed networks only, so fp16 / bf16 come from an ONNX file converted beforehand, inputs
 and outputs kept in fp32 (ModelOpt AutoCast when installed, else onnxconverter-common's float16 for fp16).
+`quantize` int8 / fp8: the ONNX model gets Q/DQ nodes from Model Optimizer's ONNX quantization first
+(paths/_modelopt.py, calibrated on Target.calibration), and TensorRT builds it as a strongly typed network
+without precision flags, its explicit-quantization mode ("Use explicit quantization with Strong Typing.
+Precision-control build flags are not required and should not be specified": TensorRT developer guide,
+Explicit Quantization; TensorRT 11 removed BuilderFlag.INT8/FP8 for it). Unverified: TensorRT does not
+install on the machines this is built on.
+
 One optimization profile spans the dynamic batch axis (see `batches`); the builder's timing cache is a
 file under the cache root, reused by every build. A plan is specific to the TensorRT version and the GPU
 model, so both are part of its cache key.
@@ -25,17 +32,17 @@ import numpy as np
 from navigator.cache import Cache
 from navigator.errors import TrialError
 from navigator.lazy import installed, require
-from navigator.paths import _onnx_export
-from navigator.paths._trt import Profile, gpu_reason, profile, shapes_text
+from navigator.paths import _modelopt
+from navigator.paths._trt import Profile, engine_layers, gpu_reason, profile, shapes_text
 from navigator.paths.base import Runner, Target, TritonTarget
-from navigator.records import Artifact, Params, TritonModel
+from navigator.records import Artifact, Params, ParamSpec, TritonModel
 from navigator.source import ModelSource
 
 NAME = "tensorrt"
 TIMEOUT_S = 1800.0  # default trial timeout: an engine build at optimization level 5 takes many minutes
 DEVICES = ("cuda",)
 FRAMEWORKS = ("torch", "onnx")
-PRECISION_CLASSES = ("fp16", "tf32", "fp32", "bf16")
+PRECISION_CLASSES = ("fp16", "tf32", "fp32", "bf16", "int8", "fp8")
 PLAN = "model.plan"
 LOW = ("fp16", "bf16")
 BUILD_KEYS = ("exporter", "opset", "precision", "workspace", "builder_optimization_level")
@@ -52,6 +59,11 @@ def available() -> str | None:
         text = str(exc).strip()
         return f"TensorRT does not import: {text.splitlines()[0] if text else type(exc).__name__}"
     return gpu_reason(need_torch=True)
+
+
+def narrow(spec: ParamSpec) -> ParamSpec:
+    """`quantize` without the modes this machine cannot run (paths/_modelopt.py)."""
+    return _modelopt.narrow(spec)
 
 
 def _major(trt: Any) -> int:
@@ -76,19 +88,38 @@ def _typed_onnx(onnx_file: Path, precision: str, out: Path) -> Path:
     return target
 
 
+def build_flags(trt: Any, params: Params) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+    """(strongly typed network, BuilderFlag names to set, names to clear) for this trial and TensorRT."""
+    quantize = _modelopt.mode(params)
+    if quantize != "none":  # explicit quantization: the Q/DQ graph's types decide, no precision flags
+        if not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+            raise TrialError(f"TensorRT {trt.__version__} has no strongly typed networks, which {quantize} Q/DQ "
+                             "models are built as here (TensorRT 10 or newer)")
+        return True, (), ()
+    precision = str(params.get("precision", "fp32"))
+    # TF32 is on by default: fp32 layers would compute in TF32 unless it is cleared.
+    clear = ("TF32",) if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32") else ()
+    if precision not in LOW or _major(trt) >= 11:  # TensorRT 11: strongly typed only, types from the ONNX
+        return _major(trt) >= 11, (), clear
+    name = "FP16" if precision == "fp16" else "BF16"
+    if not hasattr(trt.BuilderFlag, name):
+        raise TrialError(f"TensorRT {trt.__version__} has no BuilderFlag for {precision}")
+    return False, (name,), clear
+
+
 def _configure(trt: Any, builder: Any, network: Any, params: Params, shapes: Profile) -> Any:
-    """The builder config: workspace pool, optimization level, precision flags (TensorRT <= 10), profile."""
+    """The builder config: workspace pool, optimization level, precision flags (build_flags), profile."""
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(params["workspace"]))
     config.builder_optimization_level = int(params["builder_optimization_level"])
-    precision = str(params["precision"])
-    if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)  # on by default: fp32 layers would compute in TF32
-    if precision in LOW and _major(trt) < 11:
-        flag = getattr(trt.BuilderFlag, "FP16" if precision == "fp16" else "BF16", None)
-        if flag is None:
-            raise TrialError(f"TensorRT {trt.__version__} has no BuilderFlag for {precision}")
-        config.set_flag(flag)
+    # Layer precisions in the engine, for its inspector (TrialOutcome.precision_run); NVTX ranges carry the
+    # same detail, which costs nothing unless a profiler is attached (TensorRT "Engine Inspector" docs).
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    _, flags, cleared = build_flags(trt, params)
+    for name in cleared:
+        config.clear_flag(getattr(trt.BuilderFlag, name))
+    for name in flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
     dynamic = [network.get_input(i) for i in range(network.num_inputs)
                if any(int(d) < 0 for d in network.get_input(i).shape)]
     if dynamic:
@@ -122,9 +153,9 @@ def _build(onnx_file: Path, params: Params, shapes: Profile, timing: Path, out: 
     trt = require("tensorrt")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    precision = str(params["precision"])
-    typed = _major(trt) >= 11
-    model = _typed_onnx(onnx_file, precision, out) if typed and precision in LOW else onnx_file
+    computes = precision(params)  # int8 / fp8 for a Q/DQ model: its types are in the graph already
+    typed = build_flags(trt, params)[0]
+    model = _typed_onnx(onnx_file, computes, out) if typed and computes in LOW else onnx_file
     # Strong typing is the only mode of TensorRT 11 (the flag is kept there, and ignored).
     flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None) if typed else None
     network = builder.create_network(0 if flag is None else 1 << int(flag))
@@ -136,7 +167,7 @@ def _build(onnx_file: Path, params: Params, shapes: Profile, timing: Path, out: 
     _timing_cache(config, timing)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise TrialError(f"TensorRT could not build an engine ({precision}, workspace {params['workspace']} bytes, "
+        raise TrialError(f"TensorRT could not build an engine ({computes}, workspace {params['workspace']} bytes, "
                          f"level {params['builder_optimization_level']}); its log has the reason")
     (out / PLAN).write_bytes(bytes(plan))
     _save_timing_cache(config, timing)
@@ -148,10 +179,10 @@ def device_key() -> dict[str, str]:
 
 
 def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:
-    onnx_file = _onnx_export.onnx_file(source, params, cache)
+    onnx_file = _modelopt.onnx_file(source, params, cache, target)
     shapes = profile(source, target)
     device = device_key()
-    key = {**{k: params[k] for k in BUILD_KEYS if k in params}, **device,
+    key = {**{k: params[k] for k in BUILD_KEYS if k in params}, **_modelopt.key(params, target), **device,
            "profile": [shapes_text(shapes, i) for i in range(3)]}
     slug = re.sub(r"[^A-Za-z0-9.]+", "_", f"{device['tensorrt']}-{device['gpu']}")
     timing = cache.root / f"tensorrt-timing-{slug}.cache"
@@ -245,6 +276,11 @@ class TensorRTRunner(Runner):
         self.context = None
         self.engine = None
 
+    def precision_run(self) -> str | None:
+        """The engine's compute layers by the precision TensorRT chose (_trt.engine_layers); None for a
+        plan cached before its builds recorded them (ProfilingVerbosity.DETAILED)."""
+        return engine_layers(self.engine)
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         outs = self.prepare(inputs)()  # the same launch (plain or graph) that is benchmarked
         return [(t.float() if t.is_floating_point() else t).cpu().numpy() for t in outs]
@@ -262,5 +298,7 @@ def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonMo
 
 
 def precision(params: Params) -> str:
-    """The precision the trial computes in, which sets its validation tolerance."""
-    return str(params.get("precision", "fp32"))
+    """The precision the trial computes in, which sets its validation tolerance: int8 / fp8 for a Q/DQ
+    model (the int8 class's agreement rule, navigator/trial/validate.py), else `precision`."""
+    quantize = _modelopt.mode(params)
+    return quantize if quantize != "none" else str(params.get("precision", "fp32"))

@@ -43,7 +43,9 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     if params.get("mode") == "graph":
         tf = require("tensorflow")
         fn = tf.function(fn, input_signature=_tf.signature_specs(source), jit_compile=bool(params.get("jit_compile")))
-    return _tf.TFRunner(fn, source)
+    # Keras: its layers; a SavedModel: the serving signature's graph (runtimes/precision.py)
+    reads = source.model.model if source.kind == "keras" else source.model.model.signatures["serving_default"]
+    return _tf.TFRunner(fn, source, reads)
 
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:

@@ -78,7 +78,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
         result = signature(**dict(zip(names, tensors)))
         return [result[k] for k in keys]
 
-    return _tf.TFRunner(fn, source)
+    return _tf.TFRunner(fn, source, signature)
 
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:

@@ -33,6 +33,7 @@ from navigator.paths import _torch_gpu
 from navigator.paths.base import Runner, Target, TritonTarget
 from navigator.paths._trt import batches, gpu_reason, profile
 from navigator.records import Artifact, ParamSpec, Params, TritonModel
+from navigator.runtimes.precision import tensorrt_layers
 from navigator.source import ModelSource
 from navigator.source.iospec import resize_batch
 
@@ -181,6 +182,15 @@ class TorchTensorRTRunner(Runner):
 
     def _tensors(self, inputs: dict[str, np.ndarray]) -> list[Any]:
         return [self.torch.from_numpy(np.ascontiguousarray(inputs[n])).to("cuda") for n in self.names]
+
+    def precision_run(self) -> str | None:
+        """The layers of the TensorRT engines embedded in the module (each TorchTensorRTModule's `engine`,
+        a torch.classes.tensorrt.Engine whose get_engine_layer_info is the engine inspector's JSON). None
+        where they do not record layer precisions: Torch-TensorRT builds at ProfilingVerbosity.DETAILED
+        only under its debugger (dynamo/conversion/_TRTInterpreter.py), LAYER_NAMES_ONLY otherwise."""
+        engines = [e for _, sub in self.model.named_modules() if (e := getattr(sub, "engine", None)) is not None]
+        found = [text for e in engines if (text := tensorrt_layers(e.get_engine_layer_info()))]
+        return "; ".join(found) or None
 
     def close(self) -> None:
         """Drops the module and its TensorRT engines, and returns their cached device memory."""

@@ -32,7 +32,8 @@ def _row(o: TrialOutcome, winner: int | None, status: str, metric: str | None = 
         error += f" (labels {min(agreement):.2%} agree)"
     reason = o.error.replace("|", "/")[:160]
     shown = "" if metric is None else f" {metric} |"
-    return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {status} | "
+    ran = (o.precision_run or "").replace("|", "/")
+    return (f"| {o.config.number}{mark} | {o.config.path} | {o.config.batch_size} | {_params(o)} | {ran} | {status} | "
             f"{figures} | {error} |{shown} {o.convert_s:.1f}{' (cached)' if o.cached else ''} | {reason} |")
 
 
@@ -108,10 +109,10 @@ def markdown(result: Result) -> str:
                   f"`tritonserver --model-repository {result.repository.parent}`)"]
     source = result.settings.metric_source if result.settings else None
     metric = source is not None or any(o.metric is not None for o in result.outcomes)
-    lines += ["", "## Trials", "",
-              "| # | path | batch | params | status | infer/s | p50 ms | p99 ms | stable | max abs err | "
+    lines += ["", "## Trials", "", headline.PRECISION_RUN, "",
+              "| # | path | batch | params | precision run | status | infer/s | p50 ms | p99 ms | stable | max abs err | "
               + ("metric (vs source) | " if metric else "") + "convert s | error |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if metric else "")]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if metric else "")]
     lines += [_row(o, w.config.number if w else None, front.status(result, o), headline.metric_cell(o, source) if metric else None)
               for o in result.outcomes]
     lines += spend.markdown(result)
@@ -148,9 +149,14 @@ def _workers(study: StudySummary | None) -> list[str]:
 
 
 def completed(result: Result) -> Result:
-    """`result` with the report's derived sections: its headline and the trial count by status."""
+    """`result` with the report's derived sections: its headline, the trial count by status and the user
+    metric as the run measured it (on the source model, the winner and the baseline)."""
     by_status = {s: n for s in STATUSES if (n := sum(o.status == s for o in result.outcomes))}
-    return replace(result, headline=headline.build(result), trials_by_status=by_status)
+    metric = {"source": result.settings.metric_source if result.settings else None,
+              "winner": result.winner.metric if result.winner else None,
+              "baseline": result.baseline.metric if result.baseline else None}
+    return replace(result, headline=headline.build(result), trials_by_status=by_status,
+                   metric={k: v for k, v in metric.items() if v is not None})
 
 
 def write(result: Result, out: Path) -> Path:

@@ -50,6 +50,12 @@ def metric_cell(o: TrialOutcome, source: float | None) -> str:
     return f"{o.metric:.6g} ({change:+.3g}{relative})"
 
 
+# The trial tables' "precision run" column, in words (report.md and report.html).
+PRECISION_RUN = ("Precision run: what each loaded runtime reported computing in, read from its own objects (the "
+                 "optimised graph's operations, the compiled model's layers, the module's weights), not from the "
+                 "params that asked for it; empty where the runtime gives nothing cheaply readable.")
+
+
 def params(o: TrialOutcome) -> str:
     items = {**o.config.convert, **o.config.runtime}
     return ", ".join(f"{k}={v}" for k, v in items.items()) or "defaults"
@@ -65,8 +71,9 @@ def _figure(role: str, o: TrialOutcome, finalists: tuple[Finalist, ...]) -> Figu
     else:
         return None
     name = "winner" if role == "winner" else NAMES.get(role, role)
+    ran = f"; precision run: {o.precision_run}" if role == "winner" and o.precision_run else ""
     text = (f"{name}: trial {o.config.number} {o.config.path} ({params(o)}), batch {o.config.batch_size}: "
-            f"{thr:.1f} inferences/s, p99 {p99:.3f} ms ({how})")
+            f"{thr:.1f} inferences/s, p99 {p99:.3f} ms ({how}){ran}")
     return Figure(role, o.config.number, o.config.path, params(o), o.config.batch_size, thr, p99,
                   f.throughput if f else (), text)
 

@@ -57,6 +57,7 @@ def render(result: Result) -> str:
         settings=_settings(result), metric=result.metric,
         metric_source=result.settings.metric_source if result.settings else None,
         metric_column=any(o.metric is not None for o in result.outcomes), notes=result.notes, unavailable=result.unavailable,
+        precision_note=headline.PRECISION_RUN,
         figures=figures(result), plotly_js=offline.get_plotlyjs())
 
 

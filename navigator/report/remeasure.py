@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from navigator import objective as objectives
 from navigator.errors import InputError
-from navigator.records import Result, TrialConfig
+from navigator.records import Result, SourceRecord, TrialConfig
 from navigator.settings import StudySettings
 from navigator.report.check import Side, side
 
@@ -71,6 +71,14 @@ def _baseline_model(report: Result, model: str | Path | None, trust_pickle: bool
     return _Model(source, report.report.parent / "cache", winner)
 
 
+def calibration_inputs(record: SourceRecord) -> str | None:
+    """The file a run's INT8 trials calibrated on: its --calibration-data, else its validation inputs
+    (--input-data); None where navigator drew those at random (its INT8 trials refused to calibrate)."""
+    if record.calibration_data:
+        return record.calibration_data
+    return record.input_data if record.input_data and not record.generated_inputs else None
+
+
 def _same(a: TrialConfig, b: TrialConfig) -> bool:
     return (a.path, a.convert, a.runtime, a.batch_size) == (b.path, b.convert, b.runtime, b.batch_size)
 
@@ -100,10 +108,12 @@ def optimize_and_remeasure(base_report: Path, base: Side, model: Any, *, budget:
     if input_spec is None and input_data is None and isinstance(model, (str, Path)):
         input_spec = record.input_spec
     target = Path(out) if out else Path(tempfile.mkdtemp(prefix="navigator-check-"))
+    # The candidate's INT8 trials calibrate on the baseline's calibration inputs: then each side's INT8
+    # winner, re-validated on the other's model, is quantized on the inputs it was measured with.
     result = optimize(model, budget=budget, out=target, objective=settings.objective,
                       batch_size=",".join(map(str, settings.batch_sizes)), paths=paths, window_s=settings.window_s,
                       window_calls=settings.window_calls, input_spec=input_spec, input_data=input_data,
-                      trust_pickle=trust_pickle, progress=progress)
+                      trust_pickle=trust_pickle, progress=progress, calibration=calibration_inputs(record))
     cand = side("candidate", result)
     if cand.failure or result.winner is None or result.report is None:
         return cand, base

@@ -37,14 +37,6 @@ def save(study: Any, result: Result) -> None:
     study.set_user_attr(SUMMARY_ATTR, json.dumps({"summary_trials": len(result.outcomes), "result": data}))
 
 
-def set_metric(storage_url: str, study_name: str, values: dict[str, float]) -> None:
-    """Add the user metric to the stored summary (the reports are rebuilt from it)."""
-    study = open_study(storage_url, study_name)
-    data = json.loads(study.user_attrs[SUMMARY_ATTR])
-    data["result"]["metric"] = values
-    study.set_user_attr(SUMMARY_ATTR, json.dumps(data))
-
-
 def open_study(storage_url: str, study_name: str) -> Any:
     """The optuna study behind `storage_url`; InputError (one line) when it cannot be opened."""
     from navigator import lazy

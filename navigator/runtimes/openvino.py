@@ -48,3 +48,11 @@ class OpenVinoRunner:
     def close(self) -> None:
         """Drops the infer request and the compiled model (its streams' threads and memory)."""
         self.request = self.compiled = None
+
+    def precision_run(self) -> str | None:
+        """The compute layers of the compiled model by the precision the CPU plugin runs each in
+        (runtimes/precision.py): an INFERENCE_PRECISION_HINT the CPU lacks, or int8 layers the plugin
+        kept in float, show here."""
+        from . import precision  # relative: the twin ships runtimes/ under another package name
+
+        return precision.openvino(self.compiled.get_runtime_model())

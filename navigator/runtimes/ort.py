@@ -6,6 +6,7 @@ CUDA provider options: https://onnxruntime.ai/docs/execution-providers/CUDA-Exec
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,10 @@ PROVIDER_OPTIONS = ("cudnn_conv_algo_search", "use_tf32", "arena_extend_strategy
 # Input signatures that get their own CUDA graph; past these (a server's dynamic batcher forming ever
 # new shapes) a request runs without capture rather than holding one more graph's memory.
 MAX_GRAPHS = 32
+# Models up to this size (file and external data) are opened a second time to read the graph ONNX Runtime
+# optimised (precision_run); a larger one is read as given, not loaded twice. Measured on a 2-core CPU
+# under load: a 384 MiB model took 1.9 s to load and 3-9 s more to load again and save its optimised graph.
+OPTIMIZED_MAX_BYTES = 256 << 20
 
 
 def _ort() -> Any:
@@ -84,6 +89,7 @@ class OrtRunner:
         self.session = self.ort.InferenceSession(str(model), sess_options=session_options(params),
                                                  providers=providers)
         self.names = [i.name for i in self.session.get_inputs()]
+        self.model, self.params, self.providers = Path(model), params, providers
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [np.asarray(o) for o in self.session.run(None, {n: inputs[n] for n in self.names})]
@@ -100,6 +106,39 @@ class OrtRunner:
     def close(self) -> None:
         """Drops the session (its arena and, on a GPU, its device memory and CUDA graphs)."""
         self.session = None
+
+    def precision_run(self) -> str | None:
+        """The compute operations of the graph this session runs, by precision (runtimes/precision.py).
+
+        ONNX Runtime keeps its optimised graph to itself; a second session of the same model, options and
+        providers writes it out (SessionOptions.optimized_model_filepath, weights to a side file:
+        onnxruntime_session_options_config_keys.h "session.optimized_model_external_initializers_*"), so
+        QDQ pairs fused into QLinear kernels, or left unfused at a low graph optimisation level, and the
+        Casts inserted around fp16 operations a provider lacks are what is counted. A model over
+        OPTIMIZED_MAX_BYTES is read as given."""
+        import onnx
+        from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+        from . import precision  # relative: the twin ships runtimes/ under another package name
+
+        given = onnx.load(str(self.model), load_external_data=False)
+        data = {ExternalDataInfo(t).location for t in given.graph.initializer if uses_external_data(t)}
+        size = self.model.stat().st_size + sum(f.stat().st_size for f in (self.model.parent / d for d in data)
+                                               if f.is_file())
+        if size > OPTIMIZED_MAX_BYTES:
+            text = precision.onnx_graph(given.graph, optimised=False)
+            return None if text is None else f"{text} (the model as given: over {OPTIMIZED_MAX_BYTES >> 20} MiB, not opened twice)"
+        with tempfile.TemporaryDirectory(prefix="navigator-ort-") as tmp:
+            options = session_options(self.params)
+            options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+            options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "weights.bin")
+            self.ort.InferenceSession(str(self.model), sess_options=options, providers=self.providers)
+            graph = onnx.load(options.optimized_model_filepath, load_external_data=False).graph
+        text = precision.onnx_graph(graph)
+        cuda = self.session.get_provider_options().get("CUDAExecutionProvider", {}) if self.session else {}
+        if text is not None and "fp32" in text and cuda.get("use_tf32") == "1":
+            text += "; CUDA provider use_tf32=1 (fp32 convolutions and matmuls in TF32 on Ampere and newer)"
+        return text
 
 
 class OrtCudaRunner(OrtRunner):

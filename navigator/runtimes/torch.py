@@ -35,6 +35,8 @@ class TorchSettings:
     cudnn_benchmark: bool = False
     cuda_graphs: bool = False
     compile_mode: str | None = None  # torch.compile(mode=...), None: not compiled
+    quant: str | None = None  # torchao quantization of the linear layers (runtimes/quantize.py CONFIGS)
+    granularity: str | None = None  # its FP8 scale granularity (per_row, per_tensor)
 
 
 def settings(params: dict[str, Any], device: str) -> TorchSettings:
@@ -42,9 +44,12 @@ def settings(params: dict[str, Any], device: str) -> TorchSettings:
     threads = int(params["threads"]) if "threads" in params else None
     if device != "cuda":
         return TorchSettings("cpu", threads, channels_last=bool(params.get("channels_last")))
+    mode = params.get("mode", "none")
     return TorchSettings("cuda", threads, str(params.get("precision", "fp32")), params.get("cast") == "autocast",
                          bool(params.get("channels_last")), bool(params.get("cudnn_benchmark", True)),
-                         bool(params.get("cuda_graphs")), str(params["mode"]) if "mode" in params else None)
+                         bool(params.get("cuda_graphs")), None if mode == "none" else str(mode),
+                         str(params["quant"]) if "quant" in params else None,
+                         str(params["granularity"]) if "granularity" in params else None)
 
 
 def _torch() -> Any:
@@ -66,12 +71,17 @@ def set_cuda_flags(s: TorchSettings) -> None:
 
 
 def place(model: Any, s: TorchSettings) -> Any:
-    """The model (already on s.device) in the trial's weight dtype and memory format, compiled with its mode."""
+    """The model (already on s.device) in the trial's weight dtype and memory format, its linear layers
+    quantized (torchao), compiled with its mode."""
     torch = _torch()
     if s.device == "cuda" and not s.autocast and s.precision in ("fp16", "bf16"):
         model = model.to(dtype(s))
     if s.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if s.quant is not None:
+        from . import quantize  # relative: the twin ships runtimes/ under another package name
+
+        quantize.quantize(model, s.quant, s.granularity)
     if s.compile_mode is not None:
         model = torch.compile(model, mode=s.compile_mode, dynamic=False)
     return model
@@ -182,6 +192,14 @@ class TorchRunner:
 
     def close(self) -> None:
         self.fn = None
+
+    def precision_run(self) -> str | None:
+        """The weights of the module this runner calls, by precision or tensor subclass, and the
+        autocast dtype it calls under (runtimes/precision.py)."""
+        from . import precision  # relative: the twin ships runtimes/ under another package name
+
+        autocast = precision.DTYPE_NAMES[DTYPES[self.settings.precision]] if self.settings.autocast else None
+        return precision.torch_module(self.fn, autocast)
 
 
 class CudaTorchRunner(TorchRunner):

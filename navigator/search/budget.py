@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from navigator.records import Params, TrialOutcome
 from navigator.settings import StudySettings
@@ -127,36 +127,78 @@ def _cost_key(path: Plugin, params: Params) -> tuple[Any, ...]:
     return tuple(params.get(k) for k in sorted(path.cost_by))
 
 
-def cost_label(path: str, params: Params) -> str:
-    """The path and the params that decide its cost, as the report names them."""
-    from navigator import paths
+@dataclass
+class _Durations:
+    """The durations of a group of finished trials: those that ended by themselves (summed, counted) and
+    the longest one stopped by its timeout (a trial cut there says only that the cost is at least that)."""
 
-    by = sorted(paths.get(path).cost_by)
-    return " ".join([path, *(f"{k}={params[k]}" for k in by if k in params)])
+    total_s: float = 0.0
+    count: int = 0
+    longest_cut_s: float = 0.0
 
+    def add(self, o: TrialOutcome) -> None:
+        if o.status == "timeout":
+            self.longest_cut_s = max(self.longest_cut_s, o.duration_s)
+        else:
+            self.total_s, self.count = self.total_s + o.duration_s, self.count + 1
 
-def expected_cost(path: str, params: Params, outcomes: list[TrialOutcome]) -> float:
-    """Seconds a trial of `path` with `params` is expected to take: the mean of the study's own trials
-    with the same cost-deciding params; else the path's declared cost for those params (COST_BY); else
-    the mean of the path's trials; else its COST_S (a tenth of its timeout where it declares none).
-    A trial stopped by its timeout says only that the cost is at least that long."""
-    from navigator import paths
-
-    module = paths.get(path)
-    declared = module.cost_s
-    for name, table in module.cost_by.items():
-        if params.get(name) in table:
-            declared = float(table[params[name]])
-    mine = [o for o in outcomes if o.config.path == path and o.duration_s > 0]
-    same = [o for o in mine if _cost_key(module, {**o.config.convert, **o.config.runtime}) == _cost_key(module, params)]
-    for group in (same, [] if any(n in params for n in module.cost_by) else mine):
-        if group:
-            finished = [o.duration_s for o in group if o.status != "timeout"]
-            longest_cut = max((o.duration_s for o in group if o.status == "timeout"), default=0.0)
-            return max(statistics.mean(finished) if finished else declared, longest_cut)
-    return declared
+    def cost(self, declared: float) -> float:
+        return max(self.total_s / self.count if self.count else declared, self.longest_cut_s)
 
 
-def expected_costs(path_names: list[str], outcomes: list[TrialOutcome]) -> dict[str, float]:
-    """Seconds a trial of each path is expected to take, whatever its params."""
-    return {name: expected_cost(name, {}, outcomes) for name in path_names}
+class Costs:
+    """Seconds a trial is expected to take, for one study's paths: each path's Plugin (its COST_S and
+    COST_BY tables) is read once, and what the study learns from its finished trials is added as they
+    finish (`learn`), so that weighing a proposed trial reads neither the registry nor every outcome."""
+
+    def __init__(self, path_names: list[str], outcomes: Iterable[TrialOutcome] = ()) -> None:
+        from navigator import paths
+
+        self.plugins = {name: paths.get(name) for name in path_names}
+        self.tried: set[str] = set()  # paths with an outcome in the study
+        self._same: dict[tuple[str, tuple[Any, ...]], _Durations] = {}  # (path, cost key) -> its trials
+        self._path: dict[str, _Durations] = {}  # path -> all its trials
+        for o in outcomes:
+            self.learn(o)
+
+    def plugin(self, path: str) -> Plugin:
+        if path not in self.plugins:  # a path this study does not search
+            from navigator import paths
+
+            self.plugins[path] = paths.get(path)
+        return self.plugins[path]
+
+    def learn(self, o: TrialOutcome) -> None:
+        """Add a finished trial's duration to what its path and its cost key are expected to take (a
+        trial of a path this study does not search counts as tried only: its cost is never asked)."""
+        self.tried.add(o.config.path)
+        if o.duration_s <= 0 or o.config.path not in self.plugins:
+            return
+        key = _cost_key(self.plugins[o.config.path], {**o.config.convert, **o.config.runtime})
+        self._same.setdefault((o.config.path, key), _Durations()).add(o)
+        self._path.setdefault(o.config.path, _Durations()).add(o)
+
+    def expected(self, path: str, params: Params) -> float:
+        """Seconds a trial of `path` with `params` is expected to take: the mean of the study's own trials
+        with the same cost-deciding params; else the path's declared cost for those params (COST_BY); else
+        the mean of the path's trials; else its COST_S (a tenth of its timeout where it declares none).
+        A trial stopped by its timeout says only that the cost is at least that long."""
+        module = self.plugin(path)
+        declared = module.cost_s
+        for name, table in module.cost_by.items():
+            if params.get(name) in table:
+                declared = float(table[params[name]])
+        same = self._same.get((path, _cost_key(module, params)))
+        if same is not None:
+            return same.cost(declared)
+        mine = None if any(n in params for n in module.cost_by) else self._path.get(path)
+        return mine.cost(declared) if mine is not None else declared
+
+    def per_path(self) -> dict[str, float]:
+        """Seconds a trial of each searched path is expected to take, whatever its params."""
+        return {name: self.expected(name, {}) for name in self.plugins}
+
+    def label(self, path: str, params: Params) -> str:
+        """The path and the params that decide its cost, as the report names them."""
+        by = sorted(self.plugin(path).cost_by)
+        return " ".join([path, *(f"{k}={params[k]}" for k in by if k in params)])

@@ -52,6 +52,26 @@ def is_top(role: str) -> bool:
     return role.startswith("top")
 
 
+def deploy_order(finalists: list[Finalist], ranked: list[TrialOutcome],
+                 goal: objectives.Objective) -> tuple[list[TrialOutcome], list[str]]:
+    """The trials to deploy, first that can, and why each re-measured trial that dropped out did. First
+    the finalists in their order, those whose re-measured figures (the medians of their rounds) still
+    meet every constraint of `goal` (a p99 limit met by one search-time window may not hold over the
+    rounds); then the rest of `ranked`, which were not re-measured. Only ranked trials (measured, within
+    the constraints): a re-measured baseline outside them is not one."""
+    by_number = {o.config.number: o for o in ranked}
+    rounds = {f.number: f for f in finalists}
+    order, notes = [], []
+    for now in objectives.remeasured([by_number[f.number] for f in finalists if f.number in by_number], finalists):
+        broken = goal.broken(now)
+        if not broken:
+            order.append(by_number[now.config.number])
+            continue
+        f, before = rounds[now.config.number], by_number[now.config.number].bench
+        notes.append(f"finalist trial {f.number} ({f.path}, {f.role}) cannot win: re-measured it is {broken} "
+                     f"(p99 {now.bench.p99_ms:.3f} ms, the median of {len(f.p99_ms)} rounds; "  # type: ignore[union-attr]
+                     f"{before.p99_ms:.3f} ms in the search)")  # type: ignore[union-attr]
+    return order + [o for o in ranked if o.config.number not in rounds], notes
 
 
 def _spread(values: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""The optuna study: storage in the output directory, samplers, baselines, budget across reruns.
+"""The optuna study: storage in the output directory, its identity, the trials run and told, the budget
+across reruns (what it proposes, from the sampler to the enqueued baselines: search/proposals.py).
 
 Each trial's TrialOutcome is stored as JSON in the optuna trial's user attributes, so the study
 database is the run record: a rerun continues it and the report is rebuilt from it.
@@ -17,46 +18,17 @@ from navigator.errors import InputError, StudyMismatchError
 from navigator import objective as objectives
 from navigator.records import MEASURED, SCORED, TrialConfig, TrialOutcome, to_dict
 from navigator.search import budget as budget_mod
+from navigator.search import proposals
 from navigator.search import space as space_mod
+from navigator.search.proposals import CONSTRAINTS_ATTR, FINALIST_ROLES, USER_ROLE
 from navigator.search.seen import Seen
 from navigator.search.storage import StudyStorage
-from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR, REPEAT_ATTR, StudyView
+from navigator.search.view import OUTCOME_ATTR, REPEAT_ATTR, StudyView
 from navigator.settings import StudySettings
 
 DEFERRED_ATTR = "deferred"  # a trial that did not start for its expected cost: why
-CONSTRAINTS_ATTR = "constraints"  # the Objective's constraint values of the trial's outcome (<= 0: met)
 MAX_IDLE = 200  # proposals in a row answered from the study before the search gives up on the sampler
 IDENTITY_WAIT_S = 60.0  # how long a joining worker waits for the creator of a shared study to describe it
-# Enqueued default trials that are re-measured with the finalists, for the speedups in the report.
-FINALIST_ROLES = ("baseline", "ort_cpu defaults", "ort_cuda defaults")
-USER_ROLE = "user: "  # prefix of the roles of configurations the caller enqueued; re-measured too
-
-
-def sampler(settings: StudySettings, shared: bool = False) -> Any:
-    """The sampler; for a shared study each worker draws from its own seed (the same seed would make
-    every worker suggest the same configurations), and TPE counts running trials as bad (constant liar)."""
-    optuna = lazy.optuna()
-    seed = int.from_bytes(os.urandom(4), "little") if shared else settings.seed
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if settings.sampler == "grid":  # Search enqueues every configuration in order (Seen.unseen)
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
-                                      constant_liar=shared, constraints_func=constraints_func(settings))
-
-
-def constraints_func(settings: StudySettings) -> Callable[[Any], list[float]] | None:
-    """TPE's constraints_func for the study's constraints (it then models the feasible trials apart): the
-    values stored on each trial (Search._constrain). Optuna 5 deprecates it for Trial.set_constraint,
-    which TPE reads by itself: None there, as where the study has no constraint."""
-    count = len(objectives.constraints(settings))
-    if not count or hasattr(lazy.optuna().trial.Trial, "set_constraint"):
-        return None
-
-    def constraints(trial: Any) -> list[float]:
-        return list(trial.user_attrs.get(CONSTRAINTS_ATTR, [0.0] * count))
-
-    return constraints
 
 
 class _Surplus(Exception):
@@ -79,7 +51,6 @@ class Search(StudyView):
         self.storage = storage if isinstance(storage, StudyStorage) else StudyStorage(storage)
         self.settings = settings
         self.enqueue = enqueue or {}
-        self.framework = source[0]
         self.source = source
         self.path_names = path_names
         self.spaces = {n: paths.space(n, source[0]) for n in path_names}
@@ -105,7 +76,7 @@ class Search(StudyView):
         if old is None:
             for key, value in identity.items():
                 self.study.set_user_attr(key, value)
-            self._enqueue_baselines()
+            proposals.enqueue_baselines(self.study, settings, source, self.spaces, path_names, self.enqueue)
             self.study.set_user_attr("identity", identity)  # last: a joining worker waits for it
         elif {**old, "hardware": old.get("hardware", identity["hardware"])} != identity:  # older studies had none
             raise StudyMismatchError(self._mismatch(old, identity))
@@ -114,15 +85,17 @@ class Search(StudyView):
             lazy.optuna().storages.fail_stale_trials(self.study)
             self.budget = budget_mod.Budget(settings.budget_s, trial_spent=self.elapsed)
         else:
-            interrupted = self._retry_interrupted()
+            interrupted = proposals.retry_interrupted(self.study, self.spaces, settings.batch_sizes)
             if earlier or interrupted:
                 self.notes.append(f"resumed: {earlier} trials from earlier runs" + "".join(
                     f"; trial {k} was interrupted, retried as trial {n}" for k, n in interrupted))
             self.budget = budget_mod.Budget(settings.budget_s, float(self.study.user_attrs.get(
                 budget_mod.SPENT_ATTR, self.elapsed())), started or time.monotonic())
         self.seen = Seen(self.spaces, source, settings.batch_sizes, settings.seed)
-        for o in self.outcomes():
+        known = self.outcomes()
+        for o in known:
             self.seen.add(o)
+        self.costs = budget_mod.Costs(path_names, known)  # the paths' declared costs, and what trials taught
 
     def _open(self) -> bool:
         """Create the study, or load it where it exists; True when this process created it."""
@@ -131,11 +104,11 @@ class Search(StudyView):
         storage = self.storage.open()
         try:
             self.study = optuna.create_study(storage=storage, study_name=self.storage.study, directions=directions,
-                                             sampler=sampler(self.settings, self.storage.shared))
+                                             sampler=proposals.sampler(self.settings, self.storage.shared))
             return True
         except optuna.exceptions.DuplicatedStudyError:
             self.study = optuna.load_study(storage=storage, study_name=self.storage.study,
-                                           sampler=sampler(self.settings, self.storage.shared))
+                                           sampler=proposals.sampler(self.settings, self.storage.shared))
         return False
 
     def _mismatch(self, old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -160,54 +133,6 @@ class Search(StudyView):
             time.sleep(1.0)
             old = self.study.user_attrs.get("identity")
         return old
-
-    def _enqueue_baselines(self) -> None:
-        """Trial 0 is the source framework's own runtime with defaults (the baseline); then every other
-        path once with its defaults (ORT's default session options among them), so that each path is
-        seen before the sampler takes over; then the caller's configurations, then each path's presets
-        (its searchspace YAML) that fit this device and batch, round-robin over the paths."""
-        batch = objectives.get(self.settings.objective).baseline_batch(self.settings.batch_sizes)
-        sized = {"batch_size": batch} if len(self.settings.batch_sizes) > 1 else {}
-
-        def enqueue(name: str, params: dict[str, Any], role: str) -> None:
-            self.study.enqueue_trial({"path": name, **params, **sized}, user_attrs={"role": role})
-
-        baseline = paths.baseline(self.framework, self.settings.device)
-        first = [baseline, paths.reference(self.settings.device)]
-        for name in dict.fromkeys(n for n in first + self.path_names if n in self.path_names):
-            enqueue(name, space_mod.defaults(self.spaces[name], self.source, {}),
-                    "baseline" if name == baseline else f"{name} defaults")
-        for role, (name, overrides) in self.enqueue.items():
-            if name not in self.path_names:
-                raise InputError(f"enqueued configuration {role!r}: path {name!r} is not searched here")
-            enqueue(name, space_mod.defaults(self.spaces[name], self.source, overrides), f"{USER_ROLE}{role}")
-        # presets round-robin over the paths (each path's first, then each one's second, ...): a short
-        # budget sees every path's best guess before any path's second one
-        listed = [(i, name, preset) for name in self.path_names for i, preset in enumerate(self.spaces[name].presets, 1)]
-        for i, name, preset in sorted(listed, key=lambda e: e[0]):
-            params = space_mod.preset_params(self.spaces[name], preset, self.source)
-            if params is not None and preset.applies(self.settings.device, batch):
-                enqueue(name, params, f"{name} preset {i}")
-
-    def _retry_interrupted(self) -> list[tuple[int, int]]:
-        """Trials left RUNNING by a killed process are failed, with an outcome that says so, and their
-        parameters enqueued again; (interrupted, retry) trial numbers."""
-        optuna = lazy.optuna()
-        storage, retried = self.study._storage, []
-        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if OUTCOME_ATTR in t.user_attrs:  # killed between storing its outcome and telling it: done
-                storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.PRUNED)
-                continue
-            self.study.enqueue_trial(t.params, user_attrs={**t.user_attrs, "retry_of": t.number})
-            retry = self.study.get_trials(deepcopy=False)[-1].number
-            space = self.spaces.get(t.params.get("path", ""))
-            config = space_mod.config_of(space, t.number, t.params, self.settings.batch_sizes[0]) if space else None
-            if config is not None:
-                outcome = TrialOutcome(config, "failed", f"interrupted, retried as trial {retry}")
-                storage.set_trial_user_attr(t._trial_id, INTERRUPTED_ATTR, json.dumps(to_dict(outcome)))
-            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-            retried.append((t.number, retry))
-        return retried
 
     def config(self, trial: Any) -> TrialConfig:
         path = trial.suggest_categorical("path", self.path_names)
@@ -239,7 +164,8 @@ class Search(StudyView):
             idle = 0
             while not self._why_stop():
                 if self.settings.sampler == "grid" or idle:  # the sampler repeats itself: show it the unseen
-                    self._enqueue_unseen(first=self.settings.sampler == "grid")
+                    proposals.enqueue_unseen(self.study, self.seen, self.settings.batch_sizes,
+                                             first=self.settings.sampler == "grid")
                 trial = self.study.ask()
                 value, ran = self._evaluate(trial, run_trial, on_trial, tell=self._tell)
                 if not ran:
@@ -299,7 +225,7 @@ class Search(StudyView):
             return (self.value(old) if old is not None and old.status in SCORED else None), False
         if self._defer(trial, config):
             return None, False
-        own = self.settings.trial_timeout_s or paths.get(config.path).timeout_s
+        own = self.settings.trial_timeout_s or self.costs.plugin(config.path).timeout_s
         outcome = run_trial(config, self.budget.trial_timeout(own), self._bar(trial))
         self.measured = True
         self.ran += 1
@@ -313,6 +239,7 @@ class Search(StudyView):
         if tell is not None:
             tell(trial, value)
         self.seen.add(outcome)
+        self.costs.learn(outcome)
         self._refresh_reserve()
         if on_trial:
             on_trial(outcome)
@@ -337,15 +264,13 @@ class Search(StudyView):
         waits its turn again, a sampled one is dropped. Either is failed unrun (TPE ignores it)."""
         if self.storage.shared:
             return False
-        outcomes = self.outcomes()
         params = {**config.convert, **config.runtime}
-        cost = budget_mod.expected_cost(config.path, params, outcomes)
-        label = budget_mod.cost_label(config.path, params)
+        cost = self.costs.expected(config.path, params)
+        label = self.costs.label(config.path, params)
         left = self.budget.search_left()
-        costs = budget_mod.expected_costs(self.path_names, outcomes)
-        tried = {o.config.path for o in outcomes}
-        cheaper = [n for n in self.path_names if n not in tried and costs[n] < cost]
-        if outcomes and cost > left + self.budget.grace() / 2:
+        costs = self.costs.per_path()
+        cheaper = [n for n in self.path_names if n not in self.costs.tried and costs[n] < cost]
+        if self.costs.tried and cost > left + self.budget.grace() / 2:
             why = f"{label} (expected {cost:.0f} s) cannot finish in the {max(left, 0):.0f} s the search had left"
             self.skipped.setdefault(label, why)
             self.seen.drop(config)
@@ -375,18 +300,6 @@ class Search(StudyView):
         return [*(f"deferred for cost: {why}" + ("" if path in tried else "; skipped: the budget ended first")
                   for path, why in self.deferred.values()),
                 *(f"skipped for cost: {why}" for why in self.skipped.values())]
-
-    def _enqueue_unseen(self, first: bool) -> None:
-        """Enqueue a configuration not seen yet (unless one waits already)."""
-        waiting = lazy.optuna().trial.TrialState.WAITING
-        point = self.seen.unseen(first)
-        if point is None or self.study.get_trials(deepcopy=False, states=(waiting,)):
-            return
-        path, convert, runtime, batch = point
-        params: dict[str, Any] = {"path": path, **{f"{path}.{k}": v for k, v in {**convert, **runtime}.items()}}
-        if len(self.settings.batch_sizes) > 1:
-            params["batch_size"] = batch
-        self.study.enqueue_trial(params)
 
     def _refresh_reserve(self) -> None:
         measured = [o for o in self.outcomes() if o.status in MEASURED]

@@ -6,6 +6,7 @@ Every failure of a conversion path becomes a recorded outcome; nothing a path ra
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -34,7 +35,7 @@ def one_line(exc: BaseException) -> str:
 
 # The second validation set of perturbed inputs (negated, rescaled): outside the range a calibrated
 # (INT8) trial was calibrated on by design, so those trials skip it; the other sets and the traced
-# rule still apply to them.
+# rule still apply to them, and to dynamically quantized trials (torch_ao), which calibrate nothing.
 PERTURBED = "perturbed inputs"
 
 
@@ -85,16 +86,30 @@ def convert(ctx: TrialContext, config: TrialConfig) -> Artifact:
     return paths.get(config.path).convert(ctx.source, config.convert, ctx.cache, ctx.target)
 
 
+def _precision(config: TrialConfig) -> str:
+    return paths.get(config.path).precision({**config.convert, **config.runtime})
+
+
+def metric_governs(ctx: TrialContext, config: TrialConfig) -> bool:
+    """Whether the user metric, not output agreement, judges this trial's accuracy: a quantized trial
+    (INT8/FP8, a class of validate.AGREEMENT) in a study with --metric and --max-metric-drop. Its outputs
+    are still checked for shape and NaN/Inf, and their errors are still recorded."""
+    return ctx.metric is not None and ctx.settings.max_metric_drop is not None and _precision(config) in AGREEMENT
+
+
 def tolerances(ctx: TrialContext, config: TrialConfig) -> tuple[float, float]:
-    """(atol, rtol) of the trial's precision, the source's own run-to-run noise added to atol."""
-    precision = paths.get(config.path).precision({**config.convert, **config.runtime})
-    atol, rtol = tolerance(precision, ctx.settings.atol, ctx.settings.rtol)
+    """(atol, rtol) of the trial's precision, the source's own run-to-run noise added to atol; atol
+    unbounded where the metric governs (rtol 0: inf * 0 would be NaN at a zero reference value)."""
+    if metric_governs(ctx, config):
+        return math.inf, 0.0
+    atol, rtol = tolerance(_precision(config), ctx.settings.atol, ctx.settings.rtol)
     return atol + ctx.settings.noise_atol, rtol
 
 
-def classes(config: TrialConfig) -> tuple[float, float] | None:
-    """The agreement its class scores are held to where the trial's precision has one (validate.AGREEMENT)."""
-    return AGREEMENT.get(paths.get(config.path).precision({**config.convert, **config.runtime}))
+def classes(ctx: TrialContext, config: TrialConfig) -> tuple[float, float] | None:
+    """The agreement its class scores are held to where the trial's precision has one (validate.AGREEMENT)
+    and the metric does not govern."""
+    return None if metric_governs(ctx, config) else AGREEMENT.get(_precision(config))
 
 
 def check(ctx: TrialContext, config: TrialConfig, runner: Any, batch: int) -> tuple[list[np.ndarray], Validation]:
@@ -102,7 +117,7 @@ def check(ctx: TrialContext, config: TrialConfig, runner: Any, batch: int) -> tu
     of the trial's precision."""
     atol, rtol = tolerances(ctx, config)
     got = runner(ctx.inputs(batch))
-    return got, validate(ctx.source.io.outputs, got, ctx.reference(batch), atol, rtol, classes(config))
+    return got, validate(ctx.source.io.outputs, got, ctx.reference(batch), atol, rtol, classes(ctx, config))
 
 
 def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: float,
@@ -111,7 +126,7 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
     each dynamic axis, perturbed inputs, and whether a traced artifact may win; None when all pass."""
     found = traced.evidence(ctx.source, ctx.cache) if traced.is_traced(ctx.source, config) else ""
     why = f"; {traced.reason(found)}" if found else ""  # the likely cause of a traced artifact's divergence
-    calibrated = classes(config) is not None
+    calibrated = paths.get(config.path).calibrates and _precision(config) in AGREEMENT
     for label, data, reference in ctx.second_sets(config.batch_size):
         if calibrated and label == PERTURBED:
             continue
@@ -119,7 +134,7 @@ def second_checks(ctx: TrialContext, config: TrialConfig, runner: Any, atol: flo
             got = runner(data)
         except Exception as exc:  # e.g. an artifact that fixed a dynamic axis at the sample's size
             return "failed", f"fails on {label}: {one_line(exc)}{why}", None
-        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol, classes(config))
+        validation = validate(ctx.source.io.outputs, got, reference, atol, rtol, classes(ctx, config))
         if not validation.ok:
             return "invalid", f"on {label}: {validation.reason}{why}", validation
     if found and not ctx.settings.allow_traced:
@@ -177,7 +192,7 @@ def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) 
     first measurement is held against."""
     outcome = _attempt(ctx, config, bar)
     try:
-        precision = paths.get(config.path).precision({**config.convert, **config.runtime})
+        precision = _precision(config)
     except Exception:  # a path refusing its own params has failed the trial already
         precision = ""
     return replace(outcome, precision=precision)
@@ -189,7 +204,7 @@ def _attempt(ctx: TrialContext, config: TrialConfig, bar: float | None) -> Trial
     params = {**config.convert, **config.runtime}
     misses = ctx.cache.misses
     convert_s = 0.0
-    runner = None
+    runner, ran = None, None
     try:
         artifact = convert(ctx, config)
         convert_s = time.perf_counter() - start
@@ -200,19 +215,20 @@ def _attempt(ctx: TrialContext, config: TrialConfig, bar: float | None) -> Trial
         inputs = ctx.inputs(config.batch_size)
         got, validation = check(ctx, config, runner, config.batch_size)
         load_s = time.perf_counter() - loading
+        ran = precision_run(runner)
         second = None if not validation.ok else second_checks(ctx, config, runner, *tolerances(ctx, config))
         if not validation.ok or second is not None:
             status, reason, checked = ("invalid", validation.reason, validation) if second is None else second
             return TrialOutcome(config, status, reason, checked or validation, None,  # type: ignore[arg-type]
-                                convert_s, cached, time.perf_counter() - start, load_s)
+                                convert_s, cached, time.perf_counter() - start, load_s, precision_run=ran)
         metric, broken, why = metric_check(ctx, config, runner)
         if broken:
             return TrialOutcome(config, broken, why, validation, None, convert_s, cached,  # type: ignore[arg-type]
-                                time.perf_counter() - start, load_s, metric)
+                                time.perf_counter() - start, load_s, metric, ran)
         uncounted = uncounted_rows(ctx.source.io, got, config.batch_size)
         if uncounted:
             return TrialOutcome(config, "failed", uncounted, validation, None, convert_s, cached,
-                                time.perf_counter() - start, load_s, metric)
+                                time.perf_counter() - start, load_s, metric, ran)
         bench, screened = _bench(ctx, config, runner, inputs, bar)
         if screened:
             status, error = "screened", (f"its short first measurement was over {SCREEN_MARGIN:.0%} behind the "
@@ -223,12 +239,22 @@ def _attempt(ctx: TrialContext, config: TrialConfig, bar: float | None) -> Trial
             status, error = "unstable", (f"no {STABLE_WINDOWS} windows agreed within 10% in {bench.windows} "
                                          f"windows (CV {bench.cv:.1%})")
         return TrialOutcome(config, status, error, validation, bench, convert_s, cached,  # type: ignore[arg-type]
-                            time.perf_counter() - start, load_s, metric)
+                            time.perf_counter() - start, load_s, metric, ran)
     except Exception as exc:  # a conversion path failing in any way is this trial's outcome
         return TrialOutcome(config, "failed", one_line(exc), None, None, convert_s, False,
-                            time.perf_counter() - start)
+                            time.perf_counter() - start, precision_run=ran)
     finally:
         close(runner)
+
+
+def precision_run(runner: Any) -> str | None:
+    """What a loaded runner reports computing in (Runner.precision_run; None from a runner without the
+    hook). The trial does not fail on it: a summary that cannot be read says why, in the report's cell."""
+    hook = getattr(runner, "precision_run", None)
+    try:
+        return hook() if hook is not None else None
+    except Exception as exc:  # reading a runtime's internals, which a version may have moved
+        return f"not read: {one_line(exc)}"[:200]
 
 
 def close(runner: Any) -> None:

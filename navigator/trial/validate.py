@@ -22,13 +22,18 @@ TOLERANCES = {
     # INT8 (weights and activations rounded to 256 levels): outputs that are not class scores are held
     # to bounds ten times fp16's. Class scores are held to AGREEMENT instead.
     "int8": (1e-1, 1e-1),
+    # FP8 e4m3 (3 mantissa bits, per-row or per-tensor scales): INT8's bounds and agreement rule; torchao's
+    # float8 inference recipe checks its outputs by SQNR against bf16, of the same order as INT8's.
+    # The TensorRT paths' FP8 Q/DQ (Model Optimizer, per-tensor activation scales): the same rule; E4M3's
+    # relative step is 2^-3 (Micikevicius et al., "FP8 Formats for Deep Learning", arXiv:2209.05433).
+    "fp8": (1e-1, 1e-1),
 }
 # Classifier-like outputs (2-D float, last axis > 1) of these classes are validated by agreement, not
 # elementwise: (the share of rows whose top-1 class is the source's, the mean cosine similarity of the
 # rows), each at least this. The criteria follow the INT8 tools' (ONNX Runtime's qdq_loss_debug
 # compares quantized and float tensors; NNCF's accuracy control and Olive's metrics compare top-1);
 # the thresholds are navigator's (README, validation).
-AGREEMENT = {"int8": (0.99, 0.99)}
+AGREEMENT = {"int8": (0.99, 0.99), "fp8": (0.99, 0.99)}
 
 
 def tolerance(precision: str, atol: float | None = None, rtol: float | None = None) -> tuple[float, float]:

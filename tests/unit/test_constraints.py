@@ -34,8 +34,8 @@ def test_latency_limit_is_p99_over_the_limit() -> None:
 
 
 def test_a_trial_over_the_limit_keeps_its_status_and_can_never_rank() -> None:
-    goal = objectives.of_study("throughput", 5.0)
-    assert objectives.of_study("throughput") is objectives.get("throughput")  # no limit: no constraint
+    goal = objectives.for_study(StudySettings(latency_limit_ms=5.0))
+    assert objectives.for_study(StudySettings()) == objectives.get("throughput")  # no limit: no constraint
     ranked = goal.rank([FAST_SLOW_TAIL, STEADY, LOW_P99, FAILED])
     assert [o.config.number for o in ranked] == [2, 3]  # the fastest trial breaks the limit
     assert FAST_SLOW_TAIL.status == "ok" and goal.broken(FAST_SLOW_TAIL) == "over p99 <= 5 ms"
@@ -46,7 +46,7 @@ def test_a_trial_over_the_limit_keeps_its_status_and_can_never_rank() -> None:
 
 
 def test_no_trial_within_the_limit_is_one_line_naming_the_closest() -> None:
-    goal = objectives.of_study("latency", 0.5)
+    goal = objectives.for_study(StudySettings(objective="latency", latency_limit_ms=0.5))
     assert goal.rank([FAST_SLOW_TAIL, STEADY, LOW_P99]) == []
     note = objectives.infeasible_note(goal, [FAST_SLOW_TAIL, STEADY, LOW_P99, FAILED])
     assert note == ("no measured trial meets p99 <= 0.5 ms: the lowest p99 was 1.000 ms (trial 3, eager); "
@@ -63,7 +63,7 @@ def test_pareto_front_keeps_the_undominated_trials_fastest_first() -> None:
 
 
 def test_pareto_objective_tells_optuna_both_figures_and_picks_the_front_as_finalists() -> None:
-    goal = objectives.of_study("pareto", 5.0)
+    goal = objectives.for_study(StudySettings(objective="pareto", latency_limit_ms=5.0))
     assert goal.front and goal.directions == ["maximize", "minimize"]
     assert objectives.get("latency").directions == ["minimize"]
     assert STEADY.bench is not None
@@ -85,7 +85,8 @@ def test_optuna_learns_the_constraint_from_the_stored_outcome(tmp_path, monkeypa
     from navigator import paths
     from navigator.search import space as space_mod
     from navigator.search.storage import StudyStorage
-    from navigator.search.study import CONSTRAINTS_ATTR, Search
+    from navigator.search.proposals import CONSTRAINTS_ATTR
+    from navigator.search.study import Search
 
     space = "path: ort_cpu\nparams:\n  threads: {stage: runtime, int: [1, 2]}\n"
     monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(space, "t.yaml"))
@@ -119,7 +120,7 @@ def test_reports_mark_a_trial_over_the_limit_and_list_the_front() -> None:
     assert front.status(result, FAST_SLOW_TAIL) == "ok, over p99 <= 5 ms" and front.status(result, STEADY) == "ok"
     assert [o.config.number for o in front.points(result)] == [2, 3]
     text = build.markdown(result)
-    assert "| 1 | eager | 1 | defaults | ok, over p99 <= 5 ms |" in text
+    assert "| 1 | eager | 1 | defaults |  | ok, over p99 <= 5 ms |" in text  # precision run not read here
     assert "1 measured trial(s) over them" in text and "## Pareto front (throughput, p99)" in text
     assert "| 2 **winner** | eager | 1 | 1500.0 | 2.000 |" in text and "| 3 | eager | 1 | 900.0 | 1.000 |" in text
     assert "| 4 | eager | 1 | 800.0" not in text  # dominated: not on the front
@@ -127,3 +128,33 @@ def test_reports_mark_a_trial_over_the_limit_and_list_the_front() -> None:
 
     names = [t.get("name") for t in plots.throughput_latency(result).to_dict()["data"]]
     assert "Pareto front" in names
+
+
+def test_every_reader_of_a_study_sees_its_metric_floor_too() -> None:
+    """The CLI's no-winner line, the progress line and the API's callbacks judge trials by every
+    constraint of the settings, the metric floor as much as the p99 limit."""
+    from navigator.cli import _no_winner
+    from navigator.progress import Progress
+    from navigator.pyapi import _Progress
+    from navigator.search.budget import Budget
+
+    settings = StudySettings(metric_source=0.95, max_metric_drop="1%")
+    lossy = TrialOutcome(STEADY.config, "ok", bench=STEADY.bench, metric=0.90)
+    result = Result("m", "throughput", (lossy,), None, None, None, None, None, settings=settings)
+    assert _no_winner(result) == ("no measured trial meets metric >= 0.9405: the highest metric was 0.9 (trial 2, "
+                                  "eager); no repository written")
+    bar = Progress(settings, Budget(60.0), enabled=False)
+    bar.update(lossy)
+    assert bar.best == ""  # under the floor: never the best so far
+    events: list = []
+    tick = _Progress(settings, [events.append], None, 0.0)
+    tick(lossy)
+    assert events[0].best is None
+
+
+def test_the_no_winner_line_of_both_constraints_names_the_closest_figure_of_each() -> None:
+    settings = StudySettings(metric_source=0.95, max_metric_drop="1%", latency_limit_ms=1.5)
+    lossy = TrialOutcome(STEADY.config, "ok", bench=STEADY.bench, metric=0.90)
+    note = objectives.infeasible_note(objectives.for_study(settings), [lossy, FAILED])
+    assert note == ("no measured trial meets p99 <= 1.5 ms and metric >= 0.9405: the lowest p99 was 2.000 ms "
+                    "(trial 2, eager); the highest metric was 0.9 (trial 2, eager); no repository written")

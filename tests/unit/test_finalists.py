@@ -30,3 +30,46 @@ def test_compare_pairs_rounds_and_says_when_within_noise() -> None:
     assert c.ratio == pytest.approx(2.0, rel=0.01) and c.distinct and c.low <= c.ratio <= c.high
     assert not compare(winner, close, "throughput").distinct
     assert compare(winner, slow, "latency").ratio == pytest.approx(2.0)
+
+
+def _timed(number: int, throughput: float, p99: float, path: str = "ort_cpu") -> TrialOutcome:
+    bench = Bench(1, throughput, p99, p99, p99, p99, p99, 0.01, 3, 30, True)
+    return TrialOutcome(TrialConfig(number, path, {}, {}, 1), "ok", bench=bench)
+
+
+def test_a_finalist_over_the_p99_limit_in_its_rounds_cannot_win_and_the_report_says_so() -> None:
+    """Feasibility is judged on the figures the decision uses: a finalist whose search-time p99 met the
+    limit but whose re-measured median does not drops out, and the next finalist within it wins."""
+    from navigator import objective as objectives
+    from navigator.search.finalists import deploy_order
+    from navigator.settings import StudySettings
+
+    goal = objectives.for_study(StudySettings(latency_limit_ms=5.0))
+    lucky, steady, slow, unmeasured = _timed(1, 900.0, 4.8), _timed(2, 800.0, 3.0), _timed(3, 100.0, 2.0), \
+        _timed(4, 700.0, 4.0)
+    ranked = goal.rank([lucky, steady, slow, unmeasured])
+    assert [o.config.number for o in ranked] == [1, 2, 4, 3]  # by the search's figures all four are within
+    finalists = [Finalist(1, "ort_cpu", "top 1", (910.0, 905.0, 900.0), (5.6, 5.4, 5.9)),
+                 Finalist(2, "ort_cpu", "top 2", (790.0, 800.0, 810.0), (3.1, 2.9, 3.0)),
+                 Finalist(3, "ort_cpu", "baseline", (100.0, 99.0, 101.0), (2.0, 2.1, 1.9))]
+    order, dropped = deploy_order(finalists, ranked, goal)
+    assert [o.config.number for o in order] == [2, 3, 4]  # the finalists within, then the rest of the ranking
+    assert dropped == ["finalist trial 1 (ort_cpu, top 1) cannot win: re-measured it is over p99 <= 5 ms "
+                       "(p99 5.600 ms, the median of 3 rounds; 4.800 ms in the search)"]
+
+
+def test_where_every_trial_breaks_the_limit_once_re_measured_the_no_winner_line_says_so() -> None:
+    from navigator import objective as objectives
+    from navigator.cli import _no_winner
+    from navigator.records import Result
+    from navigator.search.finalists import deploy_order
+    from navigator.settings import StudySettings
+
+    settings = StudySettings(latency_limit_ms=5.0)
+    lucky = _timed(1, 900.0, 4.8)
+    rounds = (Finalist(1, "ort_cpu", "top 1, baseline", (910.0, 905.0, 900.0), (5.6, 5.4, 5.9)),)
+    order, dropped = deploy_order(list(rounds), [lucky], objectives.for_study(settings))
+    assert order == [] and len(dropped) == 1
+    result = Result("m", "throughput", (lucky,), None, None, None, None, None, finalists=rounds, settings=settings)
+    assert _no_winner(result) == ("no measured trial meets p99 <= 5 ms: the lowest p99 was 5.600 ms (trial 1, "
+                                  "ort_cpu); no repository written")

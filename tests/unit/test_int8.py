@@ -187,12 +187,40 @@ def test_int8_trials_skip_only_the_perturbed_inputs_they_were_not_calibrated_on(
     assert second_checks(ctx, config(mode="static"), runner, 0.1, 0.1) is None
 
 
+def test_with_a_metric_drop_the_metric_not_output_agreement_judges_an_int8_trial(tmp_path):
+    """A quantized trial whose class scores lose the top-1 rule passes validation when --metric and
+    --max-metric-drop are given (the metric decides), still fails on NaN, and an fp32 trial keeps its bounds."""
+    from dataclasses import replace
+
+    from navigator.records import TrialConfig
+    from navigator.trial.run import check, metric_governs
+
+    np.savez(tmp_path / "in.npz", **rows(8))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    reference = ctx.reference(8)
+    shuffled = [np.roll(r, 1, axis=1) for r in reference]  # every row's top-1 class moved
+
+    def runner(data):
+        return shuffled
+
+    int8, fp32 = config(mode="static"), TrialConfig(0, "ort_cpu", {}, {}, 8)
+    assert not check(ctx, int8, runner, 8)[1].ok  # no metric: the agreement rule
+    governed = replace(ctx, metric=lambda r: 1.0, settings=replace(ctx.settings, max_metric_drop="1%", metric_source=1.0))
+    assert metric_governs(governed, int8) and not metric_governs(governed, fp32)
+    assert not metric_governs(replace(ctx, metric=lambda r: 1.0), int8)  # a metric without a drop: no constraint
+    assert check(governed, int8, runner, 8)[1].ok
+    assert not check(governed, fp32, runner, 8)[1].ok
+    nan = [np.full_like(r, np.nan) for r in reference]
+    assert not check(governed, int8, lambda data: nan, 8)[1].ok
+
+
 def test_navigator_paths_says_what_the_int8_paths_calibrate_on():
     done = subprocess.run([sys.executable, "-m", "navigator", "paths"], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if "calibrated on" in line)
-    assert line.startswith("openvino_int8, ort_int8: INT8, calibrated on --calibration-data")
+    # the TensorRT paths calibrate where `quantize` is int8 or fp8 (tests/unit/test_trt_qdq.py)
+    assert line.startswith("openvino_int8, ort_int8, ort_tensorrt, tensorrt: INT8 (FP8), calibrated on --calibration-data")
 
 
 # The int8 tolerance class ------------------------------------------------------------------------------
@@ -434,3 +462,30 @@ def test_optimize_carries_api_calibration_arrays_to_the_trial_worker(tmp_path):
     keys = [json.loads(p.read_text())["params"] for p in (tmp_path / "out" / "cache").rglob("params.json")
             if json.loads(p.read_text())["step"] == "ort_int8"]  # what the worker quantized with
     assert [k["calibration"] for k in keys] == [_calibration.fingerprint({"x": rows(32, seed=4)["x"]})]
+
+
+def test_the_gate_calibrates_the_candidate_on_the_baselines_calibration_inputs(tmp_path):
+    """`check --model` optimizes the candidate on the baseline's calibration inputs (its --calibration-data;
+    the candidate is given no inputs of its own, so without them its INT8 trials would refuse): each INT8
+    winner, and the other side's re-validated on it, is quantized on the inputs it was measured with.
+    Where those inputs are gone, the gate refuses before it spends its budget."""
+    pytest.importorskip("onnxruntime")
+    import navigator
+    from navigator.errors import InputError
+
+    model = classifier(tmp_path / "m.onnx")
+    np.savez(tmp_path / "in.npz", **rows(8))
+    np.savez(tmp_path / "cal.npz", **rows(64, seed=5))
+    navigator.optimize(str(model), input_data=tmp_path / "in.npz", calibration=tmp_path / "cal.npz",
+                       paths=["ort_int8"], budget="40s", trials=2, batch_size=8, out=tmp_path / "base",
+                       progress=False, window_s=0.05, device="cpu")
+    base = tmp_path / "base" / "report.json"
+    verdict = navigator.check(base, model=str(model), budget="20s", out=tmp_path / "cand", paths=["ort_int8"],
+                              rounds=3)
+    assert verdict.candidate.failure == "" and verdict.candidate.path == "ort_int8", verdict.candidate.failure
+    candidate = navigator.load_result(tmp_path / "cand")
+    assert candidate.source is not None and candidate.source.calibration_data == str((tmp_path / "cal.npz").resolve())
+    (tmp_path / "cal.npz").unlink()
+    with pytest.raises(InputError, match=r"the calibration inputs of .*report.json are gone: .*cal.npz"):
+        navigator.check(base, model=str(model), budget="20s", out=tmp_path / "again", paths=["ort_int8"], rounds=3)
+    assert not (tmp_path / "again").exists()

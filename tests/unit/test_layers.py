@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2] / "navigator"
 # the api layer until they move there.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # settings is ground, not services: the typed Result (records) carries the StudySettings it ran with.
-    ("ground", ("navigator.records", "navigator.errors", "navigator.env", "navigator.lazy", "navigator.osutil",
-                "navigator.settings")),
+    ("ground", ("navigator.records", "navigator.model_records", "navigator.codec", "navigator.errors",
+                "navigator.env", "navigator.lazy", "navigator.osutil", "navigator.settings")),
     ("services", ("navigator.cache", "navigator.objective", "navigator.triton.*")),
     ("source/report/runtimes", ("navigator.source.*", "navigator.report.*", "navigator.runtimes.*")),
     ("paths", ("navigator.paths.*",)),

@@ -69,7 +69,8 @@ def test_the_sampler_sees_a_trial_over_the_drop_as_infeasible(tmp_path):
     """The constraint reaches TPE: named on the trial (optuna 5) or through constraints_func (optuna 4)."""
     import optuna
 
-    from navigator.search.study import CONSTRAINTS_ATTR, Search, constraints_func
+    from navigator.search.proposals import CONSTRAINTS_ATTR, constraints_func
+    from navigator.search.study import Search
 
     settings = StudySettings(metric_source=0.95, max_metric_drop="1%")
     assert constraints_func(StudySettings()) is None
@@ -172,12 +173,28 @@ def test_a_worker_given_no_metric_cannot_pass_a_metric_constraint(tmp_path):
 
 def test_a_fast_finalist_outside_the_constraint_is_never_deployed():
     """A baseline is re-measured with the finalists whatever its metric; only ranked trials deploy."""
-    from navigator.api import deploy_order
     from navigator.records import Finalist
+    from navigator.search.finalists import deploy_order
 
     goal = objectives.for_study(StudySettings(metric_source=0.95, max_metric_drop="1%"))
     baseline, exact, close = outcome(0, 900.0, None), outcome(1, 100.0, 0.95), outcome(2, 90.0, 0.95)
     ranked = goal.rank([baseline, exact, close])
     finalists = [Finalist(n, "ort_cpu", role, (t,), (1.0,)) for n, role, t in
                  [(0, "baseline", 900.0), (2, "top 2", 95.0), (1, "top 1", 94.0)]]
-    assert [o.config.number for o in deploy_order(finalists, ranked)] == [2, 1]
+    order, dropped = deploy_order(finalists, ranked, goal)
+    assert [o.config.number for o in order] == [2, 1] and dropped == []
+
+
+def test_a_worker_takes_the_study_metric_or_says_what_its_trials_lack(capsys):
+    """A study that only records a metric (no drop) takes a worker without one, with a warning; a study
+    without a metric refuses one (its trials would differ from the others')."""
+    from navigator.workers import _metric
+
+    recorded = StudySettings(metric_source=0.9)
+    assert _metric(None, recorded, False, "s") is None
+    assert "study 's' records a user metric on its trials; this worker's trials will have none" in capsys.readouterr().err
+    assert _metric(top1, recorded, False, "s") is top1  # a live function needs no trust
+    with pytest.raises(InputError, match="study 's' has no user metric"):
+        _metric(top1, StudySettings(), False, "s")
+    with pytest.raises(InputError, match="--max-metric-drop 1% of a user metric"):
+        _metric(None, StudySettings(metric_source=0.9, max_metric_drop="1%"), False, "s")

@@ -64,7 +64,7 @@ def test_run_trial_closes_its_runner(fail: bool, tmp_path: Path, monkeypatch: py
     from navigator.records import IOSpec, TensorSpec
 
     source = SimpleNamespace(io=IOSpec((TensorSpec("x", "float32", (None, 3)),), (TensorSpec("y", "float32", (None, 3)),)))
-    ctx = SimpleNamespace(source=source, cache=SimpleNamespace(misses=0), reference=lambda batch: [x], target=None,
+    ctx = SimpleNamespace(source=source, metric=None, cache=SimpleNamespace(misses=0), reference=lambda batch: [x], target=None,
                           inputs=lambda batch: {"x": x},
                           settings=SimpleNamespace(atol=1e-5, rtol=1e-5, noise_atol=0.0))
     outcome = trial_run.run_trial(ctx, TrialConfig(0, "fake", {}, {}, 2))  # type: ignore[arg-type]

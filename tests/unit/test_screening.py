@@ -124,21 +124,37 @@ def test_expected_cost_follows_the_mode(monkeypatch: pytest.MonkeyPatch) -> None
     compile_ = paths.get("torch_compile")  # its Plugin: cost_by is torch_compile.COST_BY
     def tried(n: int, mode: str, s: float, status: str = "ok") -> TrialOutcome:
         return TrialOutcome(TrialConfig(n, "torch_compile", {}, {"mode": mode}, 1), status, duration_s=s)  # type: ignore[arg-type]
-    assert budget_mod.expected_cost("torch_compile", {"mode": "max-autotune"}, []) == compile_.cost_by["mode"]["max-autotune"]
-    seen = [tried(0, "default", 20.0), tried(1, "default", 30.0)]
-    assert budget_mod.expected_cost("torch_compile", {"mode": "default"}, seen) == 25.0  # learnt
+    costs = budget_mod.Costs(["torch_compile"])
+    assert costs.expected("torch_compile", {"mode": "max-autotune"}) == compile_.cost_by["mode"]["max-autotune"]
+    seen = budget_mod.Costs(["torch_compile"], [tried(0, "default", 20.0), tried(1, "default", 30.0)])
+    assert seen.expected("torch_compile", {"mode": "default"}) == 25.0  # learnt
     # the default mode's trials say nothing of max-autotune's cost
-    assert budget_mod.expected_cost("torch_compile", {"mode": "max-autotune"}, seen) == 600.0
-    cut = [tried(2, "reduce-overhead", 90.0, "timeout")]  # stopped at 90 s: it costs at least that
-    assert budget_mod.expected_cost("torch_compile", {"mode": "reduce-overhead"}, cut) == 90.0
-    assert budget_mod.expected_costs(["torch_compile"], seen) == {"torch_compile": 25.0}
-    assert budget_mod.cost_label("torch_compile", {"mode": "max-autotune", "precision": "fp16"}) == \
+    assert seen.expected("torch_compile", {"mode": "max-autotune"}) == 600.0
+    cut = budget_mod.Costs(["torch_compile"], [tried(2, "reduce-overhead", 90.0, "timeout")])
+    assert cut.expected("torch_compile", {"mode": "reduce-overhead"}) == 90.0  # stopped at 90 s: at least that
+    assert seen.per_path() == {"torch_compile": 25.0}
+    assert costs.label("torch_compile", {"mode": "max-autotune", "precision": "fp16"}) == \
         "torch_compile mode=max-autotune"
+    costs.learn(tried(3, "max-autotune", 400.0))  # what a finished trial teaches, added as it finishes
+    assert costs.expected("torch_compile", {"mode": "max-autotune"}) == 400.0 and costs.tried == {"torch_compile"}
+
+
+def test_weighing_a_trial_reads_the_registry_once_per_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The paths' declared costs are read when the study opens; each trial adds only what it taught."""
+    search = _search(tmp_path, monkeypatch, trials=6)
+    builds: list[str] = []
+    real = paths.get
+    monkeypatch.setattr(paths, "get", lambda name: (builds.append(name), real(name))[1])
+    search.run(lambda config, timeout, bar=None: _ok(config.number, 10.0, duration_s=0.5))
+    assert len(search.outcomes()) == 6 and builds == []
+    assert search.costs.expected("ort_cpu", {}) == 0.5  # learnt from the six trials as they finished
 
 
 def test_a_trial_that_cannot_finish_in_time_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    search = _search(tmp_path, monkeypatch, trials=4)
+    import navigator.paths.ort_cpu  # noqa: F401  # its COST_BY, as the study reads it when it opens
+
     monkeypatch.setattr(sys.modules["navigator.paths.ort_cpu"], "COST_BY", {"threads": {7: 5000.0}}, raising=False)
+    search = _search(tmp_path, monkeypatch, trials=4)
     for n in (7, 1, 2, 3):
         search.study.enqueue_trial({"path": "ort_cpu", "ort_cpu.threads": n})
     ran: list[int] = []

@@ -110,10 +110,10 @@ def test_space_loads_and_suggests(name, kind):
 def test_space_defaults_are_the_sensible_ones():
     torch_module = ("torch", "module")
     assert space_mod.defaults(paths.space("tensorrt"), torch_module, {}) == {
-        "tensorrt.exporter": "dynamo", "tensorrt.opset": 18, "tensorrt.precision": "fp16",
+        "tensorrt.exporter": "dynamo", "tensorrt.opset": 18, "tensorrt.quantize": "none", "tensorrt.precision": "fp16",
         "tensorrt.workspace": 4 * GIB, "tensorrt.builder_optimization_level": 3, "tensorrt.cuda_graphs": False}
     assert space_mod.defaults(paths.space("ort_tensorrt"), ("onnx", "onnx"), {}) == {
-        "ort_tensorrt.trt_fp16_enable": True, "ort_tensorrt.trt_max_workspace_size": 4 * GIB,
+        "ort_tensorrt.quantize": "none", "ort_tensorrt.trt_fp16_enable": True, "ort_tensorrt.trt_max_workspace_size": 4 * GIB,
         "ort_tensorrt.trt_builder_optimization_level": 3, "ort_tensorrt.trt_cuda_graph_enable": False}
     assert space_mod.defaults(paths.space("torch_tensorrt"), torch_module, {}) == {
         "torch_tensorrt.precision": "fp16", "torch_tensorrt.cast": "weights", "torch_tensorrt.use_fp32_acc": True,
@@ -273,6 +273,7 @@ class FakeConfig:
         self.pools: dict[str, int] = {}
         self.profiles: list[FakeProfile] = []
         self.builder_optimization_level = 3
+        self.profiling_verbosity = "LAYER_NAMES_ONLY"  # TensorRT's default
 
     def set_memory_pool_limit(self, pool, size):
         self.pools[pool] = size
@@ -310,9 +311,16 @@ class FakeNetwork:
 
 
 def fake_trt(version: str):
-    flags = {"TF32": "TF32", "FP16": "FP16", "BF16": "BF16"} if version.startswith("10") else {"TF32": "TF32"}
+    """TensorRT's enums as names: 10 has the precision flags, 11 removed them (its 10.x-to-11.x migration
+    guide), 8 has no strongly typed networks."""
+    flags = {"TF32": "TF32", "FP16": "FP16", "BF16": "BF16"} if version[:2] in ("8.", "10") else {"TF32": "TF32"}
+    network = {} if version.startswith("8.") else {"STRONGLY_TYPED": 5}
     return types.SimpleNamespace(__version__=version, MemoryPoolType=types.SimpleNamespace(WORKSPACE="workspace"),
-                                 BuilderFlag=types.SimpleNamespace(**flags))
+                                 BuilderFlag=types.SimpleNamespace(**flags),
+                                 NetworkDefinitionCreationFlag=types.SimpleNamespace(**network),
+                                 ProfilingVerbosity=types.SimpleNamespace(DETAILED="DETAILED",
+                                                                          LAYER_NAMES_ONLY="LAYER_NAMES_ONLY"),
+                                 LayerInformationFormat=types.SimpleNamespace(JSON="JSON"))
 
 
 @pytest.mark.parametrize("version,precision,flags", [
@@ -326,10 +334,31 @@ def test_builder_config_precision_by_tensorrt_version(version, precision, flags)
     config = tensorrt._configure(fake_trt(version), FakeBuilder(), network, params, shapes)
     assert config.flags == flags
     assert config.pools == {"workspace": GIB} and config.builder_optimization_level == 5
+    assert config.profiling_verbosity == "DETAILED"  # layer precisions for the engine inspector
     (profile,) = config.profiles
     assert profile.shapes == {"x": ((1, 3, 16), (4, 3, 16), (4, 3, 16)), "ids": ((1, 16), (4, 16), (4, 16))}
     static = tensorrt._configure(fake_trt(version), FakeBuilder(), FakeNetwork(("x", (4, 3, 16))), params, shapes)
     assert static.profiles == []
+
+
+class FakeEngine:
+    def __init__(self, verbosity: str, info: str) -> None:
+        self.profiling_verbosity, self.info = verbosity, info
+
+    def create_engine_inspector(self):
+        return types.SimpleNamespace(get_engine_information=lambda fmt: self.info if fmt == "JSON" else "")
+
+
+def test_an_engine_reports_its_layer_precisions_only_when_built_detailed(monkeypatch):
+    monkeypatch.setattr(_trt, "require", lambda name: fake_trt("10.3.0"))
+    layers = [{"Name": "c", "LayerType": "CaskConvolution", "Inputs": [{"Format/Datatype": "Half"}]},
+              {"Name": "g", "LayerType": "gemm", "Inputs": [{"Format/Datatype": "Float"}]}]
+    detailed = FakeEngine("DETAILED", json.dumps({"Layers": layers}))
+    assert _trt.engine_layers(detailed) == "fp16 1/2, fp32 1/2 TensorRT compute layers"
+    runner = tensorrt.TensorRTRunner.__new__(tensorrt.TensorRTRunner)  # no GPU: the engine alone
+    runner.engine = detailed
+    assert runner.precision_run() == "fp16 1/2, fp32 1/2 TensorRT compute layers"
+    assert _trt.engine_layers(FakeEngine("LAYER_NAMES_ONLY", json.dumps({"Layers": ["c", "g"]}))) is None
 
 
 def test_tensorrt_11_low_precision_needs_a_converter(monkeypatch, tmp_path):

@@ -30,9 +30,9 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 ov = pytest.importorskip("openvino")
 
-TWIN_PATHS = ("eager", "torchscript", "torch_cuda", "torch_compile", "ort_cpu", "ort_cuda", "tree_onnx", "openvino",
+TWIN_PATHS = ("eager", "torchscript", "torch_cuda", "torch_compile", "torch_ao", "ort_cpu", "ort_cuda", "tree_onnx", "openvino",
               "tf_openvino")
-FILES = {"eager": "model.pt2", "torch_cuda": "model.pt2", "torch_compile": "model.pt2", "torchscript": "model.pt",
+FILES = {"eager": "model.pt2", "torch_cuda": "model.pt2", "torch_compile": "model.pt2", "torch_ao": "model.pt2", "torchscript": "model.pt",
          "openvino": "model.xml", "tf_openvino": "model.xml"}
 IO = IOSpec((TensorSpec("x", "float32", (None, 4)),), (TensorSpec("y", "float32", (None, 4)),))
 SESSION_FIELDS = [a for a in dir(ort.SessionOptions()) if not a.startswith("_")
@@ -83,6 +83,14 @@ class Recorder:
 
         monkeypatch.setattr(ort, "InferenceSession", Session)
         monkeypatch.setattr(ov, "Core", Core)
+        self.monkeypatch = monkeypatch
+
+    def quantizer(self, module: Any) -> None:
+        """torchao's quantization (runtimes/quantize.py, native or shipped) written down, not run: FP8 needs
+        a GPU of compute capability 8.9."""
+        calls = self.calls
+        self.monkeypatch.setattr(module, "quantize", lambda model, quant, granularity=None: calls.append(
+            ("torchao", quant, granularity)) or 1)
 
     def take(self, runner: Any) -> tuple[Any, ...]:
         """What one runner was built with: its framework's options, its class and its own switches."""
@@ -112,21 +120,25 @@ def _artifact(tmp_path: Path, name: str) -> Artifact:
     return Artifact(name, d, "key", {}, file)
 
 
-def _native(name: str, artifact: Artifact, params: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+def _native(name: str, artifact: Artifact, params: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+            recorder: Recorder) -> Any:
     """The trial's runner; the torch GPU paths' model stays on the CPU (only its settings are compared)."""
     from navigator.paths import _torch_gpu
+    from navigator.runtimes import quantize
 
+    recorder.quantizer(quantize)
     monkeypatch.setattr(_torch_gpu, "on_device", lambda source, device: source.model)
     source = SimpleNamespace(model=torch.nn.Linear(4, 4), kind="module", io=IO)
     return registry.get(name).load(artifact, source, params)
 
 
 def _twin(name: str, artifact: Artifact, params: dict[str, Any], where: Path, loader: Any,
-          monkeypatch: pytest.MonkeyPatch) -> Any:
+          monkeypatch: pytest.MonkeyPatch, recorder: Recorder) -> Any:
     """The runner the written twin builds in Triton's python backend from the same trial."""
     model = python_backend.from_native(registry.get(name).triton(artifact, params, TritonTarget()))
     model_dir = Deployment("m", IO, model, ServingConfig(8)).write(where)
     template = loader.template(model_dir)
+    recorder.quantizer(loader.runtime("quantize"))
     shipped_torch = loader.runtime("torch")
     loaded = []
     monkeypatch.setattr(shipped_torch, "load_file", lambda path, device, unpickle=False: loaded.append(
@@ -147,8 +159,9 @@ def test_the_twin_builds_the_runners_session(name: str, param: str, value: Any, 
     records = {}
     for v in _values(target):
         params = _point(space, target, v)
-        native = recorder.take(_native(name, artifact, params, monkeypatch))
-        twin = recorder.take(_twin(name, artifact, params, tmp_path / f"repo-{len(records)}", twin_loader, monkeypatch))
+        native = recorder.take(_native(name, artifact, params, monkeypatch, recorder))
+        twin = recorder.take(_twin(name, artifact, params, tmp_path / f"repo-{len(records)}", twin_loader, monkeypatch,
+                                   recorder))
         assert twin == native, (params, twin, native)
         records[repr(v)] = native
     assert records[repr(value)] not in [r for v, r in records.items() if v != repr(value)], \
@@ -209,8 +222,8 @@ def test_the_serving_knobs_the_config_sets_are_the_ones_the_twin_reads() -> None
 
 
 def test_the_shipped_runtimes_import_nothing_of_navigator() -> None:
-    """They run inside Triton's python backend, where navigator is not installed: stdlib, NumPy and the
-    frameworks only, at module level or inside functions."""
+    """They run inside Triton's python backend, where navigator is not installed: stdlib, NumPy, the
+    frameworks and each other (relative imports) only, at module level or inside functions."""
     import ast
 
     import navigator.runtimes
@@ -222,5 +235,8 @@ def test_the_shipped_runtimes_import_nothing_of_navigator() -> None:
                 imported |= {(file.name, a.name.split(".")[0]) for a in node.names}
             elif isinstance(node, ast.ImportFrom):
                 imported.add((file.name, "." if node.level else (node.module or "").split(".")[0]))
-    assert {name for _, name in imported} <= {"__future__", "dataclasses", "pathlib", "typing", "zipfile", "numpy",
-                                              "onnxruntime", "openvino", "torch"}, sorted(imported)
+    # "." is the shipped package itself (runtimes/quantize.py, runtimes/precision.py); onnx is read by
+    # OrtRunner.precision_run only
+    assert {name for _, name in imported} <= {"__future__", "collections", "dataclasses", "json", "pathlib", "tempfile",
+                                              "typing", "zipfile", "numpy", ".", "onnx", "onnxruntime", "openvino",
+                                              "torch", "torchao"}, sorted(imported)

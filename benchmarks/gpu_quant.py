@@ -1,0 +1,202 @@
+"""Quantized trials (torch_ao: torchao INT8 / FP8) against the best fp16 trial on a CUDA GPU, under a
+user metric, through the CLI on a torch.export file (dynamic batch):
+
+    navigator optimize --model M.pt2 --input-data val.npz --batch-size B --device cuda --budget BUDGET \\
+        --metric top1.py:top1 --max-metric-drop 1% --trust-pickle
+
+The metric is the top-1 agreement with the fp32 source (PyTorch eager on the CPU, no TF32) over SAMPLES
+rows that are not the validation rows. Afterwards the best quantized trial within the drop and the best
+fp16 trial are rebuilt from the run's cache and re-measured in interleaved rounds (CUDA events), their
+ratio paired by round with a 95% bootstrap interval; the quantized trials over the drop are listed with
+both metric values.
+
+    PYTHONPATH=.:/tmp/site python benchmarks/gpu_quant.py --model bert --batch 64 --budget 6m --out DIR
+
+Adds (or replaces) the case in DIR/gpu-quant.json; copies navigator's report.md to DIR/quant-<model>-b<batch>.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from gpu import save_case  # noqa: E402
+
+SAMPLES = 256
+CHUNK = 32
+ROUNDS = 5
+WINDOW_S = 0.25
+QUANTIZED = ("int8", "fp8")
+AGAINST = "fp16"  # the tolerance class of the trials the quantized ones are held against
+METRIC = '''"""Top-1 agreement with the fp32 source's labels on the rows of metric.npz (written beside this file)."""
+from pathlib import Path
+
+import numpy as np
+
+with np.load(Path(__file__).with_name("metric.npz")) as data:  # arrays, not the open file: carried by value
+    X, LABELS, NAME = data["x"], data["labels"], str(data["name"])
+
+
+def top1(runner):
+    got = np.concatenate([np.asarray(runner({NAME: X[i:i + %d]})[0]).argmax(-1) for i in range(0, len(X), %d)])
+    return float((got == LABELS).mean())
+''' % (CHUNK, CHUNK)
+
+
+def classifier(name: str) -> tuple[Any, str, Any]:
+    """(model, input name, a function rows -> inputs): ResNet-50 (1000 classes) or a BERT-base sequence
+    classifier (10 classes, seq 128), torchvision's / transformers' architectures with random weights."""
+    import torch
+
+    torch.manual_seed(0)
+    if name == "resnet50":
+        import torchvision
+
+        return torchvision.models.resnet50(weights=None).eval(), "x", lambda n: torch.randn(n, 3, 224, 224)
+    import transformers
+
+    class Classifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=10))
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            return self.bert(input_ids=input_ids).logits
+
+    return Classifier().eval(), "input_ids", lambda n: torch.randint(0, 30000, (n, 128))
+
+
+def prepare(name: str, batch: int, work: Path) -> tuple[Path, Path, Path]:
+    """The .pt2, the validation .npz (one batch) and the metric file with its data (labels from fp32 eager
+    on the CPU, the source's own runtime)."""
+    import torch
+
+    model, input_name, rows = classifier(name)
+    x = rows(SAMPLES + batch)
+    example = x[:2] if batch == 1 else x[:batch]
+    dim = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: dim},))
+    pt2 = work / f"{name}.pt2"
+    torch.export.save(program, str(pt2))
+    with torch.inference_mode():
+        labels = torch.cat([model(x[i:i + CHUNK]) for i in range(batch, SAMPLES + batch, CHUNK)]).argmax(-1)
+    np.savez(work / "val.npz", **{input_name: x[:batch].numpy()})
+    np.savez(work / "metric.npz", x=x[batch:].numpy(), labels=labels.numpy(), name=np.array(input_name))
+    (work / "top1.py").write_text(METRIC)
+    return pt2, work / "val.npz", work / "top1.py"
+
+
+def optimize_cli(pt2: Path, val: Path, metric: Path, budget: str, batch: int, out: Path,
+                 device: str) -> tuple[int, float]:
+    cli = [sys.executable, "-m", "navigator", "optimize", "--model", str(pt2), "--input-data", str(val),
+           "--batch-size", str(batch), "--device", device, "--budget", budget, "--out", str(out),
+           "--metric", f"{metric}:top1", "--max-metric-drop", "1%", "--trust-pickle", "--no-progress"]
+    print("$", " ".join(cli), flush=True)
+    start = time.perf_counter()
+    rc = subprocess.run(cli, check=False).returncode
+    return rc, time.perf_counter() - start
+
+
+def describe(o: Any, precision: str) -> dict[str, Any]:
+    b = o.bench
+    return {"trial": o.config.number, "path": o.config.path, "params": {**o.config.convert, **o.config.runtime},
+            "precision": precision, "status": o.status, "metric": o.metric, "error": o.error or None,
+            "per_s": round(b.throughput, 1) if b else None, "p99_ms": round(b.p99_ms, 3) if b else None}
+
+
+def remeasure(result: Any, a: Any, b: Any, batch: int, device: str) -> dict[str, Any]:
+    """Trials a and b rebuilt from the run's cache and timed in interleaved rounds; a / b paired by round."""
+    from navigator.report.check import ratio_interval
+    from navigator.results import load_winner
+    from navigator.source.iospec import resize_batch
+    from navigator.trial.bench import cuda_timer
+    from navigator.trial.remeasure import interleave
+
+    calls = []
+    for outcome in (a, b):
+        runner, source = load_winner(dataclasses.replace(result, winner=outcome), trust_pickle=True)
+        calls.append((runner.prepare(resize_batch(source.samples, batch)), batch))
+    (a_thr, _), (b_thr, _) = interleave(calls, ROUNDS, WINDOW_S, clock=cuda_timer() if device == "cuda" else None)
+    ratio, low, high = ratio_interval(a_thr, b_thr, paired=True)
+    return {"quantized_per_s": round(float(np.median(a_thr)), 1), "fp16_per_s": round(float(np.median(b_thr)), 1),
+            "rounds": {"quantized": [round(t, 1) for t in a_thr], "fp16": [round(t, 1) for t in b_thr]},
+            "ratio": round(ratio, 3), "ratio_low": round(low, 3), "ratio_high": round(high, 3),
+            "quantized_wins": low > 1.0}
+
+
+def summarise(report: Path, batch: int, device: str) -> dict[str, Any]:
+    from navigator import paths
+    from navigator.report.read import read_report
+
+    result = read_report(report)
+    rows = []
+    for o in result.outcomes:
+        try:
+            precision = paths.get(o.config.path).precision({**o.config.convert, **o.config.runtime})
+        except Exception:  # noqa: BLE001 - a path this machine cannot load: its class is unknown
+            precision = "?"
+        rows.append((o, precision))
+    measured = [(o, p) for o, p in rows if o.status == "ok" and o.bench is not None]
+    quantized = [o for o, p in measured if p in QUANTIZED]
+    fp16 = [o for o, p in measured if p == AGAINST]
+    case: dict[str, Any] = {
+        "winner": describe(result.winner, paths.get(result.winner.config.path).precision(
+            {**result.winner.config.convert, **result.winner.config.runtime})) if result.winner else None,
+        "metric_source": result.settings.metric_source if result.settings else None,
+        "quantized_trials": [describe(o, p) for o, p in rows if p in QUANTIZED],
+        "rejected_over_drop": [describe(o, p) for o, p in rows if p in QUANTIZED and o.status == "invalid"
+                               and "max-metric-drop" in (o.error or "")]}
+    best = {k: max(v, key=lambda o: o.bench.throughput) for k, v in (("quantized", quantized), ("fp16", fp16)) if v}
+    case.update({f"best_{k}": describe(o, k) for k, o in best.items()})
+    if len(best) == 2:
+        case["paired"] = remeasure(result, best["quantized"], best["fp16"], batch, device)
+    return case
+
+
+def main() -> None:
+    import argparse
+
+    import torch
+
+    from navigator.settings import parse_budget
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", choices=["resnet50", "bert"], required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--budget", default="6m")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself")
+    args = parser.parse_args()
+    out, stem = Path(args.out), f"quant-{args.model}-b{args.batch}"
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path("/tmp/gpu-quant") / stem
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    pt2, val, metric = prepare(args.model, args.batch, work)
+    rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run", args.device)
+    case: dict[str, Any] = {"model": args.model, "batch": args.batch, "budget_s": parse_budget(args.budget),
+                            "wall_s": round(wall, 1), "exit_code": rc,
+                            "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+                            "metric": f"top-1 agreement with fp32 eager (CPU) on {SAMPLES} rows", "max_metric_drop": "1%"}
+    report = work / "run" / "report.json"
+    if report.exists():
+        shutil.copyfile(report.with_suffix(".md"), out / f"{stem}.md")
+        case.update(summarise(report, args.batch, args.device))
+    save_case(out / "gpu-quant.json", case)
+    print(json.dumps(case, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()

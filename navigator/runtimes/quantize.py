@@ -1,0 +1,89 @@
+"""torchao quantization of a PyTorch model's linear layers, in place: INT8 weight-only, INT8 dynamic
+activations with INT8 weights, FP8 (e4m3) dynamic activations and weights (compute capability >= 8.9).
+
+torchao swaps a layer's weight for a tensor subclass that implements aten.linear with quantized kernels
+(https://docs.pytorch.org/ao/stable/quick_start.html, `quantize_`). `quantize_` finds nn.Linear modules;
+an ExportedProgram's module() has none (its linears are aten.linear calls on get_attr weights), so there
+the weights the graph's linear calls read are quantized one by one through a throwaway nn.Linear and put
+back at their names. Convolutions are left alone: torchao has no quantized convolution for inference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# quant setting -> torchao config class (torchao.quantization)
+CONFIGS = {
+    "int8_weight_only": "Int8WeightOnlyConfig",
+    "int8_dynamic": "Int8DynamicActivationInt8WeightConfig",
+    "fp8_dynamic": "Float8DynamicActivationFloat8WeightConfig",
+}
+# FP8 scale granularity -> torchao granularity class; per-row needs bf16 weights (torchao's float8 docs)
+GRANULARITY = {"per_row": "PerRow", "per_tensor": "PerTensor"}
+
+
+def config(quant: str, granularity: str | None) -> Any:
+    """The torchao config object of a quant setting."""
+    import torchao.quantization as tq
+
+    if quant not in CONFIGS:
+        raise ValueError(f"unknown quantization {quant!r}; known: {', '.join(CONFIGS)}")
+    cls = getattr(tq, CONFIGS[quant])
+    if quant == "fp8_dynamic":
+        return cls(granularity=getattr(tq, GRANULARITY[granularity or "per_row"])())
+    return cls()
+
+
+def _linear_weights(model: Any) -> list[str]:
+    """Names of the 2-D parameters an FX graph passes as the weight of a linear call (aten or functional)."""
+    import torch
+
+    linears = (torch.ops.aten.linear.default, torch.nn.functional.linear)
+    names = []
+    for node in model.graph.nodes:
+        if node.op == "call_function" and node.target in linears and len(node.args) > 1:
+            weight = node.args[1]
+            if getattr(weight, "op", None) == "get_attr" and weight.target not in names:
+                names.append(weight.target)
+    return names
+
+
+def _quantize_graph(model: Any, cfg: Any) -> int:
+    import torch
+    from torchao.quantization import quantize_
+
+    done = 0
+    for name in _linear_weights(model):
+        owner_name, _, attr = name.rpartition(".")
+        owner = model.get_submodule(owner_name) if owner_name else model
+        weight = getattr(owner, attr)
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point():
+            continue
+        layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device=weight.device, dtype=weight.dtype)
+        layer.weight = torch.nn.Parameter(weight.detach(), requires_grad=False)
+        quantize_(layer, cfg)
+        delattr(owner, attr)
+        owner.register_parameter(attr, layer.weight)
+        done += 1
+    return done
+
+
+def quantize(model: Any, quant: str, granularity: str | None = None) -> int:
+    """Quantizes `model`'s linear layers in place; returns how many were quantized. Raises ValueError when
+    none was (a model without linear layers, or a TorchScript, which cannot hold tensor subclasses)."""
+    import torch
+    from torchao.quantization import quantize_
+
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ValueError("torchao quantizes Python modules; a TorchScript archive cannot hold its tensor "
+                         "subclasses (export the model with torch.export instead)")
+    cfg = config(quant, granularity)
+    if isinstance(model, torch.fx.GraphModule):
+        done = _quantize_graph(model, cfg)
+    else:
+        before = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
+        quantize_(model, cfg)
+        done = sum(isinstance(m, torch.nn.Linear) and id(m.weight) not in before for m in model.modules())
+    if not done:
+        raise ValueError(f"{quant}: the model has no linear layer torchao could quantize")
+    return done
