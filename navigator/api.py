@@ -19,7 +19,7 @@ from navigator.errors import (InputError, InvalidModelError, NavigatorError, Una
 from navigator.records import (TUNED_BASELINE, CacheStats, Finalist, Result, ServingReport, SourceRecord, TrialConfig, TrialOutcome,
                                WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
-from navigator.search.finalists import compare_all, deploy_order, pick, tuned_baseline
+from navigator.search.finalists import compare_all, deploy_order, pick, precision_roles, tuned_baseline
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, save_validation
 from navigator.settings import LocalSettings, StudySettings
@@ -78,7 +78,7 @@ def _finalists(worker: Any, ranked: list[TrialOutcome], roles: dict[str, TrialOu
     measured = {r: o for r, o in roles.items()
                 if r in FINALIST_ROLES or r == TUNED_BASELINE or r.startswith(USER_ROLE)}
     contenders, k = objectives.for_study(settings).contenders(ranked, settings.finalists)
-    chosen = pick(contenders, measured, k)
+    chosen = pick(contenders, {**measured, **precision_roles(ranked)}, k)
     load_s, round_s = finalists_cost([o for _, o in chosen], settings)
     rounds, timeout = search.budget.finalist_plan(load_s, round_s, settings.rounds)
     if not rounds:

@@ -125,6 +125,15 @@ class TrialOutcome:
     load_s: float = 0.0  # loading the runner plus its first call: where torch.compile compiles
     metric: float | None = None  # the user metric on this trial's runner (higher is better)
     precision_run: str | None = None  # what the loaded runner reports computing in (Runner.precision_run)
+    precision: str = ""  # its tolerance class (trial/validate.py TOLERANCES); "" where not known
+
+
+# Tolerance classes of quantized arithmetic. Where a quantized trial meets the constraints, the best trial
+# of each precision group (role -> classes) joins the finalists, so that the groups' figures are measured
+# in the same interleaved rounds; a quantized winner is shown beside the BESIDE_QUANTIZED ones.
+QUANTIZED = ("int8", "fp8")
+PRECISION_ROLES = {"best fp32": ("fp32", "tf32"), "best fp16/bf16": ("fp16", "bf16"), "best int8/fp8": QUANTIZED}
+BESIDE_QUANTIZED = ("best fp32", "best fp16/bf16")
 
 
 # The source framework with its own best settings: the best valid trial of the baseline's path (threads,
@@ -276,6 +285,9 @@ class Headline:
     speedups: tuple[Speedup, ...]  # the headline one (against the tuned baseline) first
     engines: str  # which engine measured the winner and which one the written config runs
     lines: tuple[str, ...]  # all of the above in words, for the CLI and the report headers
+    # A quantized winner's unquantized alternatives (records.BESIDE_QUANTIZED): the best fp32 and the best
+    # fp16/bf16 trial, re-measured with the finalists where the budget had room for them; () otherwise.
+    beside: tuple[Figure, ...] = ()
 
 
 @dataclass(frozen=True)

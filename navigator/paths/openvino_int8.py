@@ -4,8 +4,11 @@ OpenVINO CPU runtime.
 nncf.quantize calibrates on Target.calibration (the user's --calibration-data, else the validation
 inputs; never inputs navigator drew at random), one row per sample, `subset_size` rows at most;
 `preset` performance (symmetric) or mixed (asymmetric activations), `model_type` transformer for NNCF's
-attention-aware scheme. Validated at the int8 tolerance class; served by the openvino backend, which
-runs the quantized IR as it is.
+attention-aware scheme, `ignore` ends to keep the first and last Convolution/MatMul in fp32,
+`fast_bias_correction` false for NNCF's full bias correction. The runtime's `inference_precision` (bf16
+where the CPU has it, else f32) is what the layers left unquantized compute in; the trial stays in the
+int8 tolerance class. Validated at that class; served by the openvino backend, which runs the quantized
+IR as it is, with HINT_BF16 for bf16.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
 ENGINE = "OpenVINO INT8 (NNCF)"
 PRECISION_CLASSES = ("int8",)
-QUANTIZE = ("preset", "model_type", "subset_size")
+narrow = _openvino.narrow  # the inference precisions this CPU supports
+QUANTIZE = ("preset", "model_type", "subset_size", "ignore", "fast_bias_correction")
+WEIGHTED = ("Convolution", "MatMul")  # the op types whose first and last node `ignore: ends` keeps in fp32
 
 
 def available() -> str | None:
@@ -58,10 +63,19 @@ def quantize(onnx_file: Path, params: Params, calibration: dict[str, np.ndarray]
     ov, nncf = require("openvino"), require("nncf")
     rows = int(params.get("subset_size", 128))
     samples = list(_calibration.batches(calibration, batched, 1, rows))
-    model = nncf.quantize(ov.convert_model(str(onnx_file)), nncf.Dataset(samples), subset_size=len(samples),
+    model = ov.convert_model(str(onnx_file))
+    ignored = nncf.IgnoredScope(names=ends(model)) if params.get("ignore") == "ends" else None
+    model = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples),
                           preset=nncf.QuantizationPreset(str(params.get("preset", "performance"))),
-                          model_type=nncf.ModelType.TRANSFORMER if params.get("model_type") == "transformer" else None)
+                          model_type=nncf.ModelType.TRANSFORMER if params.get("model_type") == "transformer" else None,
+                          ignored_scope=ignored, fast_bias_correction=bool(params.get("fast_bias_correction", True)))
     ov.save_model(model, str(out / XML), compress_to_fp16=False)
+
+
+def ends(model: Any) -> list[str]:
+    """The friendly names of the first and last Convolution/MatMul operations of an OpenVINO model."""
+    names = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in WEIGHTED]
+    return sorted({names[0], names[-1]}) if names else []
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:

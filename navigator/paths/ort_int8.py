@@ -4,8 +4,10 @@
 --calibration-data, else the validation inputs; never inputs navigator drew at random), after
 quant_pre_process (symbolic shape inference and ORT's graph optimizations, which the quantizer's
 patterns expect). `mode` dynamic: quantize_dynamic, weights quantized ahead and activations per call,
-ONNX Runtime's recommendation for transformer models. `exclude` names op types left in fp32 (the
-softmax and layer norm whose ranges INT8 fits worst). Validated at the int8 tolerance class
+ONNX Runtime's recommendation for transformer models. `exclude` names what stays in fp32: op types
+(the softmax and layer norm whose ranges INT8 fits worst), or `ends`, the model's first and last
+Conv/MatMul/Gemm nodes. Activations default to uint8 (U8S8): the only activation type the CPU provider
+fuses into integer kernels on x86-64 (searchspace/ort_int8.yaml). Validated at the int8 tolerance class
 (navigator/trial/validate.py); served by the onnxruntime backend as the quantized model.
 """
 
@@ -31,7 +33,8 @@ DEVICES = ("cpu",)
 FRAMEWORKS = ("torch", "onnx", "tf")
 ENGINE = "ONNX Runtime INT8"
 PRECISION_CLASSES = ("int8",)
-EXCLUDED = {"none": (), "softmax_layernorm": ("Softmax", "LayerNormalization")}
+EXCLUDED = {"none": (), "softmax_layernorm": ("Softmax", "LayerNormalization"), "ends": ()}
+WEIGHTED = ("Conv", "MatMul", "Gemm")  # the op types whose first and last node `exclude: ends` keeps in fp32
 CALIBRATION_BATCH = 16  # rows per call of the calibration pass
 QUANTIZE = ("mode", "per_channel", "calibrate_method", "activation_type", "weight_type", "exclude")
 
@@ -66,9 +69,10 @@ def quantize(src: Path, params: Params, calibration: dict[str, np.ndarray] | Non
     excluded = EXCLUDED[str(params.get("exclude", "none"))]
     target, prepared = out / _onnx_export.ONNX_FILE, out / "prepared.onnx"
     quant_pre_process(str(src), str(prepared))
+    nodes = ends(prepared) if params.get("exclude") == "ends" else []
     if params.get("mode", "static") == "dynamic":
         ops = [op for op in IntegerOpsRegistry if op not in excluded]
-        q.quantize_dynamic(str(prepared), str(target), op_types_to_quantize=ops,
+        q.quantize_dynamic(str(prepared), str(target), op_types_to_quantize=ops, nodes_to_exclude=nodes,
                            per_channel=bool(params.get("per_channel", True)),
                            weight_type=getattr(q.QuantType, str(params.get("weight_type", "QInt8"))))
         prepared.unlink()
@@ -84,12 +88,22 @@ def quantize(src: Path, params: Params, calibration: dict[str, np.ndarray] | Non
             return next(self.it, None)
 
     q.quantize_static(str(prepared), str(target), Reader(), quant_format=q.QuantFormat.QDQ,
-                      op_types_to_quantize=[op for op in QDQRegistry if op not in excluded],
+                      op_types_to_quantize=[op for op in QDQRegistry if op not in excluded], nodes_to_exclude=nodes,
                       per_channel=bool(params.get("per_channel", True)),
-                      activation_type=getattr(q.QuantType, str(params.get("activation_type", "QInt8"))),
+                      activation_type=getattr(q.QuantType, str(params.get("activation_type", "QUInt8"))),
                       weight_type=getattr(q.QuantType, str(params.get("weight_type", "QInt8"))),
                       calibrate_method=getattr(q.CalibrationMethod, str(params.get("calibrate_method", "MinMax"))))
     prepared.unlink()
+
+
+def ends(model: Path) -> list[str]:
+    """The names of the first and last Conv/MatMul/Gemm nodes of the model (in graph order). A Gemm also
+    gives the name of the MatMul quantize_dynamic turns it into (ONNXModel.replace_gemm_with_matmul in
+    onnxruntime/quantization/onnx_model.py names it after the Gemm, suffix "_MatMul")."""
+    onnx = require("onnx")
+    nodes = [n for n in onnx.load(str(model), load_external_data=False).graph.node if n.op_type in WEIGHTED and n.name]
+    chosen = [nodes[0], nodes[-1]] if nodes else []
+    return sorted({n.name for n in chosen} | {f"{n.name}_MatMul" for n in chosen if n.op_type == "Gemm"})
 
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:

@@ -14,12 +14,13 @@ import statistics
 from dataclasses import fields
 
 from navigator import objective as objectives
-from navigator.records import (TUNED_BASELINE, UNSTABLE_SPREAD, Comparison, Figure, Finalist, Headline, Result, Speedup,
-                               TrialOutcome)
+from navigator.records import (BESIDE_QUANTIZED, PRECISION_ROLES, QUANTIZED, TUNED_BASELINE, UNSTABLE_SPREAD, Comparison, Figure,
+                               Finalist, Headline, Result, Speedup, TrialOutcome)
+from navigator.report import front
 
 # Role -> how the reports name it.
 NAMES = {"baseline": "the source framework as given", TUNED_BASELINE: "the source framework with its own best settings",
-         "runner-up": "the runner-up"}
+         "runner-up": "the runner-up", **{role: f"the {role} trial" for role in PRECISION_ROLES}}
 
 
 LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "sklearn": "scikit-learn"}
@@ -99,6 +100,34 @@ def _speedup(c: Comparison, winner: int, objective: str) -> Speedup:
     return Speedup(**{f.name: getattr(c, f.name) for f in fields(c)}, text=text)
 
 
+def beside(result: Result) -> tuple[Figure, ...]:
+    """A quantized winner's unquantized alternatives: for each group of BESIDE_QUANTIZED, the finalist
+    re-measured in that role, else the best trial of the group within the constraints (its search-time
+    figure). () where the winner is not quantized."""
+    w = result.winner
+    if w is None or w.precision not in QUANTIZED:
+        return ()
+    by_number = {o.config.number: o for o in result.outcomes}
+    ranked = front.goal(result).rank(result.outcomes)
+    found = []
+    for role in BESIDE_QUANTIZED:
+        classes = PRECISION_ROLES[role]
+        held = next((f.number for f in result.finalists if role in f.role.split(", ")), None)
+        o = by_number.get(held) if held is not None else next((o for o in ranked if o.precision in classes), None)
+        if o is not None and (figure := _figure(role, o, result.finalists)) is not None:
+            found.append(figure)
+    return tuple(found)
+
+
+def _beside_lines(figures: tuple[Figure, ...], speedups: tuple[Speedup, ...], precision: str) -> list[str]:
+    lines = []
+    for f in figures:
+        ratio = next((s for s in speedups if s.against == f.role), None)
+        said = f"; the winner: {ratio.text}" if ratio else "; no ratio (not re-measured with the winner)"
+        lines.append(f"beside the {precision} winner, {f.text}{said}")
+    return lines
+
+
 def build(result: Result) -> Headline:
     """The headline of `result`."""
     w = result.winner
@@ -117,6 +146,8 @@ def build(result: Result) -> Headline:
                    if engines.get("measured") and engines.get("served") else "")
     lines = [winner.text if winner else "no trial passed validation and benchmarking"]
     lines += [b.text for b in baselines]
+    alternatives = beside(result)
+    lines += _beside_lines(alternatives, speedups, w.precision) if w else []
     headline = [s for s in speedups if s.against in order]
     if w and not result.finalists:
         lines.append("speedup: not given (the finalists were not re-measured; the figures above are the search's)")
@@ -126,4 +157,4 @@ def build(result: Result) -> Headline:
         lines.append("speedup: not given (the written winner was not among the re-measured finalists)")
     if engine_text:
         lines.append(f"engine: {engine_text}")
-    return Headline(winner, baselines, speedups, engine_text, tuple(lines))
+    return Headline(winner, baselines, speedups, engine_text, tuple(lines), alternatives)

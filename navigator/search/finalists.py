@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from navigator import objective as objectives
-from navigator.records import MEASURED, UNSTABLE_SPREAD, Comparison, Finalist, TrialOutcome
+from navigator.records import MEASURED, PRECISION_ROLES, QUANTIZED, UNSTABLE_SPREAD, Comparison, Finalist, TrialOutcome
 
 
 def tuned_baseline(ranked: list[TrialOutcome], baseline: TrialOutcome | None) -> TrialOutcome | None:
@@ -17,6 +17,16 @@ def tuned_baseline(ranked: list[TrialOutcome], baseline: TrialOutcome | None) ->
     if baseline is None:
         return None
     return next((o for o in ranked if o.config.path == baseline.config.path), None)
+
+
+def precision_roles(ranked: list[TrialOutcome]) -> dict[str, TrialOutcome]:
+    """Where a quantized trial is among `ranked` (measured, within the constraints): the best-ranked trial of
+    each precision group (records.PRECISION_ROLES), so that a quantized trial and the best fp32 and fp16/bf16
+    ones are re-measured in the same interleaved rounds, whichever wins. Empty where none is quantized."""
+    if not any(o.precision in QUANTIZED for o in ranked):
+        return {}
+    best = {role: next((o for o in ranked if o.precision in classes), None) for role, classes in PRECISION_ROLES.items()}
+    return {role: o for role, o in best.items() if o is not None}
 
 
 def pick(ranked: list[TrialOutcome], roles: dict[str, TrialOutcome], k: int) -> list[tuple[str, TrialOutcome]]:

@@ -188,7 +188,17 @@ def _bench(ctx: TrialContext, config: TrialConfig, runner: Any, inputs: dict[str
 
 
 def run_trial(ctx: TrialContext, config: TrialConfig, bar: float | None = None) -> TrialOutcome:
-    """One trial; `bar` (budget.screen_bar): the figure its short first measurement is held against."""
+    """One trial, with the tolerance class it computes in; `bar` (budget.screen_bar): the figure its short
+    first measurement is held against."""
+    outcome = _attempt(ctx, config, bar)
+    try:
+        precision = _precision(config)
+    except Exception:  # a path refusing its own params has failed the trial already
+        precision = ""
+    return replace(outcome, precision=precision)
+
+
+def _attempt(ctx: TrialContext, config: TrialConfig, bar: float | None) -> TrialOutcome:
     start = time.perf_counter()
     path = paths.get(config.path)
     params = {**config.convert, **config.runtime}

@@ -299,6 +299,7 @@ def test_ort_int8_quantizes_a_small_classifier_and_validates(tmp_path, convert):
     ctx = context(tmp_path, input_data=tmp_path / "in.npz")
     outcome = run_trial(ctx, config(**convert))
     assert outcome.status in ("ok", "unstable"), outcome.error
+    assert outcome.precision == "int8"  # what the report's beside-the-quantized-winner figures key on
     assert outcome.validation is not None and outcome.validation.outputs[0].cosine is not None
     artifact = paths.get("ort_int8").convert(ctx.source, config(**convert).convert, ctx.cache, ctx.target)
     onnx = pytest.importorskip("onnx")
@@ -326,6 +327,95 @@ def test_openvino_int8_quantizes_a_small_classifier_and_validates(tmp_path, conv
     assert "FakeQuantize" in ops, ops
     model = paths.get("openvino_int8").triton(artifact, RUNTIME["openvino_int8"], TritonTarget())
     assert model.backend == "openvino" and model.files["model.xml"] == artifact.file
+
+
+@pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"),
+                    reason="the x86-64 rule: ARM fuses int8 activations too (session.qdqisint8allowed)")
+def test_ort_int8_default_static_model_runs_integer_kernels_on_x86(tmp_path):
+    """The default static trial (uint8 activations) is fused into integer kernels at the searched graph
+    levels, no float MatMul/Gemm left; at the basic level, which the path no longer searches, it is not."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from navigator import paths
+    from navigator.search.space import load
+
+    np.savez(tmp_path / "in.npz", **rows(64))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+
+    def optimized_ops(convert: dict[str, object], level: str) -> list[str]:
+        artifact = paths.get("ort_int8").convert(ctx.source, convert, ctx.cache, ctx.target)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        so.optimized_model_filepath = str(tmp_path / f"{level}.onnx")
+        ort.InferenceSession(str(artifact.file), so, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+
+    levels = next(p for p in load("ort_int8").params if p.name == "graph_optimization_level").choices
+    assert set(levels) == {"all", "extended"}
+    floating = {"MatMul", "Gemm"}  # quant_pre_process fuses MatMul + Add into Gemm
+    for level in ("ORT_ENABLE_ALL", "ORT_ENABLE_EXTENDED"):
+        ops = optimized_ops({"mode": "static"}, level)
+        assert ops.count("QGemm") + ops.count("QLinearMatMul") == 2 and not floating & set(ops), ops
+    assert floating & set(optimized_ops({"mode": "static"}, "ORT_ENABLE_BASIC"))  # why basic is not searched
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_ort_int8_exclude_ends_leaves_the_first_and_last_matmul_in_fp32(tmp_path, mode):
+    onnx = pytest.importorskip("onnx")
+    from navigator import paths
+
+    np.savez(tmp_path / "in.npz", **rows(64))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    quantized = paths.get("ort_int8").convert(ctx.source, {"mode": mode}, ctx.cache, ctx.target)
+    kept = paths.get("ort_int8").convert(ctx.source, {"mode": mode, "exclude": "ends"}, ctx.cache, ctx.target)
+
+    def float_matmuls(file: Path) -> list[list[str]]:  # quant_pre_process fuses MatMul + Add into Gemm
+        return [list(n.input) for n in onnx.load(str(file)).graph.node if n.op_type in ("MatMul", "Gemm")]
+
+    assert [i[1] for i in float_matmuls(kept.file)] == ["w1", "w2"]  # the fp32 weights, as in the source
+    assert not any(i[1] in ("w1", "w2") for i in float_matmuls(quantized.file))
+
+
+def test_openvino_int8_ignore_ends_leaves_the_first_and_last_matmul_unquantized(tmp_path):
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from navigator import paths
+
+    np.savez(tmp_path / "in.npz", **rows(64))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    path = paths.get("openvino_int8")
+
+    def fake_quantized(convert: dict[str, object]) -> int:
+        artifact = path.convert(ctx.source, convert, ctx.cache, ctx.target)
+        return sum(op.get_type_name() == "FakeQuantize" for op in ov.Core().read_model(str(artifact.file)).get_ops())
+
+    assert fake_quantized({}) > 0
+    assert fake_quantized({"ignore": "ends"}) == 0  # this model's two MatMuls are its ends
+    assert fake_quantized({"fast_bias_correction": False}) > 0
+
+
+def test_openvino_int8_unquantized_layers_take_the_inference_precision_the_cpu_has(tmp_path):
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from dataclasses import replace
+
+    from navigator import paths
+    from navigator.paths.base import TritonTarget
+    from navigator.trial.run import run_trial
+
+    spec = next(p for p in paths.space("openvino_int8", "onnx").params if p.name == "inference_precision")
+    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert spec.choices == (("bf16", "f32") if bf16 else ("f32",))
+    if not bf16:
+        pytest.skip("this CPU has no bf16: the choice is narrowed to f32")
+    np.savez(tmp_path / "in.npz", **rows(64))
+    ctx = context(tmp_path, input_data=tmp_path / "in.npz")
+    trial = config("openvino_int8", ignore="ends")
+    trial = replace(trial, runtime={**trial.runtime, "inference_precision": "bf16"})
+    outcome = run_trial(ctx, trial)
+    assert outcome.status in ("ok", "unstable") and outcome.precision == "int8", outcome.error
+    artifact = paths.get("openvino_int8").convert(ctx.source, trial.convert, ctx.cache, ctx.target)
+    assert paths.get("openvino_int8").triton(artifact, trial.runtime, TritonTarget()).parameters["HINT_BF16"] == "YES"
 
 
 def test_ort_int8_calibration_is_part_of_the_cache_key(tmp_path):
