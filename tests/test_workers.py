@@ -82,7 +82,10 @@ def _described(url: str, study: str) -> bool:
 
 def test_two_workers_share_one_study(models: dict[str, Path], tmp_path: Path, postgres: str) -> None:
     study, trials = "two-workers", 12
+    # three paths: their defaults and presets (queued ahead of the sampler) fit under the trial cap, so
+    # none is left waiting when it is reached
     first = _start("optimize", "--model", str(models["mlp.pt2"]), "--trials", str(trials), *FAST,
+                   "--path", "eager", "--path", "ort_cpu", "--path", "openvino",
                    "--out", str(tmp_path / "a"), "--storage", postgres, "--study", study, *HEARTBEAT)
     _wait(lambda: _described(postgres, study))
     second = _start("worker", "--storage", postgres, "--study", study, "--model", str(models["mlp.pt2"]),
