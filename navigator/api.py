@@ -181,7 +181,7 @@ def run(source: ModelSource, study: StudySettings, local: LocalSettings,
     from navigator.progress import Progress
     from navigator.search.study import Search
 
-    candidates = registry.candidates(source.framework, study.device, study.paths)
+    candidates = registry.candidates(source.framework, study.device, study.paths, source.calibratable)
     usable = [c.name for c in candidates if c.reason is None]
     if not usable:
         raise UnavailableError("no conversion path can run here: " +
@@ -350,8 +350,8 @@ def calibration_notes(source: ModelSource, study: StudySettings) -> tuple[str, .
         return ()
     from navigator.paths.base import NO_CALIBRATION
 
-    if source.generated:
-        return (f"{', '.join(int8)}: the trials that calibrate fail: {NO_CALIBRATION}",)
+    if not source.calibratable:
+        return (f"{', '.join(int8)}: {NO_CALIBRATION}",)
     return (f"{', '.join(int8)}: calibrated on the validation inputs (no --calibration-data given); "
             "a model calibrated and validated on the same inputs may do worse on others",)
 

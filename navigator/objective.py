@@ -187,11 +187,14 @@ def metric_floor(source: float, drop: str) -> float:
 
 def metric_drop(source: float, drop: str) -> Callable[[TrialOutcome], float]:
     """The constraint of --max-metric-drop: how far a trial's metric lies below the floor (<= 0: within
-    it); a trial without a metric value is 1.0 over, for it cannot show that it is within."""
+    it); a measured trial without a metric value is 1.0 over, for it cannot show that it is within. A trial
+    with neither (failed, timed out before its metric ran) has nothing to break, as for latency_limit."""
     floor = metric_floor(source, drop)
 
     def within_metric_drop(outcome: TrialOutcome) -> float:
-        return 1.0 if outcome.metric is None else floor - outcome.metric
+        if outcome.metric is None:
+            return 0.0 if outcome.bench is None else 1.0
+        return floor - outcome.metric
 
     within_metric_drop.__doc__ = f"metric >= {floor:.6g}"
     return within_metric_drop

@@ -165,7 +165,8 @@ def report(storage_url: str, study_name: str, out_dir: str | Path, *, model: str
     local = LocalSettings(out, show_progress=False, memory_bytes=memory_cap(settings.device, "default"))
     out.mkdir(parents=True, exist_ok=True)
     search = Search.load(shared, settings)
-    staged = stage(source, settings, local, registry.candidates(source.framework, settings.device, settings.paths))
+    staged = stage(source, settings, local, registry.candidates(source.framework, settings.device, settings.paths,
+                                                                      source.calibratable))
     notes = []
     running = study_storage.settle(search.study, heartbeat).running  # dead workers' trials failed first
     if running:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from navigator.errors import InputError, NavigatorError
-from navigator.paths.base import ConversionPath, Plugin
+from navigator.paths.base import NO_CALIBRATION, ConversionPath, Plugin
+from navigator.records import QUANTIZED
 from navigator.search import space as space_mod
 
 # Order matters only for display.
@@ -150,8 +151,11 @@ def _opsets(spec: space_mod.ParamSpec, framework: str) -> space_mod.ParamSpec:
     return replace(spec, choices=kept)
 
 
-def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = None) -> list[Candidate]:
-    """Every path with the reason it cannot run for this framework and device here (None when it can)."""
+def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = None,
+               calibration: bool = True) -> list[Candidate]:
+    """Every path with the reason it cannot run for this framework and device here (None when it can).
+    Without `calibration` inputs (the validation inputs were drawn at random), a path all of whose trials
+    calibrate (CALIBRATES, every precision class quantized) is not searched: each of its trials would fail."""
     out = []
     for name in wanted or NAMES:
         try:
@@ -166,6 +170,8 @@ def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = Non
             out.append(Candidate(name, f"does not take {framework} models"))
         elif device not in path.devices:
             out.append(Candidate(name, f"runs on {'/'.join(path.devices)}, not {device}"))
+        elif not calibration and path.calibrates and set(path.precision_classes) <= set(QUANTIZED):
+            out.append(Candidate(name, NO_CALIBRATION))
         else:
             out.append(Candidate(name, path.available()))
     return out

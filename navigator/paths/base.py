@@ -64,8 +64,8 @@ class Target:
         worker are made); without sizes, the samples' own batch."""
         rows = int(next(iter(source.samples.values())).shape[0]) if source.samples and source.io.batched else 1
         top = max(batch_sizes) if batch_sizes else rows
-        calibration = source.calibration if source.calibration is not None else (
-            None if source.generated else source.samples)
+        calibration = (source.calibration if source.calibration is not None else source.samples) \
+            if source.calibratable else None
         return cls(device, max(1, top), max(1, top), calibration)
 
 

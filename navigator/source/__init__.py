@@ -44,6 +44,12 @@ class ModelSource:
     bounds: dict[tuple[str, int], tuple[int, int | None]] = field(default_factory=dict)
     _session: Any = field(default=None, repr=False)
 
+    @property
+    def calibratable(self) -> bool:
+        """Whether an INT8 path has inputs to calibrate on: --calibration-data, or validation inputs that
+        navigator did not draw at random (Target.of picks them)."""
+        return self.calibration is not None or not self.generated
+
     def reference(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs of the source framework itself, in IOSpec output order."""
         if self.framework == "onnx":

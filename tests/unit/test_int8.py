@@ -81,6 +81,20 @@ def test_int8_refuses_to_calibrate_on_generated_inputs(tmp_path, path, convert):
     assert outcome.status == "failed" and NO_CALIBRATION in outcome.error
 
 
+def test_a_study_without_calibration_inputs_does_not_search_the_paths_whose_every_trial_calibrates(tmp_path):
+    from navigator import paths
+
+    source = context(tmp_path).source
+    assert not source.calibratable
+    wanted = ("ort_cpu", "ort_int8", "openvino_int8", "tensorrt")
+    reasons = {c.name: c.reason for c in paths.candidates("onnx", "cpu", wanted, source.calibratable)}
+    assert reasons["ort_int8"] == reasons["openvino_int8"] == NO_CALIBRATION
+    assert reasons["ort_cpu"] is None and reasons["tensorrt"] != NO_CALIBRATION  # some of its trials do not calibrate
+    assert {c.name: c.reason for c in paths.candidates("onnx", "cpu", wanted)}["ort_int8"] is None
+    np.savez(tmp_path / "in.npz", **rows(8))
+    assert context(tmp_path, input_data=tmp_path / "in.npz").source.calibratable
+
+
 def test_calibration_data_wins_over_the_validation_inputs_and_a_generated_set_is_not_calibrated_on(tmp_path):
     np.savez(tmp_path / "cal.npz", **rows(40, seed=7))
     ctx = context(tmp_path, calibration=tmp_path / "cal.npz")

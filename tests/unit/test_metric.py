@@ -62,6 +62,8 @@ def test_a_trial_over_the_drop_never_ranks_whatever_its_speed():
     assert [o.config.number for o in goal.rank([fast_lossy, slow_exact, unknown, within])] == [4, 2]
     assert goal.violations(fast_lossy)[0] == pytest.approx(0.9405 - 0.90)
     assert goal.violations(unknown) == (1.0,)
+    timed_out = TrialOutcome(TrialConfig(5, "eager", {}, {}, 1), "timeout", error="no answer within 28 s")
+    assert goal.violations(timed_out) == (0.0,) and goal.broken(timed_out) == ""  # nothing measured to break
     assert [o.config.number for o in objectives.for_study(StudySettings()).rank([fast_lossy, slow_exact])] == [1, 2]
 
 
