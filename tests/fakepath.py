@@ -79,7 +79,7 @@ def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonMo
     assert artifact.file is not None
     files = {FILE: artifact.file}
     if params.get("backend", "onnxruntime") == "onnxruntime":  # a twin as the ORT paths write one
-        files[python_backend.SPEC] = python_backend.spec_file(artifact.dir, "onnxruntime", "cpu", dict(params))
+        files[python_backend.SPEC] = python_backend.spec_file("onnxruntime", "cpu", dict(params))
     return TritonModel(backend=str(params.get("backend", "onnxruntime")), files=files, default_model_filename=FILE)
 
 

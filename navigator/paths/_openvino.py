@@ -30,7 +30,7 @@ def model(artifact: Artifact, params: Params) -> TritonModel:
     parameters = {k: v for k, v in config.items() if k != "INFERENCE_PRECISION_HINT"}
     if config["INFERENCE_PRECISION_HINT"] == "bf16":
         parameters["HINT_BF16"] = "YES"
-    twin = python_backend.spec_file(artifact.dir, "openvino", "cpu", dict(params))
+    twin = python_backend.spec_file("openvino", "cpu", dict(params))
     return TritonModel(backend="openvino", parameters=parameters,
                        files={XML: artifact.file, "model.bin": artifact.file.with_suffix(".bin"), python_backend.SPEC: twin})
 

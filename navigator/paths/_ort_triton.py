@@ -29,6 +29,6 @@ def cpu_model(artifact: Artifact, params: Params) -> TritonModel:
     if "enable_cpu_mem_arena" in params:
         parameters["enable_mem_arena"] = "1" if params["enable_cpu_mem_arena"] else "0"
     level = TRITON_GRAPH_LEVEL[str(params.get("graph_optimization_level", "all"))]
-    twin = python_backend.spec_file(artifact.dir, "onnxruntime", "cpu", dict(params))
+    twin = python_backend.spec_file("onnxruntime", "cpu", dict(params))
     return TritonModel(backend="onnxruntime", files={"model.onnx": artifact.file, python_backend.SPEC: twin},
                        parameters=parameters, graph_level=level or None)

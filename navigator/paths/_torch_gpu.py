@@ -78,4 +78,4 @@ def triton(artifact: Artifact, params: Params) -> TritonModel:
     if artifact.file is None:
         raise TrialError("the model could not be saved for serving")
     return python_backend.model(artifact.file, python_backend.spec_file(
-        artifact.dir, "torch", "cuda", dict(params), unpickle=rt_torch.is_pickle(artifact.file)))
+        "torch", "cuda", dict(params), unpickle=rt_torch.is_pickle(artifact.file)))

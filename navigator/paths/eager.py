@@ -48,4 +48,4 @@ def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonMo
         raise TrialError(f"the eager model could not be saved for serving ({reason})")
     # the source's own pickle (a module saved with torch.save) is the only file the twin may unpickle
     return python_backend.model(artifact.file, python_backend.spec_file(
-        artifact.dir, "torch", "cpu", dict(params), unpickle=rt_torch.is_pickle(artifact.file)))
+        "torch", "cpu", dict(params), unpickle=rt_torch.is_pickle(artifact.file)))

@@ -64,7 +64,7 @@ def precision(params: Params) -> str:
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
-    twin = python_backend.spec_file(artifact.dir, "onnxruntime", "cuda", dict(params))
+    twin = python_backend.spec_file("onnxruntime", "cuda", dict(params))
     if params.get("enable_cuda_graph"):
         served = python_backend.model(artifact.file, twin)
         served.warnings = (GRAPHS_NOTE,)

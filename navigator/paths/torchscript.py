@@ -78,7 +78,7 @@ def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
 
 def triton(artifact: Artifact, params: Params, target: TritonTarget) -> TritonModel:
     assert artifact.file is not None
-    twin = python_backend.spec_file(artifact.dir, "torch", "cpu", dict(params))  # for a server without libtorch
+    twin = python_backend.spec_file("torch", "cpu", dict(params))  # for a server without libtorch
     return TritonModel(platform="pytorch_libtorch", backend="pytorch",
                        files={MODEL_FILE: artifact.file, python_backend.SPEC: twin},
                        parameters={"INTRA_OP_THREAD_COUNT": str(params["threads"]),

@@ -33,13 +33,15 @@ def _package(name: str) -> Path:
         return Path(found)
 
 
-def spec_file(where: Path, runtime: str, device: str, params: dict[str, Any], unpickle: bool = False) -> Path:
-    """twin.json for these params, written (once, atomically) into `where` under a name of its content,
-    so that trials sharing one artifact directory each keep their own."""
+def spec_file(runtime: str, device: str, params: dict[str, Any], unpickle: bool = False) -> Path:
+    """twin.json for these params, written (once, atomically) under a name of its content into navigator's
+    own directory of twin specs (TWINS), never beside the model: an artifact may be the user's own file
+    (an ONNX model run as it is), and trials sharing one artifact each keep their own spec."""
     if runtime not in KINDS:
         raise ValueError(f"unknown twin runtime {runtime!r}")
     text = json.dumps({"runtime": runtime, "device": device, "params": params, "unpickle": unpickle},
                       sort_keys=True, indent=1)
+    where = twins_dir()
     path = where / f"twin-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
     if not path.is_file():
         fd, tmp = tempfile.mkstemp(prefix=".twin-", dir=where)
@@ -48,6 +50,13 @@ def spec_file(where: Path, runtime: str, device: str, params: dict[str, Any], un
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     return path
+
+
+def twins_dir() -> Path:
+    """This user's directory of twin specs (tiny, named by content, so shared by every study safely)."""
+    where = Path(tempfile.gettempdir()) / f"navigator-twins-{os.getuid()}"
+    where.mkdir(mode=0o700, exist_ok=True)
+    return where
 
 
 def read_spec(path: Path) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def test_a_file_source_moves_with_its_graph(kind: str, tmp_path: Path) -> None:
 def test_the_python_backend_twin_moves_the_graph_too(kind: str, tmp_path: Path, twin_loader) -> None:  # noqa: ANN001, F811
     """The runtimes copy a written twin ships loads the file with its graph's devices rewritten."""
     file = _files(tmp_path)[kind]
-    twin = python_backend.model(file, python_backend.spec_file(tmp_path, "torch", "cuda", {"precision": "fp32"}))
+    twin = python_backend.model(file, python_backend.spec_file("torch", "cuda", {"precision": "fp32"}))
     model_dir = Deployment("m", IO, twin, ServingConfig(8)).write(tmp_path / "repo")
     twin_loader.template(model_dir)
     model = twin_loader.runtime("torch").load_file(model_dir / "1" / file.name, "meta")

@@ -56,6 +56,15 @@ def test_batched_config_fields_and_round_trip(tmp_path):
     assert parsed.parameters["intra_op_thread_count"].string_value == "3"
 
 
+def test_the_twin_spec_is_never_written_beside_the_model(tmp_path):
+    """An ONNX source run as it is: the artifact's directory is the user's, which export leaves as it was."""
+    (tmp_path / "model.onnx").write_bytes(b"user's model")
+    model, _ = ort_config(tmp_path, {"intra_op_num_threads": 3})
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    assert model.files["twin.json"].is_file() and model.files["twin.json"].parent != tmp_path
+    assert ort_config(tmp_path, {"intra_op_num_threads": 2})[0].files["twin.json"] != model.files["twin.json"]
+
+
 def test_unbatched_config_keeps_all_dims(tmp_path):
     io = IOSpec((TensorSpec("x", "float32", (2, 3)),), (TensorSpec("y", "float32", (2, None)),))
     _, config = ort_config(tmp_path, {}, io=io, max_batch=8)
