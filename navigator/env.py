@@ -6,9 +6,10 @@ import importlib.metadata
 import os
 import platform
 
-LIBRARIES = ("triton-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "openvino", "optuna",
-             "tritonclient", "protobuf", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "xgboost", "lightgbm",
-             "scikit-learn", "skl2onnx", "onnxmltools", "treelite", "tl2cgen", "nvforest-cu12", "nvidia-modelopt")
+LIBRARIES = ("triton-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript", "openvino",
+             "nncf", "optuna", "tritonclient", "protobuf", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "xgboost",
+             "lightgbm", "scikit-learn", "skl2onnx", "onnxmltools", "treelite", "tl2cgen", "nvforest-cu12",
+             "nvidia-modelopt", "torchao", "tensorrt", "torch-tensorrt")
 
 
 def ncpu() -> int:

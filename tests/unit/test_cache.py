@@ -93,6 +93,19 @@ def test_key_changes_with_library_versions(tmp_path):
     assert a.key("onnx", {}) != b.key("onnx", {})
 
 
+@pytest.mark.parametrize("library", ["onnxruntime-gpu", "torchao", "nncf", "tensorrt", "torch-tensorrt"])
+def test_the_key_covers_the_libraries_a_conversion_runs_on_gpus_and_in_quantizers(tmp_path, monkeypatch, library):
+    import importlib.metadata
+
+    from navigator import env
+
+    before = Cache(tmp_path, "fp").key("onnx", {})
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9.9" if name == library else real(name))
+    assert env.versions()[library] == "9.9.9"
+    assert Cache(tmp_path, "fp").key("onnx", {}) != before
+
+
 def test_failed_build_leaves_no_directory_and_is_remembered(cache):
     build = Builder(error=RuntimeError("exporter exploded\nlong traceback line"))
     with pytest.raises(RuntimeError, match="exporter exploded"):
