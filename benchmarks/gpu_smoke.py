@@ -29,8 +29,11 @@ TRIALS = {
                   "enable_cuda_graph": True},
                  {"exporter": "dynamo", "opset": 18, "fusion": "off", "precision": "fp16", "enable_cuda_graph": True},
                  {"exporter": "dynamo", "opset": 18, "fusion": "off", "precision": "fp32"}],
-    "torch_ao": [{"quant": "int8_dynamic", "precision": "bf16", "mode": "none", "cuda_graphs": True, "channels_last": False},
-                 {"quant": "int8_weight_only", "precision": "bf16", "mode": "default", "channels_last": False},
+    "torch_ao": [{"quant": "int8_dynamic", "precision": "bf16", "mode": "default", "channels_last": False},
+                 {"quant": "int8_weight_only", "precision": "bf16", "mode": "none", "cuda_graphs": True,
+                  "channels_last": False},
+                 {"quant": "fp8_dynamic", "granularity": "per_tensor", "precision": "bf16", "mode": "none",
+                  "cuda_graphs": True, "channels_last": False},
                  {"quant": "fp8_dynamic", "granularity": "per_row", "precision": "bf16", "mode": "default",
                   "channels_last": False}],
 }

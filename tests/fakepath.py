@@ -3,7 +3,8 @@
 
 Its model is y = 2 * x on the source's first input. A parameter makes it misbehave at one stage
 ("convert", "load", "call" or "triton"): `fail_at` raises a TrialError, `crash_at` aborts the process
-(SIGABRT), `hang_at` sleeps for an hour. `backend` is the Triton backend its config names
+(SIGABRT), `hang_at` sleeps for an hour, `taint_at` raises a CUDA-like error after which every later
+call in the same process fails (as a broken CUDA-graph capture leaves a process). `backend` is the Triton backend its config names
 (onnxruntime by default); `label` tells finalists apart in EVENTS, the in-process log of loads and calls.
 """
 
@@ -33,7 +34,15 @@ MODULE = "tests.fakepath"
 FILE = "model.fake"  # no real format: nothing reads it
 
 
+TAINTED: list[str] = []  # set by taint_at: this process is spoilt for every later trial
+
+
 def act(params: Params, stage: str) -> None:
+    if TAINTED:
+        raise RuntimeError(f"Offset increment outside graph capture encountered unexpectedly (pid {os.getpid()})")
+    if params.get("taint_at") == stage:
+        TAINTED.append(stage)
+        raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
     if params.get("fail_at") == stage:
         raise TrialError(f"fake path: asked to fail at {stage}")
     if params.get("crash_at") == stage:

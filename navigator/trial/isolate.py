@@ -97,6 +97,12 @@ class TrialWorker:
             self.proc = None
             raise WorkerDied("crashed", f"worker died ({_signal_name(code)}). Last output: {self._tail()}")
         reply = json.loads(line)
+        if reply.get("restart"):  # its CUDA context is spoilt: it exits, the next request starts a new one
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            self._kill()
         if not reply["ok"]:
             raise RuntimeError(reply["error"])
         return reply.get("result")

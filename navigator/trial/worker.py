@@ -5,6 +5,10 @@ on its own protocol pipe: {"op": "trial", "config": TrialConfig} -> TrialOutcome
 {"op": "remeasure", ...} -> [Finalist], {"op": "outputs", ...} -> output names (the arrays in a file),
 {"op": "served_max", "config": TrialConfig, "sizes": [int]} -> [batch, [failures]]. Everything the libraries print goes to stderr, which the
 parent keeps in a log file and quotes when this process dies.
+
+A trial that failed with an error that leaves the CUDA context unusable (TAINTED: a sticky CUDA error, a
+CUDA-graph capture broken by an operation it cannot hold) would fail every later trial in this process:
+its reply says so ("restart") and the process exits, so that the parent starts a clean one.
 """
 
 from __future__ import annotations
@@ -12,12 +16,18 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, from_dict, to_dict
 from navigator.settings import StudySettings
+
+# Errors after which this process's CUDA context cannot be trusted (torch raises AcceleratorError for
+# CUDA runtime errors; a broken capture also leaves the RNG's graph-safe state behind).
+TAINTED = re.compile(r"AcceleratorError|CUDA error|graph capture|stream is capturing|illegal memory access|"
+                     r"CUBLAS_STATUS|CUDNN_STATUS")
 
 
 def _protocol_pipe() -> TextIO:
@@ -86,8 +96,18 @@ def main() -> None:
         except Exception as exc:  # reported to the parent, which records it on the trial
             lines = str(exc).strip().splitlines()
             reply = {"ok": False, "error": f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]}
+        if TAINTED.search(_error(reply)):
+            reply["restart"] = True
         proto.write(json.dumps(reply) + "\n")
+        if reply.get("restart"):
+            break
         gc.collect()  # drop the trial's runtime (sessions, thread pools) before the next one
+
+
+def _error(reply: dict[str, Any]) -> str:
+    """The error a reply carries: the request's own, or the trial outcome's."""
+    result = reply.get("result")
+    return str(reply.get("error") or (result.get("error") if isinstance(result, dict) else "") or "")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,18 @@ def test_a_trial_that_crashes_or_hangs_is_recorded_and_the_worker_restarts(worke
     assert ok.status in ("ok", "unstable") and ok.validation is not None and ok.validation.ok, ok.error
 
 
+def test_a_trial_that_spoils_the_cuda_context_fails_alone_the_worker_restarts_for_the_next(worker):
+    worker.start()
+    first = worker.proc.pid
+    spoilt = worker.run(TrialConfig(1, "fake", {}, {"taint_at": "load"}, 1), timeout=30)
+    assert spoilt.status == "failed" and "CUDA error" in spoilt.error and worker.proc is None
+    ok = worker.run(TrialConfig(2, "fake", {}, {}, 1), timeout=30)
+    assert ok.status in ("ok", "unstable"), ok.error
+    assert worker.proc.pid != first
+    failed = worker.run(TrialConfig(3, "fake", {}, {"fail_at": "load"}, 1), timeout=30)
+    assert failed.status == "failed" and worker.proc is not None  # an ordinary failure keeps the worker
+
+
 @pytest.mark.parametrize("params, status", [({"crash_at": "call"}, "crashed"), ({"hang_at": "load"}, "timeout")])
 def test_a_finalist_that_crashes_or_hangs_ends_the_remeasurement_not_the_study(worker, params, status):
     from navigator.trial.isolate import WorkerDied

@@ -20,8 +20,10 @@ from tests.twin_loader import twin_loader  # noqa: E402, F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[2] / "navigator"
 PARAMS = {"precision": "fp16", "cast": "weights", "channels_last": True, "cudnn_benchmark": True, "cuda_graphs": True}
-# torch_ao's: the head's weight quantized by torchao (INT8 dynamic), in a CUDA graph
-QUANT = {"quant": "int8_dynamic", "precision": "bf16", "mode": "none", "cuda_graphs": True, "channels_last": False}
+# torch_ao's: the head's weight quantized by torchao, in a CUDA graph (weight-only INT8; FP8 where the GPU
+# has FP8 tensor cores). Eager INT8 dynamic is not searched in a graph: torchao reads back per matmul.
+QUANT = {"quant": "int8_weight_only", "precision": "bf16", "mode": "none", "cuda_graphs": True, "channels_last": False}
+FP8 = {**QUANT, "quant": "fp8_dynamic", "granularity": "per_tensor"}
 
 
 class Net(torch.nn.Module):
@@ -55,7 +57,7 @@ def test_cuda_graph_runner_replays_per_signature_and_closes() -> None:
     assert runner._graphs == {} and runner.fn is None
 
 
-@pytest.mark.parametrize("params", [PARAMS, QUANT], ids=["fp16", "torchao-int8"])
+@pytest.mark.parametrize("params", [PARAMS, QUANT, FP8], ids=["fp16", "torchao-int8", "torchao-fp8"])
 def test_the_twin_serves_the_trials_cuda_settings(params: dict, tmp_path: Path, twin_loader) -> None:  # noqa: F811
     version = tmp_path / "m" / "1"
     version.mkdir(parents=True)
@@ -66,6 +68,8 @@ def test_the_twin_serves_the_trials_cuda_settings(params: dict, tmp_path: Path, 
     shutil.copytree(ROOT / "runtimes", version / "runtimes", ignore=shutil.ignore_patterns("__pycache__"))
     if "quant" in params:
         pytest.importorskip("torchao")
+    if params.get("quant") == "fp8_dynamic" and torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("FP8 needs compute capability 8.9 or above")
     (version / "twin.json").write_text(json.dumps({"runtime": "torch", "device": "cuda", "params": params}))
     config = {"parameters": {"RUNTIME": {"string_value": "torch"}, "MODEL_FILE": {"string_value": "model.pt2"}},
               "input": [{"name": "x"}], "output": [{"name": "logits"}, {"name": "argmax"}], "max_batch_size": 64}
