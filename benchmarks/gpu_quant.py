@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,36 +56,76 @@ def top1(runner):
 ''' % (CHUNK, CHUNK)
 
 
-def classifier(name: str) -> tuple[Any, str, Any]:
-    """(model, input name, a function rows -> inputs): ResNet-50 (1000 classes) or a BERT-base sequence
-    classifier (10 classes, seq 128), torchvision's / transformers' architectures with random weights."""
-    import torch
+class Fitted(torch.nn.Module):
+    """A classifier as int8_models.fit_head takes it: `features` (the body, run on the GPU where there is
+    one) and `head` (its final linear layer)."""
+
+    def __init__(self, body: Any, head: Any, device: str) -> None:
+        super().__init__()
+        self.body, self.head, self.device = body, head, device
+
+    def features(self, x: Any) -> Any:
+        return self.body.to(self.device)(x.to(self.device)).float().cpu()
+
+    def forward(self, x: Any) -> Any:
+        return self.head(self.body(x))
+
+
+def classifier(name: str, device: str) -> tuple[Any, str, Any, float]:
+    """(model, input name, a function n -> (rows, classes), fitted accuracy): torchvision's ResNet-50 and a
+    transformers BERT-base sequence classifier (seq 128), random weights, on the synthetic classes of
+    int8_models (images; topic token sequences, ids only), whose classifier layer alone is fitted on
+    the frozen body's features (the ResNet's batch-norm statistics taken from the images first) so that
+    top-1 agreement measures the quantization, not near-ties of random logits."""
+    import int8_models
 
     torch.manual_seed(0)
     if name == "resnet50":
         import torchvision
 
-        return torchvision.models.resnet50(weights=None).eval(), "x", lambda n: torch.randn(n, 3, 224, 224)
-    import transformers
+        net = torchvision.models.resnet50(weights=None).eval()
+        head, net.fc = net.fc, torch.nn.Identity()
+        head = torch.nn.Linear(head.in_features, int8_models.CLASSES)
 
-    class Classifier(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=10))
+        def rows(n: int, seed: int) -> tuple[Any, Any]:
+            data, labels = int8_models.images(n, seed)
+            return torch.from_numpy(data["image"]), labels
 
-        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-            return self.bert(input_ids=input_ids).logits
+        data, labels = rows(512, 10)
+        int8_models.batch_statistics(net, data.numpy())  # on the CPU
+        input_name = "x"
+    else:
+        import transformers
 
-    return Classifier().eval(), "input_ids", lambda n: torch.randint(0, 30000, (n, 128))
+        config = transformers.BertConfig()
+        net = transformers.BertModel(config, add_pooling_layer=True).eval()
+
+        class Pooled(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.bert = net
+
+            def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+                return self.bert(input_ids=input_ids).pooler_output
+
+        net, head = Pooled().eval(), torch.nn.Linear(config.hidden_size, int8_models.CLASSES)
+
+        def rows(n: int, seed: int) -> tuple[Any, Any]:
+            data, labels = int8_models.texts(n, seed)
+            return torch.from_numpy(data["input_ids"]), labels
+
+        data, labels = rows(512, 10)
+        input_name = "input_ids"
+    model = Fitted(net, head, device)
+    accuracy = int8_models.fit_head(model, {input_name: data.numpy()}, labels)
+    return model.cpu().eval(), input_name, rows, accuracy
 
 
-def prepare(name: str, batch: int, work: Path) -> tuple[Path, Path, Path]:
-    """The .pt2, the validation .npz (one batch) and the metric file with its data (labels from fp32 eager
-    on the CPU, the source's own runtime)."""
-    import torch
-
-    model, input_name, rows = classifier(name)
-    x = rows(SAMPLES + batch)
+def prepare(name: str, batch: int, work: Path, device: str) -> tuple[Path, Path, Path, float]:
+    """The .pt2, the validation .npz (one batch), the metric file with its data (labels from fp32 eager
+    on the CPU, the source's own runtime) and the fitted accuracy."""
+    model, input_name, rows, accuracy = classifier(name, device)
+    x, _ = rows(SAMPLES + batch, 11)
     example = x[:2] if batch == 1 else x[:batch]
     dim = torch.export.Dim("batch", min=1, max=1024)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: dim},))
@@ -95,7 +136,7 @@ def prepare(name: str, batch: int, work: Path) -> tuple[Path, Path, Path]:
     np.savez(work / "val.npz", **{input_name: x[:batch].numpy()})
     np.savez(work / "metric.npz", x=x[batch:].numpy(), labels=labels.numpy(), name=np.array(input_name))
     (work / "top1.py").write_text(METRIC)
-    return pt2, work / "val.npz", work / "top1.py"
+    return pt2, work / "val.npz", work / "top1.py", accuracy
 
 
 def optimize_cli(pt2: Path, val: Path, metric: Path, budget: str, batch: int, out: Path,
@@ -168,8 +209,6 @@ def summarise(report: Path, batch: int, device: str) -> dict[str, Any]:
 def main() -> None:
     import argparse
 
-    import torch
-
     from navigator.settings import parse_budget
 
     parser = argparse.ArgumentParser()
@@ -184,12 +223,13 @@ def main() -> None:
     work = Path("/tmp/gpu-quant") / stem
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    pt2, val, metric = prepare(args.model, args.batch, work)
+    pt2, val, metric, accuracy = prepare(args.model, args.batch, work, args.device)
     rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run", args.device)
     case: dict[str, Any] = {"model": args.model, "batch": args.batch, "budget_s": parse_budget(args.budget),
                             "wall_s": round(wall, 1), "exit_code": rc,
                             "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-                            "metric": f"top-1 agreement with fp32 eager (CPU) on {SAMPLES} rows", "max_metric_drop": "1%"}
+                            "metric": f"top-1 agreement with fp32 eager (CPU) on {SAMPLES} rows", "max_metric_drop": "1%",
+                            "fitted_accuracy": round(accuracy, 3)}
     report = work / "run" / "report.json"
     if report.exists():
         shutil.copyfile(report.with_suffix(".md"), out / f"{stem}.md")
