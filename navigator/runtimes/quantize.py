@@ -62,10 +62,19 @@ def _quantize_graph(model: Any, cfg: Any) -> int:
         layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device=weight.device, dtype=weight.dtype)
         layer.weight = torch.nn.Parameter(weight.detach(), requires_grad=False)
         quantize_(layer, cfg)
+        if not _quantized(layer.weight):  # torchao leaves a layer it cannot take (FP8: dims not of 16)
+            continue
         delattr(owner, attr)
         owner.register_parameter(attr, layer.weight)
         done += 1
     return done
+
+
+def _quantized(weight: Any) -> bool:
+    """Whether torchao swapped the weight for one of its tensor subclasses."""
+    import torch
+
+    return type(weight) not in (torch.Tensor, torch.nn.Parameter)
 
 
 def quantize(model: Any, quant: str, granularity: str | None = None) -> int:
@@ -81,9 +90,8 @@ def quantize(model: Any, quant: str, granularity: str | None = None) -> int:
     if isinstance(model, torch.fx.GraphModule):
         done = _quantize_graph(model, cfg)
     else:
-        before = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
         quantize_(model, cfg)
-        done = sum(isinstance(m, torch.nn.Linear) and id(m.weight) not in before for m in model.modules())
+        done = sum(isinstance(m, torch.nn.Linear) and _quantized(m.weight) for m in model.modules())
     if not done:
         raise ValueError(f"{quant}: the model has no linear layer torchao could quantize")
     return done

@@ -65,6 +65,18 @@ def test_a_model_without_linear_layers_and_a_torchscript_are_refused() -> None:
         quantize.config("int4", None)
 
 
+@pytest.mark.parametrize("exported", [False, True], ids=["module", "exported"])
+def test_layers_torchao_leaves_as_they_are_are_not_counted_as_quantized(exported, tmp_path, monkeypatch) -> None:
+    """torchao skips a layer it cannot take (FP8 with dims not of 16) without a word: such a model is refused,
+    not run as an 'fp8' trial in bf16."""
+    import torchao.quantization
+
+    model = _exported(tmp_path) if exported else Net().eval()
+    monkeypatch.setattr(torchao.quantization, "quantize_", lambda module, cfg: None)
+    with pytest.raises(ValueError, match="no linear layer torchao could quantize"):
+        quantize.quantize(model, "int8_dynamic")
+
+
 def test_fp8_is_offered_only_from_compute_capability_8_9(monkeypatch) -> None:
     from navigator.paths import torch_ao
 

@@ -29,8 +29,8 @@ FP8 = {**QUANT, "quant": "fp8_dynamic", "granularity": "per_tensor"}
 class Net(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
-        self.head = torch.nn.Linear(8, 4)
+        self.conv = torch.nn.Conv2d(3, 32, 3, padding=1)
+        self.head = torch.nn.Linear(32, 16)  # dims of 16: torchao's FP8 takes the layer
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = torch.relu(self.conv(x)).mean(dim=(2, 3))
