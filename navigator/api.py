@@ -345,7 +345,8 @@ def launch(model: Any, inputs: Any, study: StudySettings, *, out: str | Path | N
 
 def calibration_notes(source: ModelSource, study: StudySettings) -> tuple[str, ...]:
     """What the report says of the INT8 paths' calibration inputs, where the study searches such a path."""
-    int8 = registry.calibrating(source.framework, study.device, study.paths)
+    int8 = [name for name in registry.calibrating(source.framework, study.device, study.paths)
+            if registry.get(name).available() is None]  # not a path that cannot run here (TensorRT)
     if not int8 or source.calibration is not None:
         return ()
     from navigator.paths.base import NO_CALIBRATION

@@ -168,6 +168,12 @@ def test_bad_calibration_data_is_one_line_exit_2_and_nothing_written(tmp_path, d
     assert not out.exists()
 
 
+def paths_available(name: str) -> bool:
+    from navigator import paths
+
+    return paths.get(name).available() is None
+
+
 def test_the_report_notes_say_where_calibration_comes_from(tmp_path):
     from navigator.api import calibration_notes
     from navigator.settings import StudySettings
@@ -181,6 +187,9 @@ def test_the_report_notes_say_where_calibration_comes_from(tmp_path):
     assert calibration_notes(context(tmp_path, input_data=tmp_path / "in.npz",
                                      calibration=tmp_path / "in.npz").source, study) == ()
     assert calibration_notes(context(tmp_path).source, StudySettings(paths=("ort_cpu",))) == ()
+    # a calibrating path that cannot run here (TensorRT without its libraries) is not named
+    assert calibration_notes(context(tmp_path).source, StudySettings(device="cuda", paths=("tensorrt",))) == () \
+        or paths_available("tensorrt")
 
 
 def test_int8_trials_skip_only_the_perturbed_inputs_they_were_not_calibrated_on(tmp_path):
