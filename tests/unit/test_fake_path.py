@@ -83,7 +83,9 @@ def worker(fake, tmp_path, monkeypatch):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
     model = tmp_path / "double.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8  # what older ONNX Runtime releases load too
+    onnx.save(proto, str(model))
     env = fakepath.worker_env(tmp_path / "site", ROOT)
     monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
     spec = WorkerSpec(SourceRecord(str(model)), "double", "fp", 1, str(tmp_path / "cache"))
