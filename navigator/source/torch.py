@@ -52,10 +52,12 @@ def load_file(path: Path, trust_pickle: bool) -> tuple[str, Any]:
     else:
         try:
             if kind == "exported":
-                return kind, torch.export.load(str(path))
+                return kind, _load_exported(torch, path)
             if kind == "torchscript":
                 return kind, torch.jit.load(str(path), map_location="cpu").eval()
             model = torch.load(str(path), map_location="cpu", weights_only=False)
+        except InputError:
+            raise
         except Exception as exc:  # a broken or hostile file: any failure of the loader is the user's input
             raise InputError(f"{path}: PyTorch could not load it ({type(exc).__name__}: {exc})") from None
     if not isinstance(model, torch.nn.Module):
@@ -65,6 +67,37 @@ def load_file(path: Path, trust_pickle: bool) -> tuple[str, Any]:
                              "(model.pt2) or torch.jit.save (TorchScript), or pass the module to navigator.optimize")
         raise InputError(f"{path}: holds a {type(model).__name__}, not an nn.Module")
     return "module", model.eval()
+
+
+def _load_exported(torch: Any, path: Path) -> Any:
+    """torch.export.load, whose own failure says only "check the warnings above" after logging the cause
+    with its traceback: the cause is kept off stderr and raised as the error (with what to do where it is
+    a container type this process cannot rebuild, such as transformers' ModelOutput)."""
+    import logging
+
+    causes: list[BaseException] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                causes.append(record.exc_info[1])
+
+    logger = logging.getLogger("torch.export")  # torch gives it its own stderr handler
+    handlers, propagate = logger.handlers, logger.propagate
+    logger.handlers, logger.propagate = [Keep()], False
+    try:
+        return torch.export.load(str(path))
+    except Exception as exc:
+        if not causes:
+            raise
+        cause = f"{type(causes[-1]).__name__}: {str(causes[-1]).strip().splitlines()[0]}"
+        if "in pytree is not registered" in cause:
+            cause += ("; its inputs or outputs use a container type that cannot be rebuilt here: export a "
+                      "model that takes and returns tensors, tuples, lists or dicts (transformers: "
+                      "return_dict=False)")
+        raise InputError(f"{path}: PyTorch could not load it ({cause})") from exc
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
 
 
 def _restricted_load(path: Path) -> Any:

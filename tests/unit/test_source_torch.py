@@ -151,6 +151,39 @@ def test_exported_program(tmp_path):
 
 
 
+class Output:
+    """A model output container registered with pytree by the code that exported the model (as transformers
+    registers its ModelOutput classes): a process without that registration cannot load the program."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+
+class Boxed(Tiny):
+    def forward(self, x):
+        return Output(self.lin(x))
+
+
+def test_an_exported_program_that_cannot_be_rebuilt_is_one_line_naming_the_cause(tmp_path, capfd):
+    pytree = torch.utils._pytree
+    if not hasattr(pytree, "_deregister_pytree_node"):
+        pytest.skip("this torch cannot unregister a pytree node")
+    path = tmp_path / "boxed.pt2"
+    pytree.register_pytree_node(Output, lambda o: ([o.logits], None), lambda values, _: Output(values[0]),
+                                serialized_type_name="exporter.Output")
+    try:
+        torch.export.save(torch.export.export(Boxed().eval(), (torch.randn(2, 3),)), str(path))
+    finally:
+        pytree._deregister_pytree_node(Output)
+    capfd.readouterr()
+    with pytest.raises(InputError) as refused:
+        load_file(path, trust_pickle=False)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: PyTorch could not load it (NotImplementedError: ") and "Output" in message
+    assert "tuples, lists or dicts" in message and "\n" not in message
+    assert "Traceback" not in capfd.readouterr().err  # torch's own log of the cause is kept off stderr
+
+
 def test_untrusted_state_dict_is_named_without_the_trust_flag(tmp_path):
     """A weights-only file is read by the restricted loader: the user learns it has no architecture and
     how to save a loadable model, without being told to trust it."""
