@@ -45,7 +45,7 @@ def on_device(source: ModelSource, device: str) -> Any:
     if source.kind == "exported":
         from torch.export.passes import move_to_device_pass
 
-        return move_to_device_pass(copy.deepcopy(source.model), device).module()
+        return rt_torch.program_module(move_to_device_pass(copy.deepcopy(source.model), device))
     if source.kind == "torchscript":
         buffer = io.BytesIO()
         torch.jit.save(source.model, buffer)

@@ -36,7 +36,7 @@ def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -
 
 def load(artifact: Artifact, source: ModelSource, params: Params) -> Runner:
     settings = rt_torch.settings(params, "cpu")
-    model = source.model.module() if source.kind == "exported" else source.model
+    model = rt_torch.program_module(source.model) if source.kind == "exported" else source.model
     if settings.channels_last and source.kind == "module":
         model = rt_torch.place(copy.deepcopy(model), settings)  # never touch the source
     return rt_torch.runner(model, [t.name for t in source.io.inputs], settings)

@@ -87,6 +87,8 @@ def quantize(model: Any, quant: str, granularity: str | None = None) -> int:
         raise ValueError("torchao quantizes Python modules; a TorchScript archive cannot hold its tensor "
                          "subclasses (export the model with torch.export instead)")
     cfg = config(quant, granularity)
+    if isinstance(getattr(model, "inner", None), torch.fx.GraphModule):  # runtimes/torch.program_module's
+        model = model.inner
     if isinstance(model, torch.fx.GraphModule):
         done = _quantize_graph(model, cfg)
     else:

@@ -87,6 +87,32 @@ def place(model: Any, s: TorchSettings) -> Any:
     return model
 
 
+def program_module(program: Any) -> Any:
+    """An ExportedProgram's module, called with its inputs flat, in graph_signature.user_inputs order, as
+    every runner calls a model: a program exported with keyword or nested arguments expects them as it
+    was called (model(input_ids=..., attention_mask=...)), which its FlatInputs wrapper rebuilds."""
+    torch = _torch()
+    from torch.utils import _pytree as pytree
+
+    module, spec = program.module(), program.call_spec.in_spec
+    if spec is None:
+        return module
+    args, kwargs = spec.children()
+    if kwargs.num_children == 0 and all(c.is_leaf() for c in args.children()):
+        return module
+
+    class FlatInputs(torch.nn.Module):  # type: ignore[name-defined]  # torch is imported lazily
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, *flat: Any) -> Any:
+            call_args, call_kwargs = pytree.tree_unflatten(list(flat), spec)
+            return self.inner(*call_args, **call_kwargs)
+
+    return FlatInputs()
+
+
 def retarget_script(model: Any, device: str) -> Any:
     """A TorchScript loaded with map_location=device, its graphs' Device constants (a traced
     torch.arange(..., device="cpu")) rewritten too: map_location moves the weights only."""
@@ -120,7 +146,7 @@ def load_file(path: Path, device: str, unpickle: bool = False) -> Any:
     if str(path).endswith(".pt2"):
         from torch.export.passes import move_to_device_pass
 
-        return move_to_device_pass(torch.export.load(str(path)), device).module()
+        return program_module(move_to_device_pass(torch.export.load(str(path)), device))
     if not is_pickle(path):
         return retarget_script(torch.jit.load(str(path), map_location=device).eval(), device)
     if not unpickle:

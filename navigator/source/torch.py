@@ -133,7 +133,11 @@ def is_state_dict(value: Any) -> bool:
 
 def callable_of(kind: str, model: Any) -> Any:
     """The object to call with positional tensors."""
-    return model.module() if kind == "exported" else model
+    if kind == "exported":
+        from navigator.runtimes.torch import program_module
+
+        return program_module(model)
+    return model
 
 
 def input_names(kind: str, model: Any) -> list[str] | None:

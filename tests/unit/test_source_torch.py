@@ -7,6 +7,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -149,6 +150,40 @@ def test_exported_program(tmp_path):
     (spec,) = torch_source.exported_inputs(loaded)
     assert (spec.dtype, spec.shape) == ("float32", (2, 3))
 
+
+
+class Keywords(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+
+    def forward(self, ids, mask=None, extra=None):
+        return self.lin(ids * mask) + extra[0]
+
+
+def test_a_program_exported_with_keyword_and_nested_arguments_runs_from_flat_named_inputs(tmp_path):
+    """Exported as model(x, mask=m, extra=(e,)): every runner calls it with its inputs flat, in the
+    program's user-input order, and gets the model's answers."""
+    from navigator.runtimes import torch as rt_torch
+    from navigator.source import load_source
+
+    module = Keywords().eval()
+    x, m, e = torch.randn(4, 3), torch.ones(4, 3), torch.randn(4, 2)
+    batch = torch.export.Dim("batch", max=64)
+    program = torch.export.export(module, (x,), {"mask": m, "extra": (e,)},
+                                  dynamic_shapes={"ids": {0: batch}, "mask": {0: batch}, "extra": ({0: batch},)})
+    path = tmp_path / "kw.pt2"
+    torch.export.save(program, str(path))
+    _, loaded = load_file(path, trust_pickle=False)
+    names = torch_source.input_names("exported", loaded)
+    assert len(names) == 3
+    inputs = {n: v.numpy() for n, v in zip(names, (x, m, e))}
+    want = module(x, mask=m, extra=(e,)).detach().numpy()
+    np.testing.assert_allclose(torch_source.run("exported", loaded, names, inputs)[0], want, rtol=1e-6)
+    flat = rt_torch.load_file(path, "cpu")  # as the twin and the GPU paths load it
+    np.testing.assert_allclose(flat(x, m, e).detach().numpy(), want, rtol=1e-6)
+    source = load_source(path, batch=5)  # navigator draws inputs of every flat name and runs the model
+    assert [t.name for t in source.io.inputs] == names and source.sample_outputs[0].shape == (5, 2)
 
 
 class Output:
