@@ -19,7 +19,7 @@ from navigator.errors import (InputError, InvalidModelError, NavigatorError, Una
 from navigator.records import (TUNED_BASELINE, CacheStats, Finalist, Result, ServingReport, SourceRecord, TrialConfig, TrialOutcome,
                                WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
-from navigator.search.finalists import compare_all, deploy_order, pick, precision_roles, tuned_baseline
+from navigator.search.finalists import compare_all, deploy_order, pick, precision_roles, settle_tuned, tuned_baseline
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, save_validation
 from navigator.settings import LocalSettings, StudySettings
@@ -252,6 +252,7 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
     if tuned is not None:
         roles[TUNED_BASELINE] = tuned
     finalists, why = _finalists(worker, ranked, roles, study, search, progress) if ranked and worker else ([], "")
+    finalists = settle_tuned(finalists, study.objective)
     phases["finalists"] = time.monotonic() - search.budget.started - phases["search"]
     if progress is not None:
         progress.phase("deploying", 0.0)

@@ -9,7 +9,10 @@ from dataclasses import replace
 import numpy as np
 
 from navigator import objective as objectives
-from navigator.records import MEASURED, PRECISION_ROLES, QUANTIZED, UNSTABLE_SPREAD, Comparison, Finalist, TrialOutcome
+from navigator.records import (MEASURED, PRECISION_ROLES, QUANTIZED, TUNED_BASELINE, UNSTABLE_SPREAD, Comparison, Finalist,
+                               TrialOutcome)
+
+REMEASURED = "re-measured"  # a finalist left with no role (a tuned baseline the baseline beat): no comparison
 
 
 def tuned_baseline(ranked: list[TrialOutcome], baseline: TrialOutcome | None) -> TrialOutcome | None:
@@ -46,6 +49,25 @@ def pick(ranked: list[TrialOutcome], roles: dict[str, TrialOutcome], k: int) -> 
         key = ident(o)
         chosen[key] = (f"{chosen[key][0]}, {role}", chosen[key][1]) if key in chosen else (role, o)
     return list(chosen.values())
+
+
+def settle_tuned(finalists: list[Finalist], objective: str) -> list[Finalist]:
+    """The tuned baseline is chosen on the search's figures; re-measured, the baseline as given may beat it
+    (the search's lead was noise). Then the role goes to the baseline: "the source framework with its own
+    best settings" is never slower than the source as given."""
+    def holder(role: str) -> Finalist | None:
+        return next((f for f in finalists if role in f.role.split(", ")), None)
+
+    base, tuned = holder("baseline"), holder(TUNED_BASELINE)
+    goal = objectives.get(objective)
+    if base is None or tuned is None or tuned is base or goal.finalist_score(tuned) >= goal.finalist_score(base):
+        return finalists
+
+    def roles(f: Finalist) -> str:
+        kept = [r for r in f.role.split(", ") if r != TUNED_BASELINE]
+        return ", ".join(kept + [TUNED_BASELINE] if f is base else kept) or REMEASURED
+
+    return [replace(f, role=roles(f)) if f in (base, tuned) else f for f in finalists]
 
 
 def is_top(role: str) -> bool:
@@ -106,7 +128,7 @@ def compare_all(winner: int, finalists: list[Finalist], objective: str) -> list[
     if mine is None:
         return []
     out = [compare(mine, replace(f, role=role), objective)
-           for f in finalists for role in f.role.split(", ") if not is_top(role)]
+           for f in finalists for role in f.role.split(", ") if not is_top(role) and role != REMEASURED]
     runner_up = next((f for f in finalists if f is not mine and is_top(f.role)), None)
     if runner_up is not None:
         out.append(compare(mine, replace(runner_up, role="runner-up"), objective))

@@ -32,6 +32,23 @@ def test_compare_pairs_rounds_and_says_when_within_noise() -> None:
     assert compare(winner, slow, "latency").ratio == pytest.approx(2.0)
 
 
+def test_a_tuned_baseline_the_baseline_beats_once_re_measured_gives_it_the_role() -> None:
+    from navigator.records import TUNED_BASELINE
+    from navigator.search.finalists import compare_all, settle_tuned
+
+    winner = Finalist(9, "ort_cpu", "top 1", (300.0,) * 3, (1.0,) * 3)
+    base = Finalist(0, "eager", "baseline", (250.0, 247.0, 252.0), (1.0,) * 3)
+    tuned = Finalist(6, "eager", TUNED_BASELINE, (217.0, 215.0, 219.0), (1.0,) * 3)  # ahead only in the search
+    settled = settle_tuned([winner, base, tuned], "throughput")
+    assert [f.role for f in settled] == ["top 1", f"baseline, {TUNED_BASELINE}", "re-measured"]
+    against = {c.against: c for c in compare_all(9, settled, "throughput")}
+    assert set(against) == {"baseline", TUNED_BASELINE}
+    assert against[TUNED_BASELINE].ratio == against["baseline"].ratio == pytest.approx(300 / 250, rel=0.02)
+    ahead = Finalist(6, "eager", TUNED_BASELINE, (260.0,) * 3, (1.0,) * 3)
+    assert settle_tuned([winner, base, ahead], "throughput") == [winner, base, ahead]
+    assert settle_tuned([winner, base, tuned], "latency") == [winner, base, tuned]  # equal p99: it keeps the role
+
+
 def _timed(number: int, throughput: float, p99: float, path: str = "ort_cpu") -> TrialOutcome:
     bench = Bench(1, throughput, p99, p99, p99, p99, p99, 0.01, 3, 30, True)
     return TrialOutcome(TrialConfig(number, path, {}, {}, 1), "ok", bench=bench)
