@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gpu import save_case  # noqa: E402
+from gpu import case_parser, save_case  # noqa: E402
 
 SAMPLES = 256
 STEPS, MAX_STEPS, TARGET_ACCURACY = 60, 300, 0.9  # training on the synthetic classes: rounds of STEPS steps
@@ -138,7 +138,7 @@ def classifier(name: str, device: str) -> tuple[Any, Any, float]:
 
 def prepare(name: str, batch: int, work: Path, device: str) -> tuple[Path, Path, Path, float]:
     """The .pt2, the validation .npz (one batch), the metric file with its data (labels from fp32 eager
-    on the CPU, the source's own runtime) and the fitted accuracy."""
+    on the CPU, the source's own runtime) and the model's accuracy on its training rows."""
     model, rows, accuracy = classifier(name, device)
     input_name = "x"
     x, _ = rows(SAMPLES + batch, 11)
@@ -223,15 +223,9 @@ def summarise(report: Path, batch: int, device: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    import argparse
-
     from navigator.settings import parse_budget
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", choices=["resnet50", "bert"], required=True)
-    parser.add_argument("--batch", type=int, required=True)
-    parser.add_argument("--budget", default="6m")
-    parser.add_argument("--out", required=True)
+    parser = case_parser("6m")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself")
     args = parser.parse_args()
     out, stem = Path(args.out), f"quant-{args.model}-b{args.batch}"
@@ -245,7 +239,7 @@ def main() -> None:
                             "wall_s": round(wall, 1), "exit_code": rc,
                             "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
                             "metric": f"top-1 agreement with fp32 eager (CPU) on {SAMPLES} rows", "max_metric_drop": "1%",
-                            "fitted_accuracy": round(accuracy, 3)}
+                            "train_accuracy": round(accuracy, 3)}
     report = work / "run" / "report.json"
     if report.exists():
         shutil.copyfile(report.with_suffix(".md"), out / f"{stem}.md")
