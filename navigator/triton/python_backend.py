@@ -15,6 +15,7 @@ import hashlib
 import importlib.resources
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def _package(name: str) -> Path:
 
 def spec_file(runtime: str, device: str, params: dict[str, Any], unpickle: bool = False) -> Path:
     """twin.json for these params, written (once, atomically) under a name of its content into navigator's
-    own directory of twin specs (TWINS), never beside the model: an artifact may be the user's own file
+    own directory of twin specs (twins_dir), never beside the model: an artifact may be the user's own file
     (an ONNX model run as it is), and trials sharing one artifact each keep their own spec."""
     if runtime not in KINDS:
         raise ValueError(f"unknown twin runtime {runtime!r}")
@@ -53,9 +54,18 @@ def spec_file(runtime: str, device: str, params: dict[str, Any], unpickle: bool 
 
 
 def twins_dir() -> Path:
-    """This user's directory of twin specs (tiny, named by content, so shared by every study safely)."""
+    """This user's directory of twin specs (tiny, named by content, so shared by every study safely). An
+    existing one is used only if this user owns it and nobody else may write there: a spec found there is
+    trusted as written (its `unpickle` among the rest)."""
     where = Path(tempfile.gettempdir()) / f"navigator-twins-{os.getuid()}"
-    where.mkdir(mode=0o700, exist_ok=True)
+    try:
+        where.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = where.lstat()  # not following a link
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise InputError(f"{where}: not a directory of this user's only; remove it (navigator keeps its "
+                         "python-backend twin specs there)")
     return where
 
 

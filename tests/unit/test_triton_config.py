@@ -65,6 +65,30 @@ def test_the_twin_spec_is_never_written_beside_the_model(tmp_path):
     assert ort_config(tmp_path, {"intra_op_num_threads": 2})[0].files["twin.json"] != model.files["twin.json"]
 
 
+@pytest.mark.parametrize("planted", ["writable", "file", "link"])
+def test_a_twin_directory_others_could_write_is_refused(tmp_path, monkeypatch, planted):
+    """A spec found in the directory is trusted as written (its unpickle flag too): one that another user
+    could have planted, or a link to elsewhere, is refused in one line."""
+    import os
+    import tempfile
+
+    from navigator.triton import python_backend
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    where = tmp_path / f"navigator-twins-{os.getuid()}"
+    if planted == "writable":
+        where.mkdir()
+        where.chmod(0o777)
+    elif planted == "file":
+        where.write_text("")
+    else:
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        where.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="not a directory of this user's only"):
+        python_backend.spec_file("onnxruntime", "cpu", {})
+    assert [p.name for p in tmp_path.glob("elsewhere/*")] == []
+
+
 def test_unbatched_config_keeps_all_dims(tmp_path):
     io = IOSpec((TensorSpec("x", "float32", (2, 3)),), (TensorSpec("y", "float32", (2, None)),))
     _, config = ort_config(tmp_path, {}, io=io, max_batch=8)
