@@ -70,7 +70,9 @@ class Classifier(torch.nn.Module):
 
 def train(model: Any, x: Any, labels: Any, steps: int, lr: float, device: str) -> float:
     """Every weight trained for `steps` steps (batches of 32, AdamW) on the device; batch-norm statistics
-    then taken afresh over `x` (as int8_models.batch_statistics does); returns the accuracy on `x`."""
+    then taken afresh over `x` (int8_models.batch_statistics); returns the accuracy on `x`."""
+    import int8_models
+
     model.to(device).train()
     generator = torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -80,14 +82,8 @@ def train(model: Any, x: Any, labels: Any, steps: int, lr: float, device: str) -
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model(x[rows].to(device)), target[rows].to(device)).backward()
         optimizer.step()
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    int8_models.batch_statistics(model, x, device)  # leaves it in eval mode
     with torch.no_grad():
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # a cumulative average over the batches below
-        for i in range(0, len(labels), 64):
-            model(x[i:i + 64].to(device))
-        model.eval()
         got = torch.cat([model(x[i:i + 64].to(device)).argmax(1).cpu() for i in range(0, len(labels), 64)])
     model.cpu()
     return float((got == target).float().mean())

@@ -189,10 +189,10 @@ def train(model: nn.Module, data: dict[str, np.ndarray], labels: np.ndarray, ste
     return float((logits.argmax(1) == target).float().mean())
 
 
-def batch_statistics(model: nn.Module, images: np.ndarray) -> None:
-    """Batch norm's running statistics from the images (their average over batches of 64), as training
-    would leave them; random weights with the initial statistics (mean 0, variance 1) give every image
-    nearly the same features. The model is left in eval mode."""
+def batch_statistics(model: nn.Module, images: np.ndarray | torch.Tensor, device: str = "cpu") -> None:
+    """Batch norm's running statistics from the images (their average over batches of 64, run on `device`
+    where the model is), as training would leave them; random weights with the initial statistics (mean 0,
+    variance 1) give every image nearly the same features. The model is left in eval mode."""
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.reset_running_stats()
@@ -200,7 +200,7 @@ def batch_statistics(model: nn.Module, images: np.ndarray) -> None:
     model.train()
     with torch.no_grad():
         for i in range(0, len(images), 64):
-            model(torch.from_numpy(images[i:i + 64]))
+            model(torch.as_tensor(images[i:i + 64]).to(device))
     model.eval()
 
 
