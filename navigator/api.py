@@ -352,8 +352,9 @@ def calibration_notes(source: ModelSource, study: StudySettings) -> tuple[str, .
         return ()
     from navigator.paths.base import NO_CALIBRATION
 
-    if not source.calibratable:
-        return (f"{', '.join(int8)}: {NO_CALIBRATION}",)
+    if not source.calibratable:  # the paths that only calibrate are listed as not searched, with this reason
+        partly = [name for name in int8 if not registry.only_calibrated(registry.get(name))]
+        return (f"{', '.join(partly)}: their INT8 trials are refused: {NO_CALIBRATION}",) if partly else ()
     return (f"{', '.join(int8)}: calibrated on the validation inputs (no --calibration-data given); "
             "a model calibrated and validated on the same inputs may do worse on others",)
 

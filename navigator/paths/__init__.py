@@ -116,6 +116,12 @@ def calibrating(framework: str, device: str, wanted: tuple[str, ...] | None = No
     return found
 
 
+def only_calibrated(path: Any) -> bool:
+    """Whether every trial of the path calibrates (every precision class it runs is quantized): without
+    calibration inputs such a path is not searched at all."""
+    return bool(path.calibrates) and set(path.precision_classes) <= set(QUANTIZED)
+
+
 def baseline(framework: str, device: str) -> str | None:
     """The baseline of a (framework, device) study: the framework's own runtime with default settings,
     the path that declares it in BASELINE."""
@@ -170,7 +176,7 @@ def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = Non
             out.append(Candidate(name, f"does not take {framework} models"))
         elif device not in path.devices:
             out.append(Candidate(name, f"runs on {'/'.join(path.devices)}, not {device}"))
-        elif not calibration and path.calibrates and set(path.precision_classes) <= set(QUANTIZED):
+        elif not calibration and only_calibrated(path):
             out.append(Candidate(name, NO_CALIBRATION))
         else:
             out.append(Candidate(name, path.available()))

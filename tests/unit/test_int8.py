@@ -3,6 +3,7 @@ tolerance class, and the ort_int8 path on small ONNX models built here."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -174,19 +175,27 @@ def paths_available(name: str) -> bool:
     return paths.get(name).available() is None
 
 
-def test_the_report_notes_say_where_calibration_comes_from(tmp_path):
+def test_the_report_notes_say_where_calibration_comes_from(tmp_path, monkeypatch):
+    from navigator import paths
     from navigator.api import calibration_notes
     from navigator.settings import StudySettings
 
     study = StudySettings(paths=("ort_cpu", "ort_int8"))
-    [note] = calibration_notes(context(tmp_path).source, study)
-    assert note.startswith("ort_int8: ") and NO_CALIBRATION in note
+    # without calibration inputs ort_int8 is not searched: "Paths not searched" gives the reason, once
+    assert calibration_notes(context(tmp_path).source, study) == ()
     np.savez(tmp_path / "in.npz", **rows(8))
     [note] = calibration_notes(context(tmp_path, input_data=tmp_path / "in.npz").source, study)
     assert "calibrated on the validation inputs" in note
     assert calibration_notes(context(tmp_path, input_data=tmp_path / "in.npz",
                                      calibration=tmp_path / "in.npz").source, study) == ()
     assert calibration_notes(context(tmp_path).source, StudySettings(paths=("ort_cpu",))) == ()
+    # a path whose trials calibrate only in some precisions stays searched: the note names it
+    tensorrt, get = paths.get("tensorrt"), paths.get
+    monkeypatch.setattr(paths, "get", lambda name: dataclasses.replace(tensorrt, available=lambda: None)
+                        if name == "tensorrt" else get(name))
+    [note] = calibration_notes(context(tmp_path).source, StudySettings(device="cuda", paths=("tensorrt",)))
+    assert note.startswith("tensorrt: their INT8 trials are refused: ") and NO_CALIBRATION in note
+    monkeypatch.undo()
     # a calibrating path that cannot run here (TensorRT without its libraries) is not named
     assert calibration_notes(context(tmp_path).source, StudySettings(device="cuda", paths=("tensorrt",))) == () \
         or paths_available("tensorrt")
