@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from navigator.records import Params, TrialOutcome
+from navigator.records import PRECISION_ROLES, QUANTIZED, Params, TrialOutcome
 from navigator.settings import StudySettings
 from navigator.trial.bench import MIN_CALLS_PER_WINDOW, STABLE_WINDOWS
 
@@ -98,10 +98,11 @@ def finalists_cost(chosen: list[TrialOutcome], settings: StudySettings) -> tuple
 
 
 def reserve(measured: list[TrialOutcome], settings: StudySettings) -> float:
-    """Seconds kept for the finalists (the top k, the baseline, ONNX Runtime's defaults): at the mean
-    cost of the study's measured trials, or by the window settings before there are any; a third of
-    the budget at most (the search comes first)."""
-    count = settings.finalists + 2
+    """Seconds kept for the finalists (the top k, the baseline, ONNX Runtime's defaults, and once a
+    quantized trial is measured the best of each precision group, search.finalists.precision_roles): at
+    the mean cost of the study's measured trials, or by the window settings before there are any; a
+    third of the budget at most (the search comes first)."""
+    count = settings.finalists + 2 + (len(PRECISION_ROLES) if any(o.precision in QUANTIZED for o in measured) else 0)
     if measured:
         costs = [entry_cost(o, settings) for o in measured]
         load, one = statistics.mean(c[0] for c in costs), statistics.mean(c[1] for c in costs)

@@ -158,6 +158,10 @@ def test_reserve_is_sized_from_measured_trials() -> None:
     # 5 finalists x (4 s load + 1 s + 2 windows, then 5 rounds of 3.25 windows)
     assert reserve([slow], settings) == pytest.approx(5 * (4.0 + 1.0 + 0.2 + 5 * 3.25 * 0.1))
     assert reserve([slow], StudySettings(budget_s=30)) == pytest.approx(10.0)  # a third
+    # a measured INT8 trial brings the best of each precision group into the finalists' rounds
+    quantized = TrialOutcome(TrialConfig(1, "ort_int8", {}, {}, 1), "ok", bench=_bench(1.0), load_s=4.0,
+                             precision="int8")
+    assert reserve([slow, quantized], settings) == pytest.approx(8 * (4.0 + 1.0 + 0.2 + 5 * 3.25 * 0.1))
 
 
 def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
