@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -29,8 +30,11 @@ from navigator.trial.validate import AGREEMENT, tolerance, validate
 
 
 def one_line(exc: BaseException) -> str:
-    text = strip_ansi(str(exc)).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+    """The error's type and first line; where a traceback inside the message ends in the real cause (the
+    TorchScript interpreter's "The following operation failed ..."), that last line too."""
+    text = [line for line in strip_ansi(str(exc)).strip().splitlines() if line.strip()]
+    cause = text[-1].strip() if len(text) > 1 and re.match(r"^[A-Za-z_.]*(Error|Exception): ", text[-1].strip()) else ""
+    return f"{type(exc).__name__}: {text[0] if text else ''}{' ... ' + cause if cause else ''}"[:500]
 
 
 # The second validation set of perturbed inputs (negated, rescaled): outside the range a calibrated

@@ -128,6 +128,17 @@ def test_a_metric_failing_on_a_trial_fails_that_trial(tmp_path):
     assert why == "the metric raised ValueError: only the source on this trial"
 
 
+def test_an_error_whose_message_ends_in_its_cause_names_the_cause():
+    from navigator.trial.run import one_line
+
+    interpreter = RuntimeError("The following operation failed in the TorchScript interpreter.\n"
+                               "Traceback of TorchScript (most recent call last):\n  graph_module.py(493): __call__\n"
+                               "RuntimeError: The size of tensor a (16) must match the size of tensor b (8)\n")
+    assert one_line(interpreter) == ("RuntimeError: The following operation failed in the TorchScript interpreter. ... "
+                                     "RuntimeError: The size of tensor a (16) must match the size of tensor b (8)")
+    assert one_line(ValueError("bad input\nsee the docs")) == "ValueError: bad input"
+
+
 @pytest.mark.parametrize("returned, message", [
     (float("nan"), "returned nan, not a finite number"), (float("inf"), "returned inf"),
     ("0.9", "returned str '0.9', not a number"), (None, "returned NoneType"), (True, "returned bool"),
