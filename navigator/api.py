@@ -15,7 +15,7 @@ from navigator import env
 from navigator import objective as objectives
 from navigator import paths as registry
 from navigator.errors import (InputError, InvalidModelError, NavigatorError, UnavailableError,
-                              UntrustedPickleError)
+                              UntrustedPickleError, one_line)
 from navigator.records import (TUNED_BASELINE, CacheStats, Finalist, Result, ServingReport, SourceRecord, TrialConfig, TrialOutcome,
                                WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
@@ -41,7 +41,7 @@ def _deploy(source: ModelSource, ctx: Any, ranked: list[TrialOutcome], settings:
     from navigator.paths.base import TritonTarget
     from navigator.records import ServingConfig
     from navigator.triton.deployment import Deployment
-    from navigator.trial.run import convert, one_line
+    from navigator.trial.run import convert
     from navigator.trial.served import served_max
 
     notes = []

@@ -11,6 +11,14 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+def one_line(exc: BaseException) -> str:
+    """The error's type and first line; where a traceback inside the message ends in the real cause (the
+    TorchScript interpreter's "The following operation failed ..."), that last line too."""
+    text = [line.strip() for line in strip_ansi(str(exc)).strip().splitlines() if line.strip()]
+    cause = text[-1] if len(text) > 1 and re.match(r"^[A-Za-z_.]*(Error|Exception): ", text[-1]) else ""
+    return f"{type(exc).__name__}: {text[0] if text else ''}{' ... ' + cause if cause else ''}"[:500]
+
+
 class NavigatorError(Exception):
     """Root of every error navigator raises on purpose. The message names the problem and the fix."""
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from navigator.errors import InputError
+from navigator.errors import InputError, one_line
 
 Metric = Callable[[Any], float]
 
@@ -90,8 +90,7 @@ def evaluate(metric: Metric, runner: Any) -> float:
     try:
         value = metric(runner)
     except Exception as exc:  # the user's function failing in any way
-        text = str(exc).strip().splitlines()
-        raise MetricError(f"the metric raised {type(exc).__name__}: {text[0] if text else ''}"[:500]) from None
+        raise MetricError(f"the metric raised {one_line(exc)}"[:500]) from None
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

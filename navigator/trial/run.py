@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -17,7 +16,7 @@ import numpy as np
 from navigator import objective as objectives
 from navigator import paths
 from navigator.cache import Cache
-from navigator.errors import strip_ansi
+from navigator.errors import one_line
 from navigator.paths.base import Target
 from navigator.records import Artifact, Bench, TrialConfig, TrialOutcome, Validation
 from navigator.settings import StudySettings
@@ -27,14 +26,6 @@ from navigator.trial import traced
 from navigator.trial.bench import (SCREEN_MARGIN, STABLE_WINDOWS, Timer, could_lead, cuda_timer, measure, screen,
                                    uncounted_rows)
 from navigator.trial.validate import AGREEMENT, tolerance, validate
-
-
-def one_line(exc: BaseException) -> str:
-    """The error's type and first line; where a traceback inside the message ends in the real cause (the
-    TorchScript interpreter's "The following operation failed ..."), that last line too."""
-    text = [line for line in strip_ansi(str(exc)).strip().splitlines() if line.strip()]
-    cause = text[-1].strip() if len(text) > 1 and re.match(r"^[A-Za-z_.]*(Error|Exception): ", text[-1].strip()) else ""
-    return f"{type(exc).__name__}: {text[0] if text else ''}{' ... ' + cause if cause else ''}"[:500]
 
 
 # The second validation set of perturbed inputs (negated, rescaled): outside the range a calibrated

@@ -23,8 +23,9 @@ def candidates(batch_sizes: tuple[int, ...], validated: int) -> list[int]:
 def largest_valid(ctx: Any, config: TrialConfig, sizes: list[int]) -> tuple[int, list[str]]:
     """The first of `sizes` at which the trial's runner gives the source's outputs (validation and a full
     batch of rows), and why the larger ones did not; the trial's own batch when none does."""
+    from navigator.errors import one_line
     from navigator.trial.bench import uncounted_rows
-    from navigator.trial.run import check, convert, one_line
+    from navigator.trial.run import check, convert
 
     failures: list[str] = []
     try:

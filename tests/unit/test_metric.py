@@ -129,7 +129,7 @@ def test_a_metric_failing_on_a_trial_fails_that_trial(tmp_path):
 
 
 def test_an_error_whose_message_ends_in_its_cause_names_the_cause():
-    from navigator.trial.run import one_line
+    from navigator.errors import one_line
 
     interpreter = RuntimeError("The following operation failed in the TorchScript interpreter.\n"
                                "Traceback of TorchScript (most recent call last):\n  graph_module.py(493): __call__\n"
