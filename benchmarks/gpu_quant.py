@@ -89,26 +89,28 @@ def train(model: Any, x: Any, labels: Any, steps: int, lr: float, device: str) -
     return float((got == target).float().mean())
 
 
-def classifier(name: str, device: str) -> tuple[Any, Any, float]:
+def classifier(name: str, device: str, tiny: bool = False) -> tuple[Any, Any, float]:
     """(model, a function (n, seed) -> (rows, classes), its accuracy): torchvision's ResNet-50 and a
     transformers BERT-base sequence classifier (seq 128, token ids only), trained for a few steps on the
     synthetic classes of int8_models (images; topic token sequences), so that their logits have the
     margins of a trained model and top-1 agreement measures the quantization, not near-ties of random
-    logits (nor a head fitted on nearly constant random features, which fp32 on a GPU already fails)."""
+    logits (nor a head fitted on nearly constant random features, which fp32 on a GPU already fails).
+    `tiny`: ResNet-18 and a 2-layer BERT of width 64, for a dry run of this script on a CPU."""
     import int8_models
 
     torch.manual_seed(0)
     if name == "resnet50":
         import torchvision
 
-        net = torchvision.models.resnet50(weights=None)
-        net.fc = torch.nn.Identity()
-        model = Classifier(net, torch.nn.Linear(2048, int8_models.CLASSES))
+        net = (torchvision.models.resnet18 if tiny else torchvision.models.resnet50)(weights=None)
+        features, net.fc = net.fc.in_features, torch.nn.Identity()
+        model = Classifier(net, torch.nn.Linear(features, int8_models.CLASSES))
         data_of, key, lr = int8_models.images, "image", 1e-3
     else:
         import transformers
 
-        config = transformers.BertConfig()
+        config = (transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+                  if tiny else transformers.BertConfig())
 
         class Pooled(torch.nn.Module):
             def __init__(self) -> None:
@@ -132,10 +134,10 @@ def classifier(name: str, device: str) -> tuple[Any, Any, float]:
     return model.eval(), rows, accuracy
 
 
-def prepare(name: str, batch: int, work: Path, device: str) -> tuple[Path, Path, Path, float]:
+def prepare(name: str, batch: int, work: Path, device: str, tiny: bool) -> tuple[Path, Path, Path, float]:
     """The .pt2, the validation .npz (one batch), the metric file with its data (labels from fp32 eager
     on the CPU, the source's own runtime) and the model's accuracy on its training rows."""
-    model, rows, accuracy = classifier(name, device)
+    model, rows, accuracy = classifier(name, device, tiny)
     input_name = "x"
     x, _ = rows(SAMPLES + batch, 11)
     example = x[:2] if batch == 1 else x[:batch]
@@ -222,16 +224,17 @@ def main() -> None:
     from navigator.settings import parse_budget
 
     parser = case_parser("6m")
-    parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself")
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself (with --tiny)")
+    parser.add_argument("--tiny", action="store_true", help="ResNet-18 / a 2-layer BERT of width 64 instead")
     args = parser.parse_args()
-    out, stem = Path(args.out), f"quant-{args.model}-b{args.batch}"
+    out, stem = Path(args.out), f"quant-{args.model}{'-tiny' if args.tiny else ''}-b{args.batch}"
     out.mkdir(parents=True, exist_ok=True)
     work = Path("/tmp/gpu-quant") / stem
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    pt2, val, metric, accuracy = prepare(args.model, args.batch, work, args.device)
+    pt2, val, metric, accuracy = prepare(args.model, args.batch, work, args.device, args.tiny)
     rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run", args.device)
-    case: dict[str, Any] = {"model": args.model, "batch": args.batch, "budget_s": parse_budget(args.budget),
+    case: dict[str, Any] = {"model": args.model + (" (tiny)" if args.tiny else ""), "batch": args.batch, "budget_s": parse_budget(args.budget),
                             "wall_s": round(wall, 1), "exit_code": rc,
                             "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
                             "metric": f"top-1 agreement with fp32 eager (CPU) on {SAMPLES} rows", "max_metric_drop": "1%",
