@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from navigator.records import PRECISION_ROLES, QUANTIZED, Params, TrialOutcome
+from navigator.records import PRECISION_ROLES, Params, TrialOutcome
+from navigator.search.finalists import precision_roles
 from navigator.settings import StudySettings
 from navigator.trial.bench import MIN_CALLS_PER_WINDOW, STABLE_WINDOWS
 
@@ -102,7 +103,7 @@ def reserve(measured: list[TrialOutcome], settings: StudySettings) -> float:
     quantized trial is measured the best of each precision group, search.finalists.precision_roles): at
     the mean cost of the study's measured trials, or by the window settings before there are any; a
     third of the budget at most (the search comes first)."""
-    count = settings.finalists + 2 + (len(PRECISION_ROLES) if any(o.precision in QUANTIZED for o in measured) else 0)
+    count = settings.finalists + 2 + (len(PRECISION_ROLES) if precision_roles(measured) else 0)
     if measured:
         costs = [entry_cost(o, settings) for o in measured]
         load, one = statistics.mean(c[0] for c in costs), statistics.mean(c[1] for c in costs)
