@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from navigator.env import versions
-from navigator.errors import TrialError
+from navigator.errors import TrialError, one_line
 
 
 class Cache:
@@ -53,8 +53,7 @@ class Cache:
             try:
                 build(tmp)
             except Exception as exc:  # any converter failure: remember it, then let the trial record it
-                lines = str(exc).strip().splitlines()
-                failed.write_text(f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500] + "\n")
+                failed.write_text(one_line(exc) + "\n")
                 raise
             (tmp / "params.json").write_text(json.dumps({"step": step, "params": params}, sort_keys=True))
             os.rename(tmp, final)

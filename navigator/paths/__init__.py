@@ -14,7 +14,7 @@ import types
 from dataclasses import dataclass, replace
 from typing import Any
 
-from navigator.errors import InputError, NavigatorError
+from navigator.errors import InputError, NavigatorError, one_line
 from navigator.paths.base import NO_CALIBRATION, ConversionPath, Plugin
 from navigator.records import QUANTIZED
 from navigator.search import space as space_mod
@@ -170,7 +170,7 @@ def candidates(framework: str, device: str, wanted: tuple[str, ...] | None = Non
             out.append(Candidate(name, str(exc)))
             continue
         except Exception as exc:  # a broken path module must not break the others
-            out.append(Candidate(name, f"import failed: {type(exc).__name__}: {exc}"))
+            out.append(Candidate(name, f"import failed: {one_line(exc)}"))
             continue
         if framework not in path.frameworks:
             out.append(Candidate(name, f"does not take {framework} models"))

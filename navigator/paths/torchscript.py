@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.cache import Cache
-from navigator.errors import TrialError
+from navigator.errors import TrialError, one_line
 from navigator.lazy import installed, require
 from navigator.paths._torch import example_args
 from navigator.paths.base import Runner, Target, TritonTarget
@@ -61,8 +61,7 @@ def _build(source: ModelSource, params: Params, out: Path) -> None:
         try:  # Triton loads the file: an artifact that cannot be read back is no artifact
             torch.jit.load(str(out / MODEL_FILE), map_location="cpu")
         except Exception as exc:  # optimize_for_inference's MKLDNN constants do not reload on every build
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise TrialError(f"the saved TorchScript does not load back ({type(exc).__name__}: {first})") from None
+            raise TrialError(f"the saved TorchScript does not load back ({one_line(exc)})") from None
 
 
 def convert(source: ModelSource, params: Params, cache: Cache, target: Target) -> Artifact:

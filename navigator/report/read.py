@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from navigator.errors import InputError
+from navigator.errors import InputError, one_line
 from navigator.records import REPORT_VERSION, Result, UnknownKeys, from_dict
 
 
@@ -32,7 +32,7 @@ def read_report(path: Path, unknown: bool = False) -> Result:
     except UnknownKeys as exc:
         raise InputError(f"{path}: unknown report keys ({exc}){older or '; written by a newer navigator?'}") from None
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise InputError(f"{path}: malformed navigator report ({type(exc).__name__}: {exc}){older}") from None
+        raise InputError(f"{path}: malformed navigator report ({one_line(exc)}){older}") from None
     if older:
         raise InputError(f"{path}: {older[2:]}")
     return replace(result, report=Path(path))

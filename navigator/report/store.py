@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from navigator.errors import InputError
+from navigator.errors import InputError, one_line
 from navigator.records import Result, TrialOutcome, from_dict, to_dict
 
 SUMMARY_ATTR = "result"
@@ -47,8 +47,7 @@ def open_study(storage_url: str, study_name: str) -> Any:
     except KeyError:
         raise InputError(f"no study named {study_name!r} in {storage_url}") from None
     except Exception as exc:  # SQLAlchemy: unreachable or unreadable storage
-        raise InputError(f"cannot open the study storage {storage_url}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise InputError(f"cannot open the study storage {storage_url}: {one_line(exc)}") from None
 
 
 def load(storage_url: str, study_name: str) -> Result:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from navigator.errors import InputError
+from navigator.errors import InputError, one_line
 from navigator.records import IOSpec, TensorSpec
 from navigator.source import iospec
 from navigator.source import onnx as onnx_source
@@ -210,7 +210,7 @@ def load_source(model: Any, *, sample_inputs: Any = None, input_spec: str | None
         raise
     except Exception as exc:  # the model itself fails on its inputs: wrong spec or broken model
         raise InputError(f"the model fails on inputs {[(t.name, t.dtype, t.shape) for t in inputs]}: "
-                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+                         f"{one_line(exc)}") from None
     varied = _other_sizes(src, inputs)
     if framework in ("onnx", "tf", "trees"):
         outputs = _declared_io(framework, loaded)[1]
@@ -247,7 +247,7 @@ def _other_sizes(src: ModelSource, inputs: tuple[TensorSpec, ...]) -> list[list[
             outs.append(src.reference(data))
         except Exception as exc:  # the declaration is wrong: a config with -1 there would lie
             raise InputError(f"the inputs declare dynamic axes, but the model fails with {label}: "
-                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                             f"{one_line(exc)} "
                              "(give that axis its size in --input-spec)") from None
     return outs
 

@@ -58,8 +58,7 @@ def load(spec: str, trust: bool) -> Metric:
     except InputError:
         raise
     except Exception as exc:  # the user's module failing to import in any way is an input error
-        raise InputError(f"--metric {spec}: importing {name} failed: {type(exc).__name__}: "
-                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+        raise InputError(f"--metric {spec}: importing {name} failed: {one_line(exc)}") from None
     found = getattr(module, function, None)
     if not callable(found):
         raise InputError(f"--metric {spec}: {name} has no function {function!r}")
@@ -75,7 +74,7 @@ def save(metric: Metric, directory: Path) -> Path:
     try:
         target.write_bytes(require("cloudpickle").dumps(metric))
     except Exception as exc:  # e.g. a closure over a lock or an open session
-        raise InputError(f"the metric cannot be carried to the trial worker: {type(exc).__name__}: {exc}") from None
+        raise InputError(f"the metric cannot be carried to the trial worker: {one_line(exc)}") from None
     return target
 
 

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from navigator.errors import InputError
+from navigator.errors import InputError, one_line
 from navigator.lazy import require
 from navigator.records import TensorSpec
 
@@ -23,7 +23,7 @@ def load_file(path: Path) -> Any:
         model = onnx.load(str(path))
         onnx.checker.check_model(str(path))
     except Exception as exc:  # the protobuf/checker errors have no common base
-        raise InputError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise InputError(f"{path}: not a valid ONNX model ({one_line(exc)})") from None
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < MIN_OPSET:
         raise InputError(f"{path}: opset {opset} is below {MIN_OPSET}; re-export with opset >= {MIN_OPSET}")

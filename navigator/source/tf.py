@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from navigator.errors import InputError
+from navigator.errors import InputError, one_line
 from navigator.lazy import require
 from navigator.records import TensorSpec
 
@@ -66,8 +66,7 @@ def _savedmodel(path: Path) -> TFModel:
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # a damaged or foreign directory
-        raise InputError(f"{path}: TensorFlow could not load the SavedModel ({type(exc).__name__}: "
-                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+        raise InputError(f"{path}: TensorFlow could not load the SavedModel ({one_line(exc)})") from None
     signature = loaded.signatures.get(SIGNATURE)
     if signature is None:
         raise InputError(f"{path}: the SavedModel has no {SIGNATURE!r} signature "
@@ -94,8 +93,7 @@ def _keras(path: Path) -> TFModel:
     try:
         model = keras.saving.load_model(str(path), compile=False)
     except Exception as exc:  # a damaged file, or custom layers the file does not carry
-        raise InputError(f"{path}: Keras could not load it ({type(exc).__name__}: "
-                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+        raise InputError(f"{path}: Keras could not load it ({one_line(exc)})") from None
     if not getattr(model, "inputs", None):
         raise InputError(f"{path}: the Keras model has no defined inputs (build it with keras.Input)")
     inputs = tuple(_spec(t.name, t.shape, t.dtype) for t in model.inputs)

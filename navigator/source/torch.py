@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from navigator.errors import InputError, UntrustedPickleError
+from navigator.errors import InputError, UntrustedPickleError, one_line
 from navigator.lazy import require
 from navigator.records import TensorSpec
 
@@ -59,7 +59,7 @@ def load_file(path: Path, trust_pickle: bool) -> tuple[str, Any]:
         except InputError:
             raise
         except Exception as exc:  # a broken or hostile file: any failure of the loader is the user's input
-            raise InputError(f"{path}: PyTorch could not load it ({type(exc).__name__}: {exc})") from None
+            raise InputError(f"{path}: PyTorch could not load it ({one_line(exc)})") from None
     if not isinstance(model, torch.nn.Module):
         if is_state_dict(model):
             raise InputError(f"{path} holds a state_dict: weights without the model's code, which navigator cannot "

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from navigator.errors import one_line
 from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, from_dict, to_dict
 from navigator.settings import StudySettings
 
@@ -94,8 +95,7 @@ def main() -> None:
             else:
                 reply = {"ok": True, "result": _handle(ctx, request)}
         except Exception as exc:  # reported to the parent, which records it on the trial
-            lines = str(exc).strip().splitlines()
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]}
+            reply = {"ok": False, "error": one_line(exc)}
         if TAINTED.search(_error(reply)):
             reply["restart"] = True
         proto.write(json.dumps(reply) + "\n")
