@@ -14,7 +14,7 @@ from navigator import objective as objectives
 from navigator.errors import InputError
 from navigator.records import TrialOutcome, to_dict
 from navigator.search import space as space_mod
-from navigator.search.seen import Seen
+from navigator.search.seen import Point, Seen
 from navigator.search.space import PathSpace
 from navigator.search.view import INTERRUPTED_ATTR, OUTCOME_ATTR
 from navigator.settings import StudySettings
@@ -110,8 +110,13 @@ def enqueue_unseen(study: Any, seen: Seen, batch_sizes: tuple[int, ...], first: 
     point = seen.unseen(first)
     if point is None or study.get_trials(deepcopy=False, states=(waiting,)):
         return
+    enqueue(study, point, batch_sizes)
+
+
+def enqueue(study: Any, point: Point, batch_sizes: tuple[int, ...], user_attrs: dict[str, Any] | None = None) -> None:
+    """Enqueue one configuration (path, convert, runtime, batch) as the sampler would propose it."""
     path, convert, runtime, batch = point
     params: dict[str, Any] = {"path": path, **{f"{path}.{k}": v for k, v in {**convert, **runtime}.items()}}
     if len(batch_sizes) > 1:
         params["batch_size"] = batch
-    study.enqueue_trial(params)
+    study.enqueue_trial(params, user_attrs=user_attrs)

@@ -3,6 +3,7 @@ that do not depend on a parameter, an exhausted space, interrupted trials, the b
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -182,3 +183,30 @@ def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypa
     assert ran == ["ort_cpu", "eager"]  # the baseline came first in the queue, and waited
     [note] = search.cost_notes()
     assert note.startswith("deferred for cost: eager (expected 500 s") and "cheaper untried paths: ort_cpu" in note
+
+
+def test_two_costly_paths_do_not_wait_for_each_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # eager's default (mode slow) costs more than ort_cpu's, and ort_cpu more than eager's declared cost:
+    # each is "cheaper and untried" for the other. Waiting queues ort_cpu's cheapest configuration first
+    # and a trial waits only once; before, the two took turns waiting and nothing ran.
+    spaces = {"eager": "path: eager\nparams:\n  mode: {stage: runtime, choices: [slow, fast]}\n",
+              "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
+    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
+    monkeypatch.setattr("navigator.paths.eager.COST_S", 100.0)
+    monkeypatch.setattr(importlib.import_module("navigator.paths.eager"), "COST_BY",
+                        {"mode": {"slow": 2000.0, "fast": 100.0}}, raising=False)
+    monkeypatch.setattr("navigator.paths.ort_cpu.COST_S", 1500.0)
+    settings = StudySettings(budget_s=7200, trials=3)
+    search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),
+                    ["eager", "ort_cpu"], "fp")
+    ran: list[tuple[str, dict[str, object]]] = []
+
+    def run(config: TrialConfig, timeout: float, bar: float | None = None) -> TrialOutcome:
+        ran.append((config.path, config.runtime))
+        return TrialOutcome(config, "ok", bench=_bench(1.0), duration_s=1.0)
+
+    search.run(run)
+    assert [path for path, _ in ran[:2]] == ["ort_cpu", "eager"] and ran[1][1] == {"mode": "slow"}
+    assert len(ran) == 3  # the search went on: no proposal loop
+    [note] = search.cost_notes()
+    assert "eager mode=slow (expected 2000 s" in note and "cheaper untried paths: ort_cpu (ort_cpu queued first)" in note
