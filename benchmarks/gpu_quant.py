@@ -168,10 +168,10 @@ def prepare(name: str, batch: int, work: Path, device: str, tiny: bool) -> tuple
 
 
 def optimize_cli(pt2: Path, val: Path, metric: Path, budget: str, batch: int, out: Path,
-                 device: str) -> tuple[int, float]:
+                 device: str, only: list[str]) -> tuple[int, float]:
     cli = [sys.executable, "-m", "navigator", "optimize", "--model", str(pt2), "--input-data", str(val),
            "--batch-size", str(batch), "--device", device, "--budget", budget, "--out", str(out),
-           "--metric", f"{metric}:top1", "--max-metric-drop", "1%", "--trust-pickle", "--no-progress"]
+           "--metric", f"{metric}:top1", "--max-metric-drop", "1%", "--trust-pickle", "--no-progress", *(f"--path={name}" for name in only)]
     print("$", " ".join(cli), flush=True)
     start = time.perf_counter()
     rc = subprocess.run(cli, check=False).returncode
@@ -240,6 +240,7 @@ def main() -> None:
     parser = case_parser("6m")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself (with --tiny)")
     parser.add_argument("--tiny", action="store_true", help="ResNet-18 / a 2-layer BERT of width 64 instead")
+    parser.add_argument("--path", action="append", default=[], help="search only these paths (navigator's --path)")
     args = parser.parse_args()
     out, stem = Path(args.out), f"quant-{args.model}{'-tiny' if args.tiny else ''}-b{args.batch}"
     out.mkdir(parents=True, exist_ok=True)
@@ -247,11 +248,12 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     pt2, val, metric, accuracy = prepare(args.model, args.batch, work, args.device, args.tiny)
-    rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run", args.device)
+    rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run", args.device, args.path)
     case: dict[str, Any] = {"model": args.model + (" (tiny)" if args.tiny else ""), "batch": args.batch, "budget_s": parse_budget(args.budget),
                             "wall_s": round(wall, 1), "exit_code": rc,
                             "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
                             "metric": f"top-1 agreement with fp32 eager (CPU) on {SAMPLES} rows", "max_metric_drop": "1%",
+                            "paths": args.path or "all",
                             "train_accuracy": round(accuracy, 3)}
     report = work / "run" / "report.json"
     if report.exists():
