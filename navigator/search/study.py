@@ -21,7 +21,7 @@ from navigator.search import budget as budget_mod
 from navigator.search import proposals
 from navigator.search import space as space_mod
 from navigator.search.proposals import CONSTRAINTS_ATTR, FINALIST_ROLES, USER_ROLE
-from navigator.search.seen import Point, Seen
+from navigator.search.seen import Seen
 from navigator.search.storage import StudyStorage
 from navigator.search.view import OUTCOME_ATTR, REPEAT_ATTR, StudyView
 from navigator.settings import StudySettings
@@ -261,28 +261,23 @@ class Search(StudyView):
     def _defer(self, trial: Any, config: TrialConfig) -> bool:
         """Cost rules (local studies): a trial expected to cost more than what the search has left (plus
         half the grace) is skipped: it could not finish. One expected to cost over COST_SHARE of what is
-        left waits once while other paths not tried yet are cheaper: the cheapest configuration not seen
-        of those paths is queued to run first, then an enqueued trial (defaults, preset) after it, while a
-        sampled one is dropped; where no such configuration is known, nothing waits. A trial that does
-        not run is failed unrun (TPE ignores it)."""
+        left waits once (`_wait_behind`): behind the cheapest configuration not seen yet of other paths
+        not tried yet that are cheaper, or, enqueued itself (defaults, preset), behind the cheaper trials
+        already queued; an enqueued one is queued again, a sampled one dropped. A trial that does not run
+        is failed unrun (TPE ignores it)."""
         if self.storage.shared:
             return False
         params = {**config.convert, **config.runtime}
         cost = self.costs.expected(config.path, params)
         label = self.costs.label(config.path, params)
         left = self.budget.search_left()
-        costs = self.costs.per_path()
-        cheaper = [n for n in self.path_names
-                   if n != config.path and n not in self.costs.tried and costs[n] < cost]
         if self.costs.tried and cost > left + self.budget.grace() / 2:
             why = f"{label} (expected {cost:.0f} s) cannot finish in the {max(left, 0):.0f} s the search had left"
             self.skipped.setdefault(label, why)
             self.seen.drop(config)
-        elif (cheaper and cost > budget_mod.COST_SHARE * left and WAITED_ATTR not in trial.user_attrs
-              and (first := self._cheapest_unseen(cheaper)) is not None):
-            why = (f"{label} (expected {cost:.0f} s, {left:.0f} s left) waited for cheaper untried paths: "
-                   f"{', '.join(cheaper)} ({first[0]} queued first)")
-            proposals.enqueue(self.study, first, self.settings.batch_sizes, {WAITED_ATTR: label})
+        elif (cost > budget_mod.COST_SHARE * left and WAITED_ATTR not in trial.user_attrs
+              and (behind := self._wait_behind(trial, config.path, cost, label))):
+            why = f"{label} (expected {cost:.0f} s, {left:.0f} s left) waited for {behind}"
             if "role" in trial.user_attrs:
                 self.study.enqueue_trial(trial.params, user_attrs={"role": trial.user_attrs["role"], WAITED_ATTR: label})
             self.deferred.setdefault(label, (config.path, why))
@@ -291,11 +286,22 @@ class Search(StudyView):
         trial.set_user_attr(DEFERRED_ATTR, why)
         return True
 
-    def _cheapest_unseen(self, names: list[str]) -> Point | None:
-        """The configuration not seen yet of those paths that is expected to cost least (None where none
-        is known: a space too large to list)."""
-        points = [p for p in self.seen.uncovered.values() if p[0] in names]
-        return min(points, key=lambda p: self.costs.expected(p[0], {**p[1], **p[2]}), default=None)
+    def _wait_behind(self, trial: Any, path: str, cost: float, label: str) -> str:
+        """What a costly trial waits behind, as the report says it ('' where nothing): cheaper paths not
+        tried yet (their cheapest configuration not seen is queued first: without it the sampler or the
+        queue may never propose one), else the cheaper trials queued already (for an enqueued trial)."""
+        costs = self.costs.per_path()
+        cheaper = [n for n in self.path_names if n != path and n not in self.costs.tried and costs[n] < cost]
+        points = [p for p in self.seen.uncovered.values() if p[0] in cheaper]
+        if points:
+            first = min(points, key=lambda p: self.costs.expected(p[0], {**p[1], **p[2]}))
+            proposals.enqueue(self.study, first, self.settings.batch_sizes, {WAITED_ATTR: label})
+            return f"cheaper untried paths: {', '.join(cheaper)} ({first[0]} queued first)"
+        waiting = lazy.optuna().trial.TrialState.WAITING
+        queued = [self.costs.queued(t.system_attrs.get("fixed_params", {}))
+                  for t in self.study.get_trials(deepcopy=False, states=(waiting,))]
+        ahead = sum(q < cost for q in queued if q is not None)
+        return f"{ahead} cheaper queued trial(s)" if ahead and "role" in trial.user_attrs else ""
 
     def _bar(self, trial: Any) -> float | None:
         """The bar of a trial's short first measurement (budget.screen_bar); None for the baselines and

@@ -210,3 +210,25 @@ def test_two_costly_paths_do_not_wait_for_each_other(tmp_path: Path, monkeypatch
     assert len(ran) == 3  # the search went on: no proposal loop
     [note] = search.cost_notes()
     assert "eager mode=slow (expected 2000 s" in note and "cheaper untried paths: ort_cpu (ort_cpu queued first)" in note
+
+
+def test_a_costly_enqueued_trial_waits_behind_cheaper_queued_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the H100 BERT run: after the baseline, another path's defaults (a compile that timed out) ran before
+    # the baseline path's own cheap preset, and took the whole budget
+    spaces = {"eager": "path: eager\nparams:\n  threads: {stage: runtime, int: [1, 2]}\npresets:\n  - {threads: 1}\n",
+              "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
+    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
+    monkeypatch.setattr("navigator.paths.eager.COST_S", 10.0)
+    monkeypatch.setattr("navigator.paths.ort_cpu.COST_S", 1500.0)
+    search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), StudySettings(budget_s=3600, trials=3),
+                    ("torch", "exported"), ["eager", "ort_cpu"], "fp")
+    ran: list[tuple[str, dict[str, object]]] = []
+
+    def run(config: TrialConfig, timeout: float, bar: float | None = None) -> TrialOutcome:
+        ran.append((config.path, config.runtime))
+        return TrialOutcome(config, "ok", bench=_bench(1.0), duration_s=1.0)
+
+    search.run(run)
+    assert ran == [("eager", {"threads": 2}), ("eager", {"threads": 1}), ("ort_cpu", {"level": "all"})]
+    [note] = search.cost_notes()
+    assert note.startswith("deferred for cost: ort_cpu (expected 1500 s") and "waited for 1 cheaper queued trial(s)" in note
