@@ -290,17 +290,18 @@ class Search(StudyView):
         """What a costly trial waits behind, as the report says it ('' where nothing): cheaper paths not
         tried yet (their cheapest configuration not seen is queued first: without it the sampler or the
         queue may never propose one), else the cheaper trials queued already (for an enqueued trial)."""
+        waiting = lazy.optuna().trial.TrialState.WAITING
+        fixed = [t.system_attrs.get("fixed_params", {}) for t in self.study.get_trials(deepcopy=False, states=(waiting,))]
         costs = self.costs.per_path()
         cheaper = [n for n in self.path_names if n != path and n not in self.costs.tried and costs[n] < cost]
+        if queued := sorted({str(f.get("path")) for f in fixed} & set(cheaper)):
+            return f"cheaper untried paths: {', '.join(cheaper)} ({', '.join(queued)} queued already)"
         points = [p for p in self.seen.uncovered.values() if p[0] in cheaper]
         if points:
             first = min(points, key=lambda p: self.costs.expected(p[0], {**p[1], **p[2]}))
             proposals.enqueue(self.study, first, self.settings.batch_sizes, {WAITED_ATTR: label})
             return f"cheaper untried paths: {', '.join(cheaper)} ({first[0]} queued first)"
-        waiting = lazy.optuna().trial.TrialState.WAITING
-        queued = [self.costs.queued(t.system_attrs.get("fixed_params", {}))
-                  for t in self.study.get_trials(deepcopy=False, states=(waiting,))]
-        ahead = sum(q < cost for q in queued if q is not None)
+        ahead = sum(q < cost for q in map(self.costs.queued, fixed) if q is not None)
         return f"{ahead} cheaper queued trial(s)" if ahead and "role" in trial.user_attrs else ""
 
     def _bar(self, trial: Any) -> float | None:

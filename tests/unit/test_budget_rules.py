@@ -209,7 +209,32 @@ def test_two_costly_paths_do_not_wait_for_each_other(tmp_path: Path, monkeypatch
     assert [path for path, _ in ran[:2]] == ["ort_cpu", "eager"] and ran[1][1] == {"mode": "slow"}
     assert len(ran) == 3  # the search went on: no proposal loop
     [note] = search.cost_notes()
-    assert "eager mode=slow (expected 2000 s" in note and "cheaper untried paths: ort_cpu (ort_cpu queued first)" in note
+    assert "eager mode=slow (expected 2000 s" in note and "cheaper untried paths: ort_cpu (ort_cpu queued already)" in note
+
+
+def test_a_wait_queues_the_cheapest_unseen_configuration_of_a_cheaper_path_not_queued(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spaces = {"eager": "path: eager\nparams:\n  mode: {stage: runtime, choices: [slow, fast]}\n",
+              "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
+    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
+    monkeypatch.setattr("navigator.paths.ort_cpu.COST_S", 100.0)
+    monkeypatch.setattr(importlib.import_module("navigator.paths.ort_cpu"), "COST_BY",
+                        {"level": {"all": 300.0, "basic": 200.0}}, raising=False)
+    search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), StudySettings(budget_s=7200),
+                    ("torch", "exported"), ["eager", "ort_cpu"], "fp")
+    waiting = optuna.trial.TrialState.WAITING
+    for _ in search.study.get_trials(states=(waiting,)):  # the queue gone (run, or dropped for cost)
+        search.study.tell(search.study.ask(), state=optuna.trial.TrialState.FAIL)
+    sampled = search.study.ask()
+    assert search._wait_behind(sampled, "eager", 2000.0, "eager mode=slow") == \
+        "cheaper untried paths: ort_cpu (ort_cpu queued first)"
+    [queued] = search.study.get_trials(states=(waiting,))
+    assert queued.system_attrs["fixed_params"] == {"path": "ort_cpu", "ort_cpu.level": "basic"}
+    assert queued.user_attrs == {"waited": "eager mode=slow"}
+    # asked again, the wait sees it queued; with no cheaper untried path (eager costs more than 1 s), a
+    # sampled trial does not wait
+    assert search._wait_behind(sampled, "eager", 2000.0, "") == "cheaper untried paths: ort_cpu (ort_cpu queued already)"
+    assert search._wait_behind(sampled, "ort_cpu", 1.0, "") == ""
 
 
 def test_a_costly_enqueued_trial_waits_behind_cheaper_queued_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
