@@ -196,15 +196,6 @@ class Costs:
         mine = None if any(n in params for n in module.cost_by) else self._path.get(path)
         return mine.cost(declared) if mine is not None else declared
 
-    def queued(self, fixed: Params) -> float | None:
-        """Seconds a queued trial is expected to take, from its fixed params as optuna keeps them ({"path":
-        name, "name.param": value}); None for a path this study does not search."""
-        path = fixed.get("path")
-        if path not in self.plugins:
-            return None
-        prefix = f"{path}."
-        return self.expected(str(path), {k[len(prefix):]: v for k, v in fixed.items() if k.startswith(prefix)})
-
     def per_path(self) -> dict[str, float]:
         """Seconds a trial of each searched path is expected to take, whatever its params."""
         return {name: self.expected(name, {}) for name in self.plugins}

@@ -291,17 +291,20 @@ class Search(StudyView):
         tried yet (their cheapest configuration not seen is queued first: without it the sampler or the
         queue may never propose one), else the cheaper trials queued already (for an enqueued trial)."""
         waiting = lazy.optuna().trial.TrialState.WAITING
-        fixed = [t.system_attrs.get("fixed_params", {}) for t in self.study.get_trials(deepcopy=False, states=(waiting,))]
+        fixed = [(t.number, t.system_attrs.get("fixed_params", {}))
+                 for t in self.study.get_trials(deepcopy=False, states=(waiting,))]
+        queued = [space_mod.config_of(self.spaces[f["path"]], number, f, self.settings.batch_sizes[0])
+                  for number, f in fixed if f.get("path") in self.spaces]
         costs = self.costs.per_path()
         cheaper = [n for n in self.path_names if n != path and n not in self.costs.tried and costs[n] < cost]
-        if queued := sorted({str(f.get("path")) for f in fixed} & set(cheaper)):
-            return f"cheaper untried paths: {', '.join(cheaper)} ({', '.join(queued)} queued already)"
+        if there := sorted({c.path for c in queued} & set(cheaper)):
+            return f"cheaper untried paths: {', '.join(cheaper)} ({', '.join(there)} queued already)"
         points = [p for p in self.seen.uncovered.values() if p[0] in cheaper]
         if points:
             first = min(points, key=lambda p: self.costs.expected(p[0], {**p[1], **p[2]}))
             proposals.enqueue(self.study, first, self.settings.batch_sizes, {WAITED_ATTR: label})
             return f"cheaper untried paths: {', '.join(cheaper)} ({first[0]} queued first)"
-        ahead = sum(q < cost for q in map(self.costs.queued, fixed) if q is not None)
+        ahead = sum(self.costs.expected(c.path, {**c.convert, **c.runtime}) < cost for c in queued)
         return f"{ahead} cheaper queued trial(s)" if ahead and "role" in trial.user_attrs else ""
 
     def _bar(self, trial: Any) -> float | None:

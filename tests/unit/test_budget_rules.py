@@ -165,22 +165,39 @@ def test_reserve_is_sized_from_measured_trials() -> None:
     assert reserve([slow, quantized], settings) == pytest.approx(8 * (4.0 + 1.0 + 0.2 + 5 * 3.25 * 0.1))
 
 
-def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spaces = {"eager": "path: eager\nparams:\n  threads: {stage: runtime, int: [1, 2]}\n",
-              "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
+MODES = "path: eager\nparams:\n  mode: {stage: runtime, choices: [slow, fast]}\n"
+ORT_SPACE = "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"
+
+
+def _two_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eager_space: str, settings: StudySettings,
+               costs: dict[tuple[str, str], object]) -> Search:
+    """A local study over eager (its space given) and ort_cpu (level all|basic); `costs`: (path, COST_S or
+    COST_BY) -> the value the path declares."""
+    spaces = {"eager": eager_space, "ort_cpu": ORT_SPACE}
     monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
-    monkeypatch.setattr("navigator.paths.eager.COST_S", 500.0)  # over a quarter of what a 600 s budget leaves
-    settings = StudySettings(budget_s=600, trials=2)
-    search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),
-                    ["eager", "ort_cpu"], "fp")
-    ran: list[str] = []
+    for (name, attr), value in costs.items():
+        monkeypatch.setattr(importlib.import_module(f"navigator.paths.{name}"), attr, value, raising=False)
+    return Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),
+                  ["eager", "ort_cpu"], "fp")
+
+
+def _ran(search: Search) -> list[tuple[str, dict[str, object]]]:
+    """The study run to its end with every trial ok: (path, runtime params) of each trial that ran."""
+    ran: list[tuple[str, dict[str, object]]] = []
 
     def run(config: TrialConfig, timeout: float, bar: float | None = None) -> TrialOutcome:
-        ran.append(config.path)
+        ran.append((config.path, config.runtime))
         return TrialOutcome(config, "ok", bench=_bench(1.0), duration_s=1.0)
 
     search.run(run)
-    assert ran == ["ort_cpu", "eager"]  # the baseline came first in the queue, and waited
+    return ran
+
+
+def test_a_costly_trial_waits_for_cheaper_untried_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # eager over a quarter of what a 600 s budget leaves
+    search = _two_paths(tmp_path, monkeypatch, "path: eager\nparams:\n  threads: {stage: runtime, int: [1, 2]}\n",
+                        StudySettings(budget_s=600, trials=2), {("eager", "COST_S"): 500.0})
+    assert [path for path, _ in _ran(search)] == ["ort_cpu", "eager"]  # the baseline came first in the queue, and waited
     [note] = search.cost_notes()
     assert note.startswith("deferred for cost: eager (expected 500 s") and "cheaper untried paths: ort_cpu" in note
 
@@ -189,23 +206,10 @@ def test_two_costly_paths_do_not_wait_for_each_other(tmp_path: Path, monkeypatch
     # eager's default (mode slow) costs more than ort_cpu's, and ort_cpu more than eager's declared cost:
     # each is "cheaper and untried" for the other. Waiting queues ort_cpu's cheapest configuration first
     # and a trial waits only once; before, the two took turns waiting and nothing ran.
-    spaces = {"eager": "path: eager\nparams:\n  mode: {stage: runtime, choices: [slow, fast]}\n",
-              "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
-    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
-    monkeypatch.setattr("navigator.paths.eager.COST_S", 100.0)
-    monkeypatch.setattr(importlib.import_module("navigator.paths.eager"), "COST_BY",
-                        {"mode": {"slow": 2000.0, "fast": 100.0}}, raising=False)
-    monkeypatch.setattr("navigator.paths.ort_cpu.COST_S", 1500.0)
-    settings = StudySettings(budget_s=7200, trials=3)
-    search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),
-                    ["eager", "ort_cpu"], "fp")
-    ran: list[tuple[str, dict[str, object]]] = []
-
-    def run(config: TrialConfig, timeout: float, bar: float | None = None) -> TrialOutcome:
-        ran.append((config.path, config.runtime))
-        return TrialOutcome(config, "ok", bench=_bench(1.0), duration_s=1.0)
-
-    search.run(run)
+    search = _two_paths(tmp_path, monkeypatch, MODES, StudySettings(budget_s=7200, trials=3),
+                        {("eager", "COST_S"): 100.0, ("eager", "COST_BY"): {"mode": {"slow": 2000.0, "fast": 100.0}},
+                         ("ort_cpu", "COST_S"): 1500.0})
+    ran = _ran(search)
     assert [path for path, _ in ran[:2]] == ["ort_cpu", "eager"] and ran[1][1] == {"mode": "slow"}
     assert len(ran) == 3  # the search went on: no proposal loop
     [note] = search.cost_notes()
@@ -214,14 +218,8 @@ def test_two_costly_paths_do_not_wait_for_each_other(tmp_path: Path, monkeypatch
 
 def test_a_wait_queues_the_cheapest_unseen_configuration_of_a_cheaper_path_not_queued(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spaces = {"eager": "path: eager\nparams:\n  mode: {stage: runtime, choices: [slow, fast]}\n",
-              "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
-    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
-    monkeypatch.setattr("navigator.paths.ort_cpu.COST_S", 100.0)
-    monkeypatch.setattr(importlib.import_module("navigator.paths.ort_cpu"), "COST_BY",
-                        {"level": {"all": 300.0, "basic": 200.0}}, raising=False)
-    search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), StudySettings(budget_s=7200),
-                    ("torch", "exported"), ["eager", "ort_cpu"], "fp")
+    search = _two_paths(tmp_path, monkeypatch, MODES, StudySettings(budget_s=7200),
+                        {("ort_cpu", "COST_S"): 100.0, ("ort_cpu", "COST_BY"): {"level": {"all": 300.0, "basic": 200.0}}})
     waiting = optuna.trial.TrialState.WAITING
     for _ in search.study.get_trials(states=(waiting,)):  # the queue gone (run, or dropped for cost)
         search.study.tell(search.study.ask(), state=optuna.trial.TrialState.FAIL)
@@ -240,20 +238,9 @@ def test_a_wait_queues_the_cheapest_unseen_configuration_of_a_cheaper_path_not_q
 def test_a_costly_enqueued_trial_waits_behind_cheaper_queued_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the H100 BERT run: after the baseline, another path's defaults (a compile that timed out) ran before
     # the baseline path's own cheap preset, and took the whole budget
-    spaces = {"eager": "path: eager\nparams:\n  threads: {stage: runtime, int: [1, 2]}\npresets:\n  - {threads: 1}\n",
-              "ort_cpu": "path: ort_cpu\nparams:\n  level: {stage: runtime, choices: [all, basic]}\n"}
-    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
-    monkeypatch.setattr("navigator.paths.eager.COST_S", 10.0)
-    monkeypatch.setattr("navigator.paths.ort_cpu.COST_S", 1500.0)
-    search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), StudySettings(budget_s=3600, trials=3),
-                    ("torch", "exported"), ["eager", "ort_cpu"], "fp")
-    ran: list[tuple[str, dict[str, object]]] = []
-
-    def run(config: TrialConfig, timeout: float, bar: float | None = None) -> TrialOutcome:
-        ran.append((config.path, config.runtime))
-        return TrialOutcome(config, "ok", bench=_bench(1.0), duration_s=1.0)
-
-    search.run(run)
-    assert ran == [("eager", {"threads": 2}), ("eager", {"threads": 1}), ("ort_cpu", {"level": "all"})]
+    search = _two_paths(tmp_path, monkeypatch,
+                        "path: eager\nparams:\n  threads: {stage: runtime, int: [1, 2]}\npresets:\n  - {threads: 1}\n",
+                        StudySettings(budget_s=3600, trials=3), {("eager", "COST_S"): 10.0, ("ort_cpu", "COST_S"): 1500.0})
+    assert _ran(search) == [("eager", {"threads": 2}), ("eager", {"threads": 1}), ("ort_cpu", {"level": "all"})]
     [note] = search.cost_notes()
     assert note.startswith("deferred for cost: ort_cpu (expected 1500 s") and "waited for 1 cheaper queued trial(s)" in note
