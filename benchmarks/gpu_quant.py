@@ -37,7 +37,7 @@ from gpu import case_parser, save_case  # noqa: E402
 
 SAMPLES = 256
 STEPS, MAX_STEPS, TARGET_ACCURACY, WARMUP = 60, 480, 0.9, 40  # training: rounds of STEPS steps
-CHUNK = 32
+CHUNK = 32  # the source's labels, on the CPU
 ROUNDS = 5
 WINDOW_S = 0.25
 QUANTIZED = ("int8", "fp8")
@@ -48,13 +48,13 @@ from pathlib import Path
 import numpy as np
 
 with np.load(Path(__file__).with_name("metric.npz")) as data:  # arrays, not the open file: carried by value
-    X, LABELS, NAME = data["x"], data["labels"], str(data["name"])
+    X, LABELS, NAME, BATCH = data["x"], data["labels"], str(data["name"]), int(data["batch"])
 
 
-def top1(runner):
-    got = np.concatenate([np.asarray(runner({NAME: X[i:i + %d]})[0]).argmax(-1) for i in range(0, len(X), %d)])
+def top1(runner):  # in batches of the served size: a runner compiled for static shapes compiles no other
+    got = np.concatenate([np.asarray(runner({NAME: X[i:i + BATCH]})[0]).argmax(-1) for i in range(0, len(X), BATCH)])
     return float((got == LABELS).mean())
-''' % (CHUNK, CHUNK)
+'''
 
 
 class Classifier(torch.nn.Module):
@@ -162,7 +162,8 @@ def prepare(name: str, batch: int, work: Path, device: str, tiny: bool) -> tuple
     with torch.inference_mode():
         labels = torch.cat([model(x[i:i + CHUNK]) for i in range(batch, SAMPLES + batch, CHUNK)]).argmax(-1)
     np.savez(work / "val.npz", **{input_name: x[:batch].numpy()})
-    np.savez(work / "metric.npz", x=x[batch:].numpy(), labels=labels.numpy(), name=np.array(input_name))
+    np.savez(work / "metric.npz", x=x[batch:].numpy(), labels=labels.numpy(), name=np.array(input_name),
+             batch=np.array(batch))
     (work / "top1.py").write_text(METRIC)
     return pt2, work / "val.npz", work / "top1.py", accuracy
 
