@@ -2,14 +2,17 @@
 
 A trial runs in `python -m navigator.trial.worker` under a timeout and (on Linux) a memory cap; a
 segfault, abort, hang or out-of-memory costs that trial only and is recorded as CRASHED or TIMEOUT
-with the signal and the last lines the worker wrote to stderr. The worker dies with its parent
+with the signal, the stage the trial was in and the last lines the worker wrote to stderr after it
+(Python warnings left out: they say what a library printed, not where the trial stopped). The worker dies with its parent
 (PR_SET_PDEATHSIG), so no process outlives the study, even when the parent is killed with -9.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -21,8 +24,11 @@ from typing import Any
 from navigator.osutil import child_setup
 from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, to_dict
 from navigator.settings import StudySettings
+from navigator.trial.worker import STAGE_MARK
 
 LOAD_TIMEOUT_S = 600.0
+# A Python warning's line ("file.py:12: FutureWarning: ...") and the source line it echoes after it.
+WARNING_LINE = re.compile(r"^\S.*:\d+: \w*Warning: ")
 
 
 class WorkerDied(Exception):
@@ -40,6 +46,29 @@ def _signal_name(returncode: int) -> str:
         except ValueError:
             return f"signal {-returncode}"
     return f"exit code {returncode}"
+
+
+def last_words(log: list[str], now: float, lines: int = 6) -> str:
+    """Where a worker's log stops: " while <its last stage> (N s into it). Last output: <its last lines
+    after that stage began, warnings left out>" (". Last output: ..." before any stage)."""
+    start = max((i for i, line in enumerate(log) if line.startswith(STAGE_MARK)), default=None)
+    where, after = "", log
+    if start is not None:
+        began, _, stage = log[start][len(STAGE_MARK):].strip().partition(" ")
+        with contextlib.suppress(ValueError):
+            where = f" while {stage} ({now - float(began):.0f} s into it)"
+        after = log[start + 1:]
+    kept, echo = [], False
+    for line in after:
+        if WARNING_LINE.match(line):
+            echo = True
+        elif not (echo and line.startswith(" ")):
+            kept.append(line.strip())
+            echo = False
+        else:
+            echo = False
+    said = " | ".join(kept[-lines:])[-800:] or "none"
+    return f"{where}. Last output: {said}"
 
 
 class TrialWorker:
@@ -63,12 +92,12 @@ class TrialWorker:
         logfile.close()
         self._request({"op": "load", "spec": to_dict(self.spec), "settings": to_dict(self.settings)}, LOAD_TIMEOUT_S)
 
-    def _tail(self, lines: int = 6) -> str:
+    def _tail(self) -> str:
         try:
             text = self.log.read_text(errors="replace").strip().splitlines()
         except OSError:
             return ""
-        return " | ".join(line.strip() for line in text[-lines:])[-800:]
+        return last_words(text, time.time())
 
     def _kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -91,11 +120,11 @@ class TrialWorker:
         line = self.proc.stdout.readline() if ready else None
         if line is None:
             self._kill()
-            raise WorkerDied("timeout", f"no answer within {timeout:.0f} s; killed. Last output: {self._tail()}")
+            raise WorkerDied("timeout", f"no answer within {timeout:.0f} s; killed{self._tail()}")
         if not line:
             code = self.proc.wait()
             self.proc = None
-            raise WorkerDied("crashed", f"worker died ({_signal_name(code)}). Last output: {self._tail()}")
+            raise WorkerDied("crashed", f"worker died ({_signal_name(code)}){self._tail()}")
         reply = json.loads(line)
         if reply.get("restart"):  # its CUDA context is spoilt: it exits, the next request starts a new one
             try:

@@ -6,6 +6,7 @@ Every failure of a conversion path becomes a recorded outcome; nothing a path ra
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,10 @@ from navigator.trial import traced
 from navigator.trial.bench import (SCREEN_MARGIN, STABLE_WINDOWS, Timer, could_lead, cuda_timer, measure, screen,
                                    uncounted_rows)
 from navigator.trial.validate import AGREEMENT, tolerance, validate
+
+# The stage a trial is in, for the worker's log (trial/worker.py shows these; a killed worker's error
+# names the last one): a trial that runs past its timeout says where.
+STAGES = logging.getLogger("navigator.trial.stage")
 
 
 # The second validation set of perturbed inputs (negated, rescaled): outside the range a calibrated
@@ -201,21 +206,25 @@ def _attempt(ctx: TrialContext, config: TrialConfig, bar: float | None) -> Trial
     convert_s = 0.0
     runner, ran = None, None
     try:
+        STAGES.info("converting for %s", config.path)
         artifact = convert(ctx, config)
         convert_s = time.perf_counter() - start
         cached = ctx.cache.misses == misses
         ctx.reference(config.batch_size)  # before the clock of loading starts
         loading = time.perf_counter()
+        STAGES.info("loading and validating (a compiled runner compiles on its first call)")
         runner = path.load(artifact, ctx.source, params)
         inputs = ctx.inputs(config.batch_size)
         got, validation = check(ctx, config, runner, config.batch_size)
         load_s = time.perf_counter() - loading
         ran = precision_run(runner)
+        STAGES.info("validating other shapes and perturbed inputs")
         second = None if not validation.ok else second_checks(ctx, config, runner, *tolerances(ctx, config))
         if not validation.ok or second is not None:
             status, reason, checked = ("invalid", validation.reason, validation) if second is None else second
             return TrialOutcome(config, status, reason, checked or validation, None,  # type: ignore[arg-type]
                                 convert_s, cached, time.perf_counter() - start, load_s, precision_run=ran)
+        STAGES.info("evaluating the metric")
         metric, broken, why = metric_check(ctx, config, runner)
         if broken:
             return TrialOutcome(config, broken, why, validation, None, convert_s, cached,  # type: ignore[arg-type]
@@ -224,6 +233,7 @@ def _attempt(ctx: TrialContext, config: TrialConfig, bar: float | None) -> Trial
         if uncounted:
             return TrialOutcome(config, "failed", uncounted, validation, None, convert_s, cached,
                                 time.perf_counter() - start, load_s, metric, ran)
+        STAGES.info("benchmarking")
         bench, screened = _bench(ctx, config, runner, inputs, bar)
         if screened:
             status, error = "screened", (f"its short first measurement was over {SCREEN_MARGIN:.0%} behind the "

@@ -4,7 +4,8 @@ It loads the source once (from a file, as the parent did), then answers requests
 on its own protocol pipe: {"op": "trial", "config": TrialConfig} -> TrialOutcome,
 {"op": "remeasure", ...} -> [Finalist], {"op": "outputs", ...} -> output names (the arrays in a file),
 {"op": "served_max", "config": TrialConfig, "sizes": [int]} -> [batch, [failures]]. Everything the libraries print goes to stderr, which the
-parent keeps in a log file and quotes when this process dies.
+parent keeps in a log file and quotes when this process dies, with the stage the process was in: each
+request and each stage of a trial writes a STAGE_MARK line there.
 
 A trial that failed with an error that leaves the CUDA context unusable (TAINTED: a sticky CUDA error, a
 CUDA-graph capture broken by an operation it cannot hold) would fail every later trial in this process:
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import re
 import sys
@@ -29,6 +31,18 @@ from navigator.settings import StudySettings
 # CUDA runtime errors; a broken capture also leaves the RNG's graph-safe state behind).
 TAINTED = re.compile(r"AcceleratorError|CUDA error|graph capture|stream is capturing|illegal memory access|"
                      r"CUBLAS_STATUS|CUDNN_STATUS")
+STAGE_MARK = "[navigator stage]"  # then the time.time() it began and the stage: read by trial/isolate.py
+
+
+def _mark_stages() -> logging.Logger:
+    """The trial stages' logger (trial/run.py STAGES), written to stderr as STAGE_MARK lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{STAGE_MARK} %(created).3f %(message)s"))
+    stages = logging.getLogger("navigator.trial.stage")
+    stages.addHandler(handler)
+    stages.setLevel(logging.INFO)
+    stages.propagate = False
+    return stages
 
 
 def _protocol_pipe() -> TextIO:
@@ -82,11 +96,13 @@ def _handle(ctx: Any, request: dict[str, Any]) -> Any:
 
 def main() -> None:
     proto = _protocol_pipe()
+    stages = _mark_stages()
     ctx = None
     for line in sys.stdin:
         request = json.loads(line)
         if request["op"] == "exit":
             break
+        stages.info("answering %s", "the load of the model" if request["op"] == "load" else request["op"])
         try:
             if request["op"] == "load":
                 settings = from_dict(StudySettings, request["settings"])

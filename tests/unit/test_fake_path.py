@@ -94,8 +94,10 @@ def worker(fake, tmp_path, monkeypatch):
 
 
 def test_a_trial_that_crashes_or_hangs_is_recorded_and_the_worker_restarts(worker):
-    assert worker.run(TrialConfig(1, "fake", {}, {"crash_at": "load"}, 1), timeout=30).status == "crashed"
-    assert worker.run(TrialConfig(2, "fake", {}, {"hang_at": "call"}, 1), timeout=3).status == "timeout"
+    crashed = worker.run(TrialConfig(1, "fake", {}, {"crash_at": "load"}, 1), timeout=30)
+    assert crashed.status == "crashed" and "(SIGABRT) while loading and validating" in crashed.error
+    hung = worker.run(TrialConfig(2, "fake", {}, {"hang_at": "call"}, 1), timeout=3)
+    assert hung.status == "timeout" and "killed while loading and validating" in hung.error, hung.error
     ok = worker.run(TrialConfig(3, "fake", {}, {}, 1), timeout=30)
     assert ok.status in ("ok", "unstable") and ok.validation is not None and ok.validation.ok, ok.error
 
@@ -171,3 +173,18 @@ def test_a_backend_without_a_twin_is_refused_with_the_reason(fake, tmp_path):
     native = deployment_of(context(tmp_path), backend="fil")
     with pytest.raises(ServeError, match="this server has no fil backend"):
         servable(native, {"python"})
+
+
+def test_a_dead_workers_last_words_name_its_stage_and_leave_warnings_out():
+    from navigator.trial.isolate import last_words
+    from navigator.trial.worker import STAGE_MARK
+
+    log = [f"{STAGE_MARK} 100.000 answering trial", f"{STAGE_MARK} 100.500 converting for torch_ao",
+           "inductor: compiling graph 1", f"{STAGE_MARK} 101.000 loading and validating (compiles)",
+           "inductor: compiling graph 2",
+           "/x/torchao/quant_api.py:12: FutureWarning: Config is deprecated", "  warnings.warn(msg)",
+           "<unknown>:1: SyntaxWarning: invalid escape sequence '\\.'"]
+    said = last_words(log, now=231.0)
+    assert said == " while loading and validating (compiles) (130 s into it). Last output: inductor: compiling graph 2"
+    assert last_words(["segfault here"], now=0.0) == ". Last output: segfault here"
+    assert last_words([f"{STAGE_MARK} 5.0 benchmarking"], now=9.0) == " while benchmarking (4 s into it). Last output: none"
