@@ -77,6 +77,20 @@ def _quantized(weight: Any) -> bool:
     return type(weight) not in (torch.Tensor, torch.nn.Parameter)
 
 
+def _wrapped_graph(model: Any) -> Any:
+    """The GraphModule `model` is or wraps (an ExportedProgram's module inside wrappers holding nothing else
+    but it, such as runtimes/torch.program_module's FlatInputs); None for a module of its own."""
+    import torch
+
+    while not isinstance(model, torch.fx.GraphModule):
+        children = list(model.children())
+        if len(children) != 1 or any(True for _ in model.parameters(recurse=False)) or \
+                any(True for _ in model.buffers(recurse=False)):
+            return None
+        model = children[0]
+    return model
+
+
 def quantize(model: Any, quant: str, granularity: str | None = None) -> int:
     """Quantizes `model`'s linear layers in place; returns how many were quantized. Raises ValueError when
     none was (a model without linear layers, or a TorchScript, which cannot hold tensor subclasses)."""
@@ -87,10 +101,9 @@ def quantize(model: Any, quant: str, granularity: str | None = None) -> int:
         raise ValueError("torchao quantizes Python modules; a TorchScript archive cannot hold its tensor "
                          "subclasses (export the model with torch.export instead)")
     cfg = config(quant, granularity)
-    if isinstance(getattr(model, "inner", None), torch.fx.GraphModule):  # runtimes/torch.program_module's
-        model = model.inner
-    if isinstance(model, torch.fx.GraphModule):
-        done = _quantize_graph(model, cfg)
+    graph = _wrapped_graph(model)
+    if graph is not None:
+        done = _quantize_graph(graph, cfg)
     else:
         quantize_(model, cfg)
         done = sum(isinstance(m, torch.nn.Linear) and _quantized(m.weight) for m in model.modules())

@@ -37,10 +37,20 @@ def _weights(model: torch.nn.Module) -> dict[str, str]:
     return {n: type(p).__name__ for n, p in model.named_parameters() if p.dim() == 2}
 
 
+class Wrapper(torch.nn.Module):  # holds nothing but the model, as runtimes/torch.program_module's FlatInputs
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = inner
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(*args)
+
+
 @pytest.mark.parametrize("quant", ["int8_dynamic", "int8_weight_only"])
-@pytest.mark.parametrize("exported", [False, True], ids=["module", "exported"])
+@pytest.mark.parametrize("exported", ["module", "exported", "wrapped"])
 def test_the_linear_weights_become_torchao_tensors_and_the_outputs_stay_close(quant, exported, tmp_path) -> None:
-    model = _exported(tmp_path) if exported else Net().eval()
+    model = {"module": lambda: Net().eval(), "exported": lambda: _exported(tmp_path),
+             "wrapped": lambda: Wrapper(Wrapper(_exported(tmp_path)))}[exported]()
     ids = torch.randint(0, 50, (8, 16), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         reference = model(ids)
