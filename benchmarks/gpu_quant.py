@@ -1,4 +1,4 @@
-"""Quantized trials (torch_ao: torchao INT8 / FP8) against the best fp16 trial on a CUDA GPU, under a
+"""Quantized trials (torch_ao: torchao INT8 / FP8) against the best fp16 or bf16 trial on a CUDA GPU, under a
 user metric, through the CLI on a torch.export file (dynamic batch):
 
     navigator optimize --model M.pt2 --input-data val.npz --batch-size B --device cuda --budget BUDGET \\
@@ -6,7 +6,7 @@ user metric, through the CLI on a torch.export file (dynamic batch):
 
 The metric is the top-1 agreement with the fp32 source (PyTorch eager on the CPU, no TF32) over SAMPLES
 rows that are not the validation rows. Afterwards the best quantized trial within the drop and the best
-fp16 trial are rebuilt from the run's cache and re-measured in interleaved rounds (CUDA events), their
+fp16 or bf16 trial (whichever measured faster: the 16-bit float a quantized trial has to beat) are rebuilt from the run's cache and re-measured in interleaved rounds (CUDA events), their
 ratio paired by round with a 95% bootstrap interval; the quantized trials over the drop are listed with
 both metric values.
 
@@ -41,7 +41,7 @@ CHUNK = 32  # the source's labels, on the CPU
 ROUNDS = 5
 WINDOW_S = 0.25
 QUANTIZED = ("int8", "fp8")
-AGAINST = "fp16"  # the tolerance class of the trials the quantized ones are held against
+AGAINST = ("fp16", "bf16")  # the tolerance classes of the trials the quantized ones are held against
 METRIC = '''"""Top-1 agreement with the fp32 source's labels on the rows of metric.npz (written beside this file)."""
 from pathlib import Path
 
@@ -219,8 +219,8 @@ def summarise(report: Path, batch: int, device: str) -> dict[str, Any]:
             precision = "?"
         rows.append((o, precision))
     measured = [(o, p) for o, p in rows if o.status == "ok" and o.bench is not None]
-    quantized = [o for o, p in measured if p in QUANTIZED]
-    fp16 = [o for o, p in measured if p == AGAINST]
+    quantized = [(o, p) for o, p in measured if p in QUANTIZED]
+    fp16 = [(o, p) for o, p in measured if p in AGAINST]
     case: dict[str, Any] = {
         "winner": describe(result.winner, paths.get(result.winner.config.path).precision(
             {**result.winner.config.convert, **result.winner.config.runtime})) if result.winner else None,
@@ -228,10 +228,10 @@ def summarise(report: Path, batch: int, device: str) -> dict[str, Any]:
         "quantized_trials": [describe(o, p) for o, p in rows if p in QUANTIZED],
         "rejected_over_drop": [describe(o, p) for o, p in rows if p in QUANTIZED and o.status == "invalid"
                                and "max-metric-drop" in (o.error or "")]}
-    best = {k: max(v, key=lambda o: o.bench.throughput) for k, v in (("quantized", quantized), ("fp16", fp16)) if v}
-    case.update({f"best_{k}": describe(o, k) for k, o in best.items()})
+    best = {k: max(v, key=lambda row: row[0].bench.throughput) for k, v in (("quantized", quantized), ("fp16", fp16)) if v}
+    case.update({f"best_{k}": describe(o, p) for k, (o, p) in best.items()})  # best_fp16: fp16 or bf16
     if len(best) == 2:
-        case["paired"] = remeasure(result, best["quantized"], best["fp16"], batch, device)
+        case["paired"] = remeasure(result, best["quantized"][0], best["fp16"][0], batch, device)
     return case
 
 
