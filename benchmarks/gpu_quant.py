@@ -248,14 +248,16 @@ def main() -> None:
     work = Path("/tmp/gpu-quant") / stem
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    start = time.perf_counter()
     pt2, val, metric, accuracy = prepare(args.model, args.batch, work, args.device, args.tiny)
+    prepare_s = time.perf_counter() - start  # training, export, labels: what a device call spends before navigator
     rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run", args.device, args.path)
     case: dict[str, Any] = {"model": args.model + (" (tiny)" if args.tiny else ""), "batch": args.batch, "budget_s": parse_budget(args.budget),
                             "wall_s": round(wall, 1), "exit_code": rc,
                             "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
                             "metric": f"top-1 agreement with fp32 eager (CPU) on {SAMPLES} rows", "max_metric_drop": "1%",
                             "paths": args.path or "all",
-                            "train_accuracy": round(accuracy, 3)}
+                            "train_accuracy": round(accuracy, 3), "prepare_s": round(prepare_s, 1)}
     report = work / "run" / "report.json"
     if report.exists():
         shutil.copyfile(report.with_suffix(".md"), out / f"{stem}.md")
