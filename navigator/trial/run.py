@@ -224,7 +224,8 @@ def _attempt(ctx: TrialContext, config: TrialConfig, bar: float | None) -> Trial
             status, reason, checked = ("invalid", validation.reason, validation) if second is None else second
             return TrialOutcome(config, status, reason, checked or validation, None,  # type: ignore[arg-type]
                                 convert_s, cached, time.perf_counter() - start, load_s, precision_run=ran)
-        STAGES.info("evaluating the metric")
+        if ctx.metric is not None:
+            STAGES.info("evaluating the metric")
         metric, broken, why = metric_check(ctx, config, runner)
         if broken:
             return TrialOutcome(config, broken, why, validation, None, convert_s, cached,  # type: ignore[arg-type]
