@@ -10,6 +10,7 @@ with the signal, the stage the trial was in and the last lines the worker wrote 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Any
 from navigator.osutil import child_setup
 from navigator.records import TrialConfig, TrialOutcome, WorkerSpec, to_dict
 from navigator.settings import StudySettings
-from navigator.trial.worker import STAGE_MARK
+from navigator.trial.worker import STAGE_MARK, STAGE_TIME
 
 LOAD_TIMEOUT_S = 600.0
 # A Python warning's line ("file.py:12: FutureWarning: ...") and the source line it echoes after it.
@@ -56,7 +57,8 @@ def last_words(log: list[str], now: float, lines: int = 6) -> str:
     if start is not None:
         began, _, stage = log[start][len(STAGE_MARK):].strip().partition(" ")
         with contextlib.suppress(ValueError):
-            where = f" while {stage} ({now - float(began):.0f} s into it)"
+            since = datetime.datetime.strptime(began, f"{STAGE_TIME}.%f").timestamp()
+            where = f" while {stage} ({now - since:.0f} s into it)"
         after = log[start + 1:]
     kept, echo = [], False
     for line in after:

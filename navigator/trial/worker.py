@@ -31,13 +31,14 @@ from navigator.settings import StudySettings
 # CUDA runtime errors; a broken capture also leaves the RNG's graph-safe state behind).
 TAINTED = re.compile(r"AcceleratorError|CUDA error|graph capture|stream is capturing|illegal memory access|"
                      r"CUBLAS_STATUS|CUDNN_STATUS")
-STAGE_MARK = "[navigator stage]"  # then the time.time() it began and the stage: read by trial/isolate.py
+STAGE_MARK = "[navigator stage]"  # then the local time it began and the stage: read by trial/isolate.py
+STAGE_TIME = "%Y-%m-%dT%H:%M:%S"  # then .milliseconds
 
 
 def _mark_stages() -> logging.Logger:
     """The trial stages' logger (trial/run.py STAGES), written to stderr as STAGE_MARK lines."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{STAGE_MARK} %(created).3f %(message)s"))
+    handler.setFormatter(logging.Formatter(f"{STAGE_MARK} %(asctime)s.%(msecs)03d %(message)s", STAGE_TIME))
     stages = logging.getLogger("navigator.trial.stage")
     stages.addHandler(handler)
     stages.setLevel(logging.INFO)

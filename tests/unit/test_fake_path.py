@@ -176,15 +176,22 @@ def test_a_backend_without_a_twin_is_refused_with_the_reason(fake, tmp_path):
 
 
 def test_a_dead_workers_last_words_name_its_stage_and_leave_warnings_out():
+    import datetime
+
     from navigator.trial.isolate import last_words
     from navigator.trial.worker import STAGE_MARK
 
-    log = [f"{STAGE_MARK} 100.000 answering trial", f"{STAGE_MARK} 100.500 converting for torch_ao",
-           "inductor: compiling graph 1", f"{STAGE_MARK} 101.000 loading and validating (compiles)",
+    def at(seconds: float) -> str:
+        return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+
+    t0 = datetime.datetime(2026, 1, 2, 3, 4, 5).timestamp()
+    log = [f"{STAGE_MARK} {at(t0)} answering trial", f"{STAGE_MARK} {at(t0 + 0.5)} converting for torch_ao",
+           "inductor: compiling graph 1", f"{STAGE_MARK} {at(t0 + 1)} loading and validating (compiles)",
            "inductor: compiling graph 2",
            "/x/torchao/quant_api.py:12: FutureWarning: Config is deprecated", "  warnings.warn(msg)",
            "<unknown>:1: SyntaxWarning: invalid escape sequence '\\.'"]
-    said = last_words(log, now=231.0)
+    said = last_words(log, now=t0 + 131)
     assert said == " while loading and validating (compiles) (130 s into it). Last output: inductor: compiling graph 2"
     assert last_words(["segfault here"], now=0.0) == ". Last output: segfault here"
-    assert last_words([f"{STAGE_MARK} 5.0 benchmarking"], now=9.0) == " while benchmarking (4 s into it). Last output: none"
+    assert last_words([f"{STAGE_MARK} {at(t0)} benchmarking"], now=t0 + 4) == \
+        " while benchmarking (4 s into it). Last output: none"
