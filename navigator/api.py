@@ -19,7 +19,8 @@ from navigator.errors import (InputError, InvalidModelError, NavigatorError, Una
 from navigator.records import (TUNED_BASELINE, CacheStats, Finalist, Result, ServingReport, SourceRecord, TrialConfig, TrialOutcome,
                                WorkerSpec, from_dict, to_dict)
 from navigator.search import storage as study_storage
-from navigator.search.finalists import compare_all, deploy_order, pick, precision_roles, settle_tuned, tuned_baseline
+from navigator.search.finalists import (compare_all, deploy_order, pick, precision_roles, quantized_must_win,
+                                        settle_tuned, tuned_baseline)
 from navigator.search.storage import StudyStorage
 from navigator.serving import ServingOptions, save_validation
 from navigator.settings import LocalSettings, StudySettings
@@ -258,6 +259,7 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
         progress.phase("deploying", 0.0)
     serving = serving or ServingOptions()
     order, dropped = deploy_order(finalists, ranked, goal)
+    order, tie = quantized_must_win(order, finalists, study.objective)
     winner, deploy_notes, backend = _deploy(source, ctx, order, study, out / "model_repository",
                                             python=serving.deployment == "python", worker=worker)
     save_validation(out / "validation", source.samples, source.io.outputs, source.sample_outputs)
@@ -277,7 +279,7 @@ def finish(source: ModelSource, local: LocalSettings, search: Any, staged: Stage
         repository=(out / "model_repository" / slug(source.name)) if winner else None,
         report=out / "report.json", environment=env.snapshot(), finalists=tuple(finalists),
         comparisons=tuple(comparisons), serving=served,
-        notes=tuple(n for n in [*source.notes, *notes, why, *dropped, *deploy_notes, traced.note(outcomes),
+        notes=tuple(n for n in [*source.notes, *notes, why, *dropped, tie, *deploy_notes, traced.note(outcomes),
                                 objectives.infeasible_note(goal, objectives.remeasured(
                                     search.outcomes(comparable=True), finalists)),
                                 *nonfinite_notes(nonfinite)] if n),

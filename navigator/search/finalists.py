@@ -121,6 +121,29 @@ def compare(winner: Finalist, other: Finalist, objective: str, seed: int = 0) ->
                       unstable)
 
 
+def quantized_must_win(order: list[TrialOutcome], finalists: list[Finalist],
+                       objective: str) -> tuple[list[TrialOutcome], str]:
+    """`order` (deploy_order's) with a quantized (INT8/FP8) trial first kept first only where it beats the
+    best unquantized finalist after it beyond the 95% interval of their paired rounds; else that finalist
+    goes first, and the note says why: a tie in speed is not worth quantization's risk to accuracy (the
+    metric and the checks see only the samples)."""
+    rounds = {f.number: f for f in finalists}
+    if not order or order[0].precision not in QUANTIZED or order[0].config.number not in rounds:
+        return order, ""
+    other = next((o for o in order[1:] if o.precision not in QUANTIZED and o.config.number in rounds), None)
+    if other is None:
+        return order, ""
+    top = order[0]
+    c = compare(rounds[top.config.number], rounds[other.config.number], objective)
+    if c.distinct and c.ratio > 1.0:
+        return order, ""
+    note = (f"trial {top.config.number} ({top.config.path}, {top.precision}) measured {c.ratio:.3g}x trial "
+            f"{other.config.number} ({other.config.path}, {other.precision}) in the same rounds, 95% CI "
+            f"{c.low:.3g}-{c.high:.3g}x: not ahead beyond the interval, so the unquantized trial "
+            f"{other.config.number} is deployed (a quantized model has to win beyond it)")
+    return [other, *(o for o in order if o is not other)], note
+
+
 def compare_all(winner: int, finalists: list[Finalist], objective: str) -> list[Comparison]:
     """The winner against every role a finalist holds (the baselines, ORT's defaults, enqueued
     configurations; the winner's own roles give 1.0) and against the runner-up, from the rounds."""

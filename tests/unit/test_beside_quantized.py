@@ -87,3 +87,27 @@ def test_an_unquantized_winner_has_nothing_beside_it() -> None:
                     comparisons=tuple(compare_all(BF16.config.number, finalists, "throughput")))
     head = headline.build(result)
     assert head.beside == () and not any(line.startswith("beside") for line in head.lines)
+
+
+def _rounds(o: TrialOutcome, role: str, *thr: float) -> Finalist:
+    return Finalist(o.config.number, o.config.path, role, thr, tuple(8000 / t for t in thr))
+
+
+def test_a_quantized_trial_is_deployed_only_where_it_wins_beyond_the_interval() -> None:
+    from navigator.search.finalists import quantized_must_win
+
+    order = [INT8, BF16, INT8_B, FP32]
+    clear = [_rounds(INT8, "top 1", 400, 402, 398, 401, 399), _rounds(BF16, "top 2", 230, 231, 229, 230, 232),
+             _rounds(FP32, "best fp32", 40, 41, 39, 40, 40)]
+    assert quantized_must_win(order, clear, "throughput") == (order, "")
+    # 1% ahead by the median, the paired rounds on both sides of a tie: the bf16 trial goes first
+    tie = [_rounds(INT8, "top 1", 233, 226, 234, 228, 232), _rounds(BF16, "top 2", 230, 231, 229, 230, 227),
+           clear[2]]
+    kept, note = quantized_must_win(order, tie, "throughput")
+    assert [o.config.number for o in kept] == [2, 4, 5, 1]
+    assert "trial 4 (openvino_int8, int8)" in note and "unquantized trial 2 is deployed" in note, note
+    # latency: the same rule on p99
+    assert quantized_must_win(order, tie, "latency")[0][0] is BF16
+    # nothing unquantized re-measured, or an unquantized trial first: as it was
+    assert quantized_must_win(order, tie[:1], "throughput") == (order, "")
+    assert quantized_must_win([BF16, INT8], tie, "throughput") == ([BF16, INT8], "")
