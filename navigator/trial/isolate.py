@@ -60,15 +60,14 @@ def last_words(log: list[str], now: float, lines: int = 6) -> str:
             since = datetime.datetime.strptime(began, f"{STAGE_TIME}.%f").timestamp()
             where = f" while {stage} ({now - since:.0f} s into it)"
         after = log[start + 1:]
-    kept, echo = [], False
+    kept, echo = [], False  # echo: the line before was a warning, whose source line may follow
     for line in after:
         if WARNING_LINE.match(line):
             echo = True
-        elif not (echo and line.startswith(" ")):
+            continue
+        if not (echo and line.startswith(" ")):
             kept.append(line.strip())
-            echo = False
-        else:
-            echo = False
+        echo = False
     said = " | ".join(kept[-lines:])[-800:] or "none"
     return f"{where}. Last output: {said}"
 

@@ -36,10 +36,12 @@ STAGE_TIME = "%Y-%m-%dT%H:%M:%S"  # then .milliseconds
 
 
 def _mark_stages() -> logging.Logger:
-    """The trial stages' logger (trial/run.py STAGES), written to stderr as STAGE_MARK lines."""
+    """The trial stages' logger, written to stderr as STAGE_MARK lines (trial/run.py, which the first
+    request, the load, imports anyway)."""
+    from navigator.trial.run import STAGES as stages
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{STAGE_MARK} %(asctime)s.%(msecs)03d %(message)s", STAGE_TIME))
-    stages = logging.getLogger("navigator.trial.stage")
     stages.addHandler(handler)
     stages.setLevel(logging.INFO)
     stages.propagate = False
