@@ -6,6 +6,10 @@ torchao swaps a layer's weight for a tensor subclass that implements aten.linear
 an ExportedProgram's module() has none (its linears are aten.linear calls on get_attr weights), so there
 the weights the graph's linear calls read are quantized one by one through a throwaway nn.Linear and put
 back at their names. Convolutions are left alone: torchao has no quantized convolution for inference.
+INT8 dynamic leaves a linear whose in or out features are not a multiple of 8 (a 10-class head) as it is:
+cuBLAS's int8 matmul needs both, torch.compile lowers torchao's matmul to it without torchao's fallback
+(which then fails: "mat2.size(1) needs to be ... a multiple of 8", reports/gpu/quant/h100-fourth), and run
+eagerly the fallback multiplies on the host (torchao kernel/intmm.safe_int_mm).
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ def config(quant: str, granularity: str | None) -> Any:
     return cls()
 
 
+def _fits(quant: str, weight: Any) -> bool:
+    """Whether torchao's kernels for `quant` take a linear of this (out, in) weight on the GPU."""
+    return quant != "int8_dynamic" or (weight.shape[0] % 8 == 0 and weight.shape[1] % 8 == 0)
+
+
 def _linear_weights(model: Any) -> list[str]:
     """Names of the 2-D parameters an FX graph passes as the weight of a linear call (aten or functional)."""
     import torch
@@ -48,7 +57,7 @@ def _linear_weights(model: Any) -> list[str]:
     return names
 
 
-def _quantize_graph(model: Any, cfg: Any) -> int:
+def _quantize_graph(model: Any, quant: str, cfg: Any) -> int:
     import torch
     from torchao.quantization import quantize_
 
@@ -57,7 +66,8 @@ def _quantize_graph(model: Any, cfg: Any) -> int:
         owner_name, _, attr = name.rpartition(".")
         owner = model.get_submodule(owner_name) if owner_name else model
         weight = getattr(owner, attr)
-        if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point():
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point() \
+                or not _fits(quant, weight):
             continue
         layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device=weight.device, dtype=weight.dtype)
         layer.weight = torch.nn.Parameter(weight.detach(), requires_grad=False)
@@ -103,9 +113,10 @@ def quantize(model: Any, quant: str, granularity: str | None = None) -> int:
     cfg = config(quant, granularity)
     graph = _wrapped_graph(model)
     if graph is not None:
-        done = _quantize_graph(graph, cfg)
+        done = _quantize_graph(graph, quant, cfg)
     else:
-        quantize_(model, cfg)
+        quantize_(model, cfg, filter_fn=lambda m, _: isinstance(m, torch.nn.Linear) and not _quantized(m.weight)
+                  and _fits(quant, m.weight))
         done = sum(isinstance(m, torch.nn.Linear) and _quantized(m.weight) for m in model.modules())
     if not done:
         raise ValueError(f"{quant}: the model has no linear layer torchao could quantize")

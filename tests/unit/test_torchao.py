@@ -82,9 +82,29 @@ def test_layers_torchao_leaves_as_they_are_are_not_counted_as_quantized(exported
     import torchao.quantization
 
     model = _exported(tmp_path) if exported else Net().eval()
-    monkeypatch.setattr(torchao.quantization, "quantize_", lambda module, cfg: None)
+    monkeypatch.setattr(torchao.quantization, "quantize_", lambda module, cfg, **kw: None)
     with pytest.raises(ValueError, match="no linear layer torchao could quantize"):
         quantize.quantize(model, "int8_dynamic")
+
+
+@pytest.mark.parametrize("exported", [False, True], ids=["module", "exported"])
+def test_int8_dynamic_leaves_a_linear_whose_features_are_not_multiples_of_8(exported, tmp_path) -> None:
+    """A 10-class head: cuBLAS's int8 matmul, which a compiled INT8 dynamic model calls, cannot take it."""
+    def build() -> torch.nn.Module:
+        net = Net().eval()
+        net.head = torch.nn.Linear(64, 10)
+        if not exported:
+            return net
+        program = torch.export.export(net, (torch.randint(0, 50, (4, 16)),))
+        torch.export.save(program, str(tmp_path / "h.pt2"))
+        return torch.export.load(str(tmp_path / "h.pt2")).module()
+
+    model = build()
+    assert quantize.quantize(model, "int8_dynamic") == 2
+    assert type(dict(model.named_parameters())[next(n for n in _weights(model) if "head" in n)]) is torch.nn.Parameter
+    assert quantize.quantize(build(), "int8_weight_only") == 3  # weight-only INT8 takes any shape
+    with pytest.raises(ValueError, match="no linear layer"):
+        quantize.quantize(torch.nn.Sequential(torch.nn.Linear(64, 10)), "int8_dynamic")
 
 
 def test_fp8_is_offered_only_from_compute_capability_8_9(monkeypatch) -> None:
