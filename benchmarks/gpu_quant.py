@@ -169,10 +169,11 @@ def prepare(name: str, batch: int, work: Path, device: str, tiny: bool) -> tuple
 
 
 def optimize_cli(pt2: Path, val: Path, metric: Path, budget: str, batch: int, out: Path,
-                 device: str, only: list[str]) -> tuple[int, float]:
+                 device: str, only: list[str], narrowing: str | None) -> tuple[int, float]:
     cli = [sys.executable, "-m", "navigator", "optimize", "--model", str(pt2), "--input-data", str(val),
            "--batch-size", str(batch), "--device", device, "--budget", budget, "--out", str(out),
-           "--metric", f"{metric}:top1", "--max-metric-drop", "1%", "--trust-pickle", "--no-progress", *(f"--path={name}" for name in only)]
+           "--metric", f"{metric}:top1", "--max-metric-drop", "1%", "--trust-pickle", "--no-progress", *(f"--path={name}" for name in only),
+           *(["--search-space", narrowing] if narrowing else [])]
     print("$", " ".join(cli), flush=True)
     start = time.perf_counter()
     rc = subprocess.run(cli, check=False).returncode
@@ -242,6 +243,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself (with --tiny)")
     parser.add_argument("--tiny", action="store_true", help="ResNet-18 / a 2-layer BERT of width 64 instead")
     parser.add_argument("--path", action="append", default=[], help="search only these paths (navigator's --path)")
+    parser.add_argument("--search-space", help="navigator's --search-space: a directory narrowing paths' spaces")
     args = parser.parse_args()
     out, stem = Path(args.out), f"quant-{args.model}{'-tiny' if args.tiny else ''}-b{args.batch}"
     out.mkdir(parents=True, exist_ok=True)
@@ -251,12 +253,12 @@ def main() -> None:
     start = time.perf_counter()
     pt2, val, metric, accuracy = prepare(args.model, args.batch, work, args.device, args.tiny)
     prepare_s = time.perf_counter() - start  # training, export, labels: what a device call spends before navigator
-    rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run", args.device, args.path)
+    rc, wall = optimize_cli(pt2, val, metric, args.budget, args.batch, work / "run", args.device, args.path, args.search_space)
     case: dict[str, Any] = {"model": args.model + (" (tiny)" if args.tiny else ""), "batch": args.batch, "budget_s": parse_budget(args.budget),
                             "wall_s": round(wall, 1), "exit_code": rc,
                             "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
                             "metric": f"top-1 agreement with fp32 eager (CPU) on {SAMPLES} rows", "max_metric_drop": "1%",
-                            "paths": args.path or "all",
+                            "paths": args.path or "all", "search_space": args.search_space,
                             "train_accuracy": round(accuracy, 3), "prepare_s": round(prepare_s, 1)}
     report = work / "run" / "report.json"
     if report.exists():

@@ -103,6 +103,9 @@ def optimize(
                                          "f(runner) -> float, higher is better, run in every trial (needs --trust-pickle)."),
     max_metric_drop: Optional[str] = typer.Option(None, help="With --metric: a trial whose metric falls more than "
                                                   "this below the source's (0.5% or 0.01) is invalid."),
+    search_space: Optional[Path] = typer.Option(None, help="Directory of <path>.yaml files, each keeping some of "
+                                                "that path's values (params: {name: [values]}) and optionally "
+                                                "its own presets; other paths as packaged."),
 ) -> None:
     """Search conversion paths and runtime settings; write the Triton repository and reports."""
     from navigator.pyapi import optimize as run_optimize

@@ -154,7 +154,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
              study: str | None = None, heartbeat: int = 10, serving: str = "native", serve_check: bool = False,
              tune_serving: bool = False, serving_budget: str | float = "2m", concurrency: str = "1,4",
              latency_limit_ms: float | None = None, triton_server: str | None = None,
-             dynamic_batching: bool = True, allow_traced: bool = False, calibration: Any = None) -> Result:
+             dynamic_batching: bool = True, allow_traced: bool = False, calibration: Any = None,
+             search_space: str | Path | None = None) -> Result:
     """Find the fastest correct way to serve `model` on Triton (the command line's `navigator optimize`
     calls this too: its options are these arguments).
 
@@ -217,6 +218,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
         calibration: the INT8 paths' calibration inputs: an .npz path (read without pickle), a dict of
             arrays by input name, or a dataloader-like iterable of batches (up to CALIBRATION_BATCHES);
             default: the validation inputs, unless navigator drew those at random (INT8 trials then fail).
+        search_space: a directory of <path>.yaml files, each keeping a subset of that path's values (and
+            optionally its own presets); the other paths are searched as packaged (docs/searchspace.md).
 
     Returns:
         Result: `best` (the winning TrialOutcome), `runner()` (the winner loaded here), `repository`
@@ -227,6 +230,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
             or the output directory holds another study (StudyMismatchError).
     """
     from navigator import api, env
+    from navigator.paths import NAMES as PATH_NAMES
+    from navigator.search import narrowing
     from navigator.search import storage as study_storage
     from navigator.serving import ServingOptions, parse_concurrency
 
@@ -243,7 +248,8 @@ def optimize(model: Any, inputs: Any = None, *, dataloader: Iterable[Any] | None
         window_s=window_s, window_calls=window_calls, screen=screen, device=where,  # type: ignore[arg-type]
         trial_timeout_s=parse_budget(trial_timeout) if trial_timeout is not None else None,
         triton_server=triton_server, dynamic_batching=dynamic_batching, allow_traced=allow_traced,
-        latency_limit_ms=latency_limit_ms, max_metric_drop=max_metric_drop)
+        latency_limit_ms=latency_limit_ms, max_metric_drop=max_metric_drop,
+        search_space=str(narrowing.directory(search_space, PATH_NAMES)) if search_space is not None else None)
     metric = _metric(metric, max_metric_drop, trust_pickle)
     memory = memory_cap(where, trial_memory)
     shared = study_storage.shared(storage, study, heartbeat)

@@ -127,6 +127,8 @@ class StudySettings:
     # trial's may fall below it (parse_metric_drop's text); a trial further below is invalid.
     metric_source: float | None = None
     max_metric_drop: str | None = None
+    # A directory of <path>.yaml files that narrow the packaged search spaces (search/narrowing.py)
+    search_space: str | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVE_NAMES:

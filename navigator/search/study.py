@@ -18,6 +18,7 @@ from navigator.errors import InputError, StudyMismatchError
 from navigator import objective as objectives
 from navigator.records import MEASURED, SCORED, TrialConfig, TrialOutcome, to_dict
 from navigator.search import budget as budget_mod
+from navigator.search import narrowing
 from navigator.search import proposals
 from navigator.search import space as space_mod
 from navigator.search.proposals import CONSTRAINTS_ATTR, FINALIST_ROLES, USER_ROLE
@@ -54,7 +55,8 @@ class Search(StudyView):
         self.enqueue = enqueue or {}
         self.source = source
         self.path_names = path_names
-        self.spaces = {n: paths.space(n, source[0]) for n in path_names}
+        self.spaces = {n: paths.space(n, source[0], settings.search_space) for n in path_names}
+        narrowing.keeps_references(self.spaces, source, settings.device)
         self.notes: list[str] = []  # what the report and the CLI say about this run of the search
         self.own_trials: int | None = None  # this worker's own trial cap (worker --trials)
         self.ran = 0  # trials this process ran

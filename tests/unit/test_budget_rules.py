@@ -35,7 +35,7 @@ def _bench(throughput: float) -> Bench:
 
 
 def _search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str = SPACE, **kw: object) -> Search:
-    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(text, "test.yaml"))
+    monkeypatch.setattr(paths, "space", lambda name, framework=None, narrowing=None: space_mod.parse(text, "test.yaml"))
     settings = StudySettings(budget_s=600, sampler="random", **kw)  # type: ignore[arg-type]
     storage = StudyStorage(f"sqlite:///{tmp_path / 'study.db'}")
     return Search(storage, settings, ("onnx", "file"), ["ort_cpu"], "fp")
@@ -174,7 +174,7 @@ def _two_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eager_space: str
     """A local study over eager (its space given) and ort_cpu (level all|basic); `costs`: (path, COST_S or
     COST_BY) -> the value the path declares."""
     spaces = {"eager": eager_space, "ort_cpu": ORT_SPACE}
-    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(spaces[name], f"{name}.yaml"))
+    monkeypatch.setattr(paths, "space", lambda name, framework=None, narrowing=None: space_mod.parse(spaces[name], f"{name}.yaml"))
     for (name, attr), value in costs.items():
         monkeypatch.setattr(importlib.import_module(f"navigator.paths.{name}"), attr, value, raising=False)
     return Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("torch", "exported"),

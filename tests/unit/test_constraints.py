@@ -89,7 +89,7 @@ def test_optuna_learns_the_constraint_from_the_stored_outcome(tmp_path, monkeypa
     from navigator.search.study import Search
 
     space = "path: ort_cpu\nparams:\n  threads: {stage: runtime, int: [1, 2]}\n"
-    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(space, "t.yaml"))
+    monkeypatch.setattr(paths, "space", lambda name, framework=None, narrowing=None: space_mod.parse(space, "t.yaml"))
     settings = StudySettings(budget_s=600, sampler="random", trials=3, latency_limit_ms=5.0)
     storage = StudyStorage(f"sqlite:///{tmp_path / 'study.db'}")
     search = Search(storage, settings, ("onnx", "file"), ["ort_cpu"], "fp")

@@ -51,7 +51,7 @@ def test_a_bad_preset_is_an_input_error_naming_the_file(preset: str, message: st
 
 
 def test_presets_run_after_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(SPACE, "t.yaml"))
+    monkeypatch.setattr(paths, "space", lambda name, framework=None, narrowing=None: space_mod.parse(SPACE, "t.yaml"))
     settings = StudySettings(batch_sizes=(4,))
     search = Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("onnx", "file"), ["ort_cpu"], "fp")
     queued = [(t.user_attrs["role"], t.system_attrs["fixed_params"]) for t in search.study.get_trials(deepcopy=False)]

@@ -87,7 +87,7 @@ def test_measure_times_calls_with_the_given_timer() -> None:
 
 
 def _search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> Search:
-    monkeypatch.setattr(paths, "space", lambda name, framework=None: space_mod.parse(SPACE, "t.yaml"))
+    monkeypatch.setattr(paths, "space", lambda name, framework=None, narrowing=None: space_mod.parse(SPACE, "t.yaml"))
     settings = StudySettings(budget_s=600, sampler="random", **kw)
     return Search(StudyStorage(f"sqlite:///{tmp_path / 'study.db'}"), settings, ("onnx", "file"), ["ort_cpu"], "fp")
 
