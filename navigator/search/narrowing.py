@@ -22,14 +22,14 @@ from pathlib import Path
 import yaml
 
 from navigator.errors import InputError
-from navigator.search.space import PathSpace, _bound, _preset, defaults
+from navigator.search.space import PathSpace, _bound, _preset, defaults, load
 
 KEYS = {"path", "params", "presets"}
 
 
 def directory(text: str | Path, known: tuple[str, ...]) -> Path:
     """The narrowing directory, checked before anything loads: it exists, holds at least one <path>.yaml,
-    and each names a known path."""
+    each names a known path and narrows its packaged space."""
     folder = Path(text)
     if not folder.is_dir():
         raise InputError(f"--search-space {text}: not a directory")
@@ -40,6 +40,7 @@ def directory(text: str | Path, known: tuple[str, ...]) -> Path:
         if file.stem not in known:
             raise InputError(f"--search-space {file}: no conversion path named {file.stem!r} "
                              f"(known: {', '.join(known)})")
+        narrowed(load(file.stem), folder)
     return folder
 
 

@@ -109,11 +109,17 @@ def test_the_baseline_and_the_reference_keep_their_defaults(tmp_path: Path) -> N
 
 
 def test_the_cli_refuses_a_bad_narrowing_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
-    folder = _dir(tmp_path, openvino="params:\n  inference_precision: [fp8]\n", nonsense="params: {}\n")
-    out = tmp_path / "out"
-    result = CliRunner().invoke(cli.app, ["optimize", "--model", str(tmp_path / "m.onnx"), "--search-space",
-                                          str(folder), "--out", str(out), "--budget", "10s"])
-    err = result.stderr if hasattr(result, "stderr") else result.output
-    assert result.exit_code == 2, err
-    assert err.startswith("navigator: error: --search-space") and "nonsense" in err and len(err.splitlines()) == 1
-    assert not out.exists()
+    model = tmp_path / "m.onnx"  # never read: the narrowing is checked before the model loads
+    for files, named in (({"nonsense": "params: {}\n"}, "nonsense"),
+                         ({"openvino": "params:\n  inference_precision: [fp8]\n"}, "['fp8'] not among")):
+        folder = tmp_path / named[:4]
+        folder.mkdir()
+        for name, text in files.items():
+            (folder / f"{name}.yaml").write_text(text)
+        out = tmp_path / "out"
+        result = CliRunner().invoke(cli.app, ["optimize", "--model", str(model), "--search-space", str(folder),
+                                              "--out", str(out), "--budget", "10s"])
+        err = result.stderr if hasattr(result, "stderr") else result.output
+        assert result.exit_code == 2, err
+        assert err.startswith("navigator: error: --search-space") and named in err and len(err.splitlines()) == 1
+        assert not out.exists()
