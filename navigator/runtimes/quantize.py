@@ -5,7 +5,10 @@ torchao swaps a layer's weight for a tensor subclass that implements aten.linear
 (https://docs.pytorch.org/ao/stable/quick_start.html, `quantize_`). `quantize_` finds nn.Linear modules;
 an ExportedProgram's module() has none (its linears are aten.linear calls on get_attr weights), so there
 the weights the graph's linear calls read are quantized one by one through a throwaway nn.Linear and put
-back at their names. Convolutions are left alone: torchao has no quantized convolution for inference.
+back at their names. Convolutions are left alone (torchao 0.18's FP8 tensor also takes conv2d weights with
+per-tensor scales; not used here, unmeasured). Compiled FP8 of an ExportedProgram's weights fails inside
+torchao 0.18 on an H100 (its Float8Tensor has no aten.as_strided) where the same model's live module compiles
+(reports/gpu/quant/h100-fourth/torchao-compile): such a trial fails with that reason.
 INT8 dynamic leaves a linear whose in or out features are not a multiple of 8 (a 10-class head) as it is:
 cuBLAS's int8 matmul needs both, torch.compile lowers torchao's matmul to it without torchao's fallback
 (which then fails: "mat2.size(1) needs to be ... a multiple of 8", reports/gpu/quant/h100-fourth), and run
