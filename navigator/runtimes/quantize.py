@@ -5,10 +5,9 @@ torchao swaps a layer's weight for a tensor subclass that implements aten.linear
 (https://docs.pytorch.org/ao/stable/quick_start.html, `quantize_`). `quantize_` finds nn.Linear modules;
 an ExportedProgram's module() has none (its linears are aten.linear calls on get_attr weights), so there
 the weights the graph's linear calls read are quantized one by one through a throwaway nn.Linear and put
-back at their names. Convolutions are left alone (torchao 0.18's FP8 tensor also takes conv2d weights with
-per-tensor scales; not used here, unmeasured). Compiled FP8 of an ExportedProgram's weights fails inside
-torchao 0.18 on an H100 (its Float8Tensor has no aten.as_strided) where the same model's live module compiles
-(reports/gpu/quant/h100-fourth/torchao-compile): such a trial fails with that reason.
+back at their names, and the graph's linear calls on them become F.linear calls, as an nn.Linear makes
+them. Convolutions are left alone (torchao 0.18's FP8 tensor also takes conv2d weights with per-tensor
+scales; not used here, unmeasured).
 INT8 dynamic leaves a linear whose in or out features are not a multiple of 8 (a 10-class head) as it is:
 cuBLAS's int8 matmul needs both, torch.compile lowers torchao's matmul to it without torchao's fallback
 (which then fails: "mat2.size(1) needs to be ... a multiple of 8", reports/gpu/quant/h100-fourth), and run
@@ -64,7 +63,7 @@ def _quantize_graph(model: Any, quant: str, cfg: Any) -> int:
     import torch
     from torchao.quantization import quantize_
 
-    done = 0
+    quantized: set[str] = set()
     for name in _linear_weights(model):
         owner_name, _, attr = name.rpartition(".")
         owner = model.get_submodule(owner_name) if owner_name else model
@@ -79,8 +78,26 @@ def _quantize_graph(model: Any, quant: str, cfg: Any) -> int:
             continue
         delattr(owner, attr)
         owner.register_parameter(attr, layer.weight)
-        done += 1
-    return done
+        quantized.add(name)
+    _functional_linears(model, quantized)
+    return len(quantized)
+
+
+def _functional_linears(model: Any, weights: set[str]) -> None:
+    """The graph's aten.linear calls on quantized weights made torch.nn.functional.linear calls, as an
+    nn.Linear makes them: torchao's tensors take F.linear before it decomposes. Compiled, an aten.linear
+    call on a torchao FP8 weight decomposes into views the tensor lacks (aten.as_strided) on the H100,
+    where the same model's live module compiles (reports/gpu/quant/h100-fourth/torchao-compile)."""
+    import torch
+
+    changed = False
+    for node in model.graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.aten.linear.default and len(node.args) > 1 \
+                and getattr(node.args[1], "target", None) in weights:
+            node.target = torch.nn.functional.linear
+            changed = True
+    if changed:
+        model.recompile()
 
 
 def _quantized(weight: Any) -> bool:

@@ -101,6 +101,10 @@ def test_int8_dynamic_leaves_a_linear_whose_features_are_not_multiples_of_8(expo
 
     model = build()
     assert quantize.quantize(model, "int8_dynamic") == 2
+    if exported:  # the quantized weights' calls are F.linear, as an nn.Linear makes them; the head's stays
+        calls = {str(n.args[1].target): n.target for n in model.graph.nodes
+                 if n.op == "call_function" and "linear" in str(n.target)}
+        assert sorted(map(str, calls.values())) == ["<built-in function linear>"] * 2 + ["aten.linear.default"], calls
     assert type(dict(model.named_parameters())[next(n for n in _weights(model) if "head" in n)]) is torch.nn.Parameter
     assert quantize.quantize(build(), "int8_weight_only") == 3  # weight-only INT8 takes any shape
     with pytest.raises(ValueError, match="no linear layer"):
@@ -125,3 +129,13 @@ def test_torch_ao_does_not_calibrate() -> None:
     plugin = paths.get("torch_ao")
     assert not plugin.calibrates and paths.get("ort_int8").calibrates
     assert "torch_ao" not in paths.calibrating("torch", "cuda")
+
+
+def test_an_exported_int8_model_compiles_and_agrees_with_its_eager_run(tmp_path) -> None:
+    model = _exported(tmp_path)
+    quantize.quantize(model, "int8_dynamic")
+    ids = torch.randint(0, 50, (8, 16), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        eager = model(ids)
+        compiled = torch.compile(model, dynamic=False)(ids)
+    assert torch.allclose(compiled, eager, atol=1e-2, rtol=1e-2), (compiled - eager).abs().max()
