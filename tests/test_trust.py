@@ -191,6 +191,20 @@ DATA_FEEDS: dict[tuple[str, str], Feed] = {
                                                "--calibration-data", str(f), "--out", k.fresh(), "--budget", "5s",
                                                "--no-progress"],
 }
+# Options naming a directory of YAML files (read with yaml.safe_load only): fed a directory whose
+# <path>.yaml is the hostile file.
+def _space_dir(k: Kit, f: Path) -> str:
+    folder = Path(k.fresh())
+    folder.mkdir()
+    shutil.copyfile(f, folder / "openvino.yaml")
+    return str(folder)
+
+
+SPACE_FEEDS: dict[tuple[str, str], Feed] = {
+    ("optimize", "search_space"): lambda k, f: ["optimize", "--model", str(k.benign), "--input-spec", SPEC,
+                                                "--search-space", _space_dir(k, f), "--out", k.fresh(),
+                                                "--budget", "5s", "--no-progress"],
+}
 # Options naming a run's directory or report: fed the hostile run directory (its report.json names a
 # hostile model and claims the run trusted it; its source/ and validation/ files are pickles).
 RUN_FEEDS: dict[tuple[str, str], tuple[Feed, str]] = {
@@ -218,7 +232,7 @@ def _path_options() -> set[tuple[str, str]]:
 
 
 def test_every_path_option_is_in_the_walk() -> None:
-    walked = set(MODEL_FEEDS) | set(DATA_FEEDS) | set(RUN_FEEDS) | OUTPUTS
+    walked = set(MODEL_FEEDS) | set(DATA_FEEDS) | set(SPACE_FEEDS) | set(RUN_FEEDS) | OUTPUTS
     missing = _path_options() - walked
     assert not missing, f"path options the hostile-pickle walk does not feed: {sorted(missing)}"
     assert ("check", "baseline_model") in _path_options()  # the enumeration does see the options
@@ -239,6 +253,8 @@ def _walk() -> list[tuple[str, str, Feed, str, str]]:
              for kind in ("torch.save zip", "raw pickle", "tree .pkl", "tree .joblib", "skops, untrusted type")]
     cases += [(c, o, feed, "data:" + kind, "not a readable .npz") for (c, o), feed in DATA_FEEDS.items()
               for kind in ("zip", "raw pickle")]
+    cases += [(c, o, feed, "space:" + kind, "--search-space") for (c, o), feed in SPACE_FEEDS.items()
+              for kind in ("torch.save zip", "raw pickle", "tree .pkl")]
     cases += [(c, o, feed, "run dir", says) for (c, o), (feed, says) in RUN_FEEDS.items()]
     return cases
 
@@ -247,7 +263,8 @@ def _walk() -> list[tuple[str, str, Feed, str, str]]:
 def test_hostile_pickle_never_runs(kit: Kit, command: str, option: str, feed: Feed, kind: str, says: str) -> None:
     from typer.testing import CliRunner
 
-    hostile = kit.run_dir if kind == "run dir" else kit.data[kind[5:]] if kind.startswith("data:") else kit.models[kind]
+    hostile = kit.run_dir if kind == "run dir" else kit.data[kind[5:]] if kind.startswith("data:") else \
+        kit.models[kind.removeprefix("space:")]
     result = CliRunner().invoke(app, feed(kit, hostile))
     assert not kit.marker.exists(), f"navigator {command} --{option} ran the payload of a {kind}"
     expected = _exit_code(command, kind)
