@@ -137,9 +137,7 @@ def space(name: str, framework: str | None = None, narrowing: str | None = None)
     """The path's search space, narrowed by the user (`--search-space` DIR, search/narrowing.py), by the
     path's `narrow` hook (e.g. CPU features) and, for a source of `framework`, to the ONNX opsets its
     installed converter accepts."""
-    from navigator.search import narrowing as user
-
-    loaded = user.narrowed(space_mod.load(name), narrowing)
+    loaded = space_mod.narrowed(space_mod.load(name), narrowing)
     params = tuple(get(name).narrow(p) for p in loaded.params)
     if framework is not None:
         params = tuple(_opsets(p, framework) for p in params)

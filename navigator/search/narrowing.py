@@ -16,15 +16,10 @@ in DIR is searched as packaged. Every problem is a one-line InputError naming th
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from navigator.errors import InputError
-from navigator.search.space import PathSpace, _bound, _preset, defaults, load
-
-KEYS = {"path", "params", "presets"}
+from navigator.search.space import PathSpace, defaults, load, narrowed
 
 
 def directory(text: str | Path, known: tuple[str, ...]) -> Path:
@@ -42,51 +37,6 @@ def directory(text: str | Path, known: tuple[str, ...]) -> Path:
                              f"(known: {', '.join(known)})")
         narrowed(load(file.stem), folder)
     return folder
-
-
-def narrowed(space: PathSpace, folder: str | Path | None) -> PathSpace:
-    """`space` as folder/<path>.yaml narrows it (unchanged without a folder or a file for this path)."""
-    if folder is None or not (Path(folder) / f"{space.path}.yaml").is_file():
-        return space
-    file = Path(folder) / f"{space.path}.yaml"
-    where = f"--search-space {file}"
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{where}: not readable YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict) or set(raw) - KEYS or not isinstance(raw.get("params") or {}, dict):
-        raise InputError(f"{where}: needs a 'params' mapping of parameter -> values to keep (and optionally "
-                         "'presets')")
-    if raw.get("path", space.path) != space.path:
-        raise InputError(f"{where}: declares path {raw['path']!r}, not {space.path!r}")
-    specs = {p.name: p for p in space.params}
-    kept = dict(specs)
-    for name, values in (raw.get("params") or {}).items():
-        spec = specs.get(str(name))
-        if spec is None:
-            raise InputError(f"{where}: {name!r} is not a parameter of {space.path} "
-                             f"(its parameters: {', '.join(specs)})")
-        if not isinstance(values, list) or not values:
-            raise InputError(f"{where}: {name}: give a non-empty list of values to keep")
-        if spec.choices:
-            outside = [v for v in values if v not in spec.choices]
-            if outside:
-                raise InputError(f"{where}: {name}: {outside} not among its values {list(spec.choices)}")
-            kept[spec.name] = replace(spec, choices=tuple(c for c in spec.choices if c in values))
-            continue
-        if len(values) != 2:
-            raise InputError(f"{where}: {name}: an integer parameter takes [low, high]")
-        low, high = (_bound(v, f"{where}: {name}") for v in values)
-        if not spec.low <= low <= high <= spec.high:
-            raise InputError(f"{where}: {name}: [{low}, {high}] is not within [{spec.low}, {spec.high}]")
-        kept[spec.name] = replace(spec, low=low, high=high)
-    params = tuple(kept[p.name] for p in space.params)
-    presets = raw.get("presets")
-    if presets is None:
-        return replace(space, params=params)
-    if not isinstance(presets, list):
-        raise InputError(f"{where}: presets must be a list of mappings of this path's params")
-    return PathSpace(space.path, params, tuple(_preset(i, p, params, where) for i, p in enumerate(presets, 1)))
 
 
 def keeps_references(spaces: dict[str, PathSpace], source: tuple[str, str], device: str) -> None:

@@ -29,13 +29,13 @@ def test_a_narrowed_space_keeps_the_packaged_order_bounds_and_replaces_presets(t
     folder = _dir(tmp_path, openvino="params:\n  inference_precision: [bf16, f32]\n  num_streams: [1, 1]\n"
                               "presets:\n  - {performance_hint: THROUGHPUT}\n")
     packaged = space_mod.load("openvino")
-    space = narrowing.narrowed(packaged, folder)
+    space = space_mod.narrowed(packaged, folder)
     specs = {p.name: p for p in space.params}
     assert specs["inference_precision"].choices == ("f32", "bf16")  # packaged order: f32 stays the default
     assert (specs["num_streams"].low, specs["num_streams"].high) == (1, 1)
     assert specs["performance_hint"] == {p.name: p for p in packaged.params}["performance_hint"]  # not named
     assert [p.params for p in space.presets] == [{"performance_hint": "THROUGHPUT"}]
-    assert narrowing.narrowed(space_mod.load("eager"), folder) == space_mod.load("eager")  # no file: as packaged
+    assert space_mod.narrowed(space_mod.load("eager"), folder) == space_mod.load("eager")  # no file: as packaged
     trial_params = []
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(40):
@@ -83,7 +83,7 @@ def test_the_search_proposes_only_kept_values(tmp_path: Path) -> None:
 def test_a_bad_narrowing_is_one_line_naming_the_file(tmp_path: Path, files: dict[str, str], match: str) -> None:
     folder = _dir(tmp_path, **files)
     with pytest.raises(InputError, match=match) as caught:
-        narrowing.narrowed(space_mod.load("openvino"), folder)
+        space_mod.narrowed(space_mod.load("openvino"), folder)
     assert "openvino.yaml" in str(caught.value) and "\n" not in str(caught.value)
 
 
