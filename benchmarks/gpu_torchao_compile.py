@@ -31,6 +31,7 @@ def model(layers: int, width: int) -> object:
 
 def main() -> None:
     import torch
+    import torchao
 
     from navigator.runtimes import quantize
 
@@ -55,9 +56,7 @@ def main() -> None:
     live = Wrapped(model(args.layers, args.width)).to(args.device)
     program = torch.export.export(live, (ids,), dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},))
     torch.export.save(program, str(out / "bert.pt2"))
-    rows = []
-    import torchao
-
+    rows: list[dict[str, object]] = []
     info = {"gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "torch": torch.__version__,
             "torchao": torchao.__version__, "layers": args.layers, "width": args.width, "batch": 64, "seq": 128,
             "rows": rows}

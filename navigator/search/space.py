@@ -110,10 +110,14 @@ def parse(text: str, where: str) -> PathSpace:
         if missing:
             raise InputError(f"{where}: parameter {p.name!r}: when refers to {sorted(missing)}, not defined before it")
         seen.add(p.name)
-    presets = raw.get("presets") or []
-    if not isinstance(presets, list):
+    return PathSpace(raw["path"], params, _presets(raw.get("presets") or [], params, where))
+
+
+def _presets(raw: Any, params: tuple[ParamSpec, ...], where: str) -> tuple[Preset, ...]:
+    """A file's `presets:` list, each entry checked against `params`."""
+    if not isinstance(raw, list):
         raise InputError(f"{where}: presets must be a list of mappings of this path's params")
-    return PathSpace(raw["path"], params, tuple(_preset(i, p, params, where) for i, p in enumerate(presets, 1)))
+    return tuple(_preset(i, p, params, where) for i, p in enumerate(raw, 1))
 
 
 def _preset(number: int, raw: Any, params: tuple[ParamSpec, ...], where: str) -> Preset:
@@ -264,9 +268,9 @@ def config_of(space: PathSpace, number: int, params: dict[str, Any], batch: int)
 def narrowed(space: PathSpace, folder: str | Path | None) -> PathSpace:
     """`space` as folder/<path>.yaml narrows it (`--search-space`, search/narrowing.py; unchanged without a
     folder or a file for this path)."""
-    if folder is None or not (Path(folder) / f"{space.path}.yaml").is_file():
+    file = Path(folder) / f"{space.path}.yaml" if folder is not None else None
+    if file is None or not file.is_file():
         return space
-    file = Path(folder) / f"{space.path}.yaml"
     where = f"--search-space {file}"
     try:
         raw = yaml.safe_load(file.read_text())
@@ -299,9 +303,5 @@ def narrowed(space: PathSpace, folder: str | Path | None) -> PathSpace:
             raise InputError(f"{where}: {name}: [{low}, {high}] is not within [{spec.low}, {spec.high}]")
         kept[spec.name] = replace(spec, low=low, high=high)
     params = tuple(kept[p.name] for p in space.params)
-    presets = raw.get("presets")
-    if presets is None:
-        return replace(space, params=params)
-    if not isinstance(presets, list):
-        raise InputError(f"{where}: presets must be a list of mappings of this path's params")
-    return PathSpace(space.path, params, tuple(_preset(i, p, params, where) for i, p in enumerate(presets, 1)))
+    presets = space.presets if raw.get("presets") is None else _presets(raw["presets"], params, where)
+    return PathSpace(space.path, params, presets)
